@@ -1,0 +1,30 @@
+"""GradViz's autograd core: a small numpy engine with PyTorch's API and numbers.
+
+No Qt here (a test enforces it): the app in ``ui/`` only shows what this package computes.
+"""
+import functools as _functools
+
+from . import trace
+from .tensor import (
+    Tensor, tensor, zeros, ones, full, zeros_like, ones_like, randn, rand, arange,
+    manual_seed, default_generator, no_grad, enable_grad, is_grad_enabled, is_tensor,
+    matmul, softmax, log_softmax, float16, float32, float64, int64, bool_,
+)
+
+half, double, long = float16, float64, int64      # PyTorch's aliases ("float" would shadow the builtin)
+
+
+def _functional(name):
+    method = getattr(Tensor, name)
+
+    @_functools.wraps(method)
+    def f(input, *args, **kwargs):
+        return method(input if isinstance(input, Tensor) else Tensor(input), *args, **kwargs)
+    return f
+
+
+exp, log, sqrt, abs, tanh, sigmoid, relu, sum, mean, max, clamp, reshape, transpose = (
+    _functional(n) for n in ("exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "sum", "mean", "max",
+                             "clamp", "reshape", "transpose"))
+
+__version__ = "0.1.0"

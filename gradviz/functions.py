@@ -1,0 +1,181 @@
+"""The one table of primitive ops: how each computes its value and its gradient.
+
+Every differentiable op in gradviz is either a row of ``RULES`` or a composition of rows
+(``softmax``, ``log_softmax``, the losses in ``gradviz.nn.functional``, ...).  A rule's
+``forward(*arrays, **kw)`` returns ``(out, saved)``; its ``backward(grad_out, saved, **kw)``
+returns one gradient per input (``None`` where the input gets none).  Broadcasting is undone by
+the engine (``unbroadcast``), so elementwise rules never think about shapes.
+
+``saves`` tells whether the rule keeps values for backward.  As in PyTorch, only nodes that saved
+something refuse a second backward after their saved values were freed (``a + b`` does not).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str            # PyTorch's grad_fn class name, shown in the UI and by ``Tensor.grad_fn``
+    short: str           # short op name for labels ("mul", "add", ...)
+    forward: Callable
+    backward: Callable
+    saves: bool = True
+    elementwise: bool = False   # backward results may need un-broadcasting to the input shape
+
+
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``g`` down to ``shape``, undoing numpy broadcasting."""
+    if g.shape == shape:
+        return g
+    extra = g.ndim - len(shape)
+    if extra:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+def _pow_grad_exponent(g, base, exponent, out):
+    # NOTE: PyTorch masks 0 ** e (e >= 0) so that log(0) never poisons the exponent's gradient.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = out * np.log(base)
+    return g * np.where((base == 0) & (exponent >= 0), 0.0, term).astype(out.dtype, copy=False)
+
+
+def _pow_scalar_bw(g, s, exponent):
+    (x,) = s
+    if exponent == 0:
+        return (np.zeros_like(x),)
+    return (g * exponent * x ** (exponent - 1),)
+
+
+def _matmul_bw(g, s):
+    a, b = s
+    # Promote 1-D operands to matrices, use the matrix rule, then squeeze back.
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1:
+        g2 = np.expand_dims(g2, -2)
+    if b.ndim == 1:
+        g2 = np.expand_dims(g2, -1)
+    ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+    gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+    return ga, gb
+
+
+def _expand_reduced(g, shape, dim, keepdim):
+    """Broadcast the gradient of a reduction over ``dim`` back to ``shape``."""
+    if dim is not None and not keepdim:
+        g = np.expand_dims(g, dim)
+    return np.broadcast_to(g, shape)
+
+
+def _count(shape, dim):
+    if dim is None:
+        return int(np.prod(shape))
+    return int(np.prod([shape[d] for d in (dim if isinstance(dim, tuple) else (dim,))]))
+
+
+def _max_all_bw(g, s):
+    # NOTE: max() over all elements splits the gradient evenly among ties (PyTorch's MaxBackward1).
+    x, out = s
+    mask = x == out
+    return (mask * (g / mask.sum()),)
+
+
+def _max_dim_fw(x, dim, keepdim):
+    idx = np.argmax(x, axis=dim)
+    out = np.take_along_axis(x, np.expand_dims(idx, dim), dim)
+    return (out if keepdim else np.squeeze(out, dim)), (x.shape, idx)
+
+
+def _max_dim_bw(g, s, dim, keepdim):
+    shape, idx = s
+    gx = np.zeros(shape, dtype=g.dtype)
+    np.put_along_axis(gx, np.expand_dims(idx, dim), g if keepdim else np.expand_dims(g, dim), dim)
+    return (gx,)
+
+
+def _getitem_bw(g, s, index):
+    shape, dtype = s
+    gx = np.zeros(shape, dtype=dtype)
+    np.add.at(gx, index, g)      # add.at: repeated indices accumulate, as in PyTorch
+    return (gx,)
+
+
+def _clamp_bw(g, s, min, max):
+    (x,) = s
+    mask = np.ones(x.shape, dtype=bool)
+    if min is not None:
+        mask &= x >= min
+    if max is not None:
+        mask &= x <= max
+    return (g * mask,)
+
+
+def _inverse_perm(axes):
+    return tuple(np.argsort(axes))
+
+
+def _r(name, short, forward, backward, saves=True, elementwise=False):
+    return Rule(name, short, forward, backward, saves, elementwise)
+
+
+_RULE_LIST = [
+    # binary, elementwise (with broadcasting)
+    _r("AddBackward0", "add", lambda a, b: (a + b, None), lambda g, s: (g, g), False, True),
+    _r("SubBackward0", "sub", lambda a, b: (a - b, None), lambda g, s: (g, -g), False, True),
+    _r("MulBackward0", "mul", lambda a, b: (a * b, (a, b)), lambda g, s: (g * s[1], g * s[0]), True, True),
+    _r("DivBackward0", "div", lambda a, b: (a / b, (a, b)),
+       lambda g, s: (g / s[1], -g * s[0] / (s[1] * s[1])), True, True),
+    _r("PowBackward1", "pow", lambda a, b: ((out := a ** b), (a, b, out)),
+       lambda g, s: (np.where(s[1] == 0, 0.0, g * s[1] * s[0] ** (s[1] - 1)).astype(s[2].dtype, copy=False),
+                     _pow_grad_exponent(g, s[0], s[1], s[2])), True, True),
+    # unary
+    _r("PowBackward0", "pow_scalar", lambda x, exponent: (x ** exponent, (x,)), _pow_scalar_bw),
+    _r("NegBackward0", "neg", lambda x: (-x, None), lambda g, s: (-g,), False),
+    _r("ExpBackward0", "exp", lambda x: ((out := np.exp(x)), out), lambda g, s: (g * s,)),
+    _r("LogBackward0", "log", lambda x: (np.log(x), x), lambda g, s: (g / s,)),
+    _r("SqrtBackward0", "sqrt", lambda x: ((out := np.sqrt(x)), out), lambda g, s: (g / (2 * s),)),
+    _r("AbsBackward0", "abs", lambda x: (np.abs(x), x), lambda g, s: (g * np.sign(s),)),
+    _r("TanhBackward0", "tanh", lambda x: ((out := np.tanh(x)), out), lambda g, s: (g * (1 - s * s),)),
+    _r("SigmoidBackward0", "sigmoid", lambda x: ((out := 1 / (1 + np.exp(-x))), out),
+       lambda g, s: (g * (1 - s) * s,)),
+    _r("ReluBackward0", "relu", lambda x: ((out := np.maximum(x, 0)), out), lambda g, s: (g * (s > 0),)),
+    _r("ClampBackward1", "clamp", lambda x, min, max: (np.clip(x, min, max), (x,)), _clamp_bw),
+    _r("ToCopyBackward0", "to", lambda x, dtype: (x.astype(dtype), x.dtype),
+       lambda g, s, dtype: (g.astype(s),), False),
+    # linear algebra
+    _r("MmBackward0", "matmul", lambda a, b: (a @ b, (a, b)), _matmul_bw),
+    # reductions
+    _r("SumBackward1", "sum", lambda x, dim, keepdim: (x.sum(axis=dim, keepdims=keepdim), x.shape),
+       lambda g, s, dim, keepdim: (_expand_reduced(g, s, dim, keepdim),), False),
+    _r("MeanBackward1", "mean", lambda x, dim, keepdim: (x.mean(axis=dim, keepdims=keepdim), x.shape),
+       lambda g, s, dim, keepdim: (_expand_reduced(g / _count(s, dim), s, dim, keepdim),), False),
+    _r("MaxBackward1", "max", lambda x: ((out := x.max()), (x, out)), _max_all_bw),
+    _r("MaxBackward0", "max_dim", _max_dim_fw, _max_dim_bw),
+    # shape
+    _r("ViewBackward0", "reshape", lambda x, shape: (x.reshape(shape), x.shape),
+       lambda g, s, shape: (g.reshape(s),), False),
+    _r("PermuteBackward0", "permute", lambda x, axes: (x.transpose(axes), None),
+       lambda g, s, axes: (g.transpose(_inverse_perm(axes)),), False),
+    _r("IndexBackward0", "getitem", lambda x, index: (x[index], (x.shape, x.dtype)), _getitem_bw, False),
+]
+RULES: dict[str, Rule] = {r.short: r for r in _RULE_LIST}
+
+# PyTorch gives some ops different grad_fn names depending on the call; same rule, other label.
+ALIASES = {
+    ("add", "scalar"): "AddBackward0", ("sub", "rsub"): "RsubBackward1",
+    ("sum", "all"): "SumBackward0", ("mean", "all"): "MeanBackward0",
+    ("matmul", "dot"): "DotBackward0", ("matmul", "mv"): "MvBackward0", ("matmul", "bmm"): "UnsafeViewBackward0",
+    ("reshape", "unsqueeze"): "UnsqueezeBackward0", ("reshape", "squeeze"): "SqueezeBackward0",
+    ("permute", "transpose"): "TransposeBackward0",
+    ("getitem", "select"): "SelectBackward0", ("getitem", "slice"): "SliceBackward0",
+    ("pow", "rpow"): "PowBackward2",
+}

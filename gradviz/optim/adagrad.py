@@ -1,0 +1,91 @@
+"""Adagrad: ``torch.optim.Adagrad``."""
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer, _call_closure
+
+
+def adagrad_update(param: np.ndarray, grad: np.ndarray, state_sum: np.ndarray, *, step: float,
+                   lr: float, lr_decay: float, weight_decay: float, eps: float,
+                   maximize: bool) -> None:
+    r"""One Adagrad step on one parameter, in place.  ``step`` is :math:`t`, counted from 1.
+
+    .. math::
+        \begin{aligned}
+        g_t &\leftarrow \pm\nabla_\theta f_t(\theta_{t-1}) \quad (-\text{ if maximize}) \\
+        \tilde\gamma &\leftarrow \gamma / (1 + (t-1)\,\eta) && \eta = \text{lr\_decay} \\
+        g_t &\leftarrow g_t + \lambda\,\theta_{t-1} && \text{if } \lambda \neq 0 \\
+        s_t &\leftarrow s_{t-1} + g_t^2 \\
+        \theta_t &\leftarrow \theta_{t-1} - \tilde\gamma\, g_t / (\sqrt{s_t} + \epsilon)
+        \end{aligned}
+
+    ``param`` and ``state_sum`` are updated in place; ``grad`` is never written.
+
+    .. note::
+        The sum only grows, so the effective learning rate only shrinks.  It starts at
+        ``initial_accumulator_value``; with the default 0 the first step moves every coordinate by
+        about the full learning rate (:math:`g/\sqrt{g^2} = \pm 1`).
+    """
+    lr, lr_decay, weight_decay, eps = float(lr), float(lr_decay), float(weight_decay), float(eps)
+    grad = -grad if maximize else grad
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    clr = lr / (1 + (step - 1) * lr_decay)
+    state_sum += grad * grad
+    std = np.sqrt(state_sum)
+    std += eps
+    param += -clr * (grad / std)
+
+
+class Adagrad(Optimizer):
+    """Implements Adagrad; see :func:`adagrad_update`.
+
+    State per parameter: ``step`` (0-d float32 array) and ``sum``.
+
+    .. note::
+        Unlike the other optimizers, PyTorch's Adagrad creates its state *eagerly*, in the
+        constructor, for every parameter, from the constructor's ``initial_accumulator_value``
+        (a group's own ``initial_accumulator_value`` is ignored there).  Parameters added later with
+        ``add_param_group`` get their state lazily, from ``defaults["initial_accumulator_value"]``.
+    """
+
+    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, *,
+                 maximize: bool = False) -> None:
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= lr_decay:
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= initial_accumulator_value:
+            raise ValueError(f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._init_state(p, initial_accumulator_value)
+
+    def _init_state(self, p, initial_accumulator_value: float) -> None:
+        state = self.state[p]
+        state["step"] = np.zeros((), dtype=np.float32)
+        state["sum"] = np.full_like(p.data, initial_accumulator_value)
+
+    def step(self, closure=None):
+        """Perform a single optimization step; returns the closure's loss (or None)."""
+        loss = _call_closure(closure)
+        for group in self.param_groups:
+            for p in self._params_with_grad(group):
+                state = self.state[p]
+                if len(state) == 0:
+                    self._init_state(p, self.defaults["initial_accumulator_value"])
+                state["step"] += 1
+                adagrad_update(p.data, p.grad.data, state["sum"], step=float(state["step"]),
+                               lr=group["lr"], lr_decay=group["lr_decay"],
+                               weight_decay=group["weight_decay"], eps=group["eps"],
+                               maximize=group["maximize"])
+        return loss

@@ -1,0 +1,137 @@
+"""Adam and AdamW: ``torch.optim.Adam`` and ``torch.optim.AdamW``."""
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer, _call_closure, _lerp_
+
+
+def adam_update(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
+                max_exp_avg_sq: np.ndarray | None, *, step: float, lr: float, beta1: float,
+                beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
+                decoupled_weight_decay: bool = False) -> None:
+    r"""One Adam (or AdamW) step on one parameter, in place.  ``step`` is :math:`t`, counted from 1.
+
+    .. math::
+        \begin{aligned}
+        g_t &\leftarrow \pm\nabla_\theta f_t(\theta_{t-1}) \quad (-\text{ if maximize}) \\
+        \theta_{t-1} &\leftarrow \theta_{t-1}(1 - \gamma\lambda) && \text{AdamW (decoupled)} \\
+        g_t &\leftarrow g_t + \lambda\,\theta_{t-1} && \text{Adam, if } \lambda \neq 0 \\
+        m_t &\leftarrow \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
+        v_t &\leftarrow \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
+        v_t^{max} &\leftarrow \max(v_{t-1}^{max}, v_t) && \text{amsgrad (used instead of } v_t) \\
+        \theta_t &\leftarrow \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}\,
+            \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+        \end{aligned}
+
+    ``param``, ``exp_avg``, ``exp_avg_sq`` and ``max_exp_avg_sq`` (None unless ``amsgrad``) are
+    updated in place; ``grad`` is never written.
+
+    .. note::
+        Because :math:`m_t` and :math:`\sqrt{v_t}` are both bias-corrected, the first step moves every
+        coordinate by about :math:`\gamma` (:math:`\pm\gamma\,|g|/(|g|+\epsilon)`), whatever the
+        gradient's size.  Adam's ``weight_decay`` is an L2 term added to the gradient, so it is
+        rescaled by :math:`1/\sqrt{v_t}` like the rest; AdamW's decoupled decay is not.
+        :math:`m_t` is updated with ``lerp`` (:math:`m + (1-\beta_1)(g - m)`), as PyTorch does.
+    """
+    lr, beta1, beta2, eps, weight_decay = float(lr), float(beta1), float(beta2), float(eps), float(weight_decay)
+    grad = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay
+        else:
+            grad = grad + weight_decay * param
+    _lerp_(exp_avg, grad, 1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad * grad
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2 ** 0.5
+    if amsgrad:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
+    else:
+        denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
+    param += -step_size * (exp_avg / denom)
+
+
+def adamw_update(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
+                 max_exp_avg_sq: np.ndarray | None, *, step: float, lr: float, beta1: float,
+                 beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool) -> None:
+    r"""One AdamW step: :func:`adam_update` with decoupled weight decay,
+    :math:`\theta \leftarrow \theta(1 - \gamma\lambda)` before the Adam step (the decay never
+    enters :math:`m_t` or :math:`v_t`)."""
+    adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step=step, lr=lr, beta1=beta1,
+                beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                decoupled_weight_decay=True)
+
+
+class Adam(Optimizer):
+    """Implements Adam; see :func:`adam_update`.
+
+    State per parameter: ``step`` (a 0-d float32 array, like PyTorch's float32 step tensor),
+    ``exp_avg``, ``exp_avg_sq`` and, with ``amsgrad``, ``max_exp_avg_sq``.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
+                 maximize: bool = False, decoupled_weight_decay: bool = False) -> None:
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not all(isinstance(b, float) for b in betas):
+            # PyTorch's check (floats or tensors); an int beta like 0 is rejected too.
+            raise ValueError("betas must be either both floats or both Tensors")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        """Perform a single optimization step; returns the closure's loss (or None)."""
+        loss = _call_closure(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in self._params_with_grad(group):
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = np.zeros((), dtype=np.float32)
+                    state["exp_avg"] = np.zeros_like(p.data)
+                    state["exp_avg_sq"] = np.zeros_like(p.data)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                state["step"] += 1
+                adam_update(p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"],
+                            state.get("max_exp_avg_sq"), step=float(state["step"]), lr=group["lr"],
+                            beta1=beta1, beta2=beta2, eps=group["eps"],
+                            weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
+                            maximize=group["maximize"],
+                            decoupled_weight_decay=group["decoupled_weight_decay"])
+        return loss
+
+
+class AdamW(Adam):
+    """Implements AdamW: Adam with decoupled weight decay (default 1e-2); see :func:`adamw_update`.
+
+    .. note::
+        In PyTorch 2.13 ``AdamW`` *is* ``Adam(..., decoupled_weight_decay=True)``, and loading any
+        state dict into an AdamW forces ``decoupled_weight_decay`` back to True.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=True)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True

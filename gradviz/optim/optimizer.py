@@ -1,0 +1,284 @@
+"""The optimizer base class, shaped like ``torch.optim.Optimizer`` (PyTorch 2.13).
+
+``param_groups`` is a list of dicts filled from ``defaults`` with ``setdefault``; ``state`` maps a
+parameter to a dict of numpy arrays (PyTorch's key names) and is created lazily on the first step
+where that parameter has a gradient.  Subclasses write a thin ``step()`` around a pure update
+function; this class wraps every subclass's ``step`` so that an active ``gradviz.trace`` recorder
+receives a ``StepEvent`` (the same place PyTorch hooks its step profiler and step hooks).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import warnings
+from collections import defaultdict
+from itertools import chain
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .. import trace
+from ..tensor import Tensor
+
+
+class _RequiredParameter:
+    """Marks a hyperparameter that every param group must give (PyTorch's ``required``)."""
+
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+def _typename(obj) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _traced_step(step: Callable) -> Callable:
+    """Wrap a subclass's ``step`` so an active recorder sees each parameter before and after.
+
+    With no recorder the only cost is one check.  The gradient is read *after* the step because a
+    closure passed to ``step`` may be what computes it (no algorithm writes into ``.grad``).
+    """
+
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        rec = trace.current()
+        if rec is None or self._recording_step:   # nested: a subclass's step calling super().step()
+            return step(self, *args, **kwargs)
+        params = [p for group in self.param_groups for p in group["params"]]
+        before = [(p.data.copy(), copy.deepcopy(self.state.get(p, {}))) for p in params]
+        self._recording_step = True
+        try:
+            out = step(self, *args, **kwargs)
+        finally:
+            self._recording_step = False
+        updates = [trace.ParamUpdate(rec.node_id(p), data_before, p.data.copy(),
+                                     None if p.grad is None else p.grad.data.copy(),
+                                     state_before, copy.deepcopy(self.state.get(p, {})))
+                   for p, (data_before, state_before) in zip(params, before)]
+        rec.add(trace.StepEvent(type(self).__name__, updates))
+        return out
+
+    wrapper.traced = True
+    return wrapper
+
+
+def _call_closure(closure: Callable | None):
+    """PyTorch calls the closure under ``torch.enable_grad()`` so that it may run ``backward()``."""
+    if closure is None:
+        return None
+    from .. import enable_grad
+    with enable_grad():
+        return closure()
+
+
+class Optimizer:
+    r"""Base class for all optimizers.
+
+    Args:
+        params (iterable): an iterable of Tensors, of ``(name, Tensor)`` pairs, or of dicts
+            (parameter groups).  Use an ordered collection: state is matched to parameters by
+            position when a state dict is loaded.
+        defaults (dict): default values of the hyperparameters, used when a group does not set them.
+    """
+
+    _recording_step = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "traced", False):
+            cls.step = _traced_step(step)
+
+    def __init__(self, params: Iterable, defaults: dict[str, Any]) -> None:
+        self.defaults = defaults
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            "Tensors or dicts, but got " + _typename(params))
+        self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
+        self.param_groups: list[dict[str, Any]] = []
+        param_groups = list(params)
+        if len(param_groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for param_group in param_groups:
+            self.add_param_group(param_group)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        text = type(self).__name__ + " ("
+        for i, group in enumerate(self.param_groups):
+            text += f"\nParameter Group {i}\n"
+            for key in sorted(group.keys()):
+                if key != "params":
+                    text += f"    {key}: {group[key]}\n"
+        return text + ")"
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyperparameters (e.g. to unfreeze layers later)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but "
+                            "the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        params = list(params)
+        names = [p[0] for p in params if isinstance(p, tuple)]
+        param_group["params"] = [p[1] if isinstance(p, tuple) else p for p in params]
+        if names:
+            if len(names) != len(params):
+                raise ValueError("all optimizer params should be with/without names. "
+                                 "Some param names are missing")
+            param_group["param_names"] = names
+
+        for param in param_group["params"]:
+            if not isinstance(param, Tensor):
+                raise TypeError("optimizer can only optimize Tensors, "
+                                "but one of the params is " + _typename(param))
+            if not (param.is_leaf or param._retains_grad):
+                raise ValueError("can't optimize a non-leaf Tensor")
+
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise ValueError("parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+            param_group.setdefault(name, default)
+
+        params = param_group["params"]
+        if len(params) != len(set(params)):
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; "
+                          "in future, this will cause an error; "
+                          "see github.com/pytorch/pytorch/issues/40967 for more information",
+                          stacklevel=3)
+        param_set = set()
+        for group in self.param_groups:
+            param_set.update(group["params"])
+            if ("param_names" in param_group) != ("param_names" in group):
+                which = "with names" if "param_names" in param_group else "without names"
+                raise ValueError("all optimizer param groups should be with/without names. "
+                                 f"cannot add param group {which} to the optimizer")
+        if not param_set.isdisjoint(params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of all optimized parameters.
+
+        .. note::
+            ``set_to_none=True`` (the default) and ``False`` are *not* equivalent: a parameter whose
+            ``.grad`` is None is skipped by ``step()`` (no momentum decay, no step count), while a
+            zero gradient is a real step.  ``False`` zeroes the existing ``.grad`` array in place.
+        """
+        params = [p for group in self.param_groups for p in group["params"]]
+        rec = trace.current()
+        if rec is not None:
+            rec.on_zero_grad(params, set_to_none)
+        for p in params:
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad.requires_grad_(False)   # like PyTorch; gradviz grads never have a grad_fn
+                p.grad.data[...] = 0
+
+    def step(self, closure: Callable | None = None):
+        """Perform a single optimization step (``closure`` re-evaluates the model, returns the loss)."""
+        raise NotImplementedError
+
+    def _params_with_grad(self, group: dict[str, Any]) -> list[Tensor]:
+        # A parameter whose .grad is None is skipped entirely: no state, no step count.
+        return [p for p in group["params"] if p.grad is not None]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state with each parameter replaced by its index over all groups.
+
+        ``{"state": {index: {"step": ..., "exp_avg": ...}}, "param_groups": [{"lr": ..., "params": [0, 1]}]}``
+
+        .. note::
+            As in PyTorch, the state arrays are the optimizer's own (not copies): a later ``step()``
+            changes a state dict taken earlier.  Deep-copy it to keep a snapshot.
+        """
+        param_mappings: dict[int, int] = {}
+        start_index = 0
+
+        def pack_group(group: dict[str, Any]) -> dict[str, Any]:
+            nonlocal start_index
+            packed = {k: v for k, v in group.items() if k != "params"}
+            param_mappings.update({id(p): i for i, p in enumerate(group["params"], start_index)
+                                   if id(p) not in param_mappings})
+            packed["params"] = [param_mappings[id(p)] for p in group["params"]]
+            start_index += len(packed["params"])
+            return packed
+
+        param_groups = [pack_group(g) for g in self.param_groups]
+        packed_state = {(param_mappings[id(k)] if isinstance(k, Tensor) else k): v
+                        for k, v in self.state.items()}
+        return {"state": packed_state, "param_groups": param_groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict from :meth:`state_dict`, matching parameters by position.
+
+        State arrays are copied (and cast to the parameter's dtype, except ``step``).
+        """
+        state_dict = state_dict.copy()
+        groups = self.param_groups
+        saved_groups = copy.deepcopy(state_dict["param_groups"])
+        if len(groups) != len(saved_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups)):
+            raise ValueError("loaded state dict contains a parameter group "
+                             "that doesn't match the size of optimizer's group")
+        id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
+                          chain.from_iterable(g["params"] for g in groups)))
+
+        def cast(param, value, key=None):
+            if isinstance(value, np.ndarray):
+                if key == "step" or not np.issubdtype(param.dtype, np.floating):
+                    return value.copy()
+                return value.astype(param.dtype)           # astype always copies
+            if isinstance(value, dict):
+                return {k: cast(param, v, key=k) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return type(value)(cast(param, v) for v in value)
+            return value
+
+        state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
+        for k, v in state_dict["state"].items():
+            if k in id_map:
+                state[id_map[k]] = cast(id_map[k], v)
+            else:
+                state[k] = v
+
+        def update_group(group: dict[str, Any], new_group: dict[str, Any]) -> dict[str, Any]:
+            new_group["params"] = group["params"]
+            if "param_names" in group and "param_names" not in new_group:
+                new_group["param_names"] = group["param_names"]
+            return new_group
+
+        param_groups = [update_group(g, ng) for g, ng in zip(groups, saved_groups)]
+        self.__setstate__({"state": state, "param_groups": param_groups})
+
+
+def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+    """``start.lerp_(end, weight)`` in place, with PyTorch's two formulas.
+
+    .. note::
+        PyTorch picks the formula by the weight so that both ends are exact:
+        ``start + w (end - start)`` for ``|w| < 0.5``, else ``end - (end - start)(1 - w)``.
+    """
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        np.copyto(start, end - (end - start) * (1 - weight))

@@ -1,0 +1,103 @@
+"""RMSprop: ``torch.optim.RMSprop``."""
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer, _call_closure, _lerp_
+
+
+def rmsprop_update(param: np.ndarray, grad: np.ndarray, square_avg: np.ndarray,
+                   grad_avg: np.ndarray | None, momentum_buffer: np.ndarray | None, *, lr: float,
+                   alpha: float, eps: float, weight_decay: float, momentum: float, centered: bool,
+                   maximize: bool) -> None:
+    r"""One RMSprop step on one parameter, in place.
+
+    .. math::
+        \begin{aligned}
+        g_t &\leftarrow \pm\nabla_\theta f_t(\theta_{t-1}) \quad (-\text{ if maximize}) \\
+        g_t &\leftarrow g_t + \lambda\,\theta_{t-1} && \text{if } \lambda \neq 0 \\
+        v_t &\leftarrow \alpha v_{t-1} + (1-\alpha)\, g_t^2 \\
+        \tilde v_t &\leftarrow v_t - \big(g^{ave}_t\big)^2, \quad
+            g^{ave}_t \leftarrow \alpha g^{ave}_{t-1} + (1-\alpha)\, g_t && \text{centered, else } \tilde v_t = v_t \\
+        b_t &\leftarrow \mu b_{t-1} + g_t / (\sqrt{\tilde v_t} + \epsilon), \quad
+            \theta_t \leftarrow \theta_{t-1} - \gamma b_t && \text{if } \mu > 0 \\
+        \theta_t &\leftarrow \theta_{t-1} - \gamma\, g_t / (\sqrt{\tilde v_t} + \epsilon) && \text{otherwise}
+        \end{aligned}
+
+    ``grad_avg`` is None unless ``centered``; ``momentum_buffer`` is None unless ``momentum > 0``.
+    All arrays but ``grad`` are updated in place.
+
+    .. note::
+        There is no bias correction: ``square_avg`` starts at zero, so the first steps are large
+        (about :math:`\gamma/\sqrt{1-\alpha}` = 10x the learning rate with the default
+        :math:`\alpha = 0.99`).  The optimizer still counts ``step`` in its state, but this update
+        never reads it.
+    """
+    lr, alpha, eps, weight_decay, momentum = float(lr), float(alpha), float(eps), float(weight_decay), float(momentum)
+    grad = -grad if maximize else grad
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    square_avg *= alpha
+    square_avg += (1 - alpha) * grad * grad
+    if centered:
+        _lerp_(grad_avg, grad, 1 - alpha)
+        avg = np.sqrt(square_avg - grad_avg * grad_avg)
+    else:
+        avg = np.sqrt(square_avg)
+    avg += eps
+    if momentum > 0:
+        momentum_buffer *= momentum
+        momentum_buffer += grad / avg
+        param += -lr * momentum_buffer
+    else:
+        param += -lr * (grad / avg)
+
+
+class RMSprop(Optimizer):
+    """Implements RMSprop; see :func:`rmsprop_update`.
+
+    State per parameter: ``step`` (0-d float32 array), ``square_avg``, ``momentum_buffer`` (when
+    ``momentum > 0``) and ``grad_avg`` (when ``centered``).
+
+    .. note::
+        In PyTorch 2.13 ``maximize`` is not keyword-only for RMSprop (it comes after ``capturable``
+        and ``foreach``); here it is, so a positional call cannot silently mean something else.
+    """
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False, *,
+                 maximize: bool = False) -> None:
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= momentum:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= alpha:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                        weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        """Perform a single optimization step; returns the closure's loss (or None)."""
+        loss = _call_closure(closure)
+        for group in self.param_groups:
+            for p in self._params_with_grad(group):
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = np.zeros((), dtype=np.float32)
+                    state["square_avg"] = np.zeros_like(p.data)
+                    if group["momentum"] > 0:
+                        state["momentum_buffer"] = np.zeros_like(p.data)
+                    if group["centered"]:
+                        state["grad_avg"] = np.zeros_like(p.data)
+                state["step"] += 1
+                rmsprop_update(p.data, p.grad.data, state["square_avg"], state.get("grad_avg"),
+                               state.get("momentum_buffer"), lr=group["lr"], alpha=group["alpha"],
+                               eps=group["eps"], weight_decay=group["weight_decay"],
+                               momentum=group["momentum"], centered=group["centered"],
+                               maximize=group["maximize"])
+        return loss

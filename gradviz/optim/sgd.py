@@ -1,0 +1,80 @@
+"""Stochastic gradient descent, optionally with (Nesterov) momentum: ``torch.optim.SGD``."""
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer, _call_closure
+
+
+def sgd_update(param: np.ndarray, grad: np.ndarray, momentum_buffer: np.ndarray | None, *,
+               lr: float, momentum: float, dampening: float, weight_decay: float,
+               nesterov: bool, maximize: bool) -> np.ndarray | None:
+    r"""One SGD step on one parameter, in place; returns the momentum buffer (None without momentum).
+
+    .. math::
+        \begin{aligned}
+        g_t &\leftarrow \pm\nabla_\theta f_t(\theta_{t-1}) \quad (-\text{ if maximize}) \\
+        g_t &\leftarrow g_t + \lambda\,\theta_{t-1} && \text{if } \lambda \neq 0 \\
+        b_t &\leftarrow \begin{cases} g_t & t = 1 \\ \mu\, b_{t-1} + (1-\tau)\, g_t & t > 1 \end{cases}
+            && \text{if } \mu \neq 0 \\
+        g_t &\leftarrow g_t + \mu\, b_t \text{ (nesterov)} \quad\text{or}\quad g_t \leftarrow b_t \\
+        \theta_t &\leftarrow \theta_{t-1} - \gamma\, g_t
+        \end{aligned}
+
+    ``param`` and ``momentum_buffer`` are updated in place; ``grad`` is never written.
+    Pass ``momentum_buffer=None`` on a parameter's first step.
+
+    .. note::
+        The momentum buffer starts as a *copy of the first gradient*, not zeros, so dampening
+        :math:`\tau` only applies from the second step on.  And the learning rate multiplies the
+        buffer (:math:`\theta \mathrel{-}= \gamma b`), unlike Sutskever et al.'s
+        :math:`b = \mu b + \gamma g`; the two differ when the learning rate changes.
+    """
+    lr, momentum, dampening, weight_decay = float(lr), float(momentum), float(dampening), float(weight_decay)
+    grad = -grad if maximize else grad
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    if momentum != 0:
+        if momentum_buffer is None:
+            momentum_buffer = grad.copy()
+        else:
+            momentum_buffer *= momentum
+            momentum_buffer += (1 - dampening) * grad
+        grad = grad + momentum * momentum_buffer if nesterov else momentum_buffer
+    param += -lr * grad
+    return momentum_buffer
+
+
+class SGD(Optimizer):
+    """Implements stochastic gradient descent (optionally with momentum); see :func:`sgd_update`.
+
+    State per parameter: ``momentum_buffer`` (only when ``momentum != 0``).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False) -> None:
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        """Perform a single optimization step; returns the closure's loss (or None)."""
+        loss = _call_closure(closure)
+        for group in self.param_groups:
+            for p in self._params_with_grad(group):
+                has_momentum = group["momentum"] != 0
+                buf = self.state[p].get("momentum_buffer") if has_momentum else None
+                buf = sgd_update(p.data, p.grad.data, buf, lr=group["lr"], momentum=group["momentum"],
+                                 dampening=group["dampening"], weight_decay=group["weight_decay"],
+                                 nesterov=group["nesterov"], maximize=group["maximize"])
+                if has_momentum:
+                    self.state[p]["momentum_buffer"] = buf
+        return loss

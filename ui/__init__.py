@@ -1,0 +1,1 @@
+"""GradViz's Qt front end: shows what ``gradviz`` computes, never computes gradients itself."""
