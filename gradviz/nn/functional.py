@@ -1,0 +1,93 @@
+"""Activations and losses, composed from the primitive ops (so their gradients come for free).
+
+Each loss takes ``reduction='mean' | 'sum' | 'none'`` like PyTorch's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor, log_softmax as _log_softmax, softmax as _softmax
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _as_tensor(x, like: Tensor | None = None) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    return Tensor(x, dtype=like.dtype if like is not None and np.asarray(x).dtype.kind == "f" else None)
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W^T + b (PyTorch's layout: weight is (out_features, in_features))."""
+    out = input @ weight.T
+    return out + bias if bias is not None else out
+
+
+def tanh(x): return x.tanh()
+def relu(x): return x.relu()
+def sigmoid(x): return x.sigmoid()
+def softmax(x, dim): return _softmax(x, dim)
+def log_softmax(x, dim): return _log_softmax(x, dim)
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """mean((input - target)^2)."""
+    _check_reduction(reduction)
+    diff = input - _as_tensor(target, input)
+    return _reduce(diff ** 2, reduction)
+
+
+def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """mean(|input - target|)."""
+    _check_reduction(reduction)
+    return _reduce((input - _as_tensor(target, input)).abs(), reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    r"""Binary cross entropy on logits, in the overflow-free form PyTorch uses:
+
+    .. math:: \ell = (1 - y)\,x + m + \log(e^{-m} + e^{-x - m}),\quad m = \max(-x, 0)
+
+    which equals :math:`-[y \log\sigma(x) + (1-y)\log(1-\sigma(x))]` and has gradient
+    :math:`\sigma(x) - y`.
+    """
+    _check_reduction(reduction)
+    target = _as_tensor(target, input)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Target size ({tuple(target.shape)}) must be the same as input size "
+                         f"({tuple(input.shape)})")
+    m = (-input).clamp(min=0)
+    loss = (1 - target) * input + m + ((-m).exp() + (-input - m).exp()).log()
+    return _reduce(loss, reduction)
+
+
+def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Cross entropy of logits ``input`` (N, C) against class indices ``target`` (N,)."""
+    _check_reduction(reduction)
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"expected scalar type Long but found {t.dtype}: cross_entropy takes class indices")
+    if input.ndim != 2 or t.ndim != 1 or t.shape[0] != input.shape[0]:
+        raise ValueError(f"Expected input batch_size ({input.shape[0] if input.ndim else 0}) to match target "
+                         f"batch_size ({t.shape[0] if t.ndim else 0}); input must be (N, C), target (N,)")
+    n_classes = input.shape[1]
+    if t.size and (t.min() < 0 or t.max() >= n_classes):
+        raise IndexError(f"Target {int(t.max() if t.max() >= n_classes else t.min())} is out of bounds "
+                         f"(classes are 0..{n_classes - 1})")
+    picked = -log_softmax(input, 1)[np.arange(t.shape[0]), t]
+    return _reduce(picked, reduction)

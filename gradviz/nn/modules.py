@@ -1,0 +1,238 @@
+"""``Module``, ``Parameter`` and the layers, shaped like ``torch.nn``."""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Iterator
+
+import numpy as np
+
+from .. import trace
+from ..tensor import Tensor, default_generator, float32, no_grad
+from . import functional as F
+
+
+class Parameter(Tensor):
+    """A leaf tensor that requires grad and that Modules register (``torch.nn.Parameter``)."""
+    __slots__ = ()
+
+    def __init__(self, data=None, requires_grad: bool = True):
+        if data is None:
+            data = np.empty((0,), dtype=float32)
+        super().__init__(data.data if isinstance(data, Tensor) else data,
+                         dtype=data.dtype if isinstance(data, Tensor) else None, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class: registers Parameters and sub-Modules assigned as attributes, in order."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_local_name", "")
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign before Module.__init__() call")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+            if value.name is None:
+                value.name = name
+        elif isinstance(value, Module):
+            self._modules[name] = value
+            object.__setattr__(value, "_local_name", name)
+        object.__setattr__(self, name, value)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        if param is None:
+            self._parameters.pop(name, None)
+            object.__setattr__(self, name, None)
+        else:
+            setattr(self, name, param)
+
+    def add_module(self, name: str, module: "Module") -> None:
+        setattr(self, name, module)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
+
+    def __call__(self, *args, **kwargs):
+        # Ops created while this module runs are tagged with its dotted name, so the graph view
+        # can collapse a layer into one box.
+        parent = trace._MODULE_STACK[-1] if trace._MODULE_STACK else ""
+        name = f"{parent}.{self._local_name}" if parent and self._local_name else self._local_name or parent
+        if trace._ACTIVE is None or not name:
+            return self.forward(*args, **kwargs)
+        with trace.module_scope(name):
+            return self.forward(*args, **kwargs)
+
+    # -- traversal ------------------------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        seen, stack = set(), [(prefix, self)]
+        while stack:
+            name, mod = stack.pop()
+            if id(mod) in seen:
+                continue
+            seen.add(id(mod))
+            yield name, mod
+            stack.extend(reversed([(f"{name}.{n}" if name else n, m) for n, m in mod._modules.items()]))
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def children(self):
+        return iter(self._modules.values())
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        seen = set()
+        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mname, mod in mods:
+            for pname, p in mod._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{mname}.{pname}" if mname else pname), p
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        return OrderedDict((n, p.data.copy()) for n, p in self.named_parameters())
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}: "
+                               f"missing keys {missing}, unexpected keys {unexpected}")
+        for k, v in state.items():
+            if k in own:
+                v = v.data if isinstance(v, Tensor) else np.asarray(v)
+                if v.shape != own[k].shape:
+                    raise RuntimeError(f"size mismatch for {k}: copying a param with shape {v.shape}, "
+                                       f"the shape in current model is {own[k].shape}")
+                np.copyto(own[k].data, v, casting="unsafe")
+
+    def to(self, dtype) -> "Module":
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            if p.grad is not None:
+                p.grad.data = p.grad.data.astype(dtype)
+        return self
+
+    def double(self): return self.to(np.float64)
+    def float(self): return self.to(np.float32)
+    def half(self): return self.to(np.float16)
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        return head + ("\n" + "\n".join(lines) + "\n)" if lines else ")")
+
+
+class Linear(Module):
+    r"""y = x W^T + b, with PyTorch's default init: W, b ~ U(-1/\sqrt{in}, 1/\sqrt{in}).
+
+    (``kaiming_uniform_(a=sqrt(5))`` for the weight reduces to that bound.) Values are drawn from
+    gradviz's seeded generator, so ``manual_seed`` makes them reproducible.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
+        super().__init__()
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"Linear: {name} must be a positive integer, got {v!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        dtype = np.dtype(dtype or float32)
+        bound = 1.0 / math.sqrt(in_features)
+        g = default_generator()
+        self.weight = Parameter(g.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
+        self.register_parameter("bias", Parameter(g.uniform(-bound, bound, (out_features,)).astype(dtype))
+                                if bias else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Sequential(Module):
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            self.add_module(str(i), m)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+
+class Tanh(Module):
+    def forward(self, x): return x.tanh()
+
+
+class ReLU(Module):
+    def forward(self, x): return x.relu()
+
+
+class Sigmoid(Module):
+    def forward(self, x): return x.sigmoid()
+
+
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        F._check_reduction(reduction)
+        self.reduction = reduction
+
+
+class MSELoss(_Loss):
+    def forward(self, input, target): return F.mse_loss(input, target, self.reduction)
+
+
+class L1Loss(_Loss):
+    def forward(self, input, target): return F.l1_loss(input, target, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    def forward(self, input, target): return F.binary_cross_entropy_with_logits(input, target, self.reduction)
+
+
+class CrossEntropyLoss(_Loss):
+    def forward(self, input, target): return F.cross_entropy(input, target, self.reduction)
+
+

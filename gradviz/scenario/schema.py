@@ -1,0 +1,158 @@
+"""What a scenario *is*: plain dataclasses, the one schema every other part reads.
+
+A scenario file (TOML, see ``docs/scenarios.md``) is loaded into a ``Scenario``; the Session runs
+it; the saver writes it back; the exporter translates it into a PyTorch script. Nothing here does
+any I/O or computing.
+
+Vocabulary (the same words PyTorch and the UI use):
+- *batch_size*: examples per optimizer step (default: the whole data set);
+- *accumulation_steps*: that batch is split into this many equal micro-batches, each with its own
+  forward/loss/backward, and the grads accumulate before the one ``optimizer.step()``;
+- *divide_loss*: each micro-batch loss is divided by ``accumulation_steps`` before ``backward()``
+  (without it the accumulated gradient is ``accumulation_steps`` times too large);
+- *zero_grad*: where ``optimizer.zero_grad()`` is called: ``before_backward`` (the usual place, at
+  the top of the iteration), ``after_step``, or ``never`` (the classic bug: grads keep growing).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODEL_KINDS = ("expression", "objective", "layers")
+ACTIVATIONS = ("tanh", "relu", "sigmoid")
+LOSSES = ("mse", "l1", "bce_with_logits", "cross_entropy")
+REDUCTIONS = ("mean", "sum")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+ZERO_GRAD_PLACEMENTS = ("before_backward", "after_step", "never")
+PRECISIONS = ("float32", "float64", "float16")
+INITS = ("value", "zeros", "ones", "normal", "uniform")
+
+# Every hyperparameter each optimizer accepts, with PyTorch's defaults (the loader fills these in).
+OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sgd": dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False),
+    "adam": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False),
+    "adamw": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, maximize=False),
+    "rmsprop": dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                    maximize=False),
+    "adagrad": dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                    maximize=False),
+}
+# The class names in gradviz.optim / torch.optim.
+OPTIMIZER_CLASSES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
+
+SCALER_DEFAULTS: dict[str, Any] = dict(init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5,
+                                       growth_interval=2000)
+
+# Limits that keep a hand-written file from freezing the app (documented in docs/scenarios.md).
+LIMITS = dict(
+    max_steps=100_000,           # optimizer steps per run
+    max_points=100_000,          # data points
+    max_features=64,             # input features
+    max_layer_width=256,         # units per layer
+    max_layers=8,                # entries in `layers` (including input and output)
+    max_param_elements=100_000,  # elements over all parameters
+    max_graph_nodes=2_000,       # ops recorded in one traced iteration
+    max_comparisons=8,
+    max_accumulation_steps=1_024,
+    max_file_bytes=2_000_000,
+)
+
+
+@dataclass
+class ParamInit:
+    """Initial value of one named parameter of an expression/objective model.
+
+    ``init="value"`` uses ``value`` (a number or nested lists); the random inits draw from the
+    scenario's seeded generator with ``shape`` (``std`` for normal, ``low``/``high`` for uniform).
+    """
+    init: str = "value"
+    value: Any = 0.0
+    shape: tuple[int, ...] = ()
+    std: float = 1.0
+    low: float = -1.0
+    high: float = 1.0
+
+
+@dataclass
+class ModelSpec:
+    kind: str = "expression"                  # one of MODEL_KINDS
+    expression: str = ""                      # expression/objective: the formula (safe grammar, see expr.py)
+    parameters: dict[str, ParamInit] = field(default_factory=dict)   # expression/objective
+    layers: list[int] = field(default_factory=list)                  # layers: sizes, e.g. [2, 16, 16, 1]
+    activation: str = "tanh"                  # layers: between hidden layers (none after the last)
+
+
+@dataclass
+class DataSpec:
+    """Inline arrays (``x``, ``y``) or a seeded generator (``kind`` in datasets.DATASETS).
+
+    ``kind="none"`` (objectives only) means no data at all. Inputs are named for expressions:
+    one feature is ``x``; several are ``x1``, ``x2``, ... (``input_names`` overrides).
+    """
+    kind: str = "inline"                      # "inline", "none", or a datasets.DATASETS kind
+    x: Any = None                             # inline: list (n) or list of lists (n, d)
+    y: Any = None                             # inline: list (n) or (n, k); class indices for cross_entropy
+    n: int = 100                              # generator: number of points
+    noise: float = 0.1                        # generator: noise level
+    options: dict[str, Any] = field(default_factory=dict)   # generator-specific (slope, factor, centers, ...)
+    input_names: list[str] = field(default_factory=list)
+    target_name: str = "y"
+
+
+@dataclass
+class LossSpec:
+    kind: str = "mse"                         # one of LOSSES
+    reduction: str = "mean"                   # one of REDUCTIONS
+
+
+@dataclass
+class OptimizerSpec:
+    kind: str = "sgd"                         # one of OPTIMIZERS
+    hyper: dict[str, Any] = field(default_factory=dict)   # complete: defaults filled in by the loader
+
+    def label(self) -> str:
+        defaults = OPTIMIZER_DEFAULTS[self.kind]
+        shown = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                 for k, v in self.hyper.items() if k == "lr" or v != defaults.get(k)]
+        return f"{OPTIMIZER_CLASSES[self.kind]}({', '.join(shown)})"
+
+
+@dataclass
+class LoopSpec:
+    steps: int = 100
+    batch_size: int | None = None             # examples per optimizer step; None = full batch
+    shuffle: bool = False
+    accumulation_steps: int = 1
+    divide_loss: bool = True
+    zero_grad: str = "before_backward"        # one of ZERO_GRAD_PLACEMENTS
+    set_to_none: bool = True
+    precision: str = "float32"                # one of PRECISIONS
+    loss_scaling: bool = False                # float16 only: use amp.GradScaler
+    scaler: dict[str, Any] = field(default_factory=lambda: dict(SCALER_DEFAULTS))
+
+
+@dataclass
+class Variant:
+    """A comparison: the same model, data and seed with another optimizer and/or loop."""
+    name: str
+    optimizer: OptimizerSpec
+    loop: LoopSpec
+
+
+@dataclass
+class Scenario:
+    title: str
+    description: str = ""
+    seed: int = 0
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=lambda: DataSpec(kind="none"))
+    loss: LossSpec = field(default_factory=LossSpec)
+    optimizer: OptimizerSpec = field(default_factory=lambda: OptimizerSpec("sgd", dict(OPTIMIZER_DEFAULTS["sgd"])))
+    loop: LoopSpec = field(default_factory=LoopSpec)
+    comparisons: list[Variant] = field(default_factory=list)
+    path: Path | None = field(default=None, compare=False)   # where it was loaded from, if anywhere
+
+    def variants(self) -> list[Variant]:
+        """The main run first (named after its optimizer), then each comparison."""
+        return [Variant(self.optimizer.label(), self.optimizer, self.loop)] + list(self.comparisons)
