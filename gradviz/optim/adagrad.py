@@ -27,6 +27,7 @@ def adagrad_update(param: np.ndarray, grad: np.ndarray, state_sum: np.ndarray, *
         ``initial_accumulator_value``; with the default 0 the first step moves every coordinate by
         about the full learning rate (:math:`g/\sqrt{g^2} = \pm 1`).
     """
+    # Python floats never upcast a float32 array (numpy float64 scalars would): math stays in param's dtype.
     lr, lr_decay, weight_decay, eps = float(lr), float(lr_decay), float(weight_decay), float(eps)
     grad = -grad if maximize else grad
     if weight_decay != 0:

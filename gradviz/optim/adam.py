@@ -34,7 +34,9 @@ def adam_update(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_av
         rescaled by :math:`1/\sqrt{v_t}` like the rest; AdamW's decoupled decay is not.
         :math:`m_t` is updated with ``lerp`` (:math:`m + (1-\beta_1)(g - m)`), as PyTorch does.
     """
-    lr, beta1, beta2, eps, weight_decay = float(lr), float(beta1), float(beta2), float(eps), float(weight_decay)
+    # Python floats never upcast a float32 array (numpy float64 scalars would): math stays in param's dtype.
+    lr, beta1, beta2 = float(lr), float(beta1), float(beta2)
+    eps, weight_decay = float(eps), float(weight_decay)
     grad = -grad if maximize else grad
     if weight_decay != 0:
         if decoupled_weight_decay:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .. import trace
-from ..tensor import Tensor
+from ..tensor import Tensor, enable_grad
 
 
 class _RequiredParameter:
@@ -69,7 +69,6 @@ def _call_closure(closure: Callable | None):
     """PyTorch calls the closure under ``torch.enable_grad()`` so that it may run ``backward()``."""
     if closure is None:
         return None
-    from .. import enable_grad
     with enable_grad():
         return closure()
 
@@ -146,7 +145,7 @@ class Optimizer:
             if not isinstance(param, Tensor):
                 raise TypeError("optimizer can only optimize Tensors, "
                                 "but one of the params is " + _typename(param))
-            if not (param.is_leaf or param._retains_grad):
+            if not (param.is_leaf or param.retains_grad):
                 raise ValueError("can't optimize a non-leaf Tensor")
 
         for name, default in self.defaults.items():
@@ -190,7 +189,10 @@ class Optimizer:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad.requires_grad_(False)   # like PyTorch; gradviz grads never have a grad_fn
+                if p.grad.grad_fn is not None:
+                    p.grad = p.grad.detach()     # PyTorch detach_()es in place (same storage)
+                else:
+                    p.grad.requires_grad_(False)
                 p.grad.data[...] = 0
 
     def step(self, closure: Callable | None = None):

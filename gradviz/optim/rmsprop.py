@@ -17,8 +17,8 @@ def rmsprop_update(param: np.ndarray, grad: np.ndarray, square_avg: np.ndarray,
         g_t &\leftarrow \pm\nabla_\theta f_t(\theta_{t-1}) \quad (-\text{ if maximize}) \\
         g_t &\leftarrow g_t + \lambda\,\theta_{t-1} && \text{if } \lambda \neq 0 \\
         v_t &\leftarrow \alpha v_{t-1} + (1-\alpha)\, g_t^2 \\
-        \tilde v_t &\leftarrow v_t - \big(g^{ave}_t\big)^2, \quad
-            g^{ave}_t \leftarrow \alpha g^{ave}_{t-1} + (1-\alpha)\, g_t && \text{centered, else } \tilde v_t = v_t \\
+        g^{ave}_t &\leftarrow \alpha g^{ave}_{t-1} + (1-\alpha)\, g_t && \text{if centered} \\
+        \tilde v_t &\leftarrow v_t - \big(g^{ave}_t\big)^2 \text{ if centered, else } v_t \\
         b_t &\leftarrow \mu b_{t-1} + g_t / (\sqrt{\tilde v_t} + \epsilon), \quad
             \theta_t \leftarrow \theta_{t-1} - \gamma b_t && \text{if } \mu > 0 \\
         \theta_t &\leftarrow \theta_{t-1} - \gamma\, g_t / (\sqrt{\tilde v_t} + \epsilon) && \text{otherwise}
@@ -33,7 +33,9 @@ def rmsprop_update(param: np.ndarray, grad: np.ndarray, square_avg: np.ndarray,
         :math:`\alpha = 0.99`).  The optimizer still counts ``step`` in its state, but this update
         never reads it.
     """
-    lr, alpha, eps, weight_decay, momentum = float(lr), float(alpha), float(eps), float(weight_decay), float(momentum)
+    # Python floats never upcast a float32 array (numpy float64 scalars would): math stays in param's dtype.
+    lr, alpha, eps = float(lr), float(alpha), float(eps)
+    weight_decay, momentum = float(weight_decay), float(momentum)
     grad = -grad if maximize else grad
     if weight_decay != 0:
         grad = grad + weight_decay * param

@@ -30,6 +30,7 @@ def sgd_update(param: np.ndarray, grad: np.ndarray, momentum_buffer: np.ndarray 
         buffer (:math:`\theta \mathrel{-}= \gamma b`), unlike Sutskever et al.'s
         :math:`b = \mu b + \gamma g`; the two differ when the learning rate changes.
     """
+    # Python floats never upcast a float32 array (numpy float64 scalars would): math stays in param's dtype.
     lr, momentum, dampening, weight_decay = float(lr), float(momentum), float(dampening), float(weight_decay)
     grad = -grad if maximize else grad
     if weight_decay != 0:

@@ -45,7 +45,7 @@ def _two_classes(n: int) -> np.ndarray:
 
 def _linear(rng, n, noise, *, slope=2.0, intercept=1.0, x_min=-1.0, x_max=1.0):
     """x uniform in [x_min, x_max]; y = slope * x + intercept + noise * N(0, 1)."""
-    for name, value in (("slope", slope), ("intercept", intercept), ("x_min", x_min), ("x_max", x_max)):
+    for name, value in dict(slope=slope, intercept=intercept, x_min=x_min, x_max=x_max).items():
         _require(_is_real(value), f"linear: {name} must be a finite number, got {value!r}")
     _require(x_min < x_max, f"linear: x_min ({x_min}) must be less than x_max ({x_max})")
     x = rng.uniform(x_min, x_max, size=(n, 1))
@@ -103,9 +103,11 @@ _GENERATORS = {"linear": _linear, "xor": _xor, "moons": _moons, "circles": _circ
                "spirals": _spirals, "blobs": _blobs}
 
 
-def make_dataset(kind: str, n: int, noise: float, seed: int, **options) -> tuple[np.ndarray, np.ndarray]:
+def make_dataset(kind: str, n: int, noise: float, seed: int,
+                 **options) -> tuple[np.ndarray, np.ndarray]:
     """Generate ``n`` points of data set ``kind`` (one of DATASETS); see the module docstring."""
-    _require(kind in _GENERATORS, f"unknown data set {kind!r}; expected one of: {', '.join(DATASETS)}")
+    _require(kind in _GENERATORS,
+             f"unknown data set {kind!r}; expected one of: {', '.join(DATASETS)}")
     _require(isinstance(n, numbers.Integral) and not isinstance(n, bool) and 1 <= n <= MAX_POINTS,
              f"n must be an integer from 1 to {MAX_POINTS}, got {n!r}")
     _require(_is_real(noise) and noise >= 0, f"noise must be a finite number >= 0, got {noise!r}")

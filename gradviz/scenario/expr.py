@@ -160,7 +160,9 @@ class _Parser:
         self.nodes = 0
 
     def advance(self) -> _Token:
-        token, self.token = self.token, next(self._tokens)
+        token = self.token
+        if token.kind != "end":           # the end token repeats; the lexer is exhausted
+            self.token = next(self._tokens)
         return token
 
     def node(self, cls, *args, column: int):

@@ -59,7 +59,8 @@ REJECTED = [
     # injection attempts
     ("__import__('os')", "may not start with '_'"),
     ("x.__class__", "attribute access is not allowed"),
-    ("().__class__", r"expected a number, a name or '\(' but found '\)'"),
+    ("().__class__", "attribute access is not allowed"),
+    ("()", r"expected a number, a name or '\(' but found '\)'"),
     ("lambda: 0", "Python keyword 'lambda'"),
     ("[x for x in ()]", r"unexpected character '\[': indexing"),
     ("x if y else z", "Python keyword 'if'"),
@@ -145,7 +146,8 @@ def test_random_text_only_ever_raises_expr_error(text):
 
 
 # --- round trips ----------------------------------------------------------------------------
-_names = st.from_regex(r"[a-z][a-z0-9_]{0,3}", fullmatch=True).filter(lambda s: not keyword.iskeyword(s))
+_names = st.from_regex(r"[a-z][a-z0-9_]{0,3}", fullmatch=True).filter(
+    lambda s: not keyword.iskeyword(s))
 _numbers = st.one_of(st.integers(0, 10**6).map(float),
                      st.floats(0, 1e300, allow_nan=False, allow_infinity=False))
 _leaves = st.one_of(_numbers.map(Num), _names.map(Name))
@@ -208,11 +210,22 @@ def test_to_python_output(source, expected):
 # --- evaluation -----------------------------------------------------------------------------
 
 def test_evaluate_numpy_broadcasting():
+    w, b = np.linspace(-2, 2, 5).reshape(5, 1), np.linspace(-1, 1, 3).reshape(1, 3)
+    surface = evaluate(parse("(1 - w)**2 + 100*(b - w**2)**2"), {"w": w, "b": b})
+    np.testing.assert_allclose(surface, (1 - w) ** 2 + 100 * (b - w**2) ** 2)
+    assert surface.shape == (5, 3)
+
+
+def test_reductions_cover_all_elements_unless_replaced():
     w, b = np.linspace(-2, 2, 5).reshape(5, 1, 1), np.linspace(-1, 1, 3).reshape(1, 3, 1)
-    x, y = np.array([0.0, 1.0, 2.0]), np.array([1.0, 3.0, 5.0])
-    loss = evaluate(parse("sum((w*x + b - y)**2) / 3"), {"w": w, "b": b, "x": x, "y": y})
-    np.testing.assert_allclose(loss, (((w * x + b - y) ** 2).sum(axis=-1)) / 3)
-    assert loss.shape == (5, 3)
+    env = {"w": w, "b": b, "x": np.array([0.0, 1.0, 2.0]), "y": np.array([1.0, 3.0, 5.0])}
+    expr = parse("mean((w*x + b - y)**2)")
+    assert np.ndim(evaluate(expr, env)) == 0                 # like torch.mean: one number
+    # a vectorised loss landscape swaps in a reduction over the data axis only
+    per_point = {**NUMPY_FUNCTIONS, "mean": lambda v: np.mean(v, axis=-1)}
+    grid = evaluate(expr, env, per_point)
+    assert grid.shape == (5, 3)
+    np.testing.assert_allclose(grid[1, 2], evaluate(expr, {**env, "w": w[1, 0, 0], "b": b[0, 2, 0]}))
 
 
 def test_evaluate_matmul_and_functions():
@@ -233,7 +246,7 @@ def test_numpy_functions(func, reference):
 
 
 def test_sigmoid_is_stable_for_large_inputs():
-    with np.errstate(all="raise"):
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
         np.testing.assert_allclose(NUMPY_FUNCTIONS["sigmoid"](np.array([-1000.0, 0.0, 1000.0])),
                                    [0.0, 0.5, 1.0])
 
@@ -268,7 +281,8 @@ def _label(value):
 
 def test_evaluate_uses_python_operators_on_env_objects():
     env = {name: _Recorder(name) for name in ("w", "x", "b")}
-    assert evaluate(parse("-w @ x * 2 - 1 / b ** 2"), env).label == "((((-w) @ x) * 2.0) - (1.0 / (b ** 2.0)))"
+    out = evaluate(parse("-w @ x * 2 - 1 / b ** 2"), env)
+    assert out.label == "((((-w) @ x) * 2.0) - (1.0 / (b ** 2.0)))"
     assert evaluate(parse("2 ** +b"), env).label == "(2.0 ** b)"
 
 
@@ -283,7 +297,7 @@ def test_evaluate_errors(source, env, functions, message):
 
 
 def test_evaluate_deep_trees_without_recursion():
-    expr = parse("-" * MAX_DEPTH + "x")
-    assert evaluate(expr, {"x": 2.0}) == 2.0
-    assert to_text(expr) == "-" * MAX_DEPTH + "x"
+    expr = parse("-" * (MAX_DEPTH - 1) + "x")
+    assert evaluate(expr, {"x": 2.0}) == -2.0
+    assert to_text(expr) == "-" * (MAX_DEPTH - 1) + "x"
     assert math.isclose(evaluate(parse("x" + "*x" * 200), {"x": 1.001}), 1.001 ** 201)
