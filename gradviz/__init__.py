@@ -27,4 +27,6 @@ exp, log, sqrt, abs, tanh, sigmoid, relu, sum, mean, max, clamp, reshape, transp
     _functional(n) for n in ("exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "sum", "mean", "max",
                              "clamp", "reshape", "transpose"))
 
+from . import amp, nn, optim  # noqa: E402  (like torch.nn / torch.optim after `import torch`)
+
 __version__ = "0.1.0"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..amp import autocast_float32
 from ..tensor import Tensor, log_softmax as _log_softmax, softmax as _softmax
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -45,6 +46,7 @@ def softmax(x, dim): return _softmax(x, dim)
 def log_softmax(x, dim): return _log_softmax(x, dim)
 
 
+@autocast_float32   # losses run in float32 under autocast, as in PyTorch
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """mean((input - target)^2)."""
     _check_reduction(reduction)
@@ -52,12 +54,14 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     return _reduce(diff ** 2, reduction)
 
 
+@autocast_float32
 def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """mean(|input - target|)."""
     _check_reduction(reduction)
     return _reduce((input - _as_tensor(target, input)).abs(), reduction)
 
 
+@autocast_float32
 def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "mean") -> Tensor:
     r"""Binary cross entropy on logits, in the overflow-free form PyTorch uses:
 
@@ -76,6 +80,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "me
     return _reduce(loss, reduction)
 
 
+@autocast_float32
 def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Cross entropy of logits ``input`` (N, C) against class indices ``target`` (N,)."""
     _check_reduction(reduction)
