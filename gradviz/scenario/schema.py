@@ -56,6 +56,7 @@ LIMITS = dict(
     max_comparisons=8,
     max_accumulation_steps=1_024,
     max_file_bytes=2_000_000,
+    max_recorded_values=50_000_000,   # steps x parameter elements (the History keeps every step)
 )
 
 
@@ -152,6 +153,8 @@ class Scenario:
     loop: LoopSpec = field(default_factory=LoopSpec)
     comparisons: list[Variant] = field(default_factory=list)
     path: Path | None = field(default=None, compare=False)   # where it was loaded from, if anywhere
+    # The TOML text it was loaded from: lets the saver edit that document, keeping comments and order.
+    source_text: str | None = field(default=None, compare=False, repr=False)
 
     def variants(self) -> list[Variant]:
         """The main run first (named after its optimizer), then each comparison."""

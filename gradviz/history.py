@@ -1,0 +1,139 @@
+"""What a Session produces: a ``History`` of every optimizer step, the ``Trace`` of one iteration
+and a loss ``Landscape``. Plain dataclasses of numpy arrays; no computing beyond flattening.
+
+``History`` rows are optimizer steps ``k`` (0-based). ``params[name][k]`` is the value *before*
+step k (the one the loss at step k was computed with), so ``params`` has one row more than the
+other arrays: ``params[name][steps]`` is the final value.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+def element_names(name: str, shape: tuple) -> list[str]:
+    """``w`` for a scalar, else one name per element in C order: ``0.weight[1,0]``, ``v[2]``."""
+    if shape == ():
+        return [name]
+    return [f"{name}[{','.join(map(str, index))}]" for index in np.ndindex(*shape)]
+
+
+@dataclass
+class History:
+    """Every optimizer step of one run (one variant), as numpy arrays; k = optimizer step.
+
+    - ``loss[k]``: the batch loss at step k, the mean over micro-batches of the *undivided* loss;
+    - ``micro_losses[k, j]``: the undivided loss of micro-batch j;
+    - ``params[name]``: ``(steps + 1, *shape)``, row k = the value before step k;
+    - ``grads[name]``: ``(steps, *shape)``, the ``.grad`` the optimizer saw at step k (after
+      ``GradScaler.unscale_``); nan where ``.grad`` was None;
+    - ``state[name][key]``: ``(steps, *shape)``, the optimizer state after step k (``step`` as a
+      float); nan before the state existed;
+    - ``grad_scale[k]``: the scale the loss was multiplied by (1.0 without a scaler);
+    - ``skipped[k]``: the scaler skipped ``optimizer.step()`` (an inf/nan gradient);
+    - ``diverged_at``: the first step whose loss, gradients or new parameters were not finite
+      (that step is the last row), or None; ``message`` says what happened, "" if nothing did.
+    """
+    variant: str
+    param_names: list[str]
+    steps: int
+    accumulation_steps: int
+    loss: np.ndarray
+    micro_losses: np.ndarray
+    params: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+    state: dict[str, dict[str, np.ndarray]]
+    grad_scale: np.ndarray
+    skipped: np.ndarray
+    diverged_at: int | None = None
+    message: str = ""
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Flat float64 columns of length ``steps``: ``step``, ``loss``, ``micro_loss[j]`` (when
+        accumulating), one column per parameter element (value before the step: ``w``,
+        ``0.weight[1,0]``), ``grad.<element>``, ``state.<element>.<key>``, ``grad_scale``, ``skipped``."""
+        n = self.steps
+        cols: dict[str, np.ndarray] = {"step": np.arange(n, dtype=np.float64),
+                                       "loss": np.asarray(self.loss, dtype=np.float64)}
+        if self.accumulation_steps > 1:
+            for j in range(self.accumulation_steps):
+                cols[f"micro_loss[{j}]"] = np.asarray(self.micro_losses[:, j], dtype=np.float64)
+
+        def add(prefix: str, name: str, values: np.ndarray, suffix: str = "") -> None:
+            flat = np.asarray(values[:n], dtype=np.float64).reshape(n, -1)
+            for i, element in enumerate(element_names(name, values.shape[1:])):
+                cols[f"{prefix}{element}{suffix}"] = flat[:, i]
+
+        for name in self.param_names:
+            add("", name, self.params[name])
+        for name in self.param_names:
+            add("grad.", name, self.grads[name])
+        for name in self.param_names:
+            for key, values in self.state.get(name, {}).items():
+                add("state.", name, values, "." + key)
+        cols["grad_scale"] = np.asarray(self.grad_scale, dtype=np.float64)
+        cols["skipped"] = np.asarray(self.skipped, dtype=np.float64)
+        return cols
+
+    def to_csv(self, path) -> None:
+        """One row per optimizer step, the columns of :meth:`columns` (nan stays ``nan``)."""
+        cols = self.columns()
+        table = np.column_stack(list(cols.values())) if self.steps else np.empty((0, len(cols)))
+        with Path(path).open("w", newline="") as f:
+            csv.writer(f).writerow(cols)          # quotes names with commas: "0.weight[1,0]"
+            np.savetxt(f, table, fmt="%.17g", delimiter=",")
+
+    def to_json(self, path) -> None:
+        """Metadata plus :meth:`columns` as lists; non-finite numbers become ``null``."""
+        def clean(values: np.ndarray) -> list:
+            values = np.asarray(values, dtype=np.float64)
+            out = values.tolist()
+            if not np.isfinite(values).all():
+                out = [v if np.isfinite(v) else None for v in out]
+            return out
+
+        document = {
+            "variant": self.variant, "param_names": list(self.param_names), "steps": self.steps,
+            "accumulation_steps": self.accumulation_steps, "diverged_at": self.diverged_at,
+            "message": self.message,
+            "shapes": {name: list(self.params[name].shape[1:]) for name in self.param_names},
+            "final": {name: clean(self.params[name][self.steps].ravel()) for name in self.param_names},
+            "columns": {name: clean(values) for name, values in self.columns().items()},
+        }
+        Path(path).write_text(json.dumps(document, allow_nan=False))
+
+
+@dataclass
+class Trace:
+    """One optimizer step, node by node, as the core's recorder saw it (see ``gradviz.trace``).
+
+    ``events`` are in order: PhaseEvent, ForwardEvent, BackwardEvent, AccumulateEvent,
+    ZeroGradEvent, StepEvent, ScalerEvent. ``loss_node`` is the last micro-batch's loss (after
+    ``/ accumulation_steps``, before the scaler's multiply). ``grads_before`` is each ``.grad``
+    when the iteration starts (None where it was None).
+    """
+    iteration: int
+    nodes: dict
+    events: list
+    param_nodes: dict[str, int]
+    loss_node: int | None
+    grads_before: dict[str, np.ndarray | None]
+    params_before: dict[str, np.ndarray]
+    params_after: dict[str, np.ndarray]
+    micro_batches: int = 1
+    input_nodes: dict[str, list[int]] = field(default_factory=dict)   # input name -> node per micro-batch
+
+
+@dataclass
+class Landscape:
+    """The loss over a grid of two scalar parameters: ``z[i, j]`` is the loss at
+    ``(xs[j], ys[i])`` on the whole data set, every other parameter at its initial value."""
+    p1: str
+    p2: str
+    xs: np.ndarray
+    ys: np.ndarray
+    z: np.ndarray
