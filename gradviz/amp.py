@@ -60,7 +60,7 @@ __all__ = ["GradScaler", "OptState", "autocast", "autocast_float32", "amp_update
            "is_autocast_enabled", "FLOAT16_OPS"]
 
 # -- autocast ---------------------------------------------------------------------------------------
-FLOAT16_OPS = frozenset({"matmul"})     # gradviz op names (``Rule.short``) that autocast runs in float16
+FLOAT16_OPS = frozenset({"matmul", "addmm"})     # gradviz op names (``Rule.short``) that autocast runs in float16
 
 _cast_cache: dict[int, tuple[Tensor, Tensor]] = {}   # id(leaf) -> (leaf, its float16 copy)
 _nesting = 0                                           # autocast regions entered and not yet left

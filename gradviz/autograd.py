@@ -48,68 +48,94 @@ def topological_order(root) -> list:
     Iterative depth-first post-order (no recursion limit), visiting inputs in argument order so
     that the order is the same on every run.
     """
-    post, visited, stack = [], set(), [(root, False)]
+    # Tensors hash by identity (Tensor.__hash__ is object's), so sets and dicts hold them directly.
+    post, visited, stack = [], set(), [root]
+    push, pop = stack.append, stack.pop
     while stack:
-        t, done = stack.pop()
-        if done:
-            post.append(t)
+        t = pop()
+        if t is None:                # marker: everything above t on the stack is done, emit t
+            post.append(pop())
             continue
-        if id(t) in visited:
+        if t in visited:
             continue
-        visited.add(id(t))
-        stack.append((t, True))
+        visited.add(t)
+        push(t)
+        push(None)
         fn = t.grad_fn
         if fn is not None:
             for inp in reversed(fn.inputs):
-                if inp.requires_grad and id(inp) not in visited:
-                    stack.append((inp, False))
+                if inp.requires_grad and inp not in visited:
+                    push(inp)
     post.reverse()
     return post
 
 
 def _accumulate(t, g: np.ndarray, rec) -> None:
-    g = g.astype(t._data.dtype, copy=False)
-    before = t.grad._data.copy() if rec is not None and t.grad is not None else None
-    if t.grad is None:
-        from .tensor import Tensor
+    grad = t.grad
+    if grad is None:
+        before = None
         # A fresh array: never alias a gradient that another node may still be holding.
-        t.grad = Tensor._wrap(np.array(g, dtype=t._data.dtype, copy=True).reshape(t._data.shape))
+        arr = np.array(g, dtype=t._data.dtype, copy=True)
+        t.grad = _tensor.Tensor._wrap(arr if arr.shape == t._data.shape else arr.reshape(t._data.shape))
     else:
-        t.grad._data += g            # in place, as PyTorch's AccumulateGrad does
+        before = grad._data.copy() if rec is not None else None
+        grad._data += g              # in place, as PyTorch's AccumulateGrad does
     if rec is not None:
         rec.on_accumulate(t, before, g, t.grad._data)
+
+
+def _upcast_half(saved):
+    if isinstance(saved, np.ndarray):
+        return saved.astype(np.float32) if saved.dtype == np.float16 else saved
+    if isinstance(saved, tuple):
+        return tuple(_upcast_half(x) for x in saved)
+    return saved
 
 
 def run_backward(root, gradient: np.ndarray, retain_graph: bool) -> None:
     rec = trace._ACTIVE
     order = topological_order(root)
-    grads = {id(root): gradient}
+    grads = {root: gradient}
+    pop, get = grads.pop, grads.get
     for t in order:
-        g = grads.pop(id(t), None)
+        g = pop(t, None)
         if g is None:
             continue
         fn = t.grad_fn
         if fn is None or t._retains_grad:
             _accumulate(t, g, rec)
-        if fn is None:
-            continue
+            if fn is None:
+                continue
         rule = fn.rule
         if fn.freed and rule.saves:
             raise RuntimeError(SECOND_BACKWARD)
-        in_grads = rule.backward(g, fn.saved, **fn.kwargs)
+        if g.dtype == np.float16:
+            # NOTE: PyTorch's CPU half kernels compute each backward formula in float32 and round once;
+            # numpy would round after every operation of the formula.
+            in_grads = rule.backward(g.astype(np.float32), _upcast_half(fn.saved), **fn.kwargs)
+        else:
+            in_grads = rule.backward(g, fn.saved, **fn.kwargs)
         sent = []
         for inp, gi in zip(fn.inputs, in_grads):
             if gi is None or not inp.requires_grad:
                 sent.append(None)
                 continue
-            if rule.elementwise and gi.shape != inp._data.shape:
-                gi = _unbroadcast(gi, inp._data.shape)
-            gi = np.asarray(gi, dtype=inp._data.dtype)
+            data = inp._data
+            if rule.elementwise and gi.shape != data.shape:
+                gi = _unbroadcast(gi, data.shape)
+            if type(gi) is not np.ndarray or gi.dtype != data.dtype:     # numpy scalars, promoted dtypes
+                gi = np.asarray(gi, dtype=data.dtype)
             sent.append(gi)
-            prev = grads.get(id(inp))
-            grads[id(inp)] = gi if prev is None else prev + gi
+            prev = get(inp)
+            grads[inp] = gi if prev is None else prev + gi
         if rec is not None:
             rec.on_backward(t, fn.label, g, fn.inputs, tuple(sent))
         if not retain_graph:
-            fn.saved, fn.freed = None, True
+            fn.freed = True
+            if rule.saves:           # rules that save no tensors keep their metadata (shapes), so
+                fn.saved = None      # backward through them again works, as in PyTorch
 
+
+# At the end: gradviz.tensor imports this module first, so this import finds it half-initialised;
+# _accumulate only looks up ``_tensor.Tensor`` when it runs, by then complete.
+from . import tensor as _tensor  # noqa: E402

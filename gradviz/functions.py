@@ -11,6 +11,7 @@ something refuse a second backward after their saved values were freed (``a + b`
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -54,18 +55,46 @@ def _pow_scalar_bw(g, s, exponent):
     return (g * exponent * x ** (exponent - 1),)
 
 
+def _mm(a, b):
+    """a @ b; float16 operands are multiplied with float32 accumulation and rounded once, as
+    PyTorch's CPU kernels do (numpy's float16 matmul would round after every multiply-add)."""
+    if a.dtype == np.float16 and b.dtype == np.float16:
+        return (a.astype(np.float32) @ b.astype(np.float32)).astype(np.float16)
+    return a @ b
+
+
+def _addmm_fw(x, w, b):
+    if x.dtype == np.float16:
+        f = np.float32
+        return (x.astype(f) @ w.T.astype(f) + b.astype(f)).astype(np.float16), (x, w)
+    return x @ w.T + b, (x, w)
+
+
+def _addmm_bw(g, s):
+    x, w = s
+    return _mm(g, w), _mm(g.T, x), g.sum(axis=0, dtype=np.float32).astype(g.dtype) if g.dtype == np.float16 \
+        else g.sum(axis=0)
+
+
+def _reciprocal_fw(x):
+    out = 1 / (x if x.dtype.kind == "f" else x.astype(np.float32))     # 1 / int tensor is float32
+    return out, out
+
+
 def _matmul_bw(g, s):
     a, b = s
+    if a.ndim == 2 and b.ndim == 2:          # the common case, without the general machinery below
+        return g @ b.T, a.T @ g
     # Promote 1-D operands to matrices, use the matrix rule, then squeeze back.
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     g2 = g
+    if b.ndim == 1:              # first the column axis: for dot, g is 0-d
+        g2 = np.expand_dims(g2, -1)
     if a.ndim == 1:
         g2 = np.expand_dims(g2, -2)
-    if b.ndim == 1:
-        g2 = np.expand_dims(g2, -1)
-    ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
-    gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+    ga = unbroadcast(_mm(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+    gb = unbroadcast(_mm(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
     return ga, gb
 
 
@@ -73,13 +102,15 @@ def _expand_reduced(g, shape, dim, keepdim):
     """Broadcast the gradient of a reduction over ``dim`` back to ``shape``."""
     if dim is not None and not keepdim:
         g = np.expand_dims(g, dim)
-    return np.broadcast_to(g, shape)
+    out = np.empty(shape, dtype=g.dtype)     # faster than np.broadcast_to for the small arrays we see
+    out[...] = g
+    return out
 
 
 def _count(shape, dim):
     if dim is None:
-        return int(np.prod(shape))
-    return int(np.prod([shape[d] for d in (dim if isinstance(dim, tuple) else (dim,))]))
+        return math.prod(shape)
+    return math.prod([shape[d] for d in (dim if isinstance(dim, tuple) else (dim,))])
 
 
 def _max_all_bw(g, s):
@@ -111,16 +142,15 @@ def _getitem_bw(g, s, index):
 
 def _clamp_bw(g, s, min, max):
     (x,) = s
-    mask = np.ones(x.shape, dtype=bool)
-    if min is not None:
-        mask &= x >= min
-    if max is not None:
-        mask &= x <= max
-    return (g * mask,)
+    if min is None:
+        return (g * (x <= max),)
+    if max is None:
+        return (g * (x >= min),)
+    return (g * ((x >= min) & (x <= max)),)
 
 
 def _inverse_perm(axes):
-    return tuple(np.argsort(axes))
+    return tuple(sorted(range(len(axes)), key=axes.__getitem__))
 
 
 def _r(name, short, forward, backward, saves=True, elementwise=False):
@@ -140,6 +170,7 @@ _RULE_LIST = [
     # unary
     _r("PowBackward0", "pow_scalar", lambda x, exponent: (x ** exponent, (x,)), _pow_scalar_bw),
     _r("NegBackward0", "neg", lambda x: (-x, None), lambda g, s: (-g,), False),
+    _r("ReciprocalBackward0", "reciprocal", _reciprocal_fw, lambda g, s: (-g * s * s,)),
     _r("ExpBackward0", "exp", lambda x: ((out := np.exp(x)), out), lambda g, s: (g * s,)),
     _r("LogBackward0", "log", lambda x: (np.log(x), x), lambda g, s: (g / s,)),
     _r("SqrtBackward0", "sqrt", lambda x: ((out := np.sqrt(x)), out), lambda g, s: (g / (2 * s),)),
@@ -152,7 +183,9 @@ _RULE_LIST = [
     _r("ToCopyBackward0", "to", lambda x, dtype: (x.astype(dtype), x.dtype),
        lambda g, s, dtype: (g.astype(s),), False),
     # linear algebra
-    _r("MmBackward0", "matmul", lambda a, b: (a @ b, (a, b)), _matmul_bw),
+    _r("MmBackward0", "matmul", lambda a, b: (_mm(a, b), (a, b)), _matmul_bw),
+    # nn.Linear on a batch: x @ W^T + b in one op (PyTorch's addmm), inputs (x, W, b)
+    _r("AddmmBackward0", "addmm", _addmm_fw, _addmm_bw),
     # reductions
     _r("SumBackward1", "sum", lambda x, dim, keepdim: (x.sum(axis=dim, keepdims=keepdim), x.shape),
        lambda g, s, dim, keepdim: (_expand_reduced(g, s, dim, keepdim),), False),
@@ -166,6 +199,8 @@ _RULE_LIST = [
     _r("PermuteBackward0", "permute", lambda x, axes: (x.transpose(axes), None),
        lambda g, s, axes: (g.transpose(_inverse_perm(axes)),), False),
     _r("IndexBackward0", "getitem", lambda x, index: (x[index], (x.shape, x.dtype)), _getitem_bw, False),
+    # advanced indexing (integer arrays, masks): PyTorch saves the indices, so a second backward raises
+    _r("IndexBackward0", "index", lambda x, index: (x[index], (x.shape, x.dtype)), _getitem_bw, True),
 ]
 RULES: dict[str, Rule] = {r.short: r for r in _RULE_LIST}
 
@@ -174,7 +209,12 @@ ALIASES = {
     ("add", "scalar"): "AddBackward0", ("sub", "rsub"): "RsubBackward1",
     ("sum", "all"): "SumBackward0", ("mean", "all"): "MeanBackward0",
     ("matmul", "dot"): "DotBackward0", ("matmul", "mv"): "MvBackward0", ("matmul", "bmm"): "UnsafeViewBackward0",
+    ("matmul", "vm"): "SqueezeBackward4", ("matmul", "fold_t"): "CloneBackward0",
+    ("matmul", "fold_t_vector"): "TransposeBackward0", ("clamp", "min"): "ClampMinBackward0",
     ("reshape", "unsqueeze"): "UnsqueezeBackward0", ("reshape", "squeeze"): "SqueezeBackward0",
+    ("reshape", "squeeze_dim"): "SqueezeBackward1", ("reshape", "copy"): "UnsafeViewBackward0",
+    ("reshape", "alias"): "ReshapeAliasBackward0",
+    ("getitem", "unsqueeze"): "UnsqueezeBackward0", ("getitem", "alias"): "AliasBackward0",
     ("permute", "transpose"): "TransposeBackward0",
     ("getitem", "select"): "SelectBackward0", ("getitem", "slice"): "SliceBackward0",
     ("pow", "rpow"): "PowBackward2",

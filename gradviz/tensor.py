@@ -20,6 +20,7 @@ from .functions import ALIASES, RULES
 float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
 int64, bool_ = np.dtype("int64"), np.dtype("bool")
 _FLOATS = (float16, float32, float64)
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
 _DEFAULT_DTYPE = float32
 
 # -- grad mode --------------------------------------------------------------------------------
@@ -97,7 +98,7 @@ class Tensor:
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data._data
-        if isinstance(data, np.ndarray):
+        if isinstance(data, (np.ndarray, np.generic)):      # numpy keeps its float dtype: np.float64(1) too
             arr = np.array(data, dtype=_infer_dtype(data, dtype), copy=True)
         else:
             arr = np.asarray(data)
@@ -111,6 +112,8 @@ class Tensor:
         self.name = None
         self.requires_grad = False
         if requires_grad:
+            if arr.dtype not in _FLOATS:       # the constructor's wording differs from requires_grad_()'s
+                raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
             self.requires_grad_(True)
 
     @classmethod
@@ -218,13 +221,13 @@ class Tensor:
         if gradient is None:
             if self._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            g = np.ones_like(self._data)
+            g = np.array(1, dtype=self._data.dtype) if self._data.ndim == 0 else np.ones_like(self._data)
         else:
             g = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient, dtype=self.dtype)
             if g.shape != self.shape:
                 raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {tuple(g.shape)} and "
                                    f"output[0] has a shape of {tuple(self.shape)}.")
-            g = g.astype(self.dtype, copy=False)
+            g = g.astype(self.dtype)       # a copy: the engine and the trace never alias the caller's array
         run_backward(self, g, bool(retain_graph))
 
     # -- ops -----------------------------------------------------------------------------------
@@ -232,6 +235,14 @@ class Tensor:
         """Python numbers meet a tensor in the tensor's dtype (floats in float32 if it is an int tensor)."""
         if isinstance(other, Tensor):
             return other
+        if type(other) is float or type(other) is int:       # the common case, fast
+            dtype = self._data.dtype
+            if dtype.kind != "f":
+                dtype = _DEFAULT_DTYPE if type(other) is float else int64
+            t = Tensor._wrap(np.array(other, dtype=dtype))
+            if trace._ACTIVE is not None:                     # the label is only read by a recorder
+                t.name = f"{other:g}"
+            return t
         arr = np.asarray(other)
         if arr.dtype.kind == "f" or self._data.dtype.kind == "f":
             dtype = self._data.dtype if self._data.dtype.kind == "f" else _DEFAULT_DTYPE
@@ -249,15 +260,38 @@ class Tensor:
     def __mul__(self, o): return _apply("mul", (self, self._scalar(o)))
     def __rmul__(self, o): return _apply("mul", (self._scalar(o), self))
     def __truediv__(self, o): return _apply("div", (self, self._scalar(o)))
-    def __rtruediv__(self, o): return _apply("div", (self._scalar(o), self))
+    def __rtruediv__(self, o): return _apply("mul", (self.reciprocal(), self._scalar(o)))  # as PyTorch does
     def __neg__(self): return _apply("neg", (self,))
     def __pos__(self): return self
     def __matmul__(self, o): return matmul(self, o)
     def __rmatmul__(self, o): return matmul(self._scalar(o), self)
 
+    def _inplace(self, short: str, o) -> "Tensor":
+        """``w -= lr * w.grad`` under ``no_grad()`` updates ``w`` itself, as in PyTorch's tutorials."""
+        other = self._scalar(o)
+        if _grad_enabled and (self.requires_grad or other.requires_grad):
+            if self.grad_fn is None and self.requires_grad:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+            # NOTE: a non-leaf gets a new node, like `h = h + 1`; PyTorch would rewrite h itself.
+            return _apply(short, (self, other))
+        out = RULES[short].forward(*_promote(short, self._data, other._data))[0]
+        if out.shape != self.shape:
+            raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+                               f"{list(out.shape)}")
+        if not np.can_cast(out.dtype, self.dtype, "same_kind"):
+            raise RuntimeError(f"result type {_torch_dtype_name(out.dtype)} can't be cast to the desired output "
+                               f"type {_torch_dtype_name(self.dtype)}")
+        self._data[...] = out
+        return self
+
+    def __iadd__(self, o): return self._inplace("add", o)
+    def __isub__(self, o): return self._inplace("sub", o)
+    def __imul__(self, o): return self._inplace("mul", o)
+    def __itruediv__(self, o): return self._inplace("div", o)
+
     def __pow__(self, exponent):
-        if isinstance(exponent, Tensor):
-            return _apply("pow", (self, exponent))
+        if isinstance(exponent, Tensor) or isinstance(exponent, float) and self._data.dtype.kind != "f":
+            return _apply("pow", (self, self._scalar(exponent)))     # int ** 2.5 is float32, not float64
         return _apply("pow_scalar", (self,), exponent=exponent)
 
     def __rpow__(self, base):
@@ -288,13 +322,14 @@ class Tensor:
     def tanh(self): return _apply("tanh", (self,))
     def sigmoid(self): return _apply("sigmoid", (self,))
     def relu(self): return _apply("relu", (self,))
+    def reciprocal(self): return _apply("reciprocal", (self,))
 
     def clamp(self, min=None, max=None):  # noqa: A002 (PyTorch's names)
         if min is None and max is None:
             raise RuntimeError("At least one of 'min' or 'max' must not be None")
         return _apply("clamp", (self,), min=min, max=max)
 
-    def clamp_min(self, min): return self.clamp(min=min)  # noqa: A002
+    def clamp_min(self, min): return _apply("clamp", (self,), alias="min", min=min, max=None)  # noqa: A002
 
     def sum(self, dim=None, keepdim: bool = False):
         dim = _norm_dims(dim, self.ndim)
@@ -315,11 +350,30 @@ class Tensor:
         idx = np.argmax(self._data, axis=dim)
         return MaxResult(values, Tensor._wrap(np.expand_dims(idx, dim) if keepdim else idx))
 
-    def reshape(self, *shape):
+    def _new_shape(self, shape):
+        """The target shape (``-1`` resolved) and whether numpy must copy to produce it."""
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return _apply("reshape", (self,), shape=tuple(np.empty(self.shape, dtype=bool_).reshape(shape).shape))
+        try:
+            shape = tuple(np.empty(self.shape, dtype=bool_).reshape(shape).shape)
+        except ValueError:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {self._data.size}") from None
+        copies = not self._data.flags.c_contiguous and not np.may_share_memory(self._data.reshape(shape),
+                                                                                self._data)
+        return shape, copies
 
-    view = reshape
+    def reshape(self, *shape):
+        shape, copies = self._new_shape(shape)
+        # NOTE: PyTorch's reshape views a contiguous tensor (ViewBackward0), aliases a strided one it can
+        # view (ReshapeAliasBackward0) and copies one it cannot (UnsafeViewBackward0, e.g. x.T.reshape(-1)).
+        kind = "copy" if copies else None if self._data.flags.c_contiguous else "alias"
+        return _apply("reshape", (self,), alias=kind, shape=shape)
+
+    def view(self, *shape):
+        shape, copies = self._new_shape(shape)
+        if copies:
+            raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
+                               "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
+        return _apply("reshape", (self,), shape=shape)
 
     def unsqueeze(self, dim: int):
         shape = list(self.shape)
@@ -329,7 +383,7 @@ class Tensor:
     def squeeze(self, dim=None):
         shape = tuple(n for i, n in enumerate(self.shape)
                       if n != 1 or (dim is not None and i != dim % max(self.ndim, 1)))
-        return _apply("reshape", (self,), alias="squeeze", shape=shape)
+        return _apply("reshape", (self,), alias="squeeze" if dim is None else "squeeze_dim", shape=shape)
 
     def flatten(self):
         return self.reshape(-1)
@@ -345,14 +399,19 @@ class Tensor:
 
     @property
     def T(self):
-        return _apply("permute", (self,), axes=tuple(reversed(range(self.ndim))))
+        ndim = self._data.ndim
+        return _apply("permute", (self,), axes=(1, 0) if ndim == 2 else tuple(reversed(range(ndim))))
 
     def __getitem__(self, index):
         if isinstance(index, Tensor):
             index = index._data
+            if index.ndim == 0 and index.dtype.kind in "iu":      # x[tensor(1)] selects, like x[1]
+                index = int(index)
         elif isinstance(index, tuple):
             index = tuple(i._data if isinstance(i, Tensor) else i for i in index)
-        kind = "select" if isinstance(index, int) else "slice" if isinstance(index, slice) else None
+        kind = _index_kind(index, self.shape)
+        if kind is None:
+            return _apply("index", (self,), index=index)
         return _apply("getitem", (self,), alias=kind, index=index)
 
     def softmax(self, dim: int):
@@ -386,11 +445,30 @@ class Tensor:
 
 
 # -- the one place ops are applied ----------------------------------------------------------------
+_autocast_hook = None      # set by gradviz.amp.autocast while active: (short, inputs) -> inputs
+
+
 def _apply(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> Tensor:
+    if _autocast_hook is not None:
+        inputs = _autocast_hook(short, inputs)     # may cast matmul inputs to float16 (gradviz.amp)
     rule = RULES[short]
-    out_data, saved = rule.forward(*[t._data for t in inputs], **kwargs)
-    out_data = np.asarray(out_data)
-    requires = _grad_enabled and any(t.requires_grad for t in inputs)
+    arrays = [t._data for t in inputs]
+    if rule.elementwise and (arrays[0].dtype != arrays[1].dtype or arrays[0].dtype.kind != "f"):
+        arrays = _promote(short, *arrays)
+    try:
+        out_data, saved = rule.forward(*arrays, **kwargs)
+    except ValueError:
+        if rule.elementwise and _broadcast_error(arrays[0].shape, arrays[1].shape):
+            raise RuntimeError(_broadcast_error(arrays[0].shape, arrays[1].shape)) from None
+        raise
+    if type(out_data) is not np.ndarray:         # numpy reductions and 0-d arithmetic give scalars
+        out_data = np.asarray(out_data)
+    requires = False
+    if _grad_enabled:
+        for t in inputs:
+            if t.requires_grad:
+                requires = True
+                break
     if requires:
         label = ALIASES.get((short, alias), rule.name) if alias else rule.name
         out = Tensor._wrap(out_data, True, Node(rule, inputs, saved, kwargs, label))
@@ -403,6 +481,32 @@ def _apply(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> Ten
     return out
 
 
+def _promote_types(a: np.dtype, b: np.dtype) -> np.dtype:
+    ka, kb = _CATEGORY[a.kind], _CATEGORY[b.kind]
+    return a if ka > kb else b if kb > ka else np.promote_types(a, b)
+
+
+def _promote(short: str, a: np.ndarray, b: np.ndarray) -> tuple:
+    """PyTorch's type promotion for a binary op; numpy's differs in two ways.
+
+    - the category (bool < int < float) decides first: int64 + float32 is float32, not float64;
+    - a 0-d tensor only changes the dtype of a tensor with dimensions if it is of a higher
+      category: float32 vector + float64 0-d is float32.
+    True division of integers gives the default float dtype.
+    """
+    if bool(a.ndim) == bool(b.ndim):
+        dtype = _promote_types(a.dtype, b.dtype)
+    else:
+        higher, lower = (a.dtype, b.dtype) if a.ndim else (b.dtype, a.dtype)
+        if higher.kind == "f" or (higher.kind != "b" and lower.kind != "f"):
+            dtype = higher
+        else:
+            dtype = _promote_types(higher, lower)
+    if short == "div" and dtype.kind != "f":
+        dtype = _DEFAULT_DTYPE
+    return a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+
+
 def _norm_dims(dim, ndim):
     if dim is None:
         return None
@@ -412,7 +516,8 @@ def _norm_dims(dim, ndim):
 
 
 def _torch_dtype_name(dtype) -> str:
-    return {"int64": "Long", "bool": "Bool", "int32": "Int"}.get(str(dtype), str(dtype))
+    return {"int64": "Long", "bool": "Bool", "int32": "Int", "float16": "Half", "float32": "Float",
+            "float64": "Double"}.get(str(dtype), str(dtype))
 
 
 def _as_tensor(x) -> Tensor:
@@ -421,25 +526,109 @@ def _as_tensor(x) -> Tensor:
 
 def matmul(a, b) -> Tensor:
     a, b = _as_tensor(a), _as_tensor(b)
-    if a.ndim == 0 or b.ndim == 0:
-        raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
-                           f"{a.ndim}D and {b.ndim}D")
-    ka = a.shape[-1]
-    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
-    if ka != kb:
-        if a.ndim <= 2 and b.ndim <= 2:
-            sa = "x".join(map(str, a.shape if a.ndim == 2 else (1,) + a.shape))
-            sb = "x".join(map(str, b.shape if b.ndim == 2 else b.shape + (1,)))
-            if a.ndim == 1 and b.ndim == 1:
-                raise RuntimeError(f"inconsistent tensor size, expected tensor [{a.shape[0]}] and src "
-                                   f"[{b.shape[0]}] to have the same number of elements, but got "
-                                   f"{a.shape[0]} and {b.shape[0]} elements respectively")
-            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({sa} and {sb})")
-        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
-                           f"{list(a.shape)} @ {list(b.shape)}: inner dimensions {ka} and {kb} differ")
-    kind = ("dot" if a.ndim == 1 and b.ndim == 1 else "mv" if a.ndim == 2 and b.ndim == 1
-            else None if a.ndim == 2 and b.ndim == 2 else "bmm")
+    sa, sb = a._data.shape, b._data.shape
+    na, nb = len(sa), len(sb)
+    if na == 0 or nb == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {na}D and {nb}D")
+    if sa[-1] != (sb[0] if nb == 1 else sb[-2]) or na > 2 and nb > 2:
+        message = _matmul_shape_error(a, b)
+        if message:
+            raise RuntimeError(message)
+    if na == 2 and nb == 2:
+        return _apply("matmul", (a, b))
+    kind = ("dot" if na == 1 and nb == 1 else "mv" if na == 2 and nb == 1 else "vm" if na == 1 and nb == 2
+            else _batched_matmul_kind(a, b))
     return _apply("matmul", (a, b), alias=kind)
+
+
+def _broadcast_error(sa: tuple, sb: tuple) -> str | None:
+    """PyTorch's message when two shapes do not broadcast (it reports the last mismatching dim)."""
+    n = max(len(sa), len(sb))
+    for i in range(n - 1, -1, -1):
+        da = sa[i - n + len(sa)] if i - n + len(sa) >= 0 else 1
+        db = sb[i - n + len(sb)] if i - n + len(sb) >= 0 else 1
+        if da != db and da != 1 and db != 1:
+            return f"The size of tensor a ({da}) must match the size of tensor b ({db}) at non-singleton dimension {i}"
+    return None
+
+
+def _matmul_shape_error(a, b) -> str | None:
+    """PyTorch's message for shapes matmul cannot multiply; it names the op matmul dispatched to
+    (dot, mv, mm on folded batches, bmm), so the sizes it shows are that op's."""
+    sa, sb = a.shape, b.shape
+    if len(sa) == len(sb) == 3 and sa[0] != sb[0]:            # ATen squeezes a batch of 1 needing grad
+        if sa[0] == 1 and a.requires_grad:
+            sa = sa[1:]
+        elif sb[0] == 1 and b.requires_grad:
+            sb = sb[1:]
+    ka, kb = sa[-1], sb[0] if len(sb) == 1 else sb[-2]
+    mm = "mat1 and mat2 shapes cannot be multiplied ({}x{} and {}x{})"
+    mv = "size mismatch, got input ({0}), mat ({0}x{1}), vec ({2})"
+    rows_a = int(np.prod(sa[:-1]))
+    rows_b = int(np.prod(sb[:-2])) * sb[-1] if len(sb) >= 2 else 0
+    strides = a._data.strides
+    fold_a = len(sa) >= 3 and len(sb) <= 2 and (b.requires_grad or len(sa) < a.ndim or all(
+        strides[i] == strides[i + 1] * sa[i + 1] for i in range(len(sa) - 2)))
+    if len(sa) == len(sb) == 1:
+        message = (f"inconsistent tensor size, expected tensor [{ka}] and src [{kb}] to have the same number "
+                   f"of elements, but got {ka} and {kb} elements respectively")
+    elif len(sa) == 2 and len(sb) == 1 or fold_a and len(sb) == 1:
+        message = mv.format(rows_a, ka, kb)
+    elif len(sa) <= 2 and len(sb) == 2 or fold_a:
+        message = mm.format(rows_a, ka, kb, sb[1])
+    elif len(sa) == 1 and a.requires_grad:                     # vector @ batch: an mv on b's transpose
+        message = mv.format(rows_b, kb, ka)
+    elif len(sa) == 2 and a.requires_grad:                     # matrix @ batch: an mm on b's transpose
+        message = mm.format(rows_b, kb, ka, sa[0])
+    else:
+        message = _broadcast_error(sa[:-2], sb[:-2] if len(sb) > 1 else ())
+        batch = int(np.prod(np.broadcast_shapes(sa[:-2], sb[:-2] if len(sb) > 1 else ()))) if not message else 0
+        if not message and ka != kb:
+            message = (f"Expected size for first two dimensions of batch2 tensor to be: [{batch}, {ka}] but got: "
+                       f"[{batch}, {kb}].")
+    return message if ka != kb or message and message.startswith("The size") else None
+
+
+def _batched_matmul_kind(a, b) -> str:
+    """Which op ends PyTorch's batched matmul, for its grad_fn name (ATen's ``_matmul_impl``).
+
+    A matrix ``a`` that requires grad times a batch ``b`` is computed as one mm on ``b``'s
+    transpose; the transposed result is then copied (CloneBackward0), unless it is already
+    contiguous (a single row or column: TransposeBackward0).  A 3-D ``a`` with a broadcast batch
+    of 1 is squeezed to a matrix first.  Every other case ends in a reshape (UnsafeViewBackward0).
+    """
+    a_ndim = a.ndim
+    if a.ndim == b.ndim == 3 and a.shape[0] == 1 != b.shape[0] and a.requires_grad:
+        a_ndim = 2
+    if a_ndim == 2 and b.ndim >= 3 and a.requires_grad:
+        return "fold_t" if a.shape[-2] > 1 and b.shape[-1] > 1 else "fold_t_vector"
+    return "bmm"
+
+
+def _index_kind(index, shape) -> str | None:
+    """PyTorch's grad_fn for basic indexing is the last view it applies (None: advanced indexing).
+
+    ``x[i]`` is a select, ``x[a:b]`` a slice, ``x[None]`` an unsqueeze; inside a tuple, slices that
+    cover their whole dimension are skipped, and if nothing is left the result is an alias.
+    """
+    if isinstance(index, slice):
+        return "slice"
+    index = index if isinstance(index, tuple) else (index,)
+    kind, dim = "alias", 0
+    for i in index:
+        if i is None:
+            kind = "unsqueeze"
+        elif i is Ellipsis:
+            dim += len(shape) - sum(1 for j in index if j is not None and j is not Ellipsis)
+        elif isinstance(i, slice):
+            if dim < len(shape) and i.indices(shape[dim]) != (0, shape[dim], 1):
+                kind = "slice"
+            dim += 1
+        elif isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+            kind, dim = "select", dim + 1
+        else:
+            return None
+    return kind
 
 
 def softmax(x: Tensor, dim: int) -> Tensor:

@@ -26,7 +26,13 @@ def current() -> "Recorder | None":
 
 
 def _copy(a) -> np.ndarray | None:
+    if type(a) is np.ndarray:
+        return a.copy()
     return None if a is None else np.array(a, copy=True)
+
+
+_DTYPE_NAMES: dict = {}         # str(dtype) is slow in numpy and every new node needs it
+LEAF_VALUE_LIMIT = 100_000      # leaves larger than this are not copied into the trace
 
 
 @dataclass
@@ -41,6 +47,7 @@ class NodeInfo:
     inputs: tuple = ()        # ids of input nodes, in argument order
     requires_grad: bool = False
     module: str = ""          # dotted name of the nn.Module that created it ("0" for Sequential[0]), "" if none
+    value: np.ndarray | None = None   # leaves: the value when first seen (ops' values are in ForwardEvents)
 
 
 @dataclass
@@ -128,16 +135,19 @@ class Recorder:
     # -- node table -------------------------------------------------------------------------
     def node_id(self, t) -> int:
         """The recorder's id for tensor ``t``, registering it as a leaf if it is new."""
-        key = id(t)
-        nid = self._ids.get(key)
+        nid = self._ids.get(id(t))
         if nid is None:
             nid = len(self._ids)
-            self._ids[key] = nid
+            self._ids[id(t)] = nid
             self._keep.append(t)
             kind = "param" if t.requires_grad else "input"
             label = getattr(t, "name", None) or (f"p{nid}" if t.requires_grad else f"x{nid}")
-            self.nodes[nid] = NodeInfo(nid, kind, label, "", tuple(t.shape), str(t.dtype),
-                                       (), bool(t.requires_grad), getattr(t, "module_name", "") or "")
+            dtype = t.dtype
+            dtype_name = _DTYPE_NAMES.get(dtype) or _DTYPE_NAMES.setdefault(dtype, str(dtype))
+            self.nodes[nid] = NodeInfo(nid, kind, label, "", tuple(t.shape), dtype_name,
+                                       (), bool(t.requires_grad), getattr(t, "module_name", "") or "",
+                                       _copy(t._data) if t.grad_fn is None and t._data.size <= LEAF_VALUE_LIMIT
+                                       else None)
         return nid
 
     def find(self, t) -> int | None:
@@ -145,21 +155,33 @@ class Recorder:
 
     # -- hooks called by the engine -----------------------------------------------------------
     def on_forward(self, out, op_name: str, short: str, inputs) -> None:
-        in_ids = tuple(self.node_id(t) for t in inputs)
-        nid = self.node_id(out)
-        info = self.nodes[nid]
-        info.kind = "op" if out.grad_fn is not None else info.kind
-        info.label, info.op, info.inputs = op_name, short, in_ids
-        info.module = _MODULE_STACK[-1] if _MODULE_STACK else ""
-        self.events.append(ForwardEvent(nid, op_name, in_ids, _copy(out.data)))
+        ids, node_id = self._ids, self.node_id
+        in_ids = tuple([ids[id(t)] if id(t) in ids else node_id(t) for t in inputs])
+        # ``out`` was just created by the op: register it directly (this runs once per op).
+        nid = len(ids)
+        ids[id(out)] = nid
+        self._keep.append(out)
+        data = out._data
+        value = data.copy()
+        dtype_name = _DTYPE_NAMES.get(data.dtype) or _DTYPE_NAMES.setdefault(data.dtype, str(data.dtype))
+        requires, is_op = out.requires_grad, out.grad_fn is not None
+        self.nodes[nid] = NodeInfo(nid, "op" if is_op else "param" if requires else "input", op_name, short,
+                                   data.shape, dtype_name, in_ids, requires,
+                                   _MODULE_STACK[-1] if _MODULE_STACK else "",
+                                   None if is_op or data.size > LEAF_VALUE_LIMIT else value)
+        self.events.append(ForwardEvent(nid, op_name, in_ids, value))
 
     def on_backward(self, out, op_name, grad_output, inputs, grad_inputs) -> None:
+        # Gradients in flight are arrays the engine made (backward() copies a caller's gradient) and
+        # never changes afterwards (a leaf's .grad is a copy of them), so they are kept, not copied.
+        node_id = self.node_id
         self.events.append(BackwardEvent(
-            self.node_id(out), op_name, _copy(grad_output),
-            tuple(self.node_id(t) for t in inputs), tuple(_copy(g) for g in grad_inputs)))
+            node_id(out), op_name, grad_output, tuple([node_id(t) for t in inputs]), tuple(grad_inputs)))
 
     def on_accumulate(self, t, before, added, after) -> None:
-        self.events.append(AccumulateEvent(self.node_id(t), _copy(before), _copy(added), _copy(after)))
+        """``before`` must already be a copy (taken before ``.grad`` changed in place); ``after`` is
+        ``.grad`` itself, which later steps change, so it is copied."""
+        self.events.append(AccumulateEvent(self.node_id(t), before, added, _copy(after)))
 
     def on_zero_grad(self, params, set_to_none: bool) -> None:
         self.events.append(ZeroGradEvent(set_to_none, [
@@ -176,13 +198,19 @@ class Recorder:
 _MODULE_STACK: list[str] = []
 
 
-@contextlib.contextmanager
-def module_scope(name: str):
-    _MODULE_STACK.append(name)
-    try:
-        yield
-    finally:
+class module_scope:  # noqa: N801 (used like a function: ``with module_scope(name):``)
+    """Tag the ops created inside the block with module ``name`` (a class: runs once per module call)."""
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        _MODULE_STACK.append(self.name)
+
+    def __exit__(self, *exc):
         _MODULE_STACK.pop()
+        return False
 
 
 @contextlib.contextmanager

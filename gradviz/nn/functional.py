@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..amp import autocast_float32
-from ..tensor import Tensor, log_softmax as _log_softmax, softmax as _softmax
+from ..tensor import _apply, Tensor, log_softmax as _log_softmax, softmax as _softmax
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -34,7 +34,16 @@ def _check_reduction(reduction: str) -> None:
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """y = x W^T + b (PyTorch's layout: weight is (out_features, in_features))."""
+    """y = x W^T + b (PyTorch's layout: weight is (out_features, in_features)).
+
+    A batch with a bias is one ``addmm`` node (AddmmBackward0, as in PyTorch), which is also
+    what autocast runs in float16 as a whole; other shapes compose matmul and add.
+    """
+    if bias is not None and input.ndim == 2 and weight.ndim == 2 and bias.ndim == 1:
+        if input.shape[1] != weight.shape[1]:
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({input.shape[0]}x{input.shape[1]} "
+                               f"and {weight.shape[1]}x{weight.shape[0]})")
+        return _apply("addmm", (input, weight, bias))
     out = input @ weight.T
     return out + bias if bias is not None else out
 

@@ -1,0 +1,576 @@
+"""Turn a recorded Trace into frames: the complete display state at every cursor position.
+
+    replay = Replay(trace)
+    len(replay)                  # cursor positions: 0 .. len(trace.events)
+    f = replay.frame(i)          # the state after the first i events (frame 0: nothing happened yet)
+    f.nodes[w].grad_badge        # w's .grad at that point
+    f.description                # one sentence: what event i did
+
+Frames are immutable and share unchanged parts: a node whose state did not change between two
+frames is the *same* ``NodeState`` object in both, so a view can redraw only what changed by
+comparing identities.  Frames are built incrementally from keyframes (one every
+``KEYFRAME_EVERY`` events), so a random seek costs at most that many small steps.
+
+No Qt here: the graph view, the inspector and the tests all read the same frames.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import trace as _trace
+
+__all__ = ["NODE_STATES", "NodeState", "EdgeState", "Frame", "Replay", "format_array", "format_number",
+           "op_symbol", "PHASE_TITLES"]
+
+NODE_STATES = ("idle", "forward", "forward_done", "backward", "backward_done")
+_ACTIVE_TO_DONE = {"forward": "forward_done", "backward": "backward_done"}
+
+PHASE_TITLES = {
+    "zero_grad": "optimizer.zero_grad()",
+    "zero_grad_after": "optimizer.zero_grad()",
+    "forward": "forward pass",
+    "loss": "loss",
+    "backward": "loss.backward()",
+    "step": "optimizer.step()",
+}
+
+# Big glyph per short op name (the view draws it inside the op node).
+_SYMBOLS = {
+    "add": "+", "sub": "−", "mul": "×", "div": "÷", "matmul": "@", "addmm": "xWᵀ+b", "pow": "xʸ",
+    "pow_scalar": "xⁿ", "reciprocal": "1/x", "index": "[ ]",
+    "neg": "−x", "exp": "eˣ", "log": "log", "sqrt": "√", "abs": "|x|", "tanh": "tanh", "sigmoid": "σ",
+    "relu": "ReLU", "clamp": "clamp", "to": "cast", "sum": "Σ", "mean": "mean", "max": "max",
+    "max_dim": "max", "reshape": "view", "permute": "ᵀ", "getitem": "[ ]",
+}
+_SUPERSCRIPTS = {2: "²", 3: "³", 4: "⁴", -1: "⁻¹", -2: "⁻²", 0.5: "^½", -0.5: "^-½"}
+_BINARY = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "matmul": "@", "pow": "**"}
+_OP_NAMES = {"pow_scalar": "pow", "max_dim": "max", "getitem": "index"}
+_CALLS = {"exp": "exp", "log": "log", "sqrt": "sqrt", "abs": "abs", "tanh": "tanh", "sigmoid": "sigmoid",
+          "relu": "relu", "clamp": "clamp", "sum": "sum", "mean": "mean", "max": "max", "max_dim": "max"}
+
+
+# ------------------------------------------------------------------------------------- formatting
+
+
+def format_number(x, precision: int = 4) -> str:
+    """A float with ``precision`` significant digits that still reads as a float: 2.0, 1.6, 1e-05."""
+    x = x.item() if isinstance(x, np.generic) else x
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    x = float(x)
+    if x == 0:
+        return "0.0"                       # no "-0.0"
+    text = f"{x:.{precision}g}"
+    if not any(c in text for c in ".einf"):
+        text += ".0"
+    return text
+
+
+def format_array(a, max_elems: int = 6, precision: int = 4, multiline: bool = False, sep: str = ", ") -> str:
+    """Scalars as ``1.6``; up to ``max_elems`` elements as compact lists/matrices; larger as
+    ``shape (16, 2) · mean 0.03``.  ``multiline`` puts the rows of a matrix on separate lines;
+    ``sep=" "`` gives numpy's tighter ``[1.0 2.0]``."""
+    if a is None:
+        return "None"
+    a = np.asarray(a)
+    if a.size == 1 and a.ndim == 0:
+        return format_number(a.item(), precision)
+    if a.size == 0:
+        return f"empty {tuple(a.shape)}"
+    if a.size > max_elems or a.ndim > 2:
+        shape = "(" + ", ".join(str(n) for n in a.shape) + ("," if a.ndim == 1 else "") + ")"
+        if a.dtype.kind in "fc":
+            with np.errstate(all="ignore"):
+                mean = a.astype(np.float64).mean()
+            return f"shape {shape} · mean {format_number(mean, 2)}"
+        return f"shape {shape}"
+    if a.ndim == 1:
+        return "[" + sep.join(format_number(v, precision) for v in a.tolist()) + "]"
+    rows = ["[" + sep.join(format_number(v, precision) for v in row) + "]" for row in a.tolist()]
+    row_sep = sep.rstrip()
+    return "[" + ((row_sep + "\n ").join(rows) if multiline else sep.join(rows)) + "]"
+
+
+def _brief(a) -> str:
+    """Up to three numbers, else the mean (for sentences that name several tensors)."""
+    a = np.asarray(a)
+    if a.size <= 3:
+        return format_array(a)
+    with np.errstate(all="ignore"):
+        return f"(mean {format_number(a.astype(np.float64).mean(), 3)})"
+
+
+def op_symbol(op: str, exponent: float | None = None) -> str:
+    """The big glyph the graph view draws for a short op name."""
+    if op == "pow_scalar" and exponent is not None:
+        sup = _SUPERSCRIPTS.get(exponent)
+        return "x" + sup if sup and not sup.startswith("^") else f"x^{format_number(exponent, 3)}"
+    return _SYMBOLS.get(op, op or "?")
+
+
+# ----------------------------------------------------------------------------------- the frames
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What one node shows at one cursor position."""
+    state: str = "idle"                          # one of NODE_STATES
+    value: np.ndarray | None = None              # op output after its ForwardEvent; a parameter's value
+    grad: np.ndarray | None = None               # gradient the node received in backward (∂loss/∂node)
+    grad_badge: np.ndarray | None = None         # the tensor's .grad (parameters, retain_grad tensors)
+    accumulation: tuple | None = None            # (before, added, after) of the last AccumulateEvent
+    cleared: str = ""                            # "none" / "zeros" right after zero_grad cleared .grad
+    param_before: np.ndarray | None = None       # a parameter's value before optimizer.step()
+    optimizer_state: dict | None = None          # the optimizer's state for this parameter
+    stepped: bool = False                        # optimizer.step() has updated this parameter
+
+    @property
+    def param_value(self):
+        return self.value
+
+
+@dataclass(frozen=True)
+class EdgeState:
+    """An edge src -> dst: ``state`` like the nodes'; ``grad`` is what dst sent back to src."""
+    state: str = "idle"
+    grad: np.ndarray | None = None
+
+
+_IDLE_NODE = NodeState()
+_IDLE_EDGE = EdgeState()
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The complete display state after ``index`` events (see the module docstring)."""
+    index: int
+    event: Any                                   # the event that led here (None for frame 0)
+    phase: str                                   # from the last PhaseEvent ("" before the first)
+    micro_batch: int
+    nodes: dict                                  # node id -> NodeState (read-only by convention)
+    edges: dict                                  # (src, dst) -> EdgeState
+    active_nodes: frozenset
+    active_edges: frozenset
+    description: str
+    grad_scale: float | None = None
+
+    def node(self, node_id: int) -> NodeState:
+        return self.nodes[node_id]
+
+
+class Replay:
+    """Frames of one Trace (any object with the attributes ``docs/contracts.md`` gives a Trace)."""
+
+    KEYFRAME_EVERY = 32
+    CACHE_SIZE = 256
+
+    def __init__(self, trace):
+        self.trace = trace
+        self.iteration: int = getattr(trace, "iteration", 0)
+        self.nodes: dict = dict(sorted(trace.nodes.items()))
+        self.events: list = list(trace.events)
+        self.param_nodes: dict[str, int] = dict(getattr(trace, "param_nodes", {}) or {})
+        self.param_names: dict[int, str] = {nid: name for name, nid in self.param_nodes.items()}
+        self.loss_node: int | None = getattr(trace, "loss_node", None)
+        self.edges: list[tuple[int, int]] = []
+        seen = set()
+        for nid, info in self.nodes.items():
+            for src in info.inputs:
+                if (src, nid) not in seen and src in self.nodes:
+                    seen.add((src, nid))
+                    self.edges.append((src, nid))
+        self.consumers: dict[int, list[int]] = {nid: [] for nid in self.nodes}
+        for src, dst in self.edges:
+            self.consumers[src].append(dst)
+        self.loss_nodes: list[int] = self._find_loss_nodes()
+        self.badge_nodes: set[int] = ({n for n, i in self.nodes.items() if i.kind == "param"}
+                                      | set(self.param_names)
+                                      | {e.node for e in self.events if isinstance(e, _trace.AccumulateEvent)})
+        self.micro_batches: int = 1 + max((e.micro_batch for e in self.events
+                                           if isinstance(e, _trace.PhaseEvent)), default=0)
+        self.modules: dict[int, str] = {nid: self._module_of(nid) for nid in self.nodes}
+        self._exponents: dict[int, float] = {}
+        self._keys: list[Frame] = [self._first_frame()]
+        self._cache: OrderedDict[int, Frame] = OrderedDict()
+        self._last: Frame = self._keys[0]
+        self._phase_starts = [(i + 1, e.phase, e.micro_batch) for i, e in enumerate(self.events)
+                              if isinstance(e, _trace.PhaseEvent)]
+
+    # -- structure ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.events) + 1
+
+    @property
+    def count(self) -> int:
+        return len(self)
+
+    def node_name(self, node_id: int) -> str:
+        """A parameter's name (``0.weight``), an input's name, or the op's grad_fn name."""
+        if node_id in self.param_names:
+            return self.param_names[node_id]
+        info = self.nodes.get(node_id)
+        return info.label if info is not None else f"#{node_id}"
+
+    def symbol(self, node_id: int) -> str:
+        info = self.nodes[node_id]
+        if info.op == "permute" and not self.is_transpose(node_id):
+            return "perm"
+        return op_symbol(info.op, self._exponent(node_id) if info.op == "pow_scalar" else None)
+
+    def is_transpose(self, node_id: int) -> bool:
+        """A permute that swaps the two axes of a matrix (``w.T``)."""
+        info = self.nodes[node_id]
+        src = self.nodes.get(info.inputs[0]) if info.inputs else None
+        return (info.op == "permute" and src is not None and len(info.shape) == 2
+                and tuple(src.shape) == tuple(reversed(info.shape)))
+
+    def module_type(self, module: str) -> str:
+        """A readable class name for a module ("Linear"), from the Trace if it knows, else from its ops."""
+        known = getattr(self.trace, "module_types", None) or {}
+        if module in known:
+            return known[module]
+        ops = {self.nodes[n].op for n, m in self.modules.items() if m == module or m.startswith(module + ".")}
+        has_params = any(m == module for n, m in self.modules.items() if n in self.badge_nodes)
+        if ("matmul" in ops or "addmm" in ops) and has_params:
+            return "Linear"
+        for op, name in (("tanh", "Tanh"), ("relu", "ReLU"), ("sigmoid", "Sigmoid")):
+            if ops == {op}:
+                return name
+        return "Module"
+
+    def module_members(self, module: str) -> list[int]:
+        return [n for n, m in self.modules.items() if m == module or m.startswith(module + ".")]
+
+    def collapsible_modules(self) -> list[str]:
+        """Top-level module names with at least two nodes, in order of first appearance."""
+        out: dict[str, int] = {}
+        for nid, m in self.modules.items():
+            if m:
+                top = m.split(".")[0]
+                out[top] = out.get(top, 0) + 1
+        return [m for m, n in out.items() if n >= 2]
+
+    def phase_starts(self) -> list[tuple[int, str, int]]:
+        """(cursor position, phase, micro-batch) where each phase starts (right after its PhaseEvent)."""
+        return list(self._phase_starts)
+
+    def phase_range(self, phase: str, micro_batch: int | None = None) -> tuple[int, int]:
+        """First and last cursor position of the first phase ``phase`` (of that micro-batch)."""
+        starts = self._phase_starts
+        for k, (pos, name, mb) in enumerate(starts):
+            if name == phase and (micro_batch is None or mb == micro_batch):
+                end = starts[k + 1][0] - 1 if k + 1 < len(starts) else len(self) - 1
+                return pos, end
+        raise KeyError(f"no phase {phase!r}" + (f" in micro-batch {micro_batch}" if micro_batch is not None else ""))
+
+    def next_phase_position(self, position: int) -> int:
+        for pos, _phase, _mb in self._phase_starts:
+            if pos > position:
+                return pos
+        return len(self) - 1
+
+    def prev_phase_position(self, position: int) -> int:
+        """The start of the current phase, or of the previous one when already at a start."""
+        best = 0
+        for pos, _phase, _mb in self._phase_starts:
+            if pos < position:
+                best = pos
+        return best
+
+    # -- frames ---------------------------------------------------------------------------------
+    def frame(self, i: int) -> Frame:
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"frame {i} out of range 0..{n - 1}")
+        cached = self._cache.get(i)
+        if cached is not None:
+            self._cache.move_to_end(i)
+            return cached
+        k = self.KEYFRAME_EVERY
+        base = self._last if self._last.index <= i and i - self._last.index < k else None
+        if base is None:
+            slot = i // k
+            while len(self._keys) <= slot:           # extend the keyframes up to the one we need
+                f = self._keys[-1]
+                for _ in range(k):
+                    f = self._advance(f)
+                self._keys.append(f)
+            base = self._keys[slot]
+        f = base
+        while f.index < i:
+            f = self._advance(f)
+            if f.index % k == 0 and f.index // k == len(self._keys):
+                self._keys.append(f)
+        self._last = f
+        self._cache[i] = f
+        if len(self._cache) > self.CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return f
+
+    def __getitem__(self, i: int) -> Frame:
+        return self.frame(i)
+
+    def __iter__(self):
+        return (self.frame(i) for i in range(len(self)))
+
+    # -- building -------------------------------------------------------------------------------
+    def _find_loss_nodes(self) -> list[int]:
+        roots, after_backward = [], False
+        for e in self.events:
+            if isinstance(e, _trace.PhaseEvent):
+                after_backward = e.phase == "backward"
+            elif isinstance(e, _trace.BackwardEvent) and after_backward:
+                roots.append(e.node)
+                after_backward = False
+        if self.loss_node is not None and self.loss_node not in roots:
+            roots.append(self.loss_node)
+        return roots
+
+    def _module_of(self, nid: int) -> str:
+        info = self.nodes[nid]
+        if info.module:
+            return info.module
+        name = self.param_names.get(nid, "")
+        return name.rsplit(".", 1)[0] if "." in name else ""
+
+    def _exponent(self, nid: int) -> float | None:
+        """The exponent of ``x ** k`` (not recorded): found by trying the usual ones on the values."""
+        if nid in self._exponents:
+            return self._exponents[nid]
+        fw = next((e for e in self.events if isinstance(e, _trace.ForwardEvent) and e.node == nid), None)
+        src = fw.inputs[0] if fw is not None and fw.inputs else None
+        x = None
+        if src is not None:
+            src_fw = next((e for e in self.events if isinstance(e, _trace.ForwardEvent) and e.node == src), None)
+            x = src_fw.value if src_fw is not None else self._leaf_value(src)
+        k = None
+        if x is not None and fw is not None and np.size(x) and np.shape(x) == np.shape(fw.value):
+            xs = np.asarray(x, dtype=np.float64)
+            with np.errstate(all="ignore"):
+                for cand in (2, 3, 0.5, -1, -2, 4, -0.5, 1, 0):
+                    if np.allclose(xs ** cand, fw.value, rtol=1e-3, atol=1e-6, equal_nan=True):
+                        k = cand
+                        break
+        self._exponents[nid] = k
+        return k
+
+    def _leaf_value(self, nid: int):
+        values = getattr(self.trace, "leaf_values", None) or {}
+        if nid in values:
+            return values[nid]
+        name = self.param_names.get(nid)
+        before = getattr(self.trace, "params_before", None) or {}
+        if name is not None and name in before:
+            return before[name]
+        info = self.nodes[nid]
+        value = getattr(info, "value", None)
+        if value is None and info.kind == "input" and info.shape == ():
+            try:                         # a Python number in an expression is named after itself ("2")
+                value = np.array(float(info.label), dtype=info.dtype)
+            except (TypeError, ValueError):
+                value = None
+        return value
+
+    def _first_frame(self) -> Frame:
+        grads_before = getattr(self.trace, "grads_before", None) or {}
+        first_state: dict[int, dict] = {}
+        for e in self.events:
+            if isinstance(e, _trace.StepEvent):
+                for u in e.updates:
+                    first_state.setdefault(u.node, u.state_before)
+        nodes = {}
+        for nid, info in self.nodes.items():
+            value = self._leaf_value(nid) if info.kind != "op" else None
+            badge = None
+            if nid in self.param_names:
+                badge = grads_before.get(self.param_names[nid])
+            nodes[nid] = NodeState(value=None if value is None else np.asarray(value), grad_badge=badge,
+                                   optimizer_state=first_state.get(nid)) if (value is not None or badge is not None
+                                                                             or nid in first_state) else _IDLE_NODE
+        edges = {e: _IDLE_EDGE for e in self.edges}
+        return Frame(0, None, "", 0, nodes, edges, frozenset(), frozenset(), self._start_description(grads_before))
+
+    def _start_description(self, grads_before) -> str:
+        text = f"Iteration {self.iteration} begins"
+        shown = [(name, g) for name, g in grads_before.items()][:4]
+        if shown and all(g is None or np.size(g) <= 6 for _, g in shown):
+            parts = [f"{name}.grad = {format_array(g)}" for name, g in shown]
+            more = " …" if len(grads_before) > len(shown) else ""
+            text += ": " + ", ".join(parts) + more
+        elif grads_before:
+            state = "None" if all(g is None for g in grads_before.values()) else "left from the last backward()"
+            text += f": every .grad is {state}" if state == "None" else f": .grad {state}"
+        return text + "."
+
+    def _advance(self, prev: Frame) -> Frame:
+        """Frame ``prev.index + 1``: retire the previous event's highlights, then apply the next event."""
+        event = self.events[prev.index]
+        nodes = dict(prev.nodes)
+        edges = dict(prev.edges)
+        for nid in prev.active_nodes:
+            ns = nodes[nid]
+            done = _ACTIVE_TO_DONE.get(ns.state)
+            if done is not None:
+                nodes[nid] = dataclasses.replace(ns, state=done)
+        for key in prev.active_edges:
+            es = edges[key]
+            done = _ACTIVE_TO_DONE.get(es.state)
+            if done is not None:
+                edges[key] = dataclasses.replace(es, state=done)
+        phase, micro_batch, grad_scale = prev.phase, prev.micro_batch, prev.grad_scale
+        active: set[int] = set()
+        active_edges: set[tuple[int, int]] = set()
+        E = _trace
+        if isinstance(event, E.PhaseEvent):
+            phase, micro_batch = event.phase, event.micro_batch
+            description = self._phase_description(event)
+        elif isinstance(event, E.ForwardEvent):
+            nid = event.node
+            nodes[nid] = dataclasses.replace(nodes.get(nid, _IDLE_NODE), state="forward",
+                                             value=np.asarray(event.value), grad=None)
+            active.add(nid)
+            for src in event.inputs:
+                # a leaf lights up when read (again in a later micro-batch)
+                if src in nodes and src not in active and self.nodes[src].kind != "op" \
+                        and nodes[src].state in ("idle", "forward_done", "backward_done"):
+                    nodes[src] = dataclasses.replace(nodes[src], state="forward")
+                    active.add(src)
+                key = (src, nid)
+                if key in edges:
+                    edges[key] = EdgeState("forward", None)
+                    active_edges.add(key)
+            description = self._forward_description(event)
+        elif isinstance(event, E.BackwardEvent):
+            nid = event.node
+            nodes[nid] = dataclasses.replace(nodes.get(nid, _IDLE_NODE), state="backward",
+                                             grad=np.asarray(event.grad_output))
+            active.add(nid)
+            sums: dict[tuple[int, int], np.ndarray] = {}
+            for src, g in zip(event.inputs, event.grad_inputs):
+                if g is None:
+                    continue
+                key = (src, nid)
+                sums[key] = g if key not in sums else sums[key] + g
+            for key, g in sums.items():
+                if key in edges:
+                    edges[key] = EdgeState("backward", np.asarray(g))
+                    active_edges.add(key)
+            description = self._backward_description(event)
+        elif isinstance(event, E.AccumulateEvent):
+            nid = event.node
+            after = np.asarray(event.after)
+            nodes[nid] = dataclasses.replace(nodes.get(nid, _IDLE_NODE), state="backward",
+                                             grad=np.asarray(event.added), grad_badge=after,
+                                             accumulation=(event.before, np.asarray(event.added), after),
+                                             cleared="")
+            active.add(nid)
+            name = self.node_name(nid)
+            if event.before is None:
+                description = (f".grad of {name} was None: it now holds the incoming gradient "
+                               f"{format_array(event.added)}.")
+            else:
+                description = (f".grad of {name}: {format_array(event.before)} + {format_array(event.added)} "
+                               f"= {format_array(event.after)} (gradients accumulate).")
+        elif isinstance(event, E.ZeroGradEvent):
+            for c in event.cleared:
+                if c.node not in nodes:
+                    continue
+                if event.set_to_none:
+                    badge, how = None, "none"
+                else:
+                    badge = None if c.before is None else np.zeros_like(c.before)
+                    how = "zeros"
+                nodes[c.node] = dataclasses.replace(nodes[c.node], grad_badge=badge, accumulation=None,
+                                                    cleared=how, grad=None)
+                active.add(c.node)
+            names = ", ".join(self.node_name(c.node) for c in event.cleared[:4])
+            names += " …" if len(event.cleared) > 4 else ""
+            if event.set_to_none:
+                description = f"zero_grad(set_to_none=True): .grad of {names} is now None."
+            else:
+                description = (f"zero_grad(set_to_none=False): .grad of {names} filled with zeros "
+                               "(a None .grad stays None).")
+        elif isinstance(event, E.StepEvent):
+            parts = []
+            for u in event.updates:
+                if u.node not in nodes:
+                    continue
+                ns = nodes[u.node]
+                nodes[u.node] = dataclasses.replace(ns, value=np.asarray(u.after), param_before=np.asarray(u.before),
+                                                    optimizer_state=u.state_after, stepped=u.grad is not None,
+                                                    accumulation=None, cleared="")
+                active.add(u.node)
+                if u.grad is None:
+                    parts.append(f"{self.node_name(u.node)} skipped (.grad is None)")
+                else:
+                    parts.append(f"{self.node_name(u.node)} {_brief(u.before)} → {_brief(u.after)}")
+            if event.skipped:
+                description = f"{event.optimizer}.step() skipped: the GradScaler found inf/nan gradients."
+            else:
+                shown = "; ".join(parts[:3]) + ("; …" if len(parts) > 3 else ".")
+                description = f"{event.optimizer}.step(): {shown}" if parts else f"{event.optimizer}.step()."
+        elif isinstance(event, E.ScalerEvent):
+            grad_scale = event.scale_after
+            found = "inf/nan found, scale reduced" if event.found_inf else "no inf/nan"
+            description = (f"GradScaler.update(): scale {format_number(event.scale_before)} → "
+                           f"{format_number(event.scale_after)} ({found}).")
+        else:
+            description = type(event).__name__
+        return Frame(prev.index + 1, event, phase, micro_batch, nodes, edges, frozenset(active),
+                     frozenset(active_edges), description, grad_scale)
+
+    # -- descriptions ---------------------------------------------------------------------------
+    def _phase_description(self, e) -> str:
+        mb = (f" (micro-batch {e.micro_batch + 1} of {self.micro_batches})"
+              if self.micro_batches > 1 and e.phase in ("forward", "loss", "backward") else "")
+        text = {
+            "zero_grad": "optimizer.zero_grad(): clear every parameter's .grad",
+            "zero_grad_after": "optimizer.zero_grad() after the step: clear every parameter's .grad",
+            "forward": "Forward pass: compute the prediction node by node",
+            "loss": "Loss: compare the prediction with the target",
+            "backward": "loss.backward(): send ∂loss/∂· back through the graph, node by node",
+            "step": "optimizer.step(): move every parameter against its .grad",
+        }.get(e.phase, f"Phase {e.phase}")
+        return text + mb + "."
+
+    def _forward_description(self, e) -> str:
+        info = self.nodes.get(e.node)
+        names = [self.node_name(s) if self.nodes.get(s) is None or self.nodes[s].kind != "op"
+                 else _OP_NAMES.get(self.nodes[s].op, self.nodes[s].op) for s in e.inputs]
+        op = info.op if info is not None else ""
+        if op == "addmm" and len(names) == 3:          # F.linear: input, weight, bias
+            expr = f"{names[0]} @ {names[1]}ᵀ + {names[2]}"
+        elif op == "reciprocal" and names:
+            expr = f"1 / {names[0]}"
+        elif op in _BINARY and len(names) == 2:
+            expr = f"{names[0]} {_BINARY[op]} {names[1]}"
+        elif op == "pow_scalar" and names:
+            k = self._exponent(e.node)
+            expr = f"{names[0]} ** {format_number(k, 3) if k is not None else 'k'}"
+        elif op == "neg" and names:
+            expr = f"−{names[0]}"
+        elif op in _CALLS and names:
+            expr = f"{_CALLS[op]}({names[0]})"
+        elif op == "permute" and names:
+            expr = f"{names[0]}ᵀ" if self.is_transpose(e.node) else f"{names[0]}.permute(…)"
+        elif names:
+            expr = f"{op or e.op}({', '.join(names)})"
+        else:
+            expr = op or e.op
+        return f"{e.op}: {expr} = {format_array(e.value)}"
+
+    def _backward_description(self, e) -> str:
+        sent = [f"{format_array(g)} to {self.node_name(s)}" for s, g in zip(e.inputs, e.grad_inputs) if g is not None]
+        head = f"{e.op} received ∂loss/∂out = {format_array(e.grad_output)}"
+        if not sent:
+            return head + " and sent nothing back (no input needs a gradient)."
+        return head + " and sent " + (", ".join(sent[:-1]) + " and " + sent[-1] if len(sent) > 1 else sent[0]) + "."

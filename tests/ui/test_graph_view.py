@@ -1,0 +1,286 @@
+"""ui.graph_view (and ui.inspector): built once per Replay, animated by the Player, driven with real
+mouse events on the offscreen platform.  Screenshots land in test-artifacts/ for a human to look at."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtWidgets
+
+from gradviz.replay import Replay, format_number
+from tests.core.test_replay import mlp, tutorial
+from ui.graph_view import PRECISION, GraphView
+from ui.inspector import Inspector
+from ui.player import Player
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def make_view(qtbot, tr, size=(1400, 800)):
+    replay = Replay(tr)
+    player = Player(replay)
+    view = GraphView(player)
+    qtbot.addWidget(view)
+    view.resize(*size)
+    view.show()
+    qtbot.waitExposed(view)
+    return view, player, replay
+
+
+def save(view, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    view.fit_to_view()
+    QtWidgets.QApplication.processEvents()
+    assert view.grab().save(str(ARTIFACTS / f"graph_{name}.png"))
+
+
+def test_one_item_per_node_and_edge(qtbot):
+    tr, _, _ = tutorial()
+    view, player, replay = make_view(qtbot, tr)
+    assert view.visible_node_count() == len(tr.nodes) == len(view.node_items)
+    assert len(view.edge_items) == len({(s, d) for d, i in tr.nodes.items() for s in i.inputs})
+    # deterministic placement: a second view puts every node at the same place
+    view2, _, _ = make_view(qtbot, tr)
+    for nid in tr.nodes:
+        assert view.node_items[nid].root.pos() == view2.node_items[nid].root.pos()
+    # inputs left of the loss
+    loss_x = view.node_scene_rect(tr.loss_node).center().x()
+    assert all(view.node_scene_rect(n).center().x() < loss_x for n in tr.nodes if n != tr.loss_node)
+
+
+@pytest.mark.parametrize("name,build", [("tutorial", lambda: tutorial()), ("mlp", lambda: mlp())])
+def test_badge_shows_the_real_grad_and_screenshots(qtbot, name, build):
+    built = build()
+    tr = built[0]
+    view, player, replay = make_view(qtbot, tr, (1600, 900))
+    player.seek(replay.phase_range("loss")[1])            # forward pass done, loss computed
+    save(view, f"{name}_forward")
+    end_backward = replay.phase_range("backward")[1]
+    player.set_speed(1000)
+    player.seek(replay.phase_range("backward")[0])
+    # play until the end of backward through the timer, as the user would
+    with qtbot.waitSignal(player.positionChanged, timeout=5000,
+                          check_params_cb=lambda i: i >= end_backward):
+        player.play()
+    player.pause()
+    player.seek(end_backward)
+    if name == "tutorial":
+        w = built[1]
+        wid = tr.param_nodes["w"]
+        assert format_number(float(w.grad.data), PRECISION) in view.node_badge_text(wid)
+        assert view.node_badge_text(wid).startswith("grad:")
+    else:
+        model = built[1]
+        bid = tr.param_nodes["2.bias"]
+        assert format_number(float(model[2].bias.grad.data[0]), PRECISION) in view.node_badge_text(bid)
+    save(view, f"{name}_backward")
+    player.to_end()
+    save(view, f"{name}_step")
+
+
+def test_accumulation_badge_shows_old_plus_new(qtbot):
+    tr, w, b = tutorial(accumulation_steps=2)
+    view, player, replay = make_view(qtbot, tr)
+    wid = tr.param_nodes["w"]
+    second = [i for i in range(len(replay)) if replay.frame(i).nodes[wid].accumulation is not None
+              and replay.frame(i).nodes[wid].accumulation[0] is not None][0]
+    player.seek(second)
+    before, added, after = replay.frame(second).nodes[wid].accumulation
+    text = view.node_badge_text(wid)
+    assert " + " in text and " = " in text
+    assert format_number(float(w.grad.data), PRECISION) in text
+    save(view, "tutorial_accumulate")
+
+
+def test_value_and_grad_text_follow_the_cursor(qtbot):
+    tr, w, b = tutorial()
+    view, player, replay = make_view(qtbot, tr)
+    loss = tr.loss_node
+    assert view.node_value_text(loss) == ""                 # not computed yet
+    player.seek(replay.phase_range("loss")[1])
+    value = replay.frame(player.position).nodes[loss].value
+    assert format_number(float(value), PRECISION) in view.node_value_text(loss)
+    assert view.node_grad_text(loss) == ""
+    player.seek(replay.phase_range("backward")[0] + 1)      # the loss node's own backward
+    assert "1.0" in view.node_grad_text(loss)
+    player.to_start()                                        # and back: values disappear again
+    assert view.node_value_text(loss) == ""
+
+
+def test_click_emits_node_id(qtbot):
+    tr, _, _ = tutorial()
+    view, player, replay = make_view(qtbot, tr)
+    wid = tr.param_nodes["w"]
+    for nid in (wid, tr.loss_node):
+        pos = view.mapFromScene(view.node_scene_rect(nid).center())
+        with qtbot.waitSignal(view.nodeClicked, timeout=1000) as blocker:
+            qtbot.mouseClick(view.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=pos)
+        assert blocker.args == [nid]
+
+
+def test_collapse_and_expand_modules(qtbot):
+    tr, model = mlp()
+    view, player, replay = make_view(qtbot, tr)
+    n = view.visible_node_count()
+    assert view.collapsible_modules() == ["0", "2"]
+    assert view.module_label("0") == "Linear 0"
+    player.seek(replay.phase_range("backward")[1])
+    view.set_collapsed("0", True)
+    assert view.is_collapsed("0")
+    members = len(replay.module_members("0"))
+    assert view.visible_node_count() == n - members + 1
+    box = next(g for k, g in view.node_items.items() if k < 0)
+    assert box.spec.title == "Linear 0"
+    assert "weight.grad" in box.badge_text.text()
+    save(view, "mlp_collapsed")
+    # double-click on the box expands it again
+    pos = view.mapFromScene(box.root.sceneBoundingRect().center())
+    qtbot.mouseDClick(view.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=pos)
+    assert not view.is_collapsed("0")
+    assert view.visible_node_count() == n
+    view.set_collapsed("0", True)
+    view.set_collapsed("2", True)
+    assert view.visible_node_count() == n - members - len(replay.module_members("2")) + 2
+    player.to_start()
+    player.to_end()                                          # boxes animate too
+
+
+def test_exports(qtbot, tmp_path):
+    tr, _ = mlp()
+    view, player, replay = make_view(qtbot, tr)
+    player.seek(replay.phase_range("backward")[1])
+    png, svg = tmp_path / "g.png", tmp_path / "g.svg"
+    assert view.export_png(str(png))
+    assert view.export_svg(str(svg))
+    assert png.stat().st_size > 1000
+    assert svg.stat().st_size > 1000 and "<svg" in svg.read_text()[:2000]
+    img = view.render_frame_image(640)
+    assert img.width() == 640 and img.height() > 10
+
+
+def test_soak_repaint_while_playing(qtbot):
+    """3,000 repaints of the real widget (the PySide6 6.12 / Python 3.11 None-refcount fault aborts
+    well before that, see shared/notes/pyside6-py311.md)."""
+    tr, _ = mlp((2, 8, 8, 1))
+    view, player, replay = make_view(qtbot, tr, (900, 600))
+    app = QtWidgets.QApplication.instance()
+    for k in range(3000):
+        player.seek(k % len(replay))
+        view.viewport().repaint()
+        app.processEvents()
+    assert view.visible_node_count() == len(tr.nodes)
+
+
+@dataclass
+class FakeHistory:
+    params: dict
+    grads: dict
+    steps: int
+
+
+def test_inspector_shows_node_state_and_history(qtbot):
+    tr, w, b = tutorial(iterations=3)
+    replay = Replay(tr)
+    steps = 5
+    history = FakeHistory({"w": np.linspace(0.5, 2.0, steps + 1), "b": np.zeros(steps + 1)},
+                          {"w": np.linspace(-5, -1, steps), "b": np.zeros(steps)}, steps)
+    ins = Inspector()
+    qtbot.addWidget(ins)
+    ins.show()
+    wid = tr.param_nodes["w"]
+    end = replay.phase_range("backward")[1]
+    ins.show_node(replay, end, wid, history)
+    assert ins.title.text() == "w"
+    assert ins.fields["kind"].text() == "parameter"
+    assert str(np.asarray(w.grad.data).item())[:4] in ins.grad_text.toPlainText()
+    assert ins.plot.isVisibleTo(ins)
+    x, y = ins.value_curve.getData()
+    assert list(x) == [0, 1, 2] and np.allclose(y, history.params["w"][:3])
+    ins.show_node(replay, len(replay) - 1, wid, history)
+    assert "before" in ins.value_label.text()
+    op = next(n for n, i in tr.nodes.items() if i.op == "mul")
+    ins.show_node(replay, end, op)
+    assert ins.fields["op"].text() == "MulBackward0"
+    assert not ins.plot.isVisibleTo(ins)
+    assert "[" in ins.grad_text.toPlainText()
+
+
+def test_next_iteration_reuses_the_items(qtbot):
+    """The window calls set_replay with the next iteration's trace: same graph, same items, new numbers."""
+    w = None
+    traces = []
+    for k in (1, 2):
+        tr, w, b = tutorial(iterations=k)
+        traces.append((tr, float(w.grad.data)))
+    view, player, replay = make_view(qtbot, traces[0][0])
+    items = dict(view.node_items)
+    player.set_replay(Replay(traces[1][0]))
+    assert view.node_items == items                       # not rebuilt
+    player.seek(player.replay.phase_range("backward")[1])
+    wid = traces[1][0].param_nodes["w"]
+    assert format_number(traces[1][1], PRECISION) in view.node_badge_text(wid)
+
+
+def test_inspector_screenshot(qtbot):
+    tr, w, b = tutorial(accumulation_steps=2)
+    replay = Replay(tr)
+    ins = Inspector()
+    qtbot.addWidget(ins)
+    ins.resize(420, 720)
+    ins.show()
+    steps = 30
+    xs = np.arange(steps + 1)
+    history = FakeHistory({"w": 2 - 1.5 * np.exp(-xs / 8), "b": 1 - np.exp(-xs / 6)},
+                          {"w": -3 * np.exp(-xs[:-1] / 8), "b": -2 * np.exp(-xs[:-1] / 6)}, steps)
+    tr.iteration = replay.iteration = 20
+    second = [i for i in range(len(replay)) if replay.frame(i).nodes[tr.param_nodes["w"]].accumulation is not None][-1]
+    ins.show_node(replay, second, tr.param_nodes["w"], history)
+    QtWidgets.QApplication.processEvents()
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert ins.grab().save(str(ARTIFACTS / "inspector_w.png"))
+    assert " + " in ins.grad_text.toPlainText()
+
+
+def test_wheel_zooms_under_the_mouse(qtbot):
+    from PySide6 import QtGui
+    tr, _ = mlp()
+    view, player, replay = make_view(qtbot, tr)
+    before = view.zoom()
+    centre = view.viewport().rect().center()
+    event = QtGui.QWheelEvent(QtCore.QPointF(centre), QtCore.QPointF(view.viewport().mapToGlobal(centre)),
+                              QtCore.QPoint(), QtCore.QPoint(0, 240), QtCore.Qt.MouseButton.NoButton,
+                              QtCore.Qt.KeyboardModifier.NoModifier, QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(view.viewport(), event)
+    assert view.zoom() > before * 1.3
+    view.set_zoom(1.0)
+    assert view.zoom() == pytest.approx(1.0)
+    view.fit_to_view()
+    assert view.zoom() == pytest.approx(before)
+
+
+def test_no_replay(qtbot):
+    player = Player()
+    view = GraphView(player)
+    qtbot.addWidget(view)
+    view.show()
+    assert view.visible_node_count() == 0 and player.count == 0 and player.frame is None
+    player.play()                                           # nothing to play: no error, no timer
+    assert not player.playing
+    player.set_replay(Replay(tutorial()[0]))
+    assert view.visible_node_count() > 0
+    player.set_replay(None)
+    assert view.visible_node_count() == 0 and not view.caption.isVisible()
+
+
+def test_frame_images_keep_their_size(qtbot):
+    """GIF export renders every event: the frames must not change size when halos or labels show."""
+    tr, _, _ = tutorial(accumulation_steps=2)
+    view, player, replay = make_view(qtbot, tr)
+    sizes = set()
+    for i in range(0, len(replay), 3):
+        player.seek(i)
+        img = view.render_frame_image(480)
+        sizes.add((img.width(), img.height()))
+    assert len(sizes) == 1

@@ -1,0 +1,113 @@
+"""ui.player: the cursor over a Replay, driven through its public slots and a real QTimer."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gradviz.replay import Replay
+from tests.core.test_replay import tutorial
+from ui.player import Player
+
+
+@pytest.fixture
+def replay():
+    return Replay(tutorial(accumulation_steps=2)[0])
+
+
+@pytest.fixture
+def player(qtbot, replay):
+    p = Player(replay)
+    yield p
+    p.pause()
+
+
+def test_initial_state(player, replay):
+    assert player.position == 0
+    assert player.count == len(replay) == len(replay.events) + 1
+    assert not player.playing
+    assert player.frame.index == 0
+
+
+def test_play_runs_to_the_end_and_stops(qtbot, player):
+    player.set_speed(500)
+    positions = []
+    player.positionChanged.connect(positions.append)
+    with qtbot.waitSignal(player.iterationEndReached, timeout=5000):
+        with qtbot.waitSignal(player.playingChanged, check_params_cb=lambda on: on):
+            player.play()
+    assert player.position == player.count - 1
+    assert not player.playing
+    assert positions == sorted(positions) and positions[-1] == player.count - 1
+    # playing at the end starts over
+    with qtbot.waitSignal(player.positionChanged, check_params_cb=lambda i: i == 0):
+        player.play()
+    player.pause()
+
+
+def test_steps_seeks_and_bounds(qtbot, player):
+    seen = []
+    player.positionChanged.connect(seen.append)
+    player.step_forward()
+    player.step_forward()
+    player.step_back()
+    assert player.position == 1 and seen == [1, 2, 1]
+    player.seek(10)
+    assert player.position == 10
+    player.seek(10_000)
+    assert player.position == player.count - 1
+    player.step_forward()                     # already at the end: no signal
+    assert seen[-1] == player.count - 1 and seen.count(player.count - 1) == 1
+    player.to_start()
+    assert player.position == 0
+    player.step_back()
+    assert player.position == 0
+    player.to_end()
+    assert player.position == player.count - 1
+
+
+def test_phase_jumps(player, replay):
+    starts = [pos for pos, _, _ in replay.phase_starts()]
+    visited = []
+    for _ in starts:
+        player.next_phase()
+        visited.append(player.position)
+    assert visited == starts
+    player.next_phase()
+    assert player.position == player.count - 1
+    player.seek(starts[3] + 2)
+    player.prev_phase()
+    assert player.position == starts[3]
+    player.prev_phase()
+    assert player.position == starts[2]
+    assert player.frame.phase == replay.phase_starts()[2][1]
+
+
+def test_speed_sets_the_timer(qtbot, player):
+    player.set_speed(10)
+    assert player._timer.interval() == 100 and player._per_tick == 1
+    player.set_speed(240)                    # faster than the 16 ms tick: several events per tick
+    assert player._per_tick == 4 and player._timer.interval() == round(1000 / 240 * 4)
+    with pytest.raises(ValueError):
+        player.set_speed(0)
+    player.set_speed(20)
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(player.iterationEndReached, timeout=10_000):
+        player.play()
+    elapsed = time.perf_counter() - t0
+    expected = (player.count - 1) / 20
+    assert 0.6 * expected < elapsed < 3 * expected
+
+
+def test_toggle_and_set_replay(qtbot, player, replay):
+    with qtbot.waitSignal(player.playingChanged):
+        player.toggle()
+    assert player.playing
+    with qtbot.waitSignal(player.playingChanged):
+        player.toggle()
+    assert not player.playing
+    player.seek(5)
+    other = Replay(tutorial()[0])
+    with qtbot.waitSignals([player.replayChanged, player.positionChanged]):
+        player.set_replay(other)
+    assert player.position == 0 and player.replay is other and player.count == len(other)

@@ -1,0 +1,148 @@
+"""The Player: a QTimer-driven cursor over a Replay's frames.
+
+Views subscribe to ``positionChanged`` and read ``player.frame``; they never move the cursor except
+through these methods.  Changing the iteration is the main window's job: it asks the Session for
+a new Trace and calls ``set_replay``; ``iterationEndReached`` tells it that playing ran off the end.
+"""
+from __future__ import annotations
+
+from PySide6 import QtCore
+
+MIN_INTERVAL_MS = 16                 # at most ~60 ticks a second; faster speeds skip frames per tick
+
+
+class Player(QtCore.QObject):
+    positionChanged = QtCore.Signal(int)
+    replayChanged = QtCore.Signal()
+    playingChanged = QtCore.Signal(bool)
+    speedChanged = QtCore.Signal(float)
+    iterationEndReached = QtCore.Signal()
+
+    def __init__(self, replay=None, parent: QtCore.QObject | None = None, events_per_second: float = 4.0):
+        super().__init__(parent)
+        self._replay = None
+        self._position = 0
+        self._speed = float(events_per_second)
+        self._timer = QtCore.QTimer(self)
+        self._timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._tick)
+        self._apply_speed()
+        if replay is not None:
+            self.set_replay(replay)
+
+    # -- state ----------------------------------------------------------------------------------
+    @property
+    def replay(self):
+        return self._replay
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    @property
+    def count(self) -> int:
+        """Number of cursor positions (events + 1); 0 without a replay."""
+        return len(self._replay) if self._replay is not None else 0
+
+    @property
+    def frame(self):
+        """The Frame at the cursor, or None without a replay."""
+        return self._replay.frame(self._position) if self._replay is not None else None
+
+    @property
+    def playing(self) -> bool:
+        return self._timer.isActive()
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    @property
+    def at_end(self) -> bool:
+        return self._replay is not None and self._position >= self.count - 1
+
+    # -- replay ---------------------------------------------------------------------------------
+    def set_replay(self, replay, position: int = 0) -> None:
+        """Show another Replay (e.g. the next iteration).  Playing continues if it was on."""
+        self._replay = replay
+        self._position = max(0, min(position, self.count - 1)) if replay is not None else 0
+        self.replayChanged.emit()
+        self.positionChanged.emit(self._position)
+
+    # -- transport ------------------------------------------------------------------------------
+    @QtCore.Slot()
+    def play(self) -> None:
+        if self._replay is None or self.playing:
+            return
+        if self.at_end:                      # play again from the start, like a media player
+            self.seek(0)
+        self._timer.start()
+        self.playingChanged.emit(True)
+
+    @QtCore.Slot()
+    def pause(self) -> None:
+        if self.playing:
+            self._timer.stop()
+            self.playingChanged.emit(False)
+
+    @QtCore.Slot()
+    def toggle(self) -> None:
+        self.pause() if self.playing else self.play()
+
+    @QtCore.Slot(int)
+    def seek(self, i: int) -> None:
+        if self._replay is None:
+            return
+        i = max(0, min(int(i), self.count - 1))
+        if i != self._position:
+            self._position = i
+            self.positionChanged.emit(i)
+
+    @QtCore.Slot()
+    def step_forward(self) -> None:
+        self.seek(self._position + 1)
+
+    @QtCore.Slot()
+    def step_back(self) -> None:
+        self.seek(self._position - 1)
+
+    @QtCore.Slot()
+    def next_phase(self) -> None:
+        if self._replay is not None:
+            self.seek(self._replay.next_phase_position(self._position))
+
+    @QtCore.Slot()
+    def prev_phase(self) -> None:
+        if self._replay is not None:
+            self.seek(self._replay.prev_phase_position(self._position))
+
+    @QtCore.Slot()
+    def to_start(self) -> None:
+        self.seek(0)
+
+    @QtCore.Slot()
+    def to_end(self) -> None:
+        self.seek(self.count - 1)
+
+    @QtCore.Slot(float)
+    def set_speed(self, events_per_second: float) -> None:
+        if events_per_second <= 0:
+            raise ValueError(f"speed must be positive, got {events_per_second}")
+        self._speed = float(events_per_second)
+        self._apply_speed()
+        self.speedChanged.emit(self._speed)
+
+    # -- timer ----------------------------------------------------------------------------------
+    def _apply_speed(self) -> None:
+        interval = 1000.0 / self._speed
+        self._per_tick = max(1, round(MIN_INTERVAL_MS / interval)) if interval < MIN_INTERVAL_MS else 1
+        self._timer.setInterval(max(1, round(interval * self._per_tick)))
+
+    def _tick(self) -> None:
+        if self._replay is None:
+            self.pause()
+            return
+        self.seek(self._position + self._per_tick)
+        if self.at_end:
+            self.pause()
+            self.iterationEndReached.emit()
