@@ -1,0 +1,121 @@
+"""Time one full training step (zero_grad, forward, loss, backward, step) in gradviz and PyTorch.
+
+    python benchmarks/bench_core.py          # from the repo root
+
+Cases, each written once against the shared API (``L`` is ``gradviz`` or ``torch``):
+  (a) the seed example: w * x + b, MSE, SGD(lr=0.1) on one point;
+  (b) an MLP 2-16-16-1 with tanh on 256 points, BCE-with-logits, Adam;
+  (c) case (b) with ``gradviz.trace.record()`` on, a new recorder per step (PyTorch: plain (b)).
+The figure is the median time of one step over STEPS steps (after WARMUP), and the ratio is
+gradviz time / PyTorch time: 1.0 means as fast as PyTorch, 0.25 four times faster.
+PyTorch runs on one thread (``torch.set_num_threads(1)``), float32, in the same process.
+"""
+from __future__ import annotations
+
+import contextlib
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gradviz  # noqa: E402
+import gradviz.nn as gnn  # noqa: E402
+import gradviz.optim as goptim  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+WARMUP, STEPS = 50, 1000
+# targets for gradviz time / PyTorch time (at most), from the project brief
+TARGETS = {"a": 0.25, "b": 0.5, "c": 1.0}
+
+
+def _libs(L):
+    """(nn, optim, functional) for gradviz or torch."""
+    if L is gradviz:
+        return gnn, goptim, gnn.functional
+    return torch.nn, torch.optim, torch.nn.functional
+
+
+def seed_example(L):
+    """w=1, b=0, x=2, y=4, (w x + b - y)^2, SGD(lr=0.1)."""
+    _, optim, _ = _libs(L)
+    w = L.tensor(1.0, requires_grad=True)
+    b = L.tensor(0.0, requires_grad=True)
+    x, y = L.tensor(2.0), L.tensor(4.0)
+    opt = optim.SGD([w, b], lr=0.1)
+
+    def step():
+        opt.zero_grad()
+        loss = (w * x + b - y) ** 2
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def mlp(L):
+    """2-16-16-1 tanh MLP on 256 two-class points, BCE-with-logits, Adam(lr=1e-2)."""
+    nn, optim, F = _libs(L)
+    rng = np.random.default_rng(0)
+    points = rng.standard_normal((256, 2)).astype(np.float32)
+    labels = (points[:, 0] * points[:, 1] > 0).astype(np.float32)[:, None]
+    model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 1))
+    x, y = L.tensor(points), L.tensor(labels)
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+
+    def step():
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def traced(step):
+    def run():
+        with gradviz.trace.record():
+            return step()
+    return run
+
+
+def median_step_time(step) -> float:
+    for _ in range(WARMUP):
+        step()
+    times = []
+    for _ in range(STEPS):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    if torch is not None:
+        torch.set_num_threads(1)
+    print(f"median time of one training step over {STEPS} steps; PyTorch "
+          + (f"{torch.__version__} with torch.set_num_threads(1)" if torch else "not installed"))
+    print(f"{'case':<44} {'gradviz':>10} {'torch':>10} {'gradviz/torch':>14} {'target':>7}")
+    cases = [("a", "(a) seed example w*x+b, SGD", seed_example, False),
+             ("b", "(b) MLP 2-16-16-1 tanh, 256 pts, BCE, Adam", mlp, False),
+             ("c", "(c) = (b) with trace.record() per step", mlp, True)]
+    for key, title, build, record in cases:
+        step = build(gradviz)
+        ours = median_step_time(traced(step) if record else step)
+        theirs = median_step_time(build(torch)) if torch else float("nan")
+        ratio = ours / theirs
+        verdict = "ok" if ratio <= TARGETS[key] else "SLOW"
+        print(f"{title:<44} {ours * 1e6:>8.1f}us {theirs * 1e6:>8.1f}us {ratio:>14.2f} "
+              f"{'<=' + str(TARGETS[key]):>7} {verdict if torch else ''}")
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
