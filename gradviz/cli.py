@@ -1,0 +1,288 @@
+"""The headless command line, ``python -m gradviz``: the same Session the app runs, without a screen.
+
+    python -m gradviz list                                   # the bundled scenarios
+    python -m gradviz run 01_tutorial_wx_b --steps 500 --out history.csv
+    python -m gradviz validate lesson.toml other.toml        # "FILE: ok" or the one-line error
+    python -m gradviz export-torch lesson.toml -o lesson.py  # the same run as a PyTorch script
+
+SCENARIO is a file path or the stem of a bundled scenario. Every user error (a missing or invalid
+file, an unwritable output, an unknown extension, a bad option) is one line on stderr,
+``gradviz: error: ...``, and exit status 2; never a traceback. Ctrl-C exits with 130.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, TextIO
+
+import numpy as np
+
+from .scenario import Scenario, ScenarioError, bundled, load
+
+PROG = "gradviz"
+OUT_FORMATS = (".csv", ".json")
+PROGRESS_EVERY = 0.1          # seconds between progress bar redraws
+
+
+class UserError(Exception):
+    """Something the user can fix; ``str()`` is the one line shown after ``gradviz: error:``."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (raised, so ``main`` prints it)."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+SUMMARY_WIDTH = 80            # characters of a description shown by ``list``
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).splitlines()).strip() or type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _summary(description: str) -> str:
+    """The first sentence of the first line, cut to SUMMARY_WIDTH."""
+    line = (description.strip().splitlines() or [""])[0]
+    sentence = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+    return sentence if len(sentence) <= SUMMARY_WIDTH else sentence[:SUMMARY_WIDTH - 3].rstrip() + "..."
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def load_scenario(name: str) -> Scenario:
+    """A scenario file, or a bundled scenario by stem (``01_tutorial_wx_b``)."""
+    path = Path(name)
+    has_folder = os.sep in name or "/" in name
+    stems = {p.stem: p for p in bundled()}
+    stem = name.removesuffix(".toml")
+    if not path.exists() and not has_folder and stem in stems:
+        return load(stems[stem])
+    if path.exists() or has_folder or path.suffix.lower() == ".toml":
+        return load(path)         # a Path, never text: "runs[1].toml" is a file name
+    raise UserError(f"{name!r} is neither a file nor a bundled scenario "
+                    f"(bundled: {', '.join(stems) or 'none'})")
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place, so an
+    interrupted or failed write never leaves a half-written file."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise UserError(f"cannot write {path}: directory {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp's 0600 is too private for a result file
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class ProgressBar:
+    """``[#######.........]  45%  4500/10000 steps`` on a terminal, redrawn in place."""
+
+    def __init__(self, stream: TextIO, width: int = 30):
+        self.stream, self.width = stream, width
+        self.last = 0.0
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        fraction = done / total if total else 1.0
+        filled = int(round(fraction * self.width))
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%}  "
+                          f"{done}/{total} steps")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _format_value(values: np.ndarray) -> str:
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 0:
+        return f"{float(values):.6g}"
+    if values.size <= 8:
+        return np.array2string(values, precision=6, separator=", ", floatmode="maxprec")
+    return (f"shape {tuple(values.shape)}, mean {np.mean(values):.4g}, "
+            f"min {np.min(values):.4g}, max {np.max(values):.4g}")
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+def cmd_run(args) -> int:
+    from .session import Session
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in OUT_FORMATS:
+        raise UserError(f"cannot write {out}: unknown extension {out.suffix or '(none)'!r}; "
+                        f"use {' or '.join(OUT_FORMATS)}")
+    if out is not None and not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise UserError(f"cannot write {out}: directory {out.parent} does not exist")
+    scenario = load_scenario(args.scenario)
+    session = Session(scenario, args.variant)
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        history = session.run(args.steps, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if out is not None:
+        write = history.to_json if out.suffix.lower() == ".json" else history.to_csv
+        write_atomically(out, write)
+
+    print(f"{scenario.title} [{history.variant}]")
+    if history.steps:
+        print(f"steps: {history.steps}   final loss: {float(history.loss[-1]):.6g}")
+    else:
+        print("steps: 0")
+    for name in history.param_names:
+        print(f"  {name} = {_format_value(history.params[name][history.steps])}")
+    if history.message:
+        print(history.message)
+    if out is not None:
+        print(f"wrote {out} ({history.steps} steps)")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .session import Session
+
+    all_ok = True
+    for name in args.files:
+        try:
+            scenario = load(Path(name))
+            for variant in range(len(scenario.variants())):
+                Session(scenario, variant)       # builds model and data, one forward pass
+        except ScenarioError as exc:
+            print(_one_line(exc))                # already "FILE:LINE: [key] expected ..., found ..."
+            all_ok = False
+        except Exception as exc:                 # SessionError, or a bug: still one line
+            print(f"{name}: {_one_line(exc)}")
+            all_ok = False
+        else:
+            print(f"{name}: ok")
+        sys.stdout.flush()
+    return 0 if all_ok else 2
+
+
+def cmd_export_torch(args) -> int:
+    from .codegen import export_torch
+
+    scenario = load_scenario(args.scenario)
+    script = export_torch(scenario, args.variant)
+    if args.output == "-":
+        sys.stdout.write(script.source)
+        return 0
+    out = Path(args.output)
+    write_atomically(out, lambda tmp: tmp.write_text(script.source, encoding="utf-8"))
+    print(f"wrote {out} ({len(script.source.splitlines())} lines, variant {script.variant!r})",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_list(args) -> int:
+    rows = []
+    for path in bundled():
+        try:
+            scenario = load(path)
+            rows.append((path.stem, scenario.title, _summary(scenario.description)))
+        except ScenarioError as exc:
+            rows.append((path.stem, "(invalid)", _one_line(exc)))
+    if not rows:
+        print("no bundled scenarios found")
+        return 0
+    stem_width = max(len(r[0]) for r in rows)
+    title_width = max(len(r[1]) for r in rows)
+    for stem, title, summary in rows:
+        print(f"{stem:<{stem_width}}  {title:<{title_width}}  {summary}".rstrip())
+    return 0
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, found {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="GradViz without a screen: run, check and export scenarios.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a scenario headless and write its History",
+                              description="Run a scenario headless; print the final loss and parameters.")
+    run.add_argument("scenario", metavar="SCENARIO", help="a scenario file or a bundled scenario's name")
+    run.add_argument("--steps", type=_non_negative, help="optimizer steps (default: the scenario's)")
+    run.add_argument("--out", metavar="FILE", help="write the History to FILE.csv or FILE.json")
+    run.add_argument("--variant", type=_non_negative, default=0,
+                     help="0 = the main run (default), i = the i-th comparison")
+    run.set_defaults(func=cmd_run)
+
+    validate = commands.add_parser("validate", help="check scenario files",
+                                   description="Print 'FILE: ok' or the file's one-line error; "
+                                               "exit 0 when all are valid, 2 otherwise.")
+    validate.add_argument("files", metavar="FILE", nargs="+")
+    validate.set_defaults(func=cmd_validate)
+
+    export = commands.add_parser("export-torch", help="write the scenario as a runnable PyTorch script",
+                                 description="Write the same run as a self-contained PyTorch script.")
+    export.add_argument("scenario", metavar="SCENARIO", help="a scenario file or a bundled scenario's name")
+    export.add_argument("-o", "--output", default="-", metavar="FILE",
+                        help="where to write the script ('-' = standard output, the default)")
+    export.add_argument("--variant", type=_non_negative, default=0,
+                        help="0 = the main run (default), i = the i-th comparison")
+    export.set_defaults(func=cmd_export_torch)
+
+    listing = commands.add_parser("list", help="list the bundled scenarios")
+    listing.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UserError("choose a command: run, validate, export-torch or list "
+                            f"(see '{PROG} --help')")
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:                     # --help / --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except BrokenPipeError:                       # `python -m gradviz list | head -1`
+        return 0
+    except Exception as exc:                      # ScenarioError, SessionError, UserError, a bug: one line
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2

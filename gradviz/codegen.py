@@ -1,0 +1,559 @@
+"""Export a scenario as a self-contained PyTorch script: the same run, written the way a PyTorch
+user would write it.
+
+    script = export_torch(scenario)            # variant=i exports comparisons[i - 1]
+    script.source                              # python script.py > history.csv
+    script.lines["backward"]                   # 1-based line of ``loss.backward()`` in source
+    script.loop_source(), script.loop_lines    # just the training loop, for the code panel
+
+The script imports only torch, numpy and math. It embeds the data and GradViz's initial parameter
+values (``repr`` of a float64 round-trips exactly, and a float32 value is exactly a float64), feeds
+the batches in the order of ``docs/contracts.md`` and runs the loop the toggles describe:
+``zero_grad`` placement and ``set_to_none``, gradient accumulation with or without dividing the
+loss, float16 autocast and a ``GradScaler``. Each optimizer step prints one CSV row with the
+columns of ``History.columns()`` (loss, parameters before the step, their grads, the optimizer state
+after it, the grad scale), and the run stops where a Session stops: at the first loss, gradient or
+parameter that is not finite.
+
+Everything user-written (title, description, names, the expression) reaches the script only as
+a ``#`` comment, a string ``repr``, a sanitised identifier or ``expr.to_python`` of a parsed AST, so
+no scenario can inject code.
+"""
+from __future__ import annotations
+
+import builtins
+import keyword
+import math
+import re
+import textwrap
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .scenario import expr
+from .scenario.schema import OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, Scenario
+from .session import Session
+
+__all__ = ["Script", "export_torch", "PHASES"]
+
+PHASES = ("zero_grad", "forward", "loss", "backward", "step", "zero_grad_after")
+WIDTH = 100                      # wrap embedded arrays at this many characters
+
+_ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "sigmoid": "Sigmoid"}
+_LOSSES = {"mse": "MSELoss", "l1": "L1Loss", "bce_with_logits": "BCEWithLogitsLoss",
+           "cross_entropy": "CrossEntropyLoss"}
+_DTYPES = {"float64": "torch.float64", "float32": "torch.float32", "float16": "torch.float32"}
+
+
+# Names the script itself defines or uses; a scenario name equal to one of these is renamed.
+_SCRIPT_NAMES = frozenset("""
+    torch np math DTYPE STEPS BATCH_SIZE ACCUMULATION_STEPS MICRO_BATCH STATE_KEYS HEADER
+    model params loss_fn optimizer scaler batches batch_order element_names flat record log
+    step micro idx mb pred loss losses row scale skipped
+""".split()) | frozenset(dir(builtins))
+
+
+@dataclass
+class Script:
+    """A runnable PyTorch script and where each loop phase is in it.
+
+    ``lines`` maps the phases the Session reports (``zero_grad``, ``forward``, ``loss``,
+    ``backward``, ``step``, ``zero_grad_after``) to 1-based line numbers in ``source``; a phase the
+    loop never runs (``zero_grad = "never"``) is absent. ``loop_start``/``loop_end`` are the
+    1-based first and last lines of the training loop.
+    """
+    source: str
+    lines: dict[str, int]
+    loop_start: int
+    loop_end: int
+    variant: str = ""
+
+    def loop_source(self) -> str:
+        """Only the training loop (``for step in range(STEPS): ...``), as the code panel shows it."""
+        return "\n".join(self.source.splitlines()[self.loop_start - 1:self.loop_end]) + "\n"
+
+    @property
+    def loop_lines(self) -> dict[str, int]:
+        """``lines`` relative to :meth:`loop_source` (1-based)."""
+        return {phase: line - self.loop_start + 1 for phase, line in self.lines.items()}
+
+
+# -- formatting values -------------------------------------------------------------------------
+
+def _number(value) -> str:
+    """Python source for one number that reads back bit for bit."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    value = float(value)
+    if math.isnan(value):
+        return "math.nan"
+    if math.isinf(value):
+        return "math.inf" if value > 0 else "-math.inf"
+    return repr(value)
+
+
+def _items(array: np.ndarray) -> list[str]:
+    """A 1-D array as number strings; a 2-D or deeper one as rows ``[a, b]`` of its last axis."""
+    if array.ndim == 1:
+        return [_number(v) for v in array.tolist()]
+    rows = array.reshape(-1, array.shape[-1]).tolist()
+    return ["[" + ", ".join(_number(v) for v in row) + "]" for row in rows]
+
+
+def _tensor_literal(head: str, array: np.ndarray, tail: str, indent: str = "") -> list[str]:
+    """``head + torch.tensor([...], tail) `` on one line when it fits, else wrapped lists:
+
+        x = torch.tensor([
+            0.1, 0.2, ...,
+        ], dtype=DTYPE)
+    """
+    array = np.asarray(array)
+    reshape = f".reshape{tuple(array.shape)}" if array.ndim > 2 else ""
+    tail = f", {tail}" if tail else ""
+    if array.ndim == 0:
+        return [f"{indent}{head}torch.tensor({_number(array.item())}{tail})"]
+    if array.size == 0:
+        return [f"{indent}{head}torch.zeros({tuple(array.shape)}{tail})"]
+    items = _items(array)
+    one_line = f"{indent}{head}torch.tensor([{', '.join(items)}]{tail}){reshape}"
+    if len(one_line) <= WIDTH:
+        return [one_line]
+    body, current, inner = [], "", indent + "    "
+    for item in items:
+        piece = item + ","
+        if current and len(inner) + len(current) + 1 + len(piece) > WIDTH:
+            body.append(inner + current)
+            current = piece
+        else:
+            current = f"{current} {piece}" if current else piece
+    body.append(inner + current)
+    return [f"{indent}{head}torch.tensor(["] + body + [f"{indent}]{tail}){reshape}"]
+
+
+def _string(text: str) -> str:
+    """A Python string literal for ``text`` (double quotes when that is simple)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return repr(text)
+
+
+def _comment_lines(text: str, prefix: str = "# ") -> list[str]:
+    """User text as ``#`` lines: every line break and control character is neutralised."""
+    out = []
+    for line in str(text).splitlines() or [""]:
+        clean = "".join(c if c.isprintable() else " " for c in line).rstrip()
+        wrapped = textwrap.wrap(clean, WIDTH - len(prefix)) or [""]
+        out.extend((prefix + part).rstrip() for part in wrapped)
+    return out
+
+
+def _identifiers(names: list[str], taken: set[str]) -> dict[str, str]:
+    """A valid, unused Python identifier for each name (``w`` stays ``w``; ``loss`` becomes ``loss_``)."""
+    out = {}
+    for name in names:
+        ident = re.sub(r"\W", "_", name, flags=re.ASCII) or "_"
+        if ident[0].isdigit():
+            ident = "p_" + ident
+        while ident in taken or ident in _SCRIPT_NAMES or keyword.iskeyword(ident):
+            ident += "_"
+        taken.add(ident)
+        out[name] = ident
+    return out
+
+
+def _constant(tree: expr.Expr) -> str:
+    """Python source for an expression of plain numbers: its value, computed the way GradViz does."""
+    try:
+        with np.errstate(all="raise"):
+            value = float(expr.evaluate(tree, {}))
+        if math.isfinite(value):
+            return repr(value)
+    except (ArithmeticError, TypeError, ValueError):
+        pass
+    return f"float({expr.to_python(tree)})"        # let Python raise the same error at run time
+
+
+def _rename(tree: expr.Expr, mapping: dict[str, str]) -> expr.Expr:
+    """The same AST with names replaced by Python text (``x`` -> ``x[idx]``; an atom either way).
+
+    A function of plain numbers (``exp(1)``) gets its argument as ``torch.tensor(1.0)``: torch's
+    functions take only tensors, and GradViz makes the same float32 tensor of a number.
+    """
+    built: list[tuple[expr.Expr, bool]] = []          # (node, is a plain Python number)
+    for node in expr._postorder(tree):                # the parser's own explicit-stack walk
+        if isinstance(node, expr.Name):
+            built.append((expr.Name(mapping.get(node.id, node.id)), False))
+        elif isinstance(node, expr.Num):
+            built.append((node, True))
+        elif isinstance(node, expr.UnaryOp):
+            operand, number = built.pop()
+            built.append((expr.UnaryOp(node.op, operand), number))
+        elif isinstance(node, expr.Call):
+            arg, number = built.pop()
+            if number:
+                arg = expr.Name(f"torch.tensor({_constant(arg)})")
+            built.append((expr.Call(node.func, arg), False))
+        else:
+            (right, right_number), (left, left_number) = built.pop(), built.pop()
+            built.append((expr.BinOp(node.op, left, right), left_number and right_number))
+    return built.pop()[0]
+
+
+def _hyper_text(kind: str, hyper: dict) -> str:
+    """``lr=0.1, momentum=0.9``: lr always, then every hyperparameter that is not PyTorch's default."""
+    defaults = OPTIMIZER_DEFAULTS[kind]
+    parts = []
+    for key, value in hyper.items():
+        if key not in defaults:          # the Session has refused these already; never write them
+            continue
+        if isinstance(value, (list, tuple)):
+            value = tuple(float(v) for v in value)
+        default = defaults.get(key)
+        if key != "lr" and value == (tuple(default) if isinstance(default, (list, tuple)) else default):
+            continue
+        if isinstance(value, tuple):
+            text = "(" + ", ".join(_number(v) for v in value) + ")"
+        elif isinstance(value, bool):
+            text = str(value)
+        else:
+            text = _number(float(value) if isinstance(default, float) else value)
+        parts.append(f"{key}={text}")
+    return ", ".join(parts)
+
+
+def _state_keys(kind: str, hyper: dict) -> list[str]:
+    """The optimizer state PyTorch (and gradviz.optim) keep per parameter, in insertion order."""
+    if kind == "sgd":
+        return ["momentum_buffer"] if hyper.get("momentum", 0) else []
+    if kind in ("adam", "adamw"):
+        return ["step", "exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if hyper.get("amsgrad") else [])
+    if kind == "rmsprop":
+        return (["step", "square_avg"] + (["momentum_buffer"] if hyper.get("momentum", 0) > 0 else [])
+                + (["grad_avg"] if hyper.get("centered") else []))
+    return ["step", "sum"]       # adagrad
+
+
+# -- the script --------------------------------------------------------------------------------
+
+@dataclass
+class _Writer:
+    lines: list[str] = field(default_factory=list)
+    marks: dict[str, int] = field(default_factory=dict)
+
+    def add(self, *lines: str, phase: str | None = None) -> None:
+        """Append lines; ``phase`` marks the first of them."""
+        if phase is not None:
+            self.marks[phase] = len(self.lines) + 1
+        self.lines.extend(lines)
+
+    def blank(self) -> None:
+        if self.lines and self.lines[-1] != "":
+            self.lines.append("")
+
+
+def export_torch(scenario: Scenario, variant: int = 0) -> Script:
+    """The PyTorch script for one variant of ``scenario`` (0 = main run, i = ``comparisons[i-1]``).
+
+    Raises ``SessionError`` (a ValueError) when the scenario cannot run, like ``Session`` does:
+    the data and initial values are the Session's own, so they cannot drift apart.
+    """
+    session = Session(scenario, variant)
+    return _Exporter(scenario, session).build()
+
+
+class _Exporter:
+    def __init__(self, scenario: Scenario, session: Session):
+        self.scenario, self.session = scenario, session
+        self.v = session.variant
+        self.loop = self.v.loop
+        self.kind = scenario.model.kind
+        self.acc = int(self.loop.accumulation_steps)
+        self.float16 = self.loop.precision == "float16"
+        self.scaler = self.float16 and bool(self.loop.loss_scaling)
+        # The Session's own data (converted to the run's dtype) and initial parameter values.
+        self.data = session._data
+        self.initial = {name: session.history.params[name][0] for name in session.param_names}
+        self.n = self.data.n
+        self.batch_size = self.n if self.loop.batch_size is None else int(self.loop.batch_size)
+        # Batches are spelled out only when they differ from "all the data at once".
+        self.batched = self.kind != "objective" and (
+            self.batch_size < self.n or self.loop.shuffle or self.acc > 1)
+        taken: set[str] = set()
+        if self.kind == "layers":
+            self.param_vars = {name: name for name in session.param_names}
+            self.input_vars = {"x": "x"}
+            taken.add("x")
+        else:
+            self.param_vars = _identifiers(session.param_names, taken)
+            self.input_vars = _identifiers(list(self.data.inputs), taken)
+        self.target_var = _identifiers(["y"], taken)["y"] if self.kind != "objective" else ""
+        self.w = _Writer()
+
+    # -- sections ---------------------------------------------------------------------------
+    def build(self) -> Script:
+        self.header()
+        self.data_section()
+        self.model_section()
+        self.optimizer_section()
+        self.batches_section()
+        self.logging_section()
+        start = len(self.w.lines) + 1
+        self.training_loop()
+        end = len(self.w.lines)
+        source = "\n".join(self.w.lines) + "\n"
+        return Script(source, dict(self.w.marks), start, end, self.v.name)
+
+    def header(self) -> None:
+        s, w = self.scenario, self.w
+        w.add(*_comment_lines(s.title or "GradViz scenario"))
+        if s.description.strip():
+            w.add("#")
+            w.add(*_comment_lines(s.description.strip()))
+        w.add("#")
+        w.add(*_comment_lines(
+            f"Exported from GradViz, variant {self.v.name}: the same run as in the app, with the same "
+            "data, the same initial values and the same training loop. It prints one CSV row per "
+            "optimizer step with the columns of GradViz's History (the loss, each parameter before the "
+            "step, its gradient, the optimizer state after the step):"))
+        w.add("#     python this_script.py > history.csv",
+              "import math",
+              "",
+              "import numpy as np",
+              "import torch",
+              "")
+        precision = self.loop.precision
+        note = {"float64": "", "float32": "",
+                "float16": "  # float32 master weights; autocast runs Linear/matmul in float16"}[precision]
+        w.add(f"DTYPE = {_DTYPES[precision]}{note}",
+              f"STEPS = {int(self.loop.steps)}")
+
+    def data_section(self) -> None:
+        if self.kind == "objective":
+            return
+        spec, w = self.scenario.data, self.w
+        w.blank()
+        if spec.kind == "inline":
+            w.add(f"# The data: {self.n} example{'s' if self.n != 1 else ''}, as written in the scenario.")
+        else:
+            options = "".join(f", {k}={v!r}" for k, v in dict(spec.options).items())
+            w.add(*_comment_lines(
+                f'The data: {self.n} points of the "{spec.kind}" data set (noise {spec.noise:g}, '
+                f"seed {self.scenario.seed}{options}), generated by GradViz and embedded here."))
+        dtype_tail = "dtype=DTYPE"
+        for name, values in self.data.inputs.items():
+            w.add(*_tensor_literal(f"{self.input_vars[name]} = ", values, dtype_tail))
+        target = self.data.target
+        if target.dtype.kind in "iu":
+            w.add("# class indices (int64), as CrossEntropyLoss expects")
+            w.add(*_tensor_literal(f"{self.target_var} = ", target, ""))
+        else:
+            w.add(*_tensor_literal(f"{self.target_var} = ", target, dtype_tail))
+
+    def model_section(self) -> None:
+        s, w = self.scenario, self.w
+        w.blank()
+        if self.kind == "layers":
+            sizes = [int(v) for v in s.model.layers]
+            activation = _ACTIVATIONS[s.model.activation]
+            w.add("model = torch.nn.Sequential(")
+            for i in range(len(sizes) - 1):
+                w.add(f"    torch.nn.Linear({sizes[i]}, {sizes[i + 1]}),")
+                if i < len(sizes) - 2:
+                    w.add(f"    torch.nn.{activation}(),")
+            w.add(").to(DTYPE)")
+            w.add(f"# GradViz's initial weights (seed {s.seed}), so that both runs start at the same point")
+            w.add("with torch.no_grad():")
+            for name, value in self.initial.items():
+                module, attr = name.rsplit(".", 1)
+                w.add(*_tensor_literal(f"model[{module}].{attr}.copy_(", value, "dtype=DTYPE", indent="    "))
+                w.lines[-1] += ")"
+            w.add("params = dict(model.named_parameters())")
+        else:
+            model = s.model
+            what = "objective" if self.kind == "objective" else "model"
+            w.add(*_comment_lines(f"The {what}: {expr.to_text(expr.parse(model.expression))}"))
+            for name, value in self.initial.items():
+                init = model.parameters[name]
+                note = {"normal": f"normal(0, {init.std:g})", "uniform": f"uniform({init.low:g}, {init.high:g})"}
+                if init.init in note:
+                    w.add(f"# {self.param_vars[name]}: drawn from {note[init.init]} by GradViz (seed {s.seed})")
+                w.add(*_tensor_literal(f"{self.param_vars[name]} = ", value, "dtype=DTYPE, requires_grad=True"))
+            entries = ", ".join(f"{_string(n)}: {v}" for n, v in self.param_vars.items())
+            w.add(f"params = {{{entries}}}")
+        if self.kind != "objective":
+            reduction = s.loss.reduction
+            args = "" if reduction == "mean" else f"reduction={_string(reduction)}"
+            w.add(f"loss_fn = torch.nn.{_LOSSES[s.loss.kind]}({args})")
+
+    def optimizer_section(self) -> None:
+        opt, loop, w = self.v.optimizer, self.loop, self.w
+        w.blank()
+        params = "model.parameters()" if self.kind == "layers" else "list(params.values())"
+        w.add(f"optimizer = torch.optim.{OPTIMIZER_CLASSES[opt.kind]}({params}, {_hyper_text(opt.kind, opt.hyper)})")
+        if self.scaler:
+            scaler = dict(SCALER_DEFAULTS, **dict(loop.scaler))
+            args = ", ".join(f"{k}={_number(v)}" for k, v in scaler.items()
+                             if k in SCALER_DEFAULTS and v != SCALER_DEFAULTS[k])
+            w.add("# scales the loss up before backward() so that small float16 gradients do not become 0",
+                  f'scaler = torch.amp.GradScaler("cpu"{", " + args if args else ""})')
+
+    def batches_section(self) -> None:
+        w, loop = self.w, self.loop
+        if self.acc > 1 and not self.batched:          # an objective: no data, no batches
+            w.blank()
+            w.add(f"ACCUMULATION_STEPS = {self.acc}  # forward/backward passes per optimizer step")
+        if not self.batched:
+            return
+        w.blank()
+        w.add(f"BATCH_SIZE = {self.batch_size}  # examples per optimizer step")
+        if self.acc > 1:
+            w.add(f"ACCUMULATION_STEPS = {self.acc}  # micro-batches per optimizer step",
+                  "MICRO_BATCH = BATCH_SIZE // ACCUMULATION_STEPS")
+        w.add("",
+              "",
+              "def batch_order(n, batch_size, shuffle, seed):",
+              '    """One index array per optimizer step, forever (the order GradViz uses)."""',
+              "    rng = np.random.default_rng(seed + 1)  # only for shuffling",
+              "    per_epoch = n // batch_size  # a partial last batch is dropped",
+              "    while True:",
+              "        order = rng.permutation(n) if shuffle else np.arange(n)",
+              "        for i in range(per_epoch):",
+              "            yield order[i * batch_size:(i + 1) * batch_size]",
+              "",
+              "",
+              f"batches = batch_order({self.n}, BATCH_SIZE, shuffle={bool(loop.shuffle)}, "
+              f"seed={int(self.scenario.seed)})")
+
+    def logging_section(self) -> None:
+        w = self.w
+        keys = _state_keys(self.v.optimizer.kind, self.v.optimizer.hyper)
+        micro = (f' + [f"micro_loss[{{j}}]" for j in range({self.acc})]') if self.acc > 1 else ""
+        w.blank()
+        w.add("# -- printing GradViz's History columns (bookkeeping, not part of the training) --",
+              "")
+        name = OPTIMIZER_CLASSES[self.v.optimizer.kind]
+        w.add(f"STATE_KEYS = {keys!r}  # " + (f"what {name} keeps per parameter" if keys else
+                                            f"{name} without momentum keeps no state"),
+              "",
+              "",
+              "def element_names(name, shape):",
+              '    """GradViz\'s column names: w for a scalar, else one per element: 0.weight[1,0]."""',
+              "    if len(shape) == 0:",
+              "        return [name]",
+              "    return [f\"{name}[{','.join(map(str, i))}]\" for i in np.ndindex(*shape)]",
+              "",
+              "",
+              "def flat(tensor, numel):",
+              '    """The elements of a tensor as floats; nan for a missing one (a grad that is None)."""',
+              "    if tensor is None:",
+              "        return [math.nan] * numel",
+              "    return torch.as_tensor(tensor).detach().flatten().tolist()",
+              "",
+              "",
+              "def record(step, losses):",
+              '    """The row so far: the loss, each parameter before the step and the grad step() will use."""',
+              "    row = [step, sum(losses) / len(losses)]" + (" + losses" if self.acc > 1 else ""),
+              "    row += [v for p in params.values() for v in flat(p, p.numel())]",
+              "    row += [v for p in params.values() for v in flat(p.grad, p.numel())]",
+              "    return row",
+              "",
+              "",
+              "def log(row, grad_scale=1.0, skipped=False):",
+              '    """Add the optimizer state after the step and print the CSV row. False when GradViz',
+              '    stops the run here: a loss, gradient or new parameter value that is not finite."""',
+              "    for p in params.values():",
+              "        state = optimizer.state.get(p, {})",
+              "        for key in STATE_KEYS:",
+              "            row += flat(state.get(key), 1 if key == \"step\" else p.numel())",
+              "    row += [grad_scale, float(skipped)]",
+              "    print(\",\".join(map(repr, row)))",
+              "    finite = math.isfinite(row[1]) and all(torch.isfinite(p).all() for p in params.values())")
+        if not self.scaler:        # with a GradScaler, inf/nan grads only skip the step
+            w.add("    finite = finite and all(p.grad is None or torch.isfinite(p.grad).all() "
+                  "for p in params.values())")
+        w.add("    return finite",
+              "",
+              "",
+              f'HEADER = ["step", "loss"]{micro}',
+              "HEADER += [n for name, p in params.items() for n in element_names(name, p.shape)]",
+              'HEADER += ["grad." + n for name, p in params.items() for n in element_names(name, p.shape)]',
+              "HEADER += [f\"state.{n}.{key}\" for name, p in params.items() for key in STATE_KEYS",
+              "           for n in element_names(name, () if key == \"step\" else p.shape)]",
+              'HEADER += ["grad_scale", "skipped"]',
+              "print(\",\".join(f'\"{c}\"' if \",\" in c else c for c in HEADER))",
+              "")
+
+    # -- the loop ---------------------------------------------------------------------------
+    def forward_text(self, rows: str) -> str:
+        """``model(x[idx])`` or the expression with its names bound: ``w * x[idx] + b``."""
+        if self.kind == "layers":
+            return f"model(x{rows})"
+        mapping = {name: var + rows for name, var in self.input_vars.items()}
+        for name, var in self.param_vars.items():
+            if name not in self.input_vars:      # an input shadows a parameter (as in the Session)
+                mapping[name] = var
+        return expr.to_python(_rename(expr.parse(self.scenario.model.expression), mapping))
+
+    def training_loop(self) -> None:
+        loop, w, acc = self.loop, self.w, self.acc
+        set_to_none = "" if loop.set_to_none else "set_to_none=False"
+        zero_note = "" if loop.set_to_none else "  # zero the grads in place (they stay tensors, not None)"
+        w.add("for step in range(STEPS):")
+        if loop.zero_grad == "before_backward":
+            w.add(f"    optimizer.zero_grad({set_to_none}){zero_note}", phase="zero_grad")
+        elif loop.zero_grad == "never":
+            w.add("    # optimizer.zero_grad() is never called: gradients keep accumulating (the classic bug)")
+        else:
+            w.add("    # optimizer.zero_grad() comes after optimizer.step(), at the end of the iteration")
+        if self.batched:
+            w.add("    idx = next(batches)")
+        indent = "    "
+        if acc > 1:
+            w.add("    losses = []",
+                  f"    for micro in range(ACCUMULATION_STEPS):  # {acc} forward/backward passes, one step")
+            if self.batched:
+                w.add("        mb = idx[micro * MICRO_BATCH:(micro + 1) * MICRO_BATCH]")
+            indent = "        "
+        rows = ("[mb]" if acc > 1 else "[idx]") if self.batched else ""
+        body = indent
+        if self.float16:
+            w.add(f'{indent}with torch.autocast("cpu", dtype=torch.float16):  # Linear/matmul in float16')
+            body = indent + "    "
+        if self.kind == "objective":
+            line = f"{body}loss = {self.forward_text('')}"
+            note = "  # the objective is the loss"
+            w.add(line + note if len(line + note) <= WIDTH else line, phase="forward")
+            w.marks["loss"] = w.marks["forward"]
+        else:
+            w.add(f"{body}pred = {self.forward_text(rows)}", phase="forward")
+            w.add(f"{body}loss = loss_fn(pred, {self.target_var}{rows})", phase="loss")
+        if acc > 1:
+            w.add(f"{indent}losses.append(loss.item())")
+            if loop.divide_loss:
+                w.add(f"{indent}loss = loss / ACCUMULATION_STEPS  # so the summed grads are the batch mean")
+            else:
+                w.add(f"{indent}# the loss is not divided by ACCUMULATION_STEPS: the accumulated gradient "
+                      f"is {acc}x too large")
+        if self.scaler:
+            w.add(f"{indent}scaler.scale(loss).backward()  # backward of loss * scale", phase="backward")
+        else:
+            w.add(f"{indent}loss.backward()", phase="backward")
+        losses = "losses" if acc > 1 else "[loss.item()]"
+        if self.scaler:
+            w.add("    scaler.unscale_(optimizer)  # grads back to their true size (the ones GradViz records)",
+                  f"    row = record(step, {losses})",
+                  "    scale = scaler.get_scale()  # what the loss was multiplied by",
+                  "    scaler.step(optimizer)  # optimizer.step(), skipped if a gradient is inf/nan",
+                  "    scaler.update()  # back off the scale after a skipped step, grow it after a long run")
+            w.marks["step"] = len(w.lines) - 1
+            w.add("    if not log(row, scale, skipped=scaler.get_scale() < scale):  # print the CSV row")
+        else:
+            w.add(f"    row = record(step, {losses})  # loss, parameters and grads before the step",
+                  "    optimizer.step()", )
+            w.marks["step"] = len(w.lines)
+            w.add("    if not log(row):  # print the CSV row; stop where GradViz stops")
+        w.add("        break")
+        if loop.zero_grad == "after_step":
+            w.add(f"    optimizer.zero_grad({set_to_none}){zero_note}", phase="zero_grad_after")

@@ -1,0 +1,318 @@
+"""Write a ``Scenario`` back to TOML: canonical text, or the user's own file with their edits.
+
+- ``dumps(scenario)``: canonical, readable TOML. Defaults are left out, except what a reader
+  wants to see at a glance (title, seed, the model, the loss kind, the optimizer's kind and lr,
+  the number of steps). ``loads(dumps(s)) == s`` for every scenario the loader produces.
+- ``render(scenario)``: what ``save`` writes. For a scenario loaded from text
+  (``scenario.source_text``), that text is edited in place with tomlkit, so comments, blank lines
+  and key order survive; only the keys whose meaning changed are touched. If the edited document
+  does not load back equal (it always should), the canonical text is used instead.
+- ``save(scenario, path)``: checks the text loads, then writes it atomically (a temporary file in
+  the same directory, then ``os.replace``), so a crash never leaves half a file.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import tomlkit
+from tomlkit.items import AoT, InlineTable, Table
+
+from .loader import FULL_BATCH, _error, _generator_options, loads
+from .schema import OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, LoopSpec, OptimizerSpec, ParamInit, Scenario
+
+HEADER = "GradViz scenario; the format is described in docs/scenarios.md"
+
+
+class _Inline(dict):
+    """A table written inline (``{ init = "normal", std = 0.1 }``) and replaced as a whole."""
+
+
+def _plain(value):
+    """Python scalars and lists only (numpy values and tuples from a UI become TOML-able)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- the scenario as nested dicts -----------------------------------------------------------
+# ``full=False``: the canonical form (non-default keys only). ``full=True``: every key with its
+# effective value (comparisons spelled out completely), for comparing two scenarios key by key.
+
+def _param(spec: ParamInit):
+    if spec.init == "value":
+        return _plain(spec.value)
+    table = _Inline(init=spec.init)
+    if spec.shape:
+        table["shape"] = list(spec.shape)
+    if spec.init == "normal":
+        table["std"] = float(spec.std)
+    if spec.init == "uniform":
+        table["low"], table["high"] = float(spec.low), float(spec.high)
+    return table
+
+
+def _default_inputs(d: int) -> list[str]:
+    return ["x"] if d == 1 else [f"x{i + 1}" for i in range(d)]
+
+
+def _data(scenario: Scenario, full: bool) -> dict | None:
+    data = scenario.data
+    if data.kind == "none" or scenario.model.kind == "objective":
+        return None
+    if data.kind == "inline":
+        table = {"x": _plain(data.x), "y": _plain(data.y)}
+        first = table["x"][0] if table["x"] else 0.0
+        d = len(first) if isinstance(first, list) else 1
+    else:
+        table = {"kind": data.kind, "n": int(data.n), "noise": float(data.noise)}
+        for option, default in _generator_options(data.kind).items():
+            value = _plain(data.options.get(option, default))
+            if full or value != default:
+                table[option] = value
+        d = 1 if data.kind == "linear" else 2
+    if data.input_names and (full or list(data.input_names) != _default_inputs(d)):
+        table["inputs"] = list(data.input_names)
+    return table
+
+
+def _optimizer(spec: OptimizerSpec, base: dict, full: bool) -> dict:
+    """kind and lr always, then the hyperparameters that differ from ``base`` (all if full)."""
+    table = {"kind": spec.kind}
+    for key in OPTIMIZER_DEFAULTS[spec.kind]:
+        value = _plain(spec.hyper[key])
+        if full or key == "lr" or value != _plain(base.get(key)):
+            table[key] = value
+    return table
+
+
+def _loop(loop: LoopSpec, base: LoopSpec, full: bool, comparison: bool) -> dict:
+    """The loop keys that differ from ``base`` (all if full; steps always for the main loop)."""
+    table: dict = {}
+    for key in ("steps", "batch_size", "shuffle", "accumulation_steps", "divide_loss", "zero_grad",
+                "set_to_none", "precision", "loss_scaling"):
+        value = _plain(getattr(loop, key))
+        if key == "batch_size" and value is None:
+            if comparison and (full or base.batch_size is not None):
+                table[key] = FULL_BATCH        # a comparison would inherit the main batch size
+            continue
+        if full or value != _plain(getattr(base, key)) or (key == "steps" and not comparison):
+            table[key] = value
+    if loop.loss_scaling:
+        scaler = {k: _plain(loop.scaler.get(k, d)) for k, d in SCALER_DEFAULTS.items()}
+        reference = base.scaler if comparison else SCALER_DEFAULTS
+        scaler = {k: v for k, v in scaler.items() if full or v != _plain(reference.get(k))}
+        if scaler:
+            table["scaler"] = _Inline(scaler) if comparison and not full else scaler
+    return table
+
+
+def to_dict(scenario: Scenario, *, full: bool = False) -> dict:
+    """The scenario as the nested dicts of its TOML file (see the module comment above)."""
+    out: dict = {"scenario": {"title": scenario.title}}
+    if full or scenario.description:
+        out["scenario"]["description"] = scenario.description
+    out["scenario"]["seed"] = int(scenario.seed)
+    model = scenario.model
+    if model.kind == "layers":
+        out["model"] = {"layers": [int(v) for v in _plain(model.layers)]}
+        if full or model.activation != "tanh":
+            out["model"]["activation"] = model.activation
+    else:
+        out["model"] = {model.kind: model.expression,
+                        "parameters": {name: _param(p) for name, p in model.parameters.items()}}
+    data = _data(scenario, full)
+    if data is not None:
+        out["data"] = data
+        out["loss"] = {"kind": scenario.loss.kind}
+        if full or scenario.loss.reduction != "mean":
+            out["loss"]["reduction"] = scenario.loss.reduction
+    main = scenario.optimizer
+    out["optimizer"] = _optimizer(main, OPTIMIZER_DEFAULTS[main.kind], full)
+    out["loop"] = _loop(scenario.loop, LoopSpec(), full, comparison=False)
+    comparisons = []
+    for variant in scenario.comparisons:
+        kind = variant.optimizer.kind
+        base = main.hyper if kind == main.kind else OPTIMIZER_DEFAULTS[kind]
+        table = {"name": variant.name, "optimizer": _optimizer(variant.optimizer, base, full)}
+        loop = _loop(variant.loop, scenario.loop, full, comparison=True)
+        if loop or full:
+            table["loop"] = loop
+        if not full:
+            table = {k: _Inline(v) if isinstance(v, dict) else v for k, v in table.items()}
+        comparisons.append(table)
+    if comparisons:
+        out["comparison"] = comparisons
+    return out
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+def _item(value, inline: bool = False):
+    """A tomlkit item: inline tables for _Inline (and anything inside an inline table)."""
+    if isinstance(value, dict):
+        if inline or isinstance(value, _Inline):
+            table = tomlkit.inline_table()
+            for key, item in value.items():
+                table.append(key, _item(item, inline=True))
+            return table
+        table = tomlkit.table()
+        for key, item in value.items():            # plain keys before sub-tables
+            if not (isinstance(item, dict) and not isinstance(item, _Inline)):
+                table.append(key, _item(item))
+        for key, item in value.items():
+            if isinstance(item, dict) and not isinstance(item, _Inline):
+                table.append(key, _item(item))
+        return table
+    if isinstance(value, list):
+        array = tomlkit.array()
+        for item in value:
+            array.append(_item(item, inline=True))
+        if len(value) > 4 and all(isinstance(v, list) for v in value):
+            array.multiline(True)                  # one row per line for (n, d) data
+        return array
+    if isinstance(value, str) and "\n" in value:
+        return _multiline(value)
+    return tomlkit.item(value)
+
+
+def _multiline(text: str):
+    """A triple-quoted string for readable descriptions, when it surely reads back the same."""
+    item = tomlkit.string(text, multiline=True)
+    try:
+        if tomllib.loads("s = " + item.as_string())["s"] == text:
+            return item
+    except tomllib.TOMLDecodeError:
+        pass
+    return tomlkit.item(text)
+
+
+def dumps(scenario: Scenario) -> str:
+    """Canonical TOML for ``scenario``: ``loads(dumps(s)) == s``."""
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment(HEADER))
+    for key, value in to_dict(scenario).items():
+        doc.add(tomlkit.nl())
+        if key == "comparison":
+            aot = tomlkit.aot()
+            for table in value:
+                aot.append(_item(dict(table)))
+            doc.append(key, aot)
+        else:
+            doc.append(key, _item(value))
+    return tomlkit.dumps(doc)
+
+
+def _is_inline(container) -> bool:
+    return isinstance(container, InlineTable)
+
+
+def _apply(container, old: dict, new: dict, canonical: dict, inline: bool = False) -> None:
+    """Edit ``container`` (a tomlkit table) so that it means ``new`` where it meant ``old``.
+
+    New sub-tables are inline when ``inline`` (a comparison's optimizer and loop) or when the
+    container itself is inline."""
+    for key in old:
+        if key not in new and key in container:
+            del container[key]
+    for key, value in new.items():
+        if key in old and old[key] == value:
+            continue
+        if key == "comparison":
+            _apply_comparisons(container, old.get(key, []), value, canonical.get(key, []))
+        elif key == "optimizer" and key in canonical and (old.get(key) or {}).get("kind") != value["kind"]:
+            # another optimizer: its canonical table rather than every hyperparameter spelled out
+            container[key] = _item(canonical[key], inline=inline or _is_inline(container))
+        elif isinstance(value, dict) and not isinstance(value, _Inline):
+            if key not in container or not isinstance(container[key], (Table, InlineTable)):
+                make_inline = inline or _is_inline(container)
+                container[key] = tomlkit.inline_table() if make_inline else tomlkit.table()
+            _apply(container[key], old.get(key) or {}, value, canonical.get(key) or {})
+        else:
+            container[key] = _item(value, inline=_is_inline(container))
+
+
+def _apply_comparisons(doc, old: list, new: list, canonical: list) -> None:
+    if not new:
+        if "comparison" in doc:
+            del doc["comparison"]
+        return
+    if "comparison" not in doc or not isinstance(doc["comparison"], AoT):
+        doc["comparison"] = tomlkit.aot()
+    aot = doc["comparison"]
+    for i, table in enumerate(new):
+        if i < len(old) and i < len(aot):
+            _apply(aot[i], old[i], table, canonical[i], inline=True)
+        else:
+            table = _item(dict(canonical[i]))
+            table.trivia.indent = "\n"                   # a blank line before [[comparison]]
+            aot.append(table)
+    while len(aot) > len(new):
+        del aot[len(aot) - 1]
+
+
+def render(scenario: Scenario) -> str:
+    """The text ``save`` writes: the edited source document when there is one, else ``dumps``."""
+    name = str(scenario.path or "<scenario>")
+    if scenario.source_text:
+        try:
+            doc = tomlkit.parse(scenario.source_text)
+            target = to_dict(scenario, full=True)
+            canonical = to_dict(scenario)
+            for _ in range(4):      # inherited comparison values may need a second pass
+                text = doc.as_string()
+                current = loads(text, name=name)
+                if current == scenario:
+                    return text
+                _apply(doc, to_dict(current, full=True), target, canonical)
+        except Exception:           # noqa: BLE001 -- keeping comments is best effort; dumps is exact
+            pass
+    return dumps(scenario)
+
+
+def save(scenario: Scenario, path: str | os.PathLike) -> Path:
+    """Write ``scenario`` to ``path`` atomically; returns the path.
+
+    The text is loaded back first, so an invalid scenario raises ``ScenarioError`` and nothing is
+    written. Afterwards ``scenario.path`` and ``scenario.source_text`` describe the saved file.
+    """
+    path = Path(path)
+    text = render(scenario)
+    loads(text, name=str(path))                   # raises ScenarioError for an invalid scenario
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode) if path.exists() else None
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _error("a writable location", f"{type(error).__name__}: {error}",
+                            file=str(path)) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException as error:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(error, OSError):
+            raise _error("a writable location", f"{type(error).__name__}: {error}",
+                                file=str(path)) from None
+        raise
+    scenario.path, scenario.source_text = path, text
+    return path
+
+
+__all__ = ["dumps", "render", "save", "to_dict"]

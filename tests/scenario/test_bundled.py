@@ -1,0 +1,148 @@
+"""The bundled scenarios: they load, round-trip, run, and show what their descriptions promise.
+
+The checks compare against analytic values or against another variant of the same scenario
+(e.g. "4 micro-batches of 8 with the loss divided" == "one batch of 32"), not against numbers
+copied from our own output.
+"""
+import math
+import re
+
+import numpy as np
+import pytest
+
+from gradviz.scenario import DEFAULT_SCENARIO, bundled, bundled_path, dumps, load, loads
+from gradviz.scenario.saver import render
+
+STEMS = ["01_tutorial_wx_b", "02_forgot_zero_grad", "03_gradient_accumulation", "04_rosenbrock_race",
+         "05_ill_conditioned_bowl", "06_saddle_point", "07_mlp_two_moons", "08_tanh_neuron",
+         "09_fp16_underflow", "10_adam_vs_adamw"]
+
+
+def test_the_ten_bundled_scenarios_exist():
+    assert [p.stem for p in bundled()] == STEMS
+    assert DEFAULT_SCENARIO == STEMS[0]
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_loads_validates_and_round_trips(stem):
+    path = bundled_path(stem)
+    s = load(path)
+    assert s.path == path and s.title
+    assert loads(dumps(s)) == s
+    assert render(s) == path.read_text(encoding="utf-8")     # saving unedited changes nothing
+    sentences = [x for x in re.split(r"(?<=[.!?])\s+", s.description.strip()) if x]
+    assert 2 <= len(sentences) <= 4 and "\n" not in s.description, s.description
+
+
+@pytest.fixture(scope="module")
+def histories():
+    session = pytest.importorskip("gradviz.session")
+    cache = {}
+
+    def run(stem):
+        if stem not in cache:
+            s = load(bundled_path(stem))
+            cache[stem] = {v.name: session.Session(s, i).run() for i, v in enumerate(s.variants())}
+        return cache[stem]
+    return run
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_every_variant_runs_without_divergence(stem, histories):
+    for name, h in histories(stem).items():
+        s = load(bundled_path(stem))
+        expected = next(v.loop.steps for v in s.variants() if v.name == name)
+        assert h.diverged_at is None and h.message == "", (name, h.message)
+        assert h.steps == expected and np.all(np.isfinite(h.loss)), name
+
+
+def test_tutorial_ends_at_the_textbook_values(histories):
+    (h,) = histories("01_tutorial_wx_b").values()
+    # 2w + b = 4 reached along the gradient direction (x, 1) = (2, 1) from (1, 0): (1.8, 0.4)
+    assert h.params["w"][-1] == pytest.approx(1.8, abs=1e-6)
+    assert h.params["b"][-1] == pytest.approx(0.4, abs=1e-6)
+    assert h.grads["w"][0] == pytest.approx(-8.0) and h.grads["b"][0] == pytest.approx(-4.0)
+
+
+def test_forgetting_zero_grad_never_settles(histories):
+    bug, correct = histories("02_forgot_zero_grad").values()
+    assert correct.loss[-10:].max() < 1e-10
+    assert bug.loss[-10:].max() == pytest.approx(4.0, rel=1e-3)      # still swinging at the end
+    # .grad is the running sum of every gradient so far
+    x = 2.0
+    residual = x * bug.params["w"][:-1] + bug.params["b"][:-1] - 4.0
+    np.testing.assert_allclose(bug.grads["b"], np.cumsum(2 * residual), atol=1e-4)
+
+
+def test_accumulation_with_divided_loss_equals_one_big_batch(histories):
+    divided, one_batch, undivided = histories("03_gradient_accumulation").values()
+    for name in ("w", "b"):
+        np.testing.assert_allclose(divided.params[name], one_batch.params[name], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(undivided.grads[name][0], 4 * one_batch.grads[name][0], rtol=1e-5)
+    assert np.any(np.diff(undivided.params["b"][:6]) < 0)     # overshoots and comes back
+    assert np.all(np.diff(one_batch.params["b"][:6]) > 0)
+
+
+def test_rosenbrock_adaptive_and_momentum_methods_beat_plain_sgd(histories):
+    runs = histories("04_rosenbrock_race")
+    sgd = runs["SGD(lr=0.001)"].loss[-1]
+    for name in ("SGD + momentum 0.9", "SGD + Nesterov 0.9", "Adam", "RMSprop"):
+        assert runs[name].loss[-1] < sgd, name
+
+
+def test_momentum_wins_in_the_ill_conditioned_bowl(histories):
+    sgd, momentum, small_lr = histories("05_ill_conditioned_bowl").values()
+    assert momentum.loss[-1] < 1e-3 * sgd.loss[-1]
+    assert np.any(np.sign(sgd.params["y"][1:6]) != np.sign(sgd.params["y"][:5]))   # zigzag in y
+    assert abs(small_lr.params["x"][-1]) > abs(sgd.params["x"][-1])
+
+
+def test_saddle_point_plateau_then_escape(histories):
+    runs = histories("06_saddle_point")
+    sgd = runs["SGD(lr=0.05)"]
+    minimum = -0.5                                  # f(0, ±1) = -1 + 1/2
+    assert sgd.loss[-1] == pytest.approx(minimum, abs=1e-4)
+    assert abs(sgd.loss[40]) < 0.01                 # stuck near the saddle's value f(0, 0) = 0
+
+    def escape(h):
+        return int(np.argmax(h.loss < minimum / 2))
+    assert escape(runs["Adam"]) < escape(runs["SGD + momentum 0.9"]) < escape(sgd)
+
+
+def test_mlp_learns_two_moons(histories):
+    (h,) = histories("07_mlp_two_moons").values()
+    assert h.loss[0] == pytest.approx(math.log(2), abs=0.05) and h.loss[-1] < 0.05
+
+
+def test_tanh_neuron_has_micrographs_gradients(histories):
+    (h,) = histories("08_tanh_neuron").values()
+    out = math.tanh(2 * -3 + 0 * 1 + 6.8813735870195432)
+    upstream = 2 * (out - 1) * (1 - out ** 2)        # dloss/dn through mse and tanh
+    assert out == pytest.approx(math.sqrt(0.5), abs=1e-4)
+    assert h.grads["w1"][0] == pytest.approx(2 * upstream)
+    assert h.grads["b"][0] == pytest.approx(upstream)
+    assert np.all(h.grads["w2"] == 0) and np.all(h.params["w2"] == 1.0)
+
+
+def test_float16_weight_gradient_underflows_without_loss_scaling(histories):
+    plain, scaled, float32 = histories("09_fp16_underflow").values()
+    assert np.all(plain.grads["0.weight"] == 0)
+    assert np.all(plain.params["0.weight"] == plain.params["0.weight"][0])
+    # with the scaler: at most the first step overflows (skipped, the scale backs off), then
+    # the weight gets real gradients and learns about as the float32 run does
+    assert not scaled.skipped[1:].any() and np.all(scaled.grads["0.weight"][1:] != 0)
+    assert np.all(scaled.grad_scale[1:] == scaled.grad_scale[0] / (2 if scaled.skipped[0] else 1))
+    moved = float32.params["0.weight"][-1] - float32.params["0.weight"][0]
+    assert moved > 2
+    assert abs(scaled.params["0.weight"][-1] - float32.params["0.weight"][-1]) < 0.2 * moved
+    np.testing.assert_allclose(plain.params["0.bias"][-1], float32.params["0.bias"][-1], atol=1e-3)
+
+
+def test_adam_l2_differs_from_adamw(histories):
+    adam_l2, adamw, adam = histories("10_adam_vs_adamw").values()
+    # Adam + L2 converges where grad + 0.1 * param = 0: a = 6 / 2.1, b = 0.06 / 0.12
+    assert adam_l2.params["a"][-1] == pytest.approx(6 / 2.1, abs=0.01)
+    assert adam_l2.params["b"][-1] == pytest.approx(0.5, abs=0.01)
+    assert adam.params["a"][-1] == pytest.approx(3, abs=0.01)
+    assert adam.params["b"][-1] == pytest.approx(3, abs=0.01)
+    assert adamw.params["b"][-1] > 2.5 and abs(adamw.params["a"][-1] - adamw.params["b"][-1]) < 0.05
