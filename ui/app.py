@@ -1,16 +1,48 @@
-"""Application entry point (the ``gradviz`` console script and ``main.py``)."""
+"""Application entry point (the ``gradviz`` console script and ``main.py``).
+
+``python main.py [SCENARIO.toml]``: with no argument the app opens on the classic tutorial
+scenario; a bad file named on the command line opens the tutorial and shows the file's error.
+"""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+
+def make_window(path: str | None = None):
+    """Build the main window with ``path`` (or the tutorial) open; errors are shown, never raised."""
+    from PySide6 import QtCore
+
+    from .main_window import MainWindow
+
+    window = MainWindow()
+    window.open_default()
+    if path:
+        ok = False
+        if Path(path).exists():
+            from gradviz.scenario import ScenarioError
+            try:
+                window.document.open(path)
+                ok = True
+            except (ScenarioError, OSError) as exc:
+                message = str(exc)
+        else:
+            message = f"{path}: no such file"
+        if not ok:
+            QtCore.QTimer.singleShot(0, lambda: window.show_error(message))
+    return window
 
 
 def main(argv: list[str] | None = None) -> int:
     from PySide6 import QtWidgets
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    win = QtWidgets.QMainWindow()
-    win.setWindowTitle("GradViz")
-    win.setCentralWidget(QtWidgets.QLabel("GradViz — the app is being built."))
-    win.resize(900, 600)
-    win.show()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
+    app.setApplicationName("GradViz")
+    app.setOrganizationName("GradViz")
+    window = make_window(argv[0] if argv else None)
+    window.show()
     return app.exec()

@@ -1,0 +1,86 @@
+"""UI test fixtures: a factory that builds main windows, waits for their runs, and closes them.
+
+Like napari's ``make_napari_viewer``: every window a test makes is closed at the end, and a test
+that leaves extra top-level widgets behind fails.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path, monkeypatch):
+    """QSettings (recent files, window layout) go to a temporary place, never the user's."""
+    from PySide6 import QtCore
+    QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)
+    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    yield
+
+
+@pytest.fixture
+def no_dialogs(monkeypatch):
+    """Record message boxes instead of showing them (a modal box would hang an offscreen test)."""
+    from PySide6 import QtWidgets
+    shown = []
+    B = QtWidgets.QMessageBox.StandardButton
+
+    def warning(parent, title, text, *a, **k):
+        shown.append(text)
+        return B.Ok
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", staticmethod(warning))
+    monkeypatch.setattr(QtWidgets.QMessageBox, "critical", staticmethod(warning))
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        staticmethod(lambda *a, **k: shown.append(a[2] if len(a) > 2 else "") or B.Discard))
+    return shown
+
+
+@pytest.fixture
+def make_window(qtbot, no_dialogs):
+    """``make_window(path=None)`` -> a shown MainWindow whose runs have finished."""
+    from PySide6 import QtWidgets
+    from ui.app import make_window as build
+
+    before = {id(w) for w in QtWidgets.QApplication.topLevelWidgets()}
+    made = []
+
+    def factory(path: str | os.PathLike | None = None, *, wait: bool = True):
+        window = build(str(path) if path else None)
+        made.append(window)
+        window.resize(1400, 860)
+        window.show()
+        qtbot.waitExposed(window)
+        if wait:
+            finish(window)
+        return window
+
+    yield factory
+    for window in made:
+        window.document.modified = False      # no "save changes?" prompt at teardown
+        window.player.pause()
+        window.close()
+        window.deleteLater()
+    QtWidgets.QApplication.processEvents()
+    leaked = [w for w in QtWidgets.QApplication.topLevelWidgets()
+              if id(w) not in before and w.isVisible() and not isinstance(w, QtWidgets.QMenu)]
+    assert not leaked, f"widgets left open: {leaked}"
+
+
+def finish(window) -> None:
+    """Complete any run in progress and load the current iteration, as the event loop would."""
+    window.document.finish_now()
+    from PySide6 import QtWidgets
+    QtWidgets.QApplication.processEvents()
+
+
+def screenshot(widget, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    widget.grab().save(str(path))
+    return path

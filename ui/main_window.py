@@ -1,0 +1,567 @@
+"""The GradViz main window: graph in the centre, transport, code panel, inspector, status bar."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from gradviz.replay import Replay
+from gradviz.scenario import DEFAULT_SCENARIO, ScenarioError, bundled, bundled_path, load
+
+from .code_view import CodeView
+from .document import Document
+from .graph_view import GraphView
+from .inspector import Inspector
+from .player import Player
+
+ORG, APP = "GradViz", "GradViz"
+MAX_RECENT = 8
+SCENARIO_FILTER = "GradViz scenarios (*.toml);;All files (*)"
+PHASE_TEXT = {"zero_grad": "optimizer.zero_grad()", "forward": "forward pass", "loss": "loss",
+              "backward": "loss.backward()", "step": "optimizer.step()"}
+
+
+def settings() -> QtCore.QSettings:
+    # QSettings(ORG, APP) would always use NativeFormat; honouring defaultFormat() lets the tests
+    # redirect every setting to a temporary IniFormat path (tests/ui/conftest.py).
+    return QtCore.QSettings(QtCore.QSettings.defaultFormat(), QtCore.QSettings.Scope.UserScope, ORG, APP)
+
+
+class BundledDialog(QtWidgets.QDialog):
+    """Pick one of the bundled scenarios: titles on the left, what to notice on the right."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Open bundled scenario")
+        self.resize(760, 420)
+        self.list = QtWidgets.QListWidget()
+        self.about = QtWidgets.QTextBrowser()
+        self.paths: list[Path] = []
+        for path in bundled():
+            try:
+                scenario = load(path)
+            except ScenarioError as exc:       # a broken bundled file should not hide the others
+                title, text = path.stem, str(exc)
+            else:
+                title, text = scenario.title, scenario.description
+            item = QtWidgets.QListWidgetItem(title)
+            item.setData(QtCore.Qt.ItemDataRole.UserRole, text)
+            self.list.addItem(item)
+            self.paths.append(path)
+        self.list.currentRowChanged.connect(
+            lambda row: self.about.setPlainText(self.list.item(row).data(QtCore.Qt.ItemDataRole.UserRole)
+                                                if row >= 0 else ""))
+        self.list.itemDoubleClicked.connect(self.accept)
+        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Open
+                                             | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        split = QtWidgets.QSplitter()
+        split.addWidget(self.list)
+        split.addWidget(self.about)
+        split.setSizes([300, 460])
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(split)
+        layout.addWidget(buttons)
+        if self.paths:
+            self.list.setCurrentRow(0)
+
+    def selected_path(self) -> Path | None:
+        row = self.list.currentRow()
+        return self.paths[row] if 0 <= row < len(self.paths) else None
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    iterationChanged = QtCore.Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("GradVizMainWindow")
+        self.setAcceptDrops(True)
+        self.document = Document(self)
+        self.player = Player(parent=self)
+        self.replay: Replay | None = None
+        self.iteration = 0
+        self.variant = 0
+        self._auto_advance = False
+
+        self.graph = GraphView(self.player)
+        self.setCentralWidget(self.graph)
+        self.code = CodeView()
+        self.code.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.inspector = Inspector()
+        self.code_dock = self._dock("Code", self.code, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", self.inspector, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self._build_actions()
+        self._build_menus()
+        self._build_transport()
+        self._build_status()
+
+        self.document.scenarioChanged.connect(self._on_scenario_changed)
+        self.document.modifiedChanged.connect(lambda _m: self._update_title())
+        self.document.runStarted.connect(self._on_run_started)
+        self.document.runProgress.connect(self._on_run_progress)
+        self.document.runFinished.connect(self._on_run_finished)
+        self.document.failed.connect(self.show_error)
+        self.player.positionChanged.connect(self._on_position)
+        self.player.iterationEndReached.connect(self._on_iteration_end)
+        self.graph.nodeClicked.connect(self._on_node_clicked)
+        self.selected_node: int | None = None
+
+        self.resize(1400, 860)
+        s = settings()
+        if s.value("geometry"):
+            self.restoreGeometry(s.value("geometry"))
+        if s.value("windowState"):
+            self.restoreState(s.value("windowState"))
+        from .dashboard import install_dashboards
+        install_dashboards(self)
+        # A QGraphicsScene accepts every drag-enter, so the graph and the plots would swallow a
+        # scenario file dropped on them: let drags through to the window's dropEvent instead.
+        for view in self.findChildren(QtWidgets.QGraphicsView):
+            view.setAcceptDrops(False)
+            view.viewport().setAcceptDrops(False)
+
+    # -- construction -------------------------------------------------------------------------
+    def _dock(self, title, widget, area) -> QtWidgets.QDockWidget:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text, slot, shortcut=None, tip=None, icon=None) -> QtGui.QAction:
+        action = QtGui.QAction(text, self)
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        if shortcut is not None:
+            action.setShortcuts(shortcut if isinstance(shortcut, list) else [QtGui.QKeySequence(shortcut)])
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)          # shortcuts work wherever focus is in the window
+        return action
+
+    def _build_actions(self):
+        SP = QtWidgets.QStyle.StandardPixmap
+        K = QtGui.QKeySequence
+        self.act_open = self._action("&Open…", self.open_dialog, K.StandardKey.Open, "Open a scenario file")
+        self.act_open_bundled = self._action("Open &bundled scenario…", self.open_bundled_dialog, "Ctrl+B",
+                                             "Choose one of the scenarios that ship with GradViz")
+        self.act_save = self._action("&Save", self.save, K.StandardKey.Save, "Save the scenario")
+        self.act_save_as = self._action("Save &As…", self.save_as, K.StandardKey.SaveAs, "Save under a new name")
+        self.act_export_png = self._action("Graph as &PNG…", lambda: self.export_graph("png"))
+        self.act_export_svg = self._action("Graph as &SVG…", lambda: self.export_graph("svg"))
+        self.act_export_gif = self._action("Iteration as animated &GIF…", self.export_gif)
+        self.act_export_torch = self._action("Scenario as PyTorch &script…", self.export_torch_script)
+        # StandardKey.Quit is empty on some platforms (offscreen, plain X11 without a desktop theme)
+        self.act_quit = self._action("&Quit", self.close, "Ctrl+Q")
+        self.act_play = self._action("Play", self.player.toggle, "Space", "Play / pause (Space)", SP.SP_MediaPlay)
+        self.act_back = self._action("Step back", self.player.step_back, "Left", "One event back (Left)",
+                                     SP.SP_MediaSeekBackward)
+        self.act_fwd = self._action("Step", self.player.step_forward, "Right", "One event forward (Right)",
+                                    SP.SP_MediaSeekForward)
+        self.act_prev_phase = self._action("Previous phase", self.player.prev_phase, "Shift+Left",
+                                           "To the start of the previous phase (Shift+Left)", SP.SP_MediaSkipBackward)
+        self.act_next_phase = self._action("Next phase", self.player.next_phase, "Shift+Right",
+                                           "To the start of the next phase (Shift+Right)", SP.SP_MediaSkipForward)
+        self.act_start = self._action("To start", self.player.to_start, "Home", "Start of the iteration (Home)")
+        self.act_end = self._action("To end", self.player.to_end, "End", "End of the iteration (End)")
+        self.act_prev_iter = self._action("Previous iteration", lambda: self.set_iteration(self.iteration - 1),
+                                          ["PgUp", "Ctrl+Left"], "Previous iteration (Page Up)", SP.SP_ArrowBack)
+        self.act_next_iter = self._action("Next iteration", lambda: self.set_iteration(self.iteration + 1),
+                                          ["PgDown", "Ctrl+Right"], "Next iteration (Page Down)", SP.SP_ArrowForward)
+        self.act_fit = self._action("Fit graph to view", self.graph.fit_to_view, "F", "Fit the graph (F)")
+        for a in (self.act_play, self.act_back, self.act_fwd, self.act_prev_phase, self.act_next_phase,
+                  self.act_start, self.act_end, self.act_prev_iter, self.act_next_iter, self.act_fit):
+            a.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+        self.player.playingChanged.connect(self._on_playing_changed)
+
+    def _build_menus(self):
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        m.addActions([self.act_open, self.act_open_bundled])
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addSeparator()
+        m.addActions([self.act_save, self.act_save_as])
+        m.addSeparator()
+        exp = m.addMenu("&Export")
+        exp.addActions([self.act_export_png, self.act_export_svg, self.act_export_gif, self.act_export_torch])
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        self.file_menu = m
+        play = bar.addMenu("&Play")
+        play.addActions([self.act_play, self.act_back, self.act_fwd, self.act_prev_phase, self.act_next_phase,
+                         self.act_start, self.act_end])
+        play.addSeparator()
+        play.addActions([self.act_prev_iter, self.act_next_iter])
+        self.view_menu = bar.addMenu("&View")
+        self.view_menu.addAction(self.act_fit)
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self.code_dock.toggleViewAction())
+        self.view_menu.addAction(self.inspector_dock.toggleViewAction())
+
+    def _build_transport(self):
+        tb = QtWidgets.QToolBar("Transport", self)
+        tb.setObjectName("transport")
+        tb.setMovable(False)
+        self.addToolBar(QtCore.Qt.ToolBarArea.TopToolBarArea, tb)
+        tb.addActions([self.act_prev_iter, self.act_start, self.act_prev_phase, self.act_back, self.act_play,
+                       self.act_fwd, self.act_next_phase, self.act_end, self.act_next_iter])
+        tb.addSeparator()
+        self.scrubber = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.scrubber.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.scrubber.setMinimumWidth(260)
+        self.scrubber.setToolTip("Events of this iteration: drag to seek")
+        self.scrubber.valueChanged.connect(self._on_scrub)
+        tb.addWidget(self.scrubber)
+        tb.addSeparator()
+        tb.addWidget(QtWidgets.QLabel(" Iteration "))
+        self.iteration_box = QtWidgets.QSpinBox()
+        self.iteration_box.setKeyboardTracking(False)
+        self.iteration_box.setToolTip("Jump to optimizer step k (0-based)")
+        self.iteration_box.valueChanged.connect(self.set_iteration)
+        # after Enter, give the keys back to the transport shortcuts (Space, arrows, Home/End)
+        self.iteration_box.lineEdit().returnPressed.connect(lambda: self.graph.setFocus())
+        tb.addWidget(self.iteration_box)
+        self.iteration_total = QtWidgets.QLabel(" of 0 ")
+        tb.addWidget(self.iteration_total)
+        tb.addSeparator()
+        tb.addWidget(QtWidgets.QLabel(" Speed "))
+        self.speed_box = QtWidgets.QComboBox()
+        self.speed_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        for label, eps in (("0.5×", 1.0), ("1×", 2.0), ("2×", 4.0), ("4×", 8.0), ("8×", 16.0), ("16×", 32.0)):
+            self.speed_box.addItem(label, eps)
+        self.speed_box.setCurrentIndex(2)
+        self.speed_box.currentIndexChanged.connect(lambda _i: self.player.set_speed(self.speed_box.currentData()))
+        self.player.set_speed(self.speed_box.currentData())
+        tb.addWidget(self.speed_box)
+        self.auto_box = QtWidgets.QCheckBox("Continue into next iteration")
+        self.auto_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.auto_box.setToolTip("When playing reaches the end of an iteration, go on with the next one")
+        tb.addWidget(self.auto_box)
+        self.transport = tb
+
+    def _build_status(self):
+        sb = self.statusBar()
+        self.title_label = QtWidgets.QLabel()
+        self.iteration_label = QtWidgets.QLabel()
+        self.phase_label = QtWidgets.QLabel()
+        self.event_label = QtWidgets.QLabel()
+        self.event_label.setMinimumWidth(300)
+        # a long event sentence must not squeeze the iteration and phase labels (it is in the caption too)
+        self.event_label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setVisible(False)
+        sb.addWidget(self.title_label)
+        sb.addWidget(self._sep())
+        sb.addWidget(self.iteration_label)
+        sb.addWidget(self._sep())
+        sb.addWidget(self.phase_label)
+        sb.addWidget(self._sep())
+        sb.addWidget(self.event_label, 1)
+        sb.addPermanentWidget(self.progress)
+
+    @staticmethod
+    def _sep():
+        line = QtWidgets.QFrame()
+        line.setFrameShape(QtWidgets.QFrame.Shape.VLine)
+        return line
+
+    # -- files --------------------------------------------------------------------------------
+    def open_path(self, path: str | Path, *, confirm: bool = True) -> bool:
+        """Open ``path``; a bad file shows its one-line error and leaves the current scenario open."""
+        if confirm and not self.maybe_discard():
+            return False
+        try:
+            self.document.open(path)
+        except ScenarioError as exc:
+            self.show_error(str(exc))
+            return False
+        except OSError as exc:
+            self.show_error(f"{path}: {exc.strerror or exc}")
+            return False
+        self.iteration = 0              # another file starts at its first step (edits keep the current one)
+        self._add_recent(Path(path))
+        return True
+
+    def open_default(self) -> None:
+        self.open_path(bundled_path(DEFAULT_SCENARIO), confirm=False)
+
+    def open_dialog(self) -> None:
+        start = str(self.document.path.parent) if self.document.path else str(Path.home())
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open scenario", start, SCENARIO_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_bundled_dialog(self) -> None:
+        dialog = BundledDialog(self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted and dialog.selected_path():
+            self.open_path(dialog.selected_path())
+
+    def save(self) -> bool:
+        if self.document.path is None or self._is_bundled(self.document.path):
+            return self.save_as()
+        return self._save_to(self.document.path)
+
+    def save_as(self) -> bool:
+        start = str(self.document.path) if self.document.path else str(Path.home() / "scenario.toml")
+        if self.document.path and self._is_bundled(self.document.path):
+            start = str(Path.home() / self.document.path.name)
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save scenario as", start, SCENARIO_FILTER)
+        if not path:
+            return False
+        if not path.endswith(".toml"):
+            path += ".toml"
+        return self._save_to(Path(path))
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            self.document.save(path)
+        except (ScenarioError, OSError) as exc:
+            self.show_error(f"Could not save {path}: {exc}")
+            return False
+        self._add_recent(path)
+        self._update_title()                # Save As of an unmodified document changes only the name
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+        return True
+
+    @staticmethod
+    def _is_bundled(path: Path) -> bool:
+        try:
+            return path.resolve().parent == bundled_path(DEFAULT_SCENARIO).resolve().parent
+        except OSError:
+            return False
+
+    def maybe_discard(self) -> bool:
+        """True when there are no unsaved edits, or the user saved or chose to discard them."""
+        if not self.document.modified:
+            return True
+        B = QtWidgets.QMessageBox.StandardButton
+        answer = QtWidgets.QMessageBox.question(
+            self, "Unsaved changes", f"“{self.document.scenario.title}” has unsaved changes. Save them first?",
+            B.Save | B.Discard | B.Cancel, B.Save)
+        if answer == B.Save:
+            return self.save()
+        return answer == B.Discard
+
+    def _add_recent(self, path: Path) -> None:
+        s = settings()
+        recent = [p for p in (s.value("recent") or []) if p != str(path.resolve())]
+        s.setValue("recent", [str(path.resolve())] + recent[:MAX_RECENT - 1])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = settings().value("recent") or []
+        if isinstance(recent, str):
+            recent = [recent]
+        for p in recent:
+            self.recent_menu.addAction(Path(p).name, lambda p=p: self.open_path(p)).setToolTip(p)
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def show_error(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+        QtWidgets.QMessageBox.warning(self, "GradViz", message)
+
+    # -- drag and drop ------------------------------------------------------------------------
+    def dragEnterEvent(self, event):
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.open_path(files[0])
+
+    # -- exports ------------------------------------------------------------------------------
+    def _export_name(self, suffix: str) -> str:
+        stem = self.document.path.stem if self.document.path else "scenario"
+        return str(Path.home() / f"{stem}_iter{self.iteration}.{suffix}")
+
+    def _ask_save_path(self, title: str, default: str, filt: str) -> str | None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, default, filt)
+        return path or None
+
+    def export_graph(self, kind: str) -> None:
+        path = self._ask_save_path(f"Export graph as {kind.upper()}", self._export_name(kind),
+                                   f"{kind.upper()} images (*.{kind})")
+        if not path:
+            return
+        try:
+            (self.graph.export_png if kind == "png" else self.graph.export_svg)(path)
+        except OSError as exc:
+            self.show_error(f"Could not write {path}: {exc}")
+            return
+        self.statusBar().showMessage(f"Wrote {path}", 4000)
+
+    def export_gif(self) -> None:
+        if self.replay is None:
+            return
+        path = self._ask_save_path("Export iteration as animated GIF", self._export_name("gif"), "GIF (*.gif)")
+        if not path:
+            return
+        from .export import export_gif
+        dialog = QtWidgets.QProgressDialog("Rendering frames…", "Cancel", 0, self.player.count, self)
+        dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(200)
+        try:
+            written = export_gif(self.graph, self.player, path, progress=dialog)
+        except OSError as exc:
+            self.show_error(f"Could not write {path}: {exc}")
+            return
+        finally:
+            dialog.close()
+        if written:
+            self.statusBar().showMessage(f"Wrote {path}", 4000)
+
+    def export_torch_script(self) -> None:
+        from gradviz.codegen import export_torch
+        path = self._ask_save_path("Export as PyTorch script",
+                                   str(Path(self._export_name("py")).with_name(
+                                       (self.document.path.stem if self.document.path else "scenario") + "_torch.py")),
+                                   "Python (*.py)")
+        if not path:
+            return
+        try:
+            Path(path).write_text(export_torch(self.document.scenario, self.variant).source)
+        except OSError as exc:
+            self.show_error(f"Could not write {path}: {exc}")
+            return
+        self.statusBar().showMessage(f"Wrote {path}", 4000)
+
+    # -- iteration and player -----------------------------------------------------------------
+    @property
+    def session(self):
+        sessions = self.document.sessions
+        return sessions[self.variant] if self.variant < len(sessions) else None
+
+    def steps_available(self) -> int:
+        s = self.session
+        return 0 if s is None or s.history is None else int(s.history.steps)
+
+    def set_iteration(self, k: int) -> None:
+        n = self.steps_available()
+        if n == 0 or self.document.running:
+            return
+        k = max(0, min(int(k), n - 1))
+        try:
+            trace = self.session.trace_iteration(k)
+        except Exception as exc:
+            self.show_error(f"Could not replay iteration {k}: {exc}")
+            return
+        was_playing = self.player.playing
+        self.iteration = k
+        self.replay = Replay(trace)
+        self.player.set_replay(self.replay)
+        self.scrubber.blockSignals(True)
+        self.scrubber.setRange(0, max(self.player.count - 1, 0))
+        self.scrubber.blockSignals(False)
+        self.iteration_box.blockSignals(True)
+        self.iteration_box.setValue(k)
+        self.iteration_box.blockSignals(False)
+        self._on_position(self.player.position)
+        self.iterationChanged.emit(k)
+        if was_playing:
+            self.player.play()
+
+    def _on_iteration_end(self) -> None:
+        if self.auto_box.isChecked() and self.iteration + 1 < self.steps_available():
+            self.set_iteration(self.iteration + 1)
+            self.player.play()
+
+    def _on_scrub(self, value: int) -> None:
+        if value != self.player.position:
+            self.player.seek(value)
+
+    def _on_position(self, pos: int) -> None:
+        if self.replay is None:
+            return
+        frame = self.replay.frame(pos)
+        self.scrubber.blockSignals(True)
+        self.scrubber.setValue(pos)
+        self.scrubber.blockSignals(False)
+        phase = frame.phase
+        mb = frame.micro_batch
+        acc = self.document.scenario.variants()[self.variant].loop.accumulation_steps
+        text = PHASE_TEXT.get(phase, phase or "start")
+        if acc > 1 and phase in ("forward", "loss", "backward"):
+            text += f" (micro-batch {mb + 1}/{acc})"
+        self.phase_label.setText(f"Phase: {text}")
+        self.event_label.setText(frame.description)
+        self.iteration_label.setText(f"Iteration {self.iteration} / {self.steps_available()}"
+                                     f" · event {pos}/{max(self.player.count - 1, 0)}")
+        code_phase = phase
+        if phase == "zero_grad" and self._zero_grad_after(pos):
+            code_phase = "zero_grad_after"
+        self.code.set_phase(code_phase)
+        if self.selected_node is not None:
+            self.inspector.show_node(self.replay, pos, self.selected_node, self.session.history)
+
+    def _zero_grad_after(self, pos: int) -> bool:
+        """True when the zero_grad at ``pos`` is the one placed after optimizer.step()."""
+        return any(p == "step" and i <= pos for i, p, _mb in self.replay.phase_starts())
+
+    def _on_node_clicked(self, node_id: int) -> None:
+        self.selected_node = node_id
+        self.inspector_dock.show()
+        self.inspector.show_node(self.replay, self.player.position, node_id, self.session.history)
+
+    def _on_playing_changed(self, playing: bool) -> None:
+        SP = QtWidgets.QStyle.StandardPixmap
+        self.act_play.setIcon(self.style().standardIcon(SP.SP_MediaPause if playing else SP.SP_MediaPlay))
+        self.act_play.setText("Pause" if playing else "Play")
+
+    # -- document signals ---------------------------------------------------------------------
+    def _on_scenario_changed(self) -> None:
+        self._update_title()
+        self.variant = min(self.variant, len(self.document.scenario.variants()) - 1)
+        self.code.set_scenario(self.document.scenario, self.variant)
+        self.title_label.setText(self.document.scenario.title)
+
+    def _update_title(self) -> None:
+        sc = self.document.scenario
+        name = self.document.path.name if self.document.path else "untitled"
+        self.setWindowTitle(f"{'*' if self.document.modified else ''}{sc.title if sc else ''} — {name} — GradViz")
+        self.setWindowModified(self.document.modified)
+
+    def _on_run_started(self) -> None:
+        self.player.pause()
+        self.progress.setVisible(True)
+        self.progress.setRange(0, max(self.document._total_steps, 1))
+        self.progress.setValue(0)
+
+    def _on_run_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _on_run_finished(self) -> None:
+        self.progress.setVisible(False)
+        n = self.steps_available()
+        self.iteration_box.blockSignals(True)
+        self.iteration_box.setRange(0, max(n - 1, 0))
+        self.iteration_box.blockSignals(False)
+        self.iteration_total.setText(f" of {n} ")
+        history = self.session.history if self.session else None
+        if history is not None and history.diverged_at is not None:
+            self.statusBar().showMessage(history.message, 10000)
+        self.selected_node = None
+        self.inspector.clear()          # the selection is gone: do not keep showing its old numbers
+        self.set_iteration(min(self.iteration, max(n - 1, 0)))
+        if self.replay is not None:
+            self.graph.fit_to_view()
+
+    # -- closing ------------------------------------------------------------------------------
+    def closeEvent(self, event):
+        if not self.maybe_discard():
+            event.ignore()
+            return
+        self.player.pause()
+        s = settings()
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("windowState", self.saveState())
+        event.accept()
