@@ -47,6 +47,9 @@ _NODES_PER_LINEAR = 7          # weight, bias, transpose, matmul, add (+ 2 float
 MAX_INTERMEDIATE = 10_000_000  # elements of any array an expression computes for one micro-batch
 
 
+# Column names of a History (and of the exported script's CSV): a parameter must not shadow them.
+RESERVED_NAMES = ("step", "loss", "grad_scale", "skipped", "torch", "np", "math")
+
 class ScenarioError(ValueError):
     """A scenario that cannot be loaded (or saved).
 
@@ -368,11 +371,12 @@ class _Reader:
     def name(self, value, path: tuple, what: str) -> str:
         """A name usable in an expression: letters, digits and '_', not a keyword or function."""
         expected = (f"{what}: a letter followed by letters, digits or '_' (at most "
-                    f"{MAX_NAME_LENGTH} characters), not a Python keyword or one of the functions")
+                    f"{MAX_NAME_LENGTH} characters), not a Python keyword, one of the functions, or a "
+                    f"History column ({', '.join(RESERVED_NAMES)})")
         if not isinstance(value, str):
             self.fail(path, expected, _show(value))
         if (not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value) or len(value) > MAX_NAME_LENGTH
-                or keyword.iskeyword(value) or value in expr.FUNCTIONS):
+                or keyword.iskeyword(value) or value in expr.FUNCTIONS or value in RESERVED_NAMES):
             self.fail(path, expected, _show(value))
         return value
 
