@@ -273,7 +273,7 @@ class _Exporter:
         self.float16 = self.loop.precision == "float16"
         self.scaler = self.float16 and bool(self.loop.loss_scaling)
         # The Session's own data (converted to the run's dtype) and initial parameter values.
-        self.data = session._data
+        self.data = session.data
         self.initial = {name: session.history.params[name][0] for name in session.param_names}
         self.n = self.data.n
         self.batch_size = self.n if self.loop.batch_size is None else int(self.loop.batch_size)
