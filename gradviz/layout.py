@@ -12,11 +12,14 @@ downwards, and the drawing's bounding box (node boxes and route points) is ``[0,
 The four classic steps, all iterative (a 10,000-node chain needs no recursion) and deterministic
 (no set iteration order, no randomness: the same input always gives the same drawing):
 
-1. **Layering.** Longest path from the sources: ``layer(v) = 1 + max(layer(u) for u -> v)``.
+1. **Layering.**  Longest path from the sources: ``layer(v) = 1 + max(layer(u) for u -> v)``.
    If ``sinks_last``, every sink (a node with inputs but no consumers, e.g. the loss) moves to the
-   last layer.  Then sources are *tightened*: ``layer(s) = min(layer(v) for s -> v) - 1``, so a
-   parameter leaf sits right next to the op that consumes it instead of in column 0.
-   Isolated nodes (no edges at all) stay in layer 0.
+   last layer.  Then ops fed only by sources (``w.T``, ``1 - y``), and the chains growing from
+   them through nodes with a single consumer, go *as late as possible*, consumers first:
+   ``layer(v) = min(layer(w) for v -> w) - 1``, so ``w.T`` sits right before its matmul instead
+   of in column 1 with an edge across the drawing.  Other ops keep their longest-path layer.
+   Last, sources are *tightened* the same way, so a parameter leaf sits right next to the op
+   that consumes it instead of in column 0.  Isolated nodes (no edges at all) stay in layer 0.
 2. **Dummy nodes.** An edge spanning k > 1 layers becomes a chain through k - 1 dummy nodes; the
    dummies are the bends of the edge's route.
 3. **Crossing minimisation.** Barycenter heuristic, ``sweeps`` sweeps alternating down (order
@@ -27,7 +30,9 @@ The four classic steps, all iterative (a 10,000-node chain needs no recursion) a
    are resolved by the original node order unless a previous sweep had a reason to swap them.
    Crossings between layers i and i+1 are counted as inversions of a sorted edge list, in
    O(E log V) per layer pair.
-4. **Coordinates.** Columns at ``x = max_width / 2 + layer * (max_width + layer_gap)``.  Within a
+4. **Coordinates.**  Each column is as wide as its widest node, and the columns are
+   ``layer_gap`` apart: ``x(k) = sum(width(j) + layer_gap for j < k) + width(k) / 2``, so columns of
+   leaves and small ops take less room than a column holding a wide matrix.  Within a
    column the order is fixed; y minimises the weighted squared vertical edge length
 
    .. math::  \\min_y \\sum_{(u,v)} \\omega_{uv} (y_u - y_v)^2 \\quad \\text{s.t.} \\quad
@@ -218,9 +223,13 @@ def layered_layout(
                 y[v] += shift
         cursor += bottom - top + comp_gap
 
-    max_w = max(s.width for s in specs)
-    pitch = max_w + layer_gap
-    xs = [max_w / 2.0 + i * pitch for i in range(n_layers)]
+    col_w = [0.0] * n_layers  # each column as wide as its widest node: leaf columns stay narrow
+    for i, s in enumerate(specs):
+        col_w[layer[i]] = max(col_w[layer[i]], s.width)
+    xs, left = [], 0.0
+    for w in col_w:
+        xs.append(left + w / 2.0)
+        left += w + layer_gap
     positions = {s.id: (xs[layer[i]], y[i]) for i, s in enumerate(specs)}
     layers_out: list[list[int]] = [[] for _ in range(n_layers)]
     for c in range(n_comps):
@@ -230,7 +239,7 @@ def layered_layout(
     for u, v in pairs:
         a, b = specs[u].id, specs[v].id
         routes[(a, b)] = [positions[a], *((xs[node_layer[d]], y[d]) for d in chains[(u, v)]), positions[b]]
-    width = (n_layers - 1) * pitch + max_w
+    width = left - layer_gap
     height = cursor - comp_gap
     return Layout(positions, layers_out, edge_list, routes, width, height)
 
@@ -243,10 +252,10 @@ def _assign_layers(specs, succ, pred, sinks_last) -> list[int]:
     indeg = [len(p) for p in pred]
     queue = deque(i for i in range(n) if indeg[i] == 0)
     layer = [0] * n
-    done = 0
+    topo: list[int] = []
     while queue:  # Kahn's topological order; longest path from the sources on the way
         u = queue.popleft()
-        done += 1
+        topo.append(u)
         nxt = layer[u] + 1
         for v in succ[u]:
             if layer[v] < nxt:
@@ -254,13 +263,23 @@ def _assign_layers(specs, succ, pred, sinks_last) -> list[int]:
             indeg[v] -= 1
             if indeg[v] == 0:
                 queue.append(v)
-    if done < n:
+    if len(topo) < n:
         raise ValueError(f"graph has a cycle: {_find_cycle(specs, pred, indeg)}")
     if sinks_last:
         last = max(layer)
         for i in range(n):
             if not succ[i] and pred[i]:
                 layer[i] = last
+    # As late as possible: an op fed only by leaves (w.T, 1 - y) and the single-consumer chains
+    # growing from it sit right before their first consumer, not in column 1 with an edge across
+    # the drawing.  Other ops keep their longest-path layer: side branches of the data path start
+    # where their input is.
+    late = [False] * n
+    for v in topo:
+        late[v] = bool(pred[v]) and all(not pred[u] or (late[u] and len(succ[u]) == 1) for u in pred[v])
+    for v in reversed(topo):  # consumers first, so a chain follows its last link
+        if late[v] and succ[v]:
+            layer[v] = min(layer[s] for s in succ[v]) - 1
     for i in range(n):  # tighten sources: a leaf sits one column before its first consumer
         if not pred[i] and succ[i]:
             layer[i] = min(layer[v] for v in succ[i]) - 1

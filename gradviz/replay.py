@@ -343,9 +343,14 @@ class Replay:
         return name.rsplit(".", 1)[0] if "." in name else ""
 
     def _exponent(self, nid: int) -> float | None:
-        """The exponent of ``x ** k`` (not recorded): found by trying the usual ones on the values."""
+        """The exponent of ``x ** k``, from the node's recorded ``attrs``; a trace without them (made
+        by an older recorder) has it found by trying the usual exponents on the values."""
         if nid in self._exponents:
             return self._exponents[nid]
+        k = (getattr(self.nodes[nid], "attrs", None) or {}).get("exponent")
+        if isinstance(k, (int, float)) and not isinstance(k, bool):
+            self._exponents[nid] = k
+            return k
         fw = next((e for e in self.events if isinstance(e, _trace.ForwardEvent) and e.node == nid), None)
         src = fw.inputs[0] if fw is not None and fw.inputs else None
         x = None

@@ -477,7 +477,7 @@ def _apply(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> Ten
     rec = trace._ACTIVE
     if rec is not None:
         label = ALIASES.get((short, alias), rule.name) if alias else rule.name
-        rec.on_forward(out, label, short, inputs)
+        rec.on_forward(out, label, short, inputs, kwargs)
     return out
 
 

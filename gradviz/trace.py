@@ -48,6 +48,7 @@ class NodeInfo:
     requires_grad: bool = False
     module: str = ""          # dotted name of the nn.Module that created it ("0" for Sequential[0]), "" if none
     value: np.ndarray | None = None   # leaves: the value when first seen (ops' values are in ForwardEvents)
+    attrs: dict = field(default_factory=dict)  # an op's plain arguments: {"exponent": 2}, {"dim": 0, ...}
 
 
 @dataclass
@@ -154,7 +155,9 @@ class Recorder:
         return self._ids.get(id(t))
 
     # -- hooks called by the engine -----------------------------------------------------------
-    def on_forward(self, out, op_name: str, short: str, inputs) -> None:
+    def on_forward(self, out, op_name: str, short: str, inputs, kwargs=None) -> None:
+        """``kwargs`` are the op's keyword arguments; the plain ones (numbers, names, shapes, dtypes)
+        become the node's ``attrs``, others (index arrays, slices) are left out."""
         ids, node_id = self._ids, self.node_id
         in_ids = tuple([ids[id(t)] if id(t) in ids else node_id(t) for t in inputs])
         # ``out`` was just created by the op: register it directly (this runs once per op).
@@ -168,7 +171,8 @@ class Recorder:
         self.nodes[nid] = NodeInfo(nid, "op" if is_op else "param" if requires else "input", op_name, short,
                                    data.shape, dtype_name, in_ids, requires,
                                    _MODULE_STACK[-1] if _MODULE_STACK else "",
-                                   None if is_op or data.size > LEAF_VALUE_LIMIT else value)
+                                   None if is_op or data.size > LEAF_VALUE_LIMIT else value,
+                                   _plain_attrs(kwargs) if kwargs else {})
         self.events.append(ForwardEvent(nid, op_name, in_ids, value))
 
     def on_backward(self, out, op_name, grad_output, inputs, grad_inputs) -> None:
@@ -192,6 +196,32 @@ class Recorder:
 
     def phase(self, phase: str, micro_batch: int = 0, iteration: int = 0) -> None:
         self.events.append(PhaseEvent(phase, micro_batch, iteration))
+
+
+_SKIP = object()
+
+
+def _plain(v):
+    """``v`` as a JSON-like value (None, bool, int, float, str, tuples of them), else ``_SKIP``."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, np.generic) and v.ndim == 0 and v.dtype.kind in "biuf":
+        return v.item()
+    if isinstance(v, np.dtype):
+        return _DTYPE_NAMES.get(v) or _DTYPE_NAMES.setdefault(v, str(v))
+    if isinstance(v, (tuple, list)):
+        items = tuple(_plain(x) for x in v)
+        return _SKIP if any(x is _SKIP for x in items) else items
+    return _SKIP
+
+
+def _plain_attrs(kwargs: dict) -> dict:
+    out = {}
+    for key, v in kwargs.items():
+        v = _plain(v)
+        if v is not _SKIP:
+            out[key] = v
+    return out
 
 
 # Modules push their dotted name while they run so that nodes can be grouped (collapsed) by module.

@@ -7,10 +7,15 @@ changed are touched.  Everything is made of Qt's built-in items (rect/path/text/
 ``shared/notes/pyside6-py311.md``).
 
 Node look:  parameters = amber rounded boxes with a ``.grad`` badge hanging below; data = small grey
-boxes; ops = white boxes with a big symbol (×, +, tanh, @) and PyTorch's grad_fn name; the loss is
-rose.  Values are numbers or compact matrices, larger tensors a heat map.  Active nodes glow
-(blue forward, orange backward, green step, violet zero_grad); edges turn orange and show the
-gradient they carry back.
+boxes; ops = white boxes headed by PyTorch's grad_fn name, with a symbol pill (×, +, tanh, @) left of
+the value row and the gradient row (∇); an op on data only (``1 - y``) is grey, the loss is rose with
+a "loss" tab.  Values are numbers or compact matrices, larger tensors a heat map and their mean.
+Active nodes glow (blue forward, orange backward, green step, violet zero_grad); edges turn orange
+and, while the gradient travels along them, show it.
+
+Text is sized in scene pixels and the columns are packed (each as wide as its widest box, 36 px
+apart) so that the tutorial, fitted into the main window's graph panel, reads at 10 px or more; a
+tiny graph is fitted larger than life (up to ``FIT_MAX_ZOOM``).
 """
 from __future__ import annotations
 
@@ -30,22 +35,27 @@ from . import theme as T
 Qt = QtCore.Qt
 
 # -- geometry (scene units = pixels at zoom 1) ---------------------------------------------------
-PAD = 8.0
-CAPTION_H = 20.0            # top line of a node: grad_fn name / parameter name
-HEAT_ROW_H = 24.0           # a row holding a heat map
-HEAT_W, HEAT_H = 34.0, 18.0
-SYMBOL_W = 38.0
-OP_X0 = PAD + SYMBOL_W + 8.0
-MAX_TEXT_CHARS = 26         # longer values are drawn as a heat map
+# Node text is sized in scene pixels (not points, which round differently per screen), chosen so that
+# the tutorial, fitted into the main window's graph panel (about 0.85 zoom), reads at >= 10 px.
+PAD = 7.0
+CAPTION_H = 21.0            # top line of a node: grad_fn name / parameter name
+ROWS_Y = CAPTION_H + 2.0    # where the value row starts
+HEAT_ROW_H = 22.0           # a row holding a heat map
+HEAT_W, HEAT_H = 32.0, 16.0
+PILL_MIN_W, PILL_H = 26.0, 28.0   # the op symbol's pill, left of the value rows
+PILL_GAP = 6.0
+MAX_TEXT_CHARS = 22         # longer values are drawn as a heat map
 BADGE_GAP = 5.0
-LAYER_GAP = 112.0           # room for the gradient labels that stay on a small graph's edges
-LAYER_GAP_LARGE = 80.0      # large graphs label only the active edge
-LAYER_GAP_MIN = 64.0
+BADGE_MIN_CHARS = 12        # a badge may be this wide even under a narrower node
+LAYER_GAP = 36.0            # room for an arrow; small graphs fit the panel at a readable zoom
+LAYER_GAP_LARGE = 48.0      # large graphs: more room for the ports of many edges
 NODE_GAP = 22.0
+FIT_MARGIN = 4.0            # scene units around the drawing when fitted to the view
+FIT_MAX_ZOOM = 1.6          # a tiny graph is drawn larger than life, up to this
 LOD_DETAIL = 0.42           # below this zoom, node text, heat maps and badges are hidden
 LOD_SYMBOL = 0.16           # below this, op symbols too
 EDGE_PIECE = 4              # route segments per path item
-SMALL_GRAPH = 48            # up to this many nodes, finished edges keep their gradient label
+SMALL_GRAPH = 48            # up to this many nodes, columns are closer and edge labels longer
 PRECISION = 4
 
 
@@ -98,12 +108,14 @@ class _Spec:
     badge: bool = False
     badge_lines: int = 1
     loss: bool = False
-    width: float = 160.0
+    width: float = 160.0           # the body's width (the layout reserves max(body, badge))
     body_h: float = 48.0
     height: float = 48.0           # body + badge: what the layout reserves
     members: tuple = ()            # for module boxes: the node ids inside
     output: int | None = None      # for module boxes: the member whose value leaves the box
     tooltip: str = ""
+    pill_w: float = 0.0            # ops: the symbol pill's width
+    layout_w: float = 0.0          # what the layout reserves: the body or the widest badge
 
 
 class _NodeGfx:
@@ -118,6 +130,9 @@ class _NodeGfx:
             "op": (T.OP_FILL, T.OP_BORDER), "param": (T.PARAM_FILL, T.PARAM_BORDER),
             "input": (T.INPUT_FILL, T.INPUT_BORDER), "module": (T.MODULE_FILL, T.MODULE_BORDER),
         }[kind]
+        data_op = kind == "op" and not spec.grad_row and not spec.loss   # no gradient flows through it
+        if data_op:
+            fill, border = T.INPUT_FILL, T.INPUT_BORDER
         if spec.loss:
             fill, border = T.LOSS_SOFT, T.LOSS
         self.base_border = border
@@ -151,40 +166,53 @@ class _NodeGfx:
         self.halo_colour = None
 
         f_caption, f_title, f_mono, f_symbol, f_badge = fonts[:5]
-        x0 = OP_X0 if kind == "op" else PAD
-        self.x0 = x0
         self.detail = _container(self.root)          # hidden when zoomed far out
         self.symbol_bg = None
+        row_h = HEAT_ROW_H if spec.heat else view.line_h * spec.value_lines
+        rows_h = row_h * (2 if spec.grad_row else 1) + (1 if spec.grad_row else 0)
+        x0 = PAD
         if kind == "op":
+            # the header names the grad_fn across the whole width; below it the symbol pill sits
+            # left of the value (and gradient) rows
+            pw = spec.pill_w
+            ph = max(PILL_H, min(rows_h, 40.0))
             pill = QtGui.QPainterPath()
-            pill.addRoundedRect(QtCore.QRectF(0, 0, SYMBOL_W, SYMBOL_W - 4), 8, 8)
+            pill.addRoundedRect(QtCore.QRectF(0, 0, pw, ph), 7, 7)
             self.symbol_bg = QtWidgets.QGraphicsPathItem(pill, self.root)
-            self.symbol_bg.setPos(PAD, (h - (SYMBOL_W - 4)) / 2)
+            self.symbol_bg.setPos(PAD, ROWS_Y + (rows_h - ph) / 2)
             self.symbol_bg.setPen(Qt.PenStyle.NoPen)
-            self.symbol_bg.setBrush(QtGui.QColor(T.LOSS_SOFT if spec.loss else T.OP_SYMBOL_FILL))
-            font = QtGui.QFont(f_symbol)
-            fm = QtGui.QFontMetricsF(font)
-            while fm.horizontalAdvance(spec.symbol) > SYMBOL_W - 6 and font.pointSizeF() > 7.5:
-                font.setPointSizeF(font.pointSizeF() - 0.5)
-                fm = QtGui.QFontMetricsF(font)
+            self.symbol_bg.setBrush(QtGui.QColor(T.LOSS_PILL if spec.loss else T.INPUT_PILL if data_op
+                                                 else T.OP_SYMBOL_FILL))
+            font = view.symbol_font(spec.symbol)
             sym = _text_item(self.symbol_bg, font, T.LOSS if spec.loss else T.OP_SYMBOL_TEXT, spec.symbol)
             br = sym.boundingRect()
-            sym.setPos((SYMBOL_W - br.width()) / 2, (SYMBOL_W - 4 - br.height()) / 2)
+            sym.setPos((pw - br.width()) / 2, (ph - br.height()) / 2)
+            x0 = PAD + pw + PILL_GAP
             title_font, title_colour = f_caption, T.TEXT_MUTED
         else:
             title_font = f_title
             title_colour = {"param": T.PARAM_TEXT, "input": T.TEXT_MUTED, "module": "#4c1d95"}[kind]
+        self.x0 = x0
         title = _text_item(self.detail, title_font, T.LOSS if spec.loss else title_colour, spec.title)
-        title.setPos(x0, (CAPTION_H - title.boundingRect().height()) / 2 + 3)
-        if spec.shape:                                  # the loss says so where others show their shape
-            shape = _text_item(self.detail, view.fonts[6] if spec.loss else f_caption,
-                               T.LOSS if spec.loss else T.TEXT_FAINT, spec.shape)
-            shape.setPos(w - PAD - shape.boundingRect().width(), (CAPTION_H - shape.boundingRect().height()) / 2 + 3)
+        title.setPos(PAD, (CAPTION_H - title.boundingRect().height()) / 2 + 2)
+        if spec.shape:
+            shape = _text_item(self.detail, f_caption, T.TEXT_FAINT, spec.shape)
+            shape.setPos(w - PAD - shape.boundingRect().width(), (CAPTION_H - shape.boundingRect().height()) / 2 + 2)
+        if spec.loss:                                   # a tab on the top edge says which node is the loss
+            tab_text = _text_item(None, view.fonts[6], "#ffffff", "loss")
+            br = tab_text.boundingRect()
+            tw, th = br.width() + 12, br.height() + 2
+            tp = QtGui.QPainterPath()
+            tp.addRoundedRect(QtCore.QRectF(0, 0, tw, th), th / 2, th / 2)
+            tab = QtWidgets.QGraphicsPathItem(tp, self.root)
+            tab.setPen(Qt.PenStyle.NoPen)
+            tab.setBrush(QtGui.QColor(T.LOSS))
+            tab.setPos(w - tw - 10, -th / 2 - 1)
+            tab_text.setParentItem(tab)
+            tab_text.setPos(6, 1)
 
-        row_h = HEAT_ROW_H if spec.heat else view.line_h * spec.value_lines
-        y = CAPTION_H + 3
-        self.value = self._row(x0, y, f_mono, T.TEXT, spec.heat)
-        self.grad = self._row(x0, y + row_h + 1, f_mono, T.BACKWARD, spec.heat) if spec.grad_row else None
+        self.value = self._row(x0, ROWS_Y, f_mono, T.TEXT, spec.heat)
+        self.grad = self._row(x0, ROWS_Y + row_h + 1, f_mono, T.BACKWARD, spec.heat) if spec.grad_row else None
 
         self.badge = self.badge_text = None
         if spec.badge:
@@ -354,85 +382,9 @@ class _NodeGfx:
         self.badge.setPen(pen)
 
 
-def _layers(order, edges) -> dict:
-    """The layering ``layered_layout`` computes: longest path, sinks last, sources tightened."""
-    succ = {v: [] for v in order}
-    pred = {v: [] for v in order}
-    for a, b in set(edges):
-        succ[a].append(b)
-        pred[b].append(a)
-    indeg = {v: len(pred[v]) for v in order}
-    layer = dict.fromkeys(order, 0)
-    queue = [v for v in order if indeg[v] == 0]
-    topo = []
-    while queue:
-        u = queue.pop()
-        topo.append(u)
-        for w in succ[u]:
-            layer[w] = max(layer[w], layer[u] + 1)
-            indeg[w] -= 1
-            if indeg[w] == 0:
-                queue.append(w)
-    last = max(layer.values(), default=0)
-    for v in order:
-        if not succ[v] and pred[v]:
-            layer[v] = last
-    for v in order:
-        if not pred[v] and succ[v]:
-            layer[v] = min(layer[w] for w in succ[v]) - 1
-    return layer, succ, pred, topo
-
-
-def pull_right_hints(order, edges) -> list:
-    """Layout-only edges that move side branches next to the node they feed.
-
-    Longest-path layering puts an op fed only by leaves (``w.T`` of a Linear's weight) in column 1,
-    however late its consumer runs: in a deep MLP that edge would span the whole drawing.  For each
-    such op (latest first) we add an edge from a node one column before where it belongs (an
-    ancestor of its consumer, so the hint stays local); the layout then places it right before its
-    consumer and tightens its leaves after it.  The hints are never drawn.
-    """
-    layer, succ, pred, topo = _layers(order, edges)
-    hints = []
-    for v in reversed(topo):
-        if not succ[v] or not pred[v]:
-            continue
-        target = min(layer[c] for c in succ[v]) - 1
-        if target <= layer[v]:
-            continue
-        anchor = _ancestor_at(succ[v], target - 1, layer, pred, v)
-        if anchor is None:
-            continue
-        hints.append((anchor, v))
-        layer[v] = target
-        for u in pred[v]:                       # leaves feeding v follow it (the layout tightens them)
-            if not pred[u]:
-                layer[u] = target - 1
-    return hints
-
-
-def _ancestor_at(consumers, want, layer, pred, avoid):
-    """A node in layer ``want`` among the consumers' ancestors (breadth-first, nearest first)."""
-    seen = set()
-    frontier = list(consumers)
-    while frontier:
-        nxt = []
-        for c in frontier:
-            for u in pred[c]:
-                if u in seen or u == avoid:
-                    continue
-                seen.add(u)
-                if layer[u] == want:
-                    return u
-                if layer[u] > want:
-                    nxt.append(u)
-        frontier = nxt
-    return None
-
-
 def _fits(new: _Spec, old: _Spec) -> bool:
     """``new`` can be shown in the items built for ``old``: same look, no more room needed."""
-    sizes = ("width", "body_h", "height")
+    sizes = ("width", "body_h", "height", "layout_w")
     return (all(getattr(new, f.name) == getattr(old, f.name) for f in dataclasses.fields(_Spec) if f.name not in sizes)
             and all(getattr(new, f) <= getattr(old, f) for f in sizes) and new.body_h == old.body_h)
 
@@ -466,7 +418,8 @@ def badge_text(ns: NodeState, heat: bool, max_chars: int = 30) -> str:
         pad = " " * (len(lead) - 2)
         return _indent(lead, before) + "\n" + _indent(pad + "+ ", added) + "\n" + _indent(pad + "= ", after)
     if acc is not None:
-        return _indent(lead, fmt(acc[2])) + ("  (new)" if "\n" not in fmt(acc[2]) else "")
+        one = _indent(lead, fmt(acc[2]))
+        return one + " (new)" if "\n" not in one and len(one) + 6 <= max_chars else one
     return _indent(lead, fmt(ns.grad_badge))
 
 
@@ -500,7 +453,7 @@ def _pen(colour: str, width: float) -> QtGui.QPen:
 class _EdgeGfx:
     """An edge: a curve through the layout's route, an arrow head, and a gradient label."""
 
-    def __init__(self, view: "GraphView", key, points, fonts, show_labels: bool):
+    def __init__(self, view: "GraphView", key, points, fonts, label_chars: int):
         self.key = key
         self.view = view
         # A long edge is drawn in pieces: a path far longer than the screen would be stroked whole on
@@ -526,11 +479,11 @@ class _EdgeGfx:
         self.label_pos = QtCore.QPointF((x0 + x1) / 2, (y0 + y1) / 2)
         self.label = QtWidgets.QGraphicsPathItem()
         self.label.setZValue(20)
-        self.label.setPen(_pen(T.BACKWARD, 0.8))
+        self.label.setPen(_pen(T.BACKWARD, 1.4))
         self.label.setBrush(QtGui.QColor(T.EDGE_LABEL_BG))
         self.label_text = _text_item(self.label, fonts[5], T.BACKWARD)
         self.label.setVisible(False)
-        self.show_labels = show_labels
+        self.label_chars = label_chars
         self.want_label = False
         self._style = None
         self._text = None
@@ -549,11 +502,12 @@ class _EdgeGfx:
             for line in self.lines:
                 line.setPen(pen)
             self.head.setBrush(colour)
-        show = es.grad is not None and (active or self.show_labels) and state.startswith("backward")
-        self.want_label = show
-        show = show and self.view.lod_detail
+        # The label shows while the gradient travels along the edge; afterwards the edge stays orange
+        # and the numbers live on in the nodes' ∇ rows and .grad badges (columns are too close to keep
+        # a label on every edge legible).
+        show = es.grad is not None and active and state == "backward"
         if show:
-            text = "∇ " + _short(es.grad, 13 if self.show_labels else 9)
+            text = "∇ " + _short(es.grad, self.label_chars)
             if text != self._text:
                 self._text = text
                 self.label_text.setText(text)
@@ -564,10 +518,8 @@ class _EdgeGfx:
                 self.label.setPath(p)
                 self.label_text.setPos(-br.width() / 2, -br.height() / 2)
                 self.label.setPos(self.label_pos)
-            pen_w = 1.4 if active else 0.8
-            if self.label.pen().widthF() != pen_w:
-                self.label.setPen(_pen(T.BACKWARD, pen_w))
-        self.label.setVisible(show)
+        self.want_label = show
+        self.label.setVisible(show and self.view.lod_detail)
 
 
 class GraphView(QtWidgets.QGraphicsView):
@@ -604,11 +556,15 @@ class GraphView(QtWidgets.QGraphicsView):
         self.setMinimumSize(320, 200)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
 
-        self.fonts = (T.ui_font(8.0), T.ui_font(9.5, bold=True), T.mono_font(9.0), T.ui_font(13.0, bold=True),
-                      T.mono_font(9.0), T.mono_font(8.0), T.ui_font(8.0, bold=True))
+        # caption (grad_fn), title, values, op symbol, badge, edge label, loss tab -- in scene pixels
+        self.fonts = (T.graph_font(12), T.graph_font(13, bold=True), T.graph_mono(13), T.graph_font(18, bold=True),
+                      T.graph_mono(12), T.graph_mono(12), T.graph_font(11, bold=True))
         fm = QtGui.QFontMetricsF(self.fonts[2])
         self.char_w = fm.horizontalAdvance("0")
         self.line_h = math.ceil(fm.height()) + 1
+        fm = QtGui.QFontMetricsF(self.fonts[4])
+        self.badge_char_w = fm.horizontalAdvance("0")
+        self.badge_line_h = math.ceil(fm.height())
         self.edge_pens = self._make_edge_pens()
 
         self.node_items: dict[int, _NodeGfx] = {}       # displayed key -> items (node id or box id)
@@ -670,15 +626,17 @@ class GraphView(QtWidgets.QGraphicsView):
         return self.transform().m11()
 
     def fit_to_view(self) -> None:
-        rect = self._graph_rect().adjusted(-24, -24, 24, 24)
+        """Show the whole drawing below the caption, as large as fits (a small graph up to
+        ``FIT_MAX_ZOOM``: its text then reads larger than at 100 %)."""
+        rect = self._graph_rect().adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN)
         if rect.isEmpty():
             return
         top = 0.0
         if self.caption.isVisible():          # keep the caption from covering the graph's top
-            top = self.caption.height() + 16
+            top = self.caption.height() + 12
         self.resetTransform()
         avail = QtCore.QRectF(self.viewport().rect()).adjusted(0, top, 0, 0)
-        scale = min(avail.width() / rect.width(), avail.height() / rect.height(), 1.3)
+        scale = min(avail.width() / rect.width(), avail.height() / rect.height(), FIT_MAX_ZOOM)
         self.scale(scale, scale)
         centre = rect.center() - QtCore.QPointF(0, top / 2 / scale)
         self.centerOn(centre)
@@ -860,10 +818,9 @@ class GraphView(QtWidgets.QGraphicsView):
             if a != b:
                 edges.append((a, b))
                 self._edge_map.setdefault((a, b), []).append((src, dst))
-        hints = pull_right_hints(order, edges)
-        self.layout = layered_layout([LayoutNode(k, specs[k].width, specs[k].height) for k in order],
-                                     edges + hints, node_gap=NODE_GAP,
-                                     layer_gap=self._layer_gap(replay, len(specs)))
+        self.layout = layered_layout([LayoutNode(k, max(specs[k].width, specs[k].layout_w), specs[k].height)
+                                      for k in order], edges, node_gap=NODE_GAP,
+                                     layer_gap=self._layer_gap(len(specs)))
         for key in order:
             spec = specs[key]
             gfx = _NodeGfx(self, spec, self.fonts)
@@ -874,13 +831,12 @@ class GraphView(QtWidgets.QGraphicsView):
             if gfx.symbol_bg is not None:
                 gfx.symbol_bg.setVisible(self._lod[1])
             self.node_items[key] = gfx
-        show_labels = len(specs) <= SMALL_GRAPH
+        label_chars = 13 if len(specs) <= SMALL_GRAPH else 9
         # Input ports: a node's incoming edges end at separate points of its left side, ordered by
         # where they come from, so that they neither cross nor merge into one arrow head.
         incoming: dict = {}
         for (a, b), route in self.layout.routes.items():
-            if (a, b) in self._edge_map:              # else a layout hint, not an edge of the graph
-                incoming.setdefault(b, []).append((route[-2][1], a))
+            incoming.setdefault(b, []).append((route[-2][1], a))
         port_y = {}
         for b, sources in incoming.items():
             sources.sort()
@@ -890,15 +846,13 @@ class GraphView(QtWidgets.QGraphicsView):
             for i, (_y, a) in enumerate(sources):
                 port_y[(a, b)] = cy + (i - (len(sources) - 1) / 2) * step
         for (a, b), route in self.layout.routes.items():
-            if (a, b) not in self._edge_map:
-                continue
             sa, sb = specs[a], specs[b]
             ax, ay = self.layout.positions[a]
             bx, _by = self.layout.positions[b]
             start = (ax + sa.width / 2, ay - sa.height / 2 + sa.body_h / 2)
             end = (bx - sb.width / 2 - 1, port_y[(a, b)])
             points = [start, *route[1:-1], end]
-            self.edge_items[(a, b)] = _EdgeGfx(self, (a, b), points, self.fonts, show_labels)
+            self.edge_items[(a, b)] = _EdgeGfx(self, (a, b), points, self.fonts, label_chars)
         rect = QtCore.QRectF(0, 0, self.layout.width, self.layout.height).adjusted(-3000, -3000, 3000, 3000)
         scene.setSceneRect(rect)
         if self.player.replay is replay:
@@ -947,6 +901,8 @@ class GraphView(QtWidgets.QGraphicsView):
             kind = info.kind if info.kind in ("op", "param", "input") else "input"
             if nid in replay.param_names:
                 kind = "param"
+            elif info.inputs:
+                kind = "op"                    # an op on data only (1 - y): drawn as an op in grey
             texts = []
             for v in values[nid]:
                 if isinstance(v, tuple):
@@ -960,37 +916,48 @@ class GraphView(QtWidgets.QGraphicsView):
                                   or max((_num_lines(t) for t in texts), default=1) > 2)) or size > 12
             value_lines = 1 if heat else max((_num_lines(t) for t in texts), default=1)
             chars = max((len(line) for line in lines), default=8) if not heat else 0
-            heat_chars = max([12] + [len(_step_heat_text(v[1], v[2])) for v in values[nid] if isinstance(v, tuple)])
+            heat_chars = 0
+            if heat:                                  # the text beside a heat map: its mean
+                heat_chars = max([len(_step_heat_text(v[1], v[2])) if isinstance(v, tuple) else len(_mean_text(v))
+                                  for v in values[nid]] + [2 + len(_mean_text(g)) for g in grads[nid]] + [8])
             title = replay.node_name(nid)
             if kind == "input" and not info.inputs and info.shape == () and _is_number(title):
                 title = "constant"                    # a Python number in the expression
-            x0 = OP_X0 if kind == "op" else PAD
-            title_w = QtGui.QFontMetricsF(self.fonts[0 if kind == "op" else 1]).horizontalAdvance(title)
-            shape = _shape_text(info.shape) if info.shape else ""
-            if nid in loss_nodes:
-                shape = "loss" + (f" · {shape}" if shape else "")
-            shape_w = QtGui.QFontMetricsF(self.fonts[6 if nid in loss_nodes else 0]).horizontalAdvance(shape) + 8 \
-                if shape else 0
-            extra = 2 if slack and kind != "input" else 0     # room for a sign or a digit more later on
-            width = max(x0 + (chars + extra) * self.char_w + PAD if not heat else 0, x0 + title_w + shape_w + PAD,
+            title_font = self.fonts[0 if kind == "op" else 1]
+            title_w = QtGui.QFontMetricsF(title_font).horizontalAdvance(title if kind != "op" else info.label)
+            shape = _shape_text(info.shape) if info.shape and math.prod(info.shape) > 1 else ""
+            shape_w = QtGui.QFontMetricsF(self.fonts[0]).horizontalAdvance(shape) + 10 if shape else 0
+            symbol = replay.symbol(nid) if kind == "op" else ""
+            pill_w = self._pill_width(symbol) if kind == "op" else 0.0
+            x0 = PAD + pill_w + PILL_GAP if kind == "op" else PAD
+            # room for a sign or a digit more in a later iteration (a parameter's "before → after" two)
+            extra = {"param": 2, "op": 1}.get(kind, 0) if slack else 0
+            width = max(x0 + (chars + extra) * self.char_w + PAD if not heat else 0,
+                        PAD + title_w + shape_w + PAD,
                         x0 + HEAT_W + 6 + (heat_chars + extra) * self.char_w + PAD if heat else 0,
-                        {"op": 132.0, "param": 112.0}.get(kind, 96.0))
-            width = math.ceil(width / 4) * 4
+                        {"op": 96.0, "param": 64.0}.get(kind, 56.0))
+            width = math.ceil(width / 2) * 2
             row_h = HEAT_ROW_H if heat else self.line_h * value_lines
             grad_row = kind == "op" and info.requires_grad
-            body_h = CAPTION_H + 3 + row_h + (row_h + 1 if grad_row else 0) + PAD - 2
+            rows_h = row_h + (row_h + 1 if grad_row else 0)
+            if kind == "op":
+                rows_h = max(rows_h, PILL_H)
+            body_h = ROWS_Y + rows_h + PAD - 1
             badge = nid in replay.badge_nodes
-            badge_lines = 1
+            badge_lines, layout_w = 1, width
             if badge:
-                texts_b = [badge_text(NodeState(grad_badge=a[2], accumulation=a), heat, self._badge_chars(width))
+                chars_b = self._badge_chars(width)
+                texts_b = [badge_text(NodeState(grad_badge=a[2], accumulation=a), heat, chars_b)
                            for a in accs[nid]] + ["grad: None"]
                 badge_lines = max(_num_lines(t) for t in texts_b)
-            height = body_h + (BADGE_GAP + badge_lines * self.line_h + 8 if badge else 0)
+                longest = max(len(line) for t in texts_b for line in t.split("\n"))
+                layout_w = max(width, math.ceil(longest * self.badge_char_w + 14))
+            height = body_h + (BADGE_GAP + badge_lines * self.badge_line_h + 6 if badge else 0)
             tip = (f"{title}\n{info.label if kind == 'op' else kind} · shape {tuple(info.shape)} · {info.dtype}"
                    + (f"\nmodule {module}" if module else ""))
-            specs[nid] = _Spec(nid, kind, title if kind != "op" else info.label, replay.symbol(nid) if kind == "op" else "",
+            specs[nid] = _Spec(nid, kind, title if kind != "op" else info.label, symbol,
                                shape, heat, value_lines, grad_row, badge, badge_lines, nid in loss_nodes,
-                               width, body_h, height, tooltip=tip)
+                               width, body_h, height, tooltip=tip, pill_w=pill_w, layout_w=layout_w)
         for module, key in boxes.items():
             members = tuple(replay.module_members(module))
             member_set = set(members)
@@ -999,13 +966,19 @@ class GraphView(QtWidgets.QGraphicsView):
             params = [replay.node_name(n) for n in members if n in replay.param_names]
             n_ops = sum(1 for n in members if replay.nodes[n].kind == "op")
             heat = True
-            body_h = CAPTION_H + 3 + 2 * HEAT_ROW_H + 1 + PAD - 2
+            body_h = ROWS_Y + 2 * HEAT_ROW_H + 1 + PAD - 1
             label = self.module_label(module)
-            width = max(172.0, QtGui.QFontMetricsF(self.fonts[1]).horizontalAdvance(label) + 2 * PAD + 40)
+            ops_w = QtGui.QFontMetricsF(self.fonts[0]).horizontalAdvance(f"{n_ops} ops") + 10
+            width = max(PAD + HEAT_W + 6 + 14 * self.char_w + PAD,
+                        PAD + QtGui.QFontMetricsF(self.fonts[1]).horizontalAdvance(label) + ops_w + PAD)
+            width = math.ceil(width / 2) * 2
             tip = f"{label}: {n_ops} ops, parameters {', '.join(params) or 'none'}\n(double-click to expand)"
-            spec = _Spec(key, "module", label, "", f"{n_ops} ops", heat, 1, True, bool(params), max(1, len(params)),
+            ops = f"{n_ops} op" + ("s" if n_ops != 1 else "")
+            spec = _Spec(key, "module", label, "", ops, heat, 1, True, bool(params), max(1, len(params)),
                          False, width, body_h, 0.0, members, output, tip)
-            spec.height = body_h + (BADGE_GAP + spec.badge_lines * self.line_h + 8 if params else 0)
+            spec.height = body_h + (BADGE_GAP + spec.badge_lines * self.badge_line_h + 6 if params else 0)
+            longest = max((len(f"{p.split('.')[-1]}.grad: μ -0.0000") for p in params), default=0)
+            spec.layout_w = max(width, math.ceil(longest * self.badge_char_w + 14))
             specs[key] = spec
         # keep the layout's initial order: nodes as the trace lists them, each box where its first member was
         order = []
@@ -1017,17 +990,25 @@ class GraphView(QtWidgets.QGraphicsView):
                 order.append(k)
         return {k: specs[k] for k in order}
 
-    def _layer_gap(self, replay, n_nodes: int) -> float:
-        """Room between columns for the widest gradient label an edge of this replay will carry."""
-        if n_nodes > SMALL_GRAPH:
-            return LAYER_GAP_LARGE
-        longest = max((len(_short(g, 13)) for e in replay.events if isinstance(e, _trace.BackwardEvent)
-                       for g in e.grad_inputs if g is not None), default=4)
-        fm = QtGui.QFontMetricsF(self.fonts[5])
-        return float(min(LAYER_GAP, max(LAYER_GAP_MIN, fm.horizontalAdvance("∇ " + "0" * longest) + 28)))
+    def _layer_gap(self, n_nodes: int) -> float:
+        """Room between columns: an arrow and a short gradient label.  Columns are kept close so that a
+        small graph fits the panel at a readable zoom; a label too long for its gap shows only while
+        its edge is active (drawn over the neighbouring boxes for that moment)."""
+        return LAYER_GAP if n_nodes <= SMALL_GRAPH else LAYER_GAP_LARGE
 
     def _badge_chars(self, width: float) -> int:
-        return max(12, int((width - 14) / self.char_w))   # a badge stays within its node's width
+        """Characters a badge line may take: its node's width, or a little more under a narrow node."""
+        return max(BADGE_MIN_CHARS, int((width - 14) / self.badge_char_w))
+
+    def _pill_width(self, symbol: str) -> float:
+        return max(PILL_MIN_W, math.ceil(QtGui.QFontMetricsF(self.symbol_font(symbol)).horizontalAdvance(symbol)) + 12)
+
+    def symbol_font(self, symbol: str) -> QtGui.QFont:
+        """The op symbol's font: big for a glyph (×, +, @), smaller for a word (tanh, mean, xWᵀ+b)."""
+        font = QtGui.QFont(self.fonts[3])
+        if len(symbol) > 2:
+            font.setPixelSize(max(11, font.pixelSize() - 4))
+        return font
 
     def badge_chars(self, spec: _Spec) -> int:
         return self._badge_chars(spec.width)
@@ -1141,7 +1122,7 @@ class GraphView(QtWidgets.QGraphicsView):
         which grows while a halo or a wide label shows)."""
         if self.layout is None or not self.node_items:
             return self.scene().itemsBoundingRect()
-        return QtCore.QRectF(0, 0, self.layout.width, self.layout.height).adjusted(-12, -12, 12, 12)
+        return QtCore.QRectF(0, 0, self.layout.width, self.layout.height).adjusted(-9, -12, 9, 12)
 
     def _export_rect(self) -> QtCore.QRectF:
         self._flush_pending(everything=True)         # exports show every node's text

@@ -251,8 +251,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.phase_label = QtWidgets.QLabel()
         self.event_label = QtWidgets.QLabel()
         self.event_label.setMinimumWidth(300)
-        # a long event sentence must not squeeze the iteration and phase labels (it is in the caption too)
-        self.event_label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         self.progress = QtWidgets.QProgressBar()
         self.progress.setMaximumWidth(180)
         self.progress.setVisible(False)

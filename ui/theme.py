@@ -28,6 +28,7 @@ ZERO = "#7c3aed"
 ZERO_SOFT = "#ede9fe"
 LOSS = "#e11d48"
 LOSS_SOFT = "#fff1f2"
+LOSS_PILL = "#ffe4e6"
 
 PHASE_COLOURS = {"zero_grad": ZERO, "zero_grad_after": ZERO, "forward": FORWARD, "loss": LOSS,
                  "backward": BACKWARD, "step": STEP, "": TEXT_MUTED}
@@ -42,6 +43,7 @@ PARAM_BORDER = "#d97706"
 PARAM_TEXT = "#78350f"
 INPUT_FILL = "#f1f5f9"
 INPUT_BORDER = "#cbd5e1"
+INPUT_PILL = "#e2e8f0"
 MODULE_FILL = "#f5f3ff"
 MODULE_BORDER = "#8b5cf6"
 IDLE_ALPHA = 0.45                      # nodes not reached yet are drawn faded
@@ -97,6 +99,22 @@ def ui_font(point_size: float = 9.0, bold: bool = False) -> QtGui.QFont:
 def mono_font(point_size: float = 8.5, bold: bool = False) -> QtGui.QFont:
     f = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
     f.setPointSizeF(point_size)
+    f.setBold(bold)
+    return f
+
+
+def graph_font(pixels: int, bold: bool = False) -> QtGui.QFont:
+    """A font for text in the graph's scene, sized in scene pixels: the zoom alone decides how big
+    it shows, whatever the screen's dpi and point-size rounding."""
+    f = QtGui.QFont()
+    f.setPixelSize(pixels)
+    f.setBold(bold)
+    return f
+
+
+def graph_mono(pixels: int, bold: bool = False) -> QtGui.QFont:
+    f = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
+    f.setPixelSize(pixels)
     f.setBold(bold)
     return f
 

@@ -127,14 +127,16 @@ def test_edges_go_left_to_right(graph):
         assert layout.positions[a][0] < layout.positions[b][0]
 
 
-def test_columns_share_x_and_are_evenly_spaced(graph):
+def test_columns_share_x_and_are_as_wide_as_their_widest_node(graph):
     nodes, _edges, layout = graph
-    if not nodes:
-        return
-    max_w = max(n.width for n in node_sizes(nodes).values())
-    for k, layer in enumerate(layout.layers):
+    size = node_sizes(nodes)
+    left = 0.0
+    for layer in layout.layers:
+        width = max(size[v].width for v in layer)
         for v in layer:
-            assert layout.positions[v][0] == pytest.approx(max_w / 2 + k * (max_w + 80.0))
+            assert layout.positions[v][0] == pytest.approx(left + width / 2)
+        left += width + 80.0
+    assert layout.width == pytest.approx(max(left - 80.0, 0.0))
 
 
 def test_sinks_in_last_layer_and_leaves_next_to_their_consumer(graph):
@@ -265,9 +267,73 @@ def test_multi_edge_is_one_route_and_no_crossing():
 def test_gaps_set_the_spacing():
     layout = layered_layout([LayoutNode(0, 100, 40), LayoutNode(1, 100, 40), LayoutNode(2, 60, 10)],
                             [(0, 2), (1, 2)], layer_gap=30.0, node_gap=5.0)
-    assert layout.positions[2][0] - layout.positions[0][0] == pytest.approx(130.0)
+    assert layout.positions[2][0] - layout.positions[0][0] == pytest.approx(50 + 30 + 30)
     assert layout.positions[1][1] - layout.positions[0][1] == pytest.approx(45.0)
-    assert layout.width == pytest.approx(230.0)
+    assert layout.width == pytest.approx(190.0)
+
+
+def test_narrow_columns_take_less_room():
+    # x (30 wide) -> op (200) -> loss (60): each column only as wide as what it holds
+    nodes = [LayoutNode("x", 30, 20), LayoutNode("op", 200, 40), LayoutNode("loss", 60, 30)]
+    layout = layered_layout(nodes, [("x", "op"), ("op", "loss")], layer_gap=10.0)
+    assert {v: p[0] for v, p in layout.positions.items()} == {"x": 15.0, "op": 140.0, "loss": 280.0}
+    assert layout.width == pytest.approx(310.0)
+    uniform = 3 * 200 + 2 * 10
+    assert layout.width < 0.6 * uniform
+
+
+def traced_mlp_with_transposes(depth: int):
+    """What a trace of ``h @ W.T + b`` per layer looks like: the permute of W is an op fed by a leaf."""
+    nodes, edges = [], []
+
+    def node(name, *inputs):
+        nodes.append(name)
+        edges.extend((u, name) for u in inputs)
+        return name
+
+    params = [(node(f"W{k}"), node(f"b{k}")) for k in range(depth)]
+    h = node("x")
+    for k, (w, b) in enumerate(params):
+        wt = node(f"W{k}.T", w)
+        h = node(f"relu{k}", node(f"add{k}", node(f"mm{k}", h, wt), b))
+    node("mean", node("loss", h, node("y")))
+    return nodes, edges
+
+
+def test_op_fed_only_by_leaves_sits_right_before_its_consumer():
+    nodes, edges = traced_mlp_with_transposes(6)
+    layout = layered_layout(nodes, edges)
+    layer_of = {v: k for k, ids in enumerate(layout.layers) for v in ids}
+    for k in range(6):
+        assert layer_of[f"W{k}.T"] == layer_of[f"mm{k}"] - 1, "the permute of a weight goes next to its matmul"
+        assert layer_of[f"W{k}"] == layer_of[f"W{k}.T"] - 1, "and its leaf follows it"
+        assert layer_of[f"b{k}"] == layer_of[f"add{k}"] - 1
+    spans = [layer_of[b] - layer_of[a] for a, b in set(edges)]
+    assert max(spans) == 1, "no edge crosses a column"
+    assert layer_of["mean"] == len(layout.layers) - 1
+
+
+def test_chains_fed_by_leaves_move_late_and_data_branches_stay_early():
+    #   x -> a -> b -> c -> d -> out          the data path
+    #   w -> wt -> wr -> d                    a chain fed by a leaf (permute, reshape): late
+    #   one, y -> rsub -> m -> out            1 - y: late, next to its consumer m
+    #   a -> side -> out                      a branch of the data path: stays early
+    nodes = ["x", "w", "one", "y", "a", "b", "c", "wt", "wr", "d", "side", "rsub", "m", "out"]
+    edges = [("x", "a"), ("a", "b"), ("b", "c"), ("c", "d"), ("d", "m"), ("m", "out"),
+             ("w", "wt"), ("wt", "wr"), ("wr", "d"), ("one", "rsub"), ("y", "rsub"), ("rsub", "m"),
+             ("a", "side"), ("side", "out")]
+    layout = layered_layout(nodes, edges)
+    layer_of = {v: k for k, ids in enumerate(layout.layers) for v in ids}
+    assert layer_of == {"x": 0, "a": 1, "b": 2, "c": 3, "d": 4, "m": 5, "out": 6,
+                        "w": 1, "wt": 2, "wr": 3, "one": 3, "y": 3, "rsub": 4, "side": 2}
+
+
+def test_leaf_fed_op_with_several_consumers_goes_before_the_first():
+    # w.T computed once and used by two matmuls at different depths: it stays before the first
+    nodes = ["x", "w", "wt", "m1", "r1", "m2", "out"]
+    edges = [("x", "m1"), ("w", "wt"), ("wt", "m1"), ("m1", "r1"), ("r1", "m2"), ("wt", "m2"), ("m2", "out")]
+    layer_of = {v: k for k, ids in enumerate(layered_layout(nodes, edges).layers) for v in ids}
+    assert (layer_of["w"], layer_of["wt"], layer_of["m1"], layer_of["m2"]) == (0, 1, 2, 4)
 
 
 def twisted(k: int):

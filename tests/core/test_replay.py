@@ -312,3 +312,31 @@ def test_modules_and_loss_nodes():
     members = r.module_members("0")
     assert tr.param_nodes["0.weight"] in members and tr.param_nodes["0.bias"] in members
     assert r.loss_nodes == [tr.loss_node]
+
+
+def test_ops_record_their_plain_arguments_as_attrs():
+    x = gv.tensor(np.ones((2, 3)), requires_grad=True)
+    x.name = "x"
+    with trace.record() as rec:
+        outs = {"pow": x ** 3, "sum": x.sum(dim=1, keepdim=True), "clamp": x.clamp(min=0.5),
+                "view": x.reshape(3, 2), "permute": x.T, "slice": x[:, 1:], "add": x + 1}
+    attrs = {name: rec.nodes[rec.find(t)].attrs for name, t in outs.items()}
+    assert attrs["pow"] == {"exponent": 3}
+    assert attrs["sum"] == {"dim": 1, "keepdim": True}
+    assert attrs["clamp"] == {"min": 0.5, "max": None}
+    assert attrs["view"] == {"shape": (3, 2)}
+    assert attrs["permute"] == {"axes": (1, 0)}
+    assert attrs["slice"] == {}, "index objects (slices, arrays) are left out"
+    assert attrs["add"] == {} and rec.nodes[rec.find(x)].attrs == {}
+
+
+def test_exponent_comes_from_the_trace_not_the_values():
+    # on x = 1 every power gives 1, so the values cannot tell x ** 3 from x ** 2
+    x = gv.tensor(np.ones(3), requires_grad=True)
+    with trace.record() as rec:
+        y = x ** 3
+    nid = rec.find(y)
+    tr = FakeTrace(0, dict(rec.nodes), list(rec.events), {}, nid, {}, {}, {}, {rec.find(x): x.data.copy()})
+    assert Replay(tr).symbol(nid) == "x³"
+    rec.nodes[nid].attrs.clear()            # a trace without attrs: inferred from the values
+    assert Replay(tr).symbol(nid) == "x²"

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
 
+import gradviz as gv
+from gradviz import nn, trace
+from gradviz.optim import SGD
 from gradviz.replay import Replay, format_number
-from tests.core.test_replay import mlp, tutorial
+from tests.core.test_replay import FakeTrace, mlp, record_iteration, tutorial
 from ui.graph_view import PRECISION, GraphView
 from ui.inspector import Inspector
 from ui.player import Player
@@ -284,3 +287,116 @@ def test_frame_images_keep_their_size(qtbot):
         img = view.render_frame_image(480)
         sizes.add((img.width(), img.height()))
     assert len(sizes) == 1
+
+
+# ------------------------------------------------------------------------------- legibility
+
+
+def _text_items(item):
+    for child in item.childItems():
+        if isinstance(child, QtWidgets.QGraphicsSimpleTextItem):
+            yield child
+        yield from _text_items(child)
+
+
+def assert_drawn_cleanly(view):
+    """Node boxes and badges do not overlap one another, and every text sits inside its box."""
+    boxes = []
+    for key, gfx in view.node_items.items():
+        body = gfx.root.sceneBoundingRect()
+        boxes.append((key, body))
+        badge = None
+        if gfx.badge is not None and gfx.badge.isVisible():
+            badge = gfx.badge.sceneBoundingRect()
+            boxes.append((key, badge))
+        for text in _text_items(gfx.detail):
+            if not text.text() or not text.isVisible():
+                continue
+            inside = badge if gfx.badge is not None and gfx.badge.isAncestorOf(text) else body
+            r = text.sceneBoundingRect()
+            assert inside.adjusted(-0.5, -0.5, 0.5, 0.5).contains(r), (key, text.text(), r, inside)
+    for i, (ka, a) in enumerate(boxes):
+        for kb, b in boxes[i + 1:]:
+            if ka != kb:
+                assert not a.intersects(b), (ka, kb, a, b)
+
+
+def graph_fonts_on_screen(view) -> float:
+    """The smallest on-screen pixel size of the node titles, grad_fn names, values and badges."""
+    return view.zoom() * min(view.fonts[i].pixelSize() for i in (0, 1, 2, 4))
+
+
+@pytest.mark.parametrize("name, scenario", [("tutorial", None), ("mlp", "07_mlp_two_moons"),
+                                            ("tanh", "08_tanh_neuron")])
+def test_main_window_graph_is_legible_and_screenshots(make_window, name, scenario):
+    from gradviz.scenario import bundled_path
+    window = make_window(bundled_path(scenario) if scenario else None)
+    view, player = window.graph, window.player
+    replay = player.replay
+    for position in (replay.phase_range("loss")[1], len(replay) - 1, replay.phase_range("backward")[1]):
+        player.seek(position)
+        QtWidgets.QApplication.processEvents()
+        view._flush_pending(everything=True)
+        assert_drawn_cleanly(view)
+    if name == "tutorial":                       # the tutorial fits the panel with text of >= 10 px
+        assert graph_fonts_on_screen(view) >= 10.0, (view.zoom(), view.viewport().size())
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert window.grab().save(str(ARTIFACTS / f"window_{name}.png"))
+
+
+def test_tutorial_reads_at_ten_pixels_in_a_panel_800_wide(qtbot):
+    """The first scenario (w·x + b on one example), in a graph panel the size the main window gives it."""
+    w, b = nn.Parameter(gv.tensor(1.0)), nn.Parameter(gv.tensor(0.0))
+    w.name, b.name = "w", "b"
+    x, y = gv.tensor([2.0]), gv.tensor([4.0])
+    x.name, y.name = "x", "y"
+    tr = record_iteration({"w": w, "b": b}, lambda x: w * x + b, SGD([w, b], lr=0.1), [(x, y)])
+    view, player, replay = make_view(qtbot, tr, (800, 480))
+    player.seek(replay.phase_range("backward")[1])
+    assert graph_fonts_on_screen(view) >= 10.0
+    assert_drawn_cleanly(view)
+
+
+def test_a_tiny_graph_is_drawn_larger_than_life(qtbot):
+    from ui.graph_view import FIT_MAX_ZOOM
+    w = gv.tensor(2.0, requires_grad=True)
+    w.name = "w"
+    with trace.record() as rec:
+        rec.phase("forward")
+        loss = w * w
+        rec.phase("backward")
+        loss.backward()
+    tr = FakeTrace(0, dict(rec.nodes), list(rec.events), {"w": rec.find(w)}, rec.find(loss),
+                   {"w": None}, {"w": np.array(2.0)}, {"w": np.array(2.0)})
+    view, player, replay = make_view(qtbot, tr, (900, 600))
+    assert 1.0 < view.zoom() <= FIT_MAX_ZOOM
+    view.set_zoom(0.5)
+    view.fit_to_view()
+    assert view.zoom() == pytest.approx(FIT_MAX_ZOOM)
+
+
+def test_a_transposed_weight_sits_next_to_its_matmul(qtbot):
+    """``x @ w.T``: the permute is fed only by a leaf, and the layout puts it (and w) right before the
+    matmul, however deep the matmul is; no layout-only edges are added."""
+    gv.manual_seed(0)
+    x = gv.tensor(np.ones((2, 3)))
+    ws = [nn.Parameter(gv.tensor(np.full((3, 3), 0.1 * (k + 1)))) for k in range(4)]
+    with trace.record() as rec:
+        rec.phase("forward")
+        h = x
+        for w in ws:
+            h = (h @ w.T).tanh()
+        loss = h.sum()
+        rec.phase("backward")
+        loss.backward()
+    names = {f"w{k}": rec.find(w) for k, w in enumerate(ws)}
+    tr = FakeTrace(0, dict(rec.nodes), list(rec.events), names, rec.find(loss), dict.fromkeys(names),
+                   {n: w.data.copy() for n, w in zip(names, ws)}, {n: w.data.copy() for n, w in zip(names, ws)})
+    view, player, replay = make_view(qtbot, tr)
+    layer_of = {v: k for k, ids in enumerate(view.layout.layers) for v in ids}
+    for nid in names.values():
+        permute = replay.consumers[nid][0]
+        matmul = replay.consumers[permute][0]
+        assert replay.nodes[permute].op == "permute" and replay.nodes[matmul].op == "matmul"
+        assert layer_of[nid] + 1 == layer_of[permute] == layer_of[matmul] - 1
+    assert sorted(view.layout.edges) == sorted(replay.edges)

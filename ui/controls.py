@@ -1,0 +1,597 @@
+"""The optimizer and loop controls: every hyperparameter and toggle, edited on a copy of the Scenario.
+
+Each edit builds a new Scenario (``document.editable_copy()`` + the change), checks it with the
+same rules a scenario file must pass (the loader's: PyTorch's optimizer rules, batch sizes that
+split into equal micro-batches, graph-size limits) and only then hands it to ``document.edit``,
+which re-runs every variant in chunks and marks the document modified. A refused value stays in
+its widget, outlined in red, with the reason right under it; nothing is applied.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from gradviz.scenario import (LIMITS, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, OPTIMIZERS, PRECISIONS,
+                              ZERO_GRAD_PLACEMENTS, LoopSpec, OptimizerSpec, ScenarioError, Variant, dumps,
+                              loads)
+
+from .dashboard import variant_colour
+
+LR_MIN, LR_MAX = 1e-6, 10.0       # the log slider's range (the exact field accepts any lr > 0)
+LR_TICKS = 1000
+ERROR_COLOUR = "#dc2626"
+MAX_NAME = 80
+
+HELP = {
+    "lr": "learning rate γ: how far each step moves along the (processed) gradient",
+    "momentum": "μ: the fraction of the previous update kept (SGD: buffer b = μ·b + (1−τ)·g)",
+    "dampening": "τ: scales the new gradient added to the momentum buffer",
+    "weight_decay": "λ: adds λ·θ to the gradient (AdamW: decoupled, θ ← θ − γλθ)",
+    "nesterov": "look-ahead momentum: g + μ·b instead of b (needs momentum > 0, dampening = 0)",
+    "maximize": "ascend instead of descend",
+    "betas": "β1, β2: decay rates of the running averages of g and g² (each in [0, 1))",
+    "eps": "ε: added to the denominator for numerical stability",
+    "amsgrad": "use the maximum of all v so far (AMSGrad)",
+    "alpha": "smoothing constant of the running average of g²",
+    "centered": "normalise by the estimated variance of the gradient",
+    "lr_decay": "learning-rate decay: γ / (1 + (t−1)·decay)",
+    "initial_accumulator_value": "starting value of the sum of squared gradients",
+}
+ZERO_GRAD_TEXT = {"before_backward": "before backward (usual)", "after_step": "after step",
+                  "never": "never (grads accumulate!)"}
+LOOP_SHORT = dict(zero_grad="zero_grad", set_to_none="set_to_none", accumulation_steps="accum",
+                  divide_loss="divide_loss", precision="", loss_scaling="scaler", batch_size="batch",
+                  shuffle="shuffle")
+
+
+def fmt_number(value: float) -> str:
+    """Shortest text that reads back as the same float (``0.01``, ``1e-05``)."""
+    value = float(value)
+    return repr(int(value)) + ".0" if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def parse_number(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"“{text.strip()}” is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError("a finite number, please")
+    return value
+
+
+def lr_to_tick(lr: float) -> int:
+    lo, hi = math.log10(LR_MIN), math.log10(LR_MAX)
+    t = (math.log10(min(max(lr, LR_MIN), LR_MAX)) - lo) / (hi - lo)
+    return int(round(t * LR_TICKS))
+
+
+def tick_to_lr(tick: int) -> float:
+    lo, hi = math.log10(LR_MIN), math.log10(LR_MAX)
+    return float(f"{10 ** (lo + (hi - lo) * tick / LR_TICKS):.3g}")
+
+
+def variant_name(optimizer: OptimizerSpec, loop: LoopSpec) -> str:
+    """``SGD(lr=0.01)`` plus the loop settings that differ from the defaults."""
+    base = LoopSpec()
+    parts = []
+    for key in ("zero_grad", "set_to_none", "accumulation_steps", "divide_loss", "precision",
+                "loss_scaling", "batch_size", "shuffle"):
+        value = getattr(loop, key)
+        if value != getattr(base, key):
+            parts.append(str(value) if key == "precision" else f"{LOOP_SHORT[key]}={value}")
+    name = optimizer.label() + (" · " + ", ".join(parts) if parts else "")
+    return name if len(name) <= MAX_NAME else name[:MAX_NAME - 1] + "…"
+
+
+def unique_name(name: str, taken) -> str:
+    taken = set(taken)
+    if name not in taken:
+        return name
+    i = 2
+    while f"{name} ({i})" in taken:
+        i += 1
+    return f"{name} ({i})"
+
+
+def check_scenario(scenario) -> str | None:
+    """None when a scenario file with these values would load; else the loader's explanation."""
+    try:
+        loads(dumps(scenario))
+    except ScenarioError as exc:
+        key = (exc.key or "").split(".")[-1]
+        return f"{key + ': ' if key and not key.isdigit() else ''}expected {exc.expected}, found {exc.found}"
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
+class ErrorLabel(QtWidgets.QLabel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setStyleSheet(f"color: {ERROR_COLOUR}; font-size: 9pt;")
+        self.hide()
+
+
+class ControlsPanel(QtWidgets.QWidget):
+    """Optimizer kind and hyperparameters, loop toggles, steps, and the comparison list."""
+
+    def __init__(self, document, parent=None):
+        super().__init__(parent)
+        self.document = document
+        self.edit_index = 0                  # 0 = main run, i = comparisons[i - 1]
+        self.fields: dict[str, object] = {}
+        self.errors: dict[str, ErrorLabel] = {}
+        self._form_kind: str | None = None
+
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(6, 6, 6, 6)
+
+        top = QtWidgets.QFormLayout()
+        self.variant_box = QtWidgets.QComboBox()
+        self.variant_box.setToolTip("Which run these controls edit: the main run or one of the comparisons")
+        self.variant_box.activated.connect(self._on_variant_chosen)
+        self.variant_box.setSizeAdjustPolicy(
+            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.variant_box.setMinimumContentsLength(14)
+        top.addRow("Edit", self.variant_box)
+        self.kind_box = QtWidgets.QComboBox()
+        for kind in OPTIMIZERS:
+            self.kind_box.addItem(f"{OPTIMIZER_CLASSES[kind]}", kind)
+        self.kind_box.setToolTip("The optimizer (torch.optim class); its hyperparameters start at "
+                                 "PyTorch's defaults, the learning rate is kept")
+        self.kind_box.activated.connect(self._on_kind_chosen)
+        top.addRow("Optimizer", self.kind_box)
+        outer.addLayout(top)
+        self.errors["kind"] = ErrorLabel()
+        outer.addWidget(self.errors["kind"])
+
+        self.hyper_group = QtWidgets.QGroupBox("Hyperparameters")
+        self.hyper_form = QtWidgets.QFormLayout(self.hyper_group)
+        self.hyper_form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        outer.addWidget(self.hyper_group)
+
+        self.loop_group = QtWidgets.QGroupBox("Training loop")
+        self.loop_form = QtWidgets.QFormLayout(self.loop_group)
+        self._build_loop()
+        outer.addWidget(self.loop_group)
+
+        self.compare_group = QtWidgets.QGroupBox("Comparisons")
+        cl = QtWidgets.QVBoxLayout(self.compare_group)
+        self.add_button = QtWidgets.QPushButton("Add as comparison")
+        self.add_button.setToolTip("Keep the current main run overlaid on the plots while you try other values")
+        self.add_button.clicked.connect(self.add_comparison)
+        cl.addWidget(self.add_button)
+        self.comparison_list = QtWidgets.QListWidget()
+        self.comparison_list.setMaximumHeight(120)
+        self.comparison_list.setToolTip("Overlaid runs, in the plots' colours")
+        cl.addWidget(self.comparison_list)
+        self.remove_button = QtWidgets.QPushButton("Remove")
+        self.remove_button.setToolTip("Remove the selected comparison")
+        self.remove_button.clicked.connect(self.remove_comparison)
+        cl.addWidget(self.remove_button)
+        self.comparison_list.currentRowChanged.connect(
+            lambda row: self.remove_button.setEnabled(row >= 0))
+        self.errors["comparison"] = ErrorLabel()
+        cl.addWidget(self.errors["comparison"])
+        outer.addWidget(self.compare_group)
+
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("running… %v / %m steps")
+        self.progress.hide()
+        outer.addWidget(self.progress)
+        outer.addStretch(1)
+
+        document.scenarioChanged.connect(self.sync)
+        document.runStarted.connect(self._on_run_started)
+        document.runProgress.connect(self._on_run_progress)
+        document.runFinished.connect(self.progress.hide)
+        document.failed.connect(lambda _m: self.progress.hide())
+        self.setEnabled(document.scenario is not None)
+        if document.scenario is not None:
+            self.sync()
+
+    # -- building ---------------------------------------------------------------------------------
+    def _row(self, form: QtWidgets.QFormLayout, label: str, key: str, widget: QtWidgets.QWidget,
+             tip: str = "") -> None:
+        if tip:
+            widget.setToolTip(tip)
+        form.addRow(label, widget)
+        error = ErrorLabel()
+        form.addRow("", error)
+        self.errors[key] = error
+        # keep the empty error rows from taking space
+        form.setRowVisible(form.rowCount() - 1, False)
+        error.form_row = (form, form.rowCount() - 1)
+
+    def _build_loop(self) -> None:
+        f = self.loop_form
+        self.zero_grad_box = QtWidgets.QComboBox()
+        for placement in ZERO_GRAD_PLACEMENTS:
+            self.zero_grad_box.addItem(ZERO_GRAD_TEXT[placement], placement)
+        self.zero_grad_box.activated.connect(
+            lambda _i: self._apply_loop("zero_grad", self.zero_grad_box.currentData()))
+        self._row(f, "zero_grad()", "zero_grad", self.zero_grad_box,
+                  "Where optimizer.zero_grad() is called; 'never' lets .grad keep growing")
+        self.set_to_none_box = QtWidgets.QCheckBox("set_to_none")
+        self.set_to_none_box.toggled.connect(lambda on: self._apply_loop("set_to_none", on))
+        self._row(f, "", "set_to_none", self.set_to_none_box,
+                  "zero_grad(set_to_none=True) makes .grad None (PyTorch's default) instead of zeros")
+        self.batch_box = QtWidgets.QSpinBox()
+        self.batch_box.setRange(0, LIMITS["max_points"])
+        self.batch_box.setSpecialValueText("full")
+        self.batch_box.setKeyboardTracking(False)
+        self.batch_box.valueChanged.connect(lambda v: self._apply_loop("batch_size", v or None))
+        self._row(f, "batch size", "batch_size", self.batch_box,
+                  "Examples per optimizer step (0 = full batch)")
+        self.shuffle_box = QtWidgets.QCheckBox("shuffle each epoch")
+        self.shuffle_box.toggled.connect(lambda on: self._apply_loop("shuffle", on))
+        self._row(f, "", "shuffle", self.shuffle_box)
+        self.accumulation_box = QtWidgets.QSpinBox()
+        self.accumulation_box.setRange(1, LIMITS["max_accumulation_steps"])
+        self.accumulation_box.setKeyboardTracking(False)
+        self.accumulation_box.valueChanged.connect(lambda v: self._apply_loop("accumulation_steps", v))
+        self._row(f, "accumulation", "accumulation_steps", self.accumulation_box,
+                  "Split each batch into this many micro-batches; their grads add up before one step()")
+        self.divide_box = QtWidgets.QCheckBox("divide loss by accumulation steps")
+        self.divide_box.toggled.connect(lambda on: self._apply_loop("divide_loss", on))
+        self._row(f, "", "divide_loss", self.divide_box,
+                  "Without it the accumulated gradient is accumulation_steps times too large")
+        self.precision_box = QtWidgets.QComboBox()
+        for p in PRECISIONS:
+            self.precision_box.addItem(p, p)
+        self.precision_box.activated.connect(self._on_precision_chosen)
+        self._row(f, "precision", "precision", self.precision_box,
+                  "float16: float32 master weights, forward under autocast(float16)")
+        self.scaling_box = QtWidgets.QCheckBox("loss scaling (GradScaler)")
+        self.scaling_box.toggled.connect(lambda on: self._apply_loop("loss_scaling", on))
+        self._row(f, "", "loss_scaling", self.scaling_box,
+                  "float16 only: scale the loss so small gradients do not underflow")
+        self.steps_box = QtWidgets.QSpinBox()
+        self.steps_box.setRange(1, LIMITS["max_steps"])
+        self.steps_box.setKeyboardTracking(False)
+        self.steps_box.setStepType(QtWidgets.QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+        self.steps_box.valueChanged.connect(lambda v: self._apply_loop("steps", v))
+        self._row(f, "steps", "steps", self.steps_box, "Optimizer steps to run")
+
+    def _clear_hyper_form(self) -> None:
+        while self.hyper_form.rowCount():
+            self.hyper_form.removeRow(0)
+        for key in list(self.fields):
+            self.fields.pop(key)
+            self.errors.pop(key, None)
+
+    def _build_hyper_form(self, kind: str) -> None:
+        self._clear_hyper_form()
+        self._form_kind = kind
+        for key, default in OPTIMIZER_DEFAULTS[kind].items():
+            tip = HELP.get(key, "")
+            if key == "lr":
+                row = QtWidgets.QWidget()
+                h = QtWidgets.QHBoxLayout(row)
+                h.setContentsMargins(0, 0, 0, 0)
+                self.lr_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+                self.lr_slider.setRange(0, LR_TICKS)
+                self.lr_slider.setTracking(False)       # apply on release; the field previews while dragging
+                self.lr_slider.setToolTip(f"log scale, {LR_MIN:g} … {LR_MAX:g}")
+                self.lr_slider.sliderMoved.connect(lambda t: self.lr_edit.setText(fmt_number(tick_to_lr(t))))
+                self.lr_slider.valueChanged.connect(self._on_lr_slider)
+                self.lr_edit = QtWidgets.QLineEdit()
+                self.lr_edit.setMaximumWidth(90)
+                self.lr_edit.setToolTip("exact learning rate (> 0); Enter applies")
+                self.lr_edit.editingFinished.connect(lambda: self._apply_number("lr", self.lr_edit))
+                h.addWidget(self.lr_slider, 1)
+                h.addWidget(self.lr_edit)
+                self.fields["lr"] = self.lr_edit
+                self._row(self.hyper_form, "lr", "lr", row, tip)
+            elif isinstance(default, bool):
+                box = QtWidgets.QCheckBox()
+                box.toggled.connect(lambda on, key=key, box=box: self._apply_bool(key, box, on))
+                self.fields[key] = box
+                self._row(self.hyper_form, key, key, box, tip)
+            elif key == "betas":
+                row = QtWidgets.QWidget()
+                h = QtWidgets.QHBoxLayout(row)
+                h.setContentsMargins(0, 0, 0, 0)
+                edits = (QtWidgets.QLineEdit(), QtWidgets.QLineEdit())
+                for i, e in enumerate(edits):
+                    e.setToolTip(f"β{i + 1}")
+                    e.editingFinished.connect(self._apply_betas)
+                    h.addWidget(e)
+                self.fields["betas"] = edits
+                self._row(self.hyper_form, "betas", "betas", row, tip)
+            else:
+                edit = QtWidgets.QLineEdit()
+                edit.editingFinished.connect(lambda key=key, edit=edit: self._apply_number(key, edit))
+                self.fields[key] = edit
+                self._row(self.hyper_form, key, key, edit, tip)
+
+    # -- reading the document -------------------------------------------------------------------
+    def _spec(self, scenario, index: int | None = None) -> tuple[OptimizerSpec, LoopSpec]:
+        i = self.edit_index if index is None else index
+        if i == 0:
+            return scenario.optimizer, scenario.loop
+        v = scenario.comparisons[i - 1]
+        return v.optimizer, v.loop
+
+    def sync(self) -> None:
+        """Show the scenario's values (after any edit, a new file, or a comparison change)."""
+        sc = self.document.scenario
+        self.setEnabled(sc is not None)
+        if sc is None:
+            return
+        variants = sc.variants()
+        self.edit_index = min(self.edit_index, len(variants) - 1)
+        self.variant_box.blockSignals(True)
+        self.variant_box.clear()
+        for i, v in enumerate(variants):
+            self.variant_box.addItem(self._swatch(i), "Main run: " + v.name if i == 0 else v.name)
+        self.variant_box.setCurrentIndex(self.edit_index)
+        self.variant_box.blockSignals(False)
+        opt, loop = self._spec(sc)
+        if opt.kind != self._form_kind:
+            self._build_hyper_form(opt.kind)
+        widgets = [self.kind_box, self.zero_grad_box, self.set_to_none_box, self.batch_box, self.shuffle_box,
+                   self.accumulation_box, self.divide_box, self.precision_box, self.scaling_box, self.steps_box]
+        for key, w in self.fields.items():
+            widgets.extend(w if isinstance(w, tuple) else [w])
+        widgets.append(self.lr_slider)
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            self.kind_box.setCurrentIndex(self.kind_box.findData(opt.kind))
+            for key, w in self.fields.items():
+                value = opt.hyper.get(key, OPTIMIZER_DEFAULTS[opt.kind][key])
+                if isinstance(w, tuple):
+                    for e, v in zip(w, value):
+                        e.setText(fmt_number(v))
+                elif isinstance(w, QtWidgets.QCheckBox):
+                    w.setChecked(bool(value))
+                else:
+                    w.setText(fmt_number(value))
+            self.lr_slider.setValue(lr_to_tick(float(opt.hyper["lr"])))
+            self.zero_grad_box.setCurrentIndex(self.zero_grad_box.findData(loop.zero_grad))
+            self.set_to_none_box.setChecked(loop.set_to_none)
+            self.batch_box.setValue(loop.batch_size or 0)
+            self.shuffle_box.setChecked(loop.shuffle)
+            self.accumulation_box.setValue(loop.accumulation_steps)
+            self.divide_box.setChecked(loop.divide_loss)
+            self.precision_box.setCurrentIndex(self.precision_box.findData(loop.precision))
+            self.scaling_box.setChecked(loop.loss_scaling)
+            self.steps_box.setValue(loop.steps)
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
+        objective = sc.model.kind == "objective"
+        for w in (self.batch_box, self.shuffle_box):
+            w.setEnabled(not objective)
+            if objective:
+                w.setToolTip("An objective has no data to batch")
+        self.set_to_none_box.setEnabled(loop.zero_grad != "never")
+        self.scaling_box.setEnabled(loop.precision == "float16")
+        if "dampening" in self.fields:
+            self.fields["dampening"].setEnabled(float(opt.hyper.get("momentum", 0)) != 0)
+        self.comparison_list.clear()
+        for i, v in enumerate(sc.comparisons, start=1):
+            self.comparison_list.addItem(QtWidgets.QListWidgetItem(self._swatch(i), v.name))
+        full = len(sc.comparisons) >= LIMITS["max_comparisons"]
+        self.add_button.setEnabled(not full)
+        self.add_button.setToolTip(f"At most {LIMITS['max_comparisons']} comparisons" if full else
+                                   "Keep the current main run overlaid on the plots while you try other values")
+        self.remove_button.setEnabled(self.comparison_list.currentRow() >= 0)
+        self.clear_errors()
+
+    @staticmethod
+    def _swatch(i: int) -> QtGui.QIcon:
+        pm = QtGui.QPixmap(12, 12)
+        pm.fill(QtGui.QColor(variant_colour(i)))
+        return QtGui.QIcon(pm)
+
+    # -- errors -----------------------------------------------------------------------------------
+    def _widgets_of(self, key: str) -> list[QtWidgets.QWidget]:
+        w = self.fields.get(key) or {
+            "zero_grad": self.zero_grad_box, "set_to_none": self.set_to_none_box, "batch_size": self.batch_box,
+            "shuffle": self.shuffle_box, "accumulation_steps": self.accumulation_box, "divide_loss": self.divide_box,
+            "precision": self.precision_box, "loss_scaling": self.scaling_box, "steps": self.steps_box,
+            "kind": self.kind_box}.get(key)
+        if w is None:
+            return []
+        return list(w) if isinstance(w, tuple) else [w]
+
+    def show_error(self, key: str, message: str) -> None:
+        label = self.errors.get(key)
+        if label is None:
+            return
+        label.setText(f"Not applied: {message}")
+        label.show()
+        if hasattr(label, "form_row"):
+            form, row = label.form_row
+            form.setRowVisible(row, True)
+        for w in self._widgets_of(key):
+            w.setStyleSheet(f"border: 1px solid {ERROR_COLOUR};" if isinstance(w, QtWidgets.QLineEdit)
+                            else f"color: {ERROR_COLOUR};")
+            w.setProperty("invalid", True)
+
+    def clear_error(self, key: str) -> None:
+        label = self.errors.get(key)
+        if label is None:
+            return
+        label.clear()
+        label.hide()
+        if hasattr(label, "form_row"):
+            form, row = label.form_row
+            form.setRowVisible(row, False)
+        for w in self._widgets_of(key):
+            w.setStyleSheet("")
+            w.setProperty("invalid", False)
+
+    def clear_errors(self) -> None:
+        for key in list(self.errors):
+            self.clear_error(key)
+
+    def error_text(self, key: str) -> str:
+        label = self.errors.get(key)
+        return label.text() if label is not None else ""
+
+    # -- applying ---------------------------------------------------------------------------------
+    def _apply(self, key: str, change) -> bool:
+        """Copy, change, check, and only then edit the document; False (and a reason) if refused."""
+        if self.document.scenario is None:
+            return False
+        new = self.document.editable_copy()
+        opt, loop = self._spec(new)
+        before = variant_name(opt, loop)
+        try:
+            change(new, opt, loop)
+        except ValueError as exc:
+            self.show_error(key, str(exc))
+            return False
+        if self.edit_index > 0:
+            v = new.comparisons[self.edit_index - 1]
+            if v.name == before or v.name.startswith(before + " ("):
+                v.name = unique_name(variant_name(opt, loop),
+                                     [c.name for c in new.comparisons if c is not v])
+        problem = check_scenario(new)
+        if problem:
+            self.show_error(key, problem)
+            return False
+        self.clear_error(key)
+        self.document.edit(new)
+        return True
+
+    def _apply_number(self, key: str, edit: QtWidgets.QLineEdit) -> bool:
+        text = edit.text()
+        try:
+            value = parse_number(text)
+        except ValueError as exc:
+            self.show_error(key, str(exc))
+            return False
+        opt, _loop = self._spec(self.document.scenario)
+        if value == opt.hyper.get(key) and not edit.property("invalid"):
+            return True                     # focus left an unchanged field: nothing to do
+        if key == "lr" and value <= 0:
+            self.show_error(key, f"lr must be > 0 (found {fmt_number(value)}): with lr = 0 nothing moves, "
+                                 "and torch.optim refuses lr < 0")
+            return False
+
+        def change(new, opt, loop):
+            opt.hyper[key] = value
+        return self._apply(key, change)
+
+    def _on_lr_slider(self, tick: int) -> None:
+        lr = tick_to_lr(tick)
+        self.lr_edit.setText(fmt_number(lr))
+        self._apply_number("lr", self.lr_edit)
+
+    def _apply_betas(self) -> bool:
+        try:
+            betas = tuple(parse_number(e.text()) for e in self.fields["betas"])
+        except ValueError as exc:
+            self.show_error("betas", str(exc))
+            return False
+        opt, _loop = self._spec(self.document.scenario)
+        if tuple(opt.hyper.get("betas", ())) == betas and not self.fields["betas"][0].property("invalid"):
+            return True
+
+        def change(new, opt, loop):
+            opt.hyper["betas"] = betas
+        return self._apply("betas", change)
+
+    def _apply_bool(self, key: str, box: QtWidgets.QCheckBox, on: bool) -> bool:
+        def change(new, opt, loop):
+            opt.hyper[key] = bool(on)
+        if self._apply(key, change):
+            return True
+        box.blockSignals(True)              # a refused toggle goes back; the reason stays below it
+        box.setChecked(not on)
+        box.blockSignals(False)
+        return False
+
+    def _apply_loop(self, key: str, value) -> bool:
+        sc = self.document.scenario
+        if sc is None:
+            return False
+        _opt, current = self._spec(sc)
+        if getattr(current, key) == value and not self._widgets_of(key)[0].property("invalid"):
+            return True
+
+        def change(new, opt, loop):
+            setattr(loop, key, value)
+            if key == "precision" and value != "float16":
+                loop.loss_scaling = False
+        ok = self._apply(key, change)
+        if not ok and isinstance(self._widgets_of(key)[0], QtWidgets.QCheckBox):
+            box = self._widgets_of(key)[0]
+            box.blockSignals(True)
+            box.setChecked(not value)
+            box.blockSignals(False)
+        return ok
+
+    def _on_precision_chosen(self, _index: int) -> None:
+        self._apply_loop("precision", self.precision_box.currentData())
+
+    def _on_kind_chosen(self, _index: int) -> None:
+        kind = self.kind_box.currentData()
+        opt, _loop = self._spec(self.document.scenario)
+        if kind == opt.kind:
+            return
+
+        def change(new, spec, loop):
+            hyper = dict(OPTIMIZER_DEFAULTS[kind])
+            hyper["lr"] = spec.hyper.get("lr", hyper["lr"])
+            spec.kind, spec.hyper = kind, hyper
+        if not self._apply("kind", change):
+            self.kind_box.blockSignals(True)
+            self.kind_box.setCurrentIndex(self.kind_box.findData(opt.kind))
+            self.kind_box.blockSignals(False)
+
+    def _on_variant_chosen(self, index: int) -> None:
+        self.edit_index = max(0, index)
+        self.sync()
+
+    # -- comparisons ------------------------------------------------------------------------------
+    def add_comparison(self) -> bool:
+        """Keep the main run (as it is now) as a comparison; the controls go on editing the main run."""
+        sc = self.document.scenario
+        if sc is None:
+            return False
+
+        def change(new, opt, loop):
+            if len(new.comparisons) >= LIMITS["max_comparisons"]:
+                raise ValueError(f"at most {LIMITS['max_comparisons']} comparisons")
+            name = unique_name(variant_name(new.optimizer, new.loop), [c.name for c in new.comparisons])
+            new.comparisons.append(Variant(name, copy.deepcopy(new.optimizer), copy.deepcopy(new.loop)))
+        self.edit_index = 0
+        return self._apply("comparison", change)
+
+    def remove_comparison(self, row: int | None = None) -> bool:
+        sc = self.document.scenario
+        row = self.comparison_list.currentRow() if row is None else row
+        if sc is None or not 0 <= row < len(sc.comparisons):
+            return False
+
+        def change(new, opt, loop):
+            del new.comparisons[row]
+        old = self.edit_index
+        keep = old - 1 if old > row + 1 else 0 if old == row + 1 else old
+        self.edit_index = 0
+        ok = self._apply("comparison", change)
+        self.edit_index = keep if ok else old
+        if self.edit_index:
+            self.sync()
+        return ok
+
+    # -- run progress -----------------------------------------------------------------------------
+    def _on_run_started(self) -> None:
+        self.progress.setRange(0, max(getattr(self.document, "_total_steps", 0), 1))
+        self.progress.setValue(0)
+
+    def _on_run_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        if total >= 2000 and not self.progress.isVisible():
+            self.progress.show()
