@@ -126,6 +126,7 @@ class Trace:
     params_after: dict[str, np.ndarray]
     micro_batches: int = 1
     input_nodes: dict[str, list[int]] = field(default_factory=dict)   # input name -> node per micro-batch
+    module_types: dict[str, str] = field(default_factory=dict)  # module name ("0", "loss") -> "Linear", "MSELoss"
 
 
 @dataclass

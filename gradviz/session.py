@@ -40,6 +40,9 @@ CHUNK = 200                              # steps between divergence checks / pro
 LANDSCAPE_BLOCK = 1 << 18                # elements per array when evaluating a landscape in blocks
 
 
+_LOSS_CLASSES = {"mse": "MSELoss", "l1": "L1Loss", "bce_with_logits": "BCEWithLogitsLoss",
+                 "cross_entropy": "CrossEntropyLoss"}    # the torch.nn class each loss kind stands for
+
 class SessionError(ValueError):
     """A scenario that cannot run as written (shapes, names, sizes); ``str()`` is one line."""
 
@@ -287,7 +290,13 @@ class _Engine:
                 pred = self.forward(inputs)
                 if rec is not None:
                     rec.phase("loss", j, k)
-                loss = pred if self.objective else self.loss_fn(pred, target)
+                if self.objective:
+                    loss = pred
+                elif rec is not None:       # group the loss's ops so the graph view can fold them into one box
+                    with trace.module_scope("loss"):
+                        loss = self.loss_fn(pred, target)
+                else:
+                    loss = self.loss_fn(pred, target)
             value = loss.item()
             total += value
             if buf is not None:
@@ -684,7 +693,20 @@ class Session:
                 input_nodes.setdefault(info.label, []).append(nid)
         return Trace(iteration=k, nodes=rec.nodes, events=rec.events, param_nodes=param_nodes,
                      loss_node=rec.find(loss), grads_before=grads_before, params_before=params_before,
-                     params_after=params_after, micro_batches=engine.acc, input_nodes=input_nodes)
+                     params_after=params_after, micro_batches=engine.acc, input_nodes=input_nodes,
+                     module_types=self._module_types(engine))
+
+    def _module_types(self, engine) -> dict[str, str]:
+        """Class names of the modules the trace groups nodes by: "0" -> "Linear", "loss" -> "MSELoss"."""
+        model, types = self.scenario.model, {}
+        if model.kind == "layers":
+            for i in range(len(model.layers) - 1):
+                types[str(2 * i)] = "Linear"
+                if i < len(model.layers) - 2:
+                    types[str(2 * i + 1)] = _ACTIVATIONS[model.activation].__name__
+        if not engine.objective:
+            types["loss"] = _LOSS_CLASSES[self.scenario.loss.kind]
+        return types
 
     # -- loss landscape --------------------------------------------------------------------------
     def scalar_parameters(self) -> list[str]:

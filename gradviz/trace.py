@@ -124,6 +124,14 @@ class ScalerEvent:
     found_inf: bool
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class Recorder:
     """Collects events in the order they happen and a table of the nodes they mention."""
 
@@ -145,8 +153,11 @@ class Recorder:
             label = getattr(t, "name", None) or (f"p{nid}" if t.requires_grad else f"x{nid}")
             dtype = t.dtype
             dtype_name = _DTYPE_NAMES.get(dtype) or _DTYPE_NAMES.setdefault(dtype, str(dtype))
+            module = getattr(t, "module_name", "") or ""
+            if not module and _MODULE_STACK and kind == "input" and _is_number(label):
+                module = _MODULE_STACK[-1]       # a constant made inside a module (the 1 in 1 - y) belongs to it
             self.nodes[nid] = NodeInfo(nid, kind, label, "", tuple(t.shape), dtype_name,
-                                       (), bool(t.requires_grad), getattr(t, "module_name", "") or "",
+                                       (), bool(t.requires_grad), module,
                                        _copy(t._data) if t.grad_fn is None and t._data.size <= LEAF_VALUE_LIMIT
                                        else None)
         return nid

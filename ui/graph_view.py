@@ -94,6 +94,8 @@ def _short(a, max_chars: int = 12) -> str:
     return text if len(text) <= max_chars and "\n" not in text and "shape" not in text else _mean_text(a)
 
 
+AUTO_COLLAPSE_NODES = 24      # above this many boxes a new graph opens with modules folded
+
 @dataclass
 class _Spec:
     """What a displayed node is: decided once per Replay, so its size never changes while playing."""
@@ -604,6 +606,24 @@ class GraphView(QtWidgets.QGraphicsView):
         self._rebuild()
         self.collapsedChanged.emit()
 
+    @staticmethod
+    def default_collapsed(replay) -> set[str]:
+        """Modules folded when a graph first appears, so that the overview stays readable: the loss
+        first (a loss like BCE-with-logits is a dozen primitive ops), then every module, while the
+        graph has more than AUTO_COLLAPSE_NODES boxes. The user expands any of them on demand."""
+        if replay is None:
+            return set()
+        modules = replay.collapsible_modules()
+        order = [m for m in modules if m == "loss"] + [m for m in modules if m != "loss"]
+        collapsed: set[str] = set()
+        visible = len(replay.nodes)
+        for m in order:
+            if visible <= AUTO_COLLAPSE_NODES:
+                break
+            collapsed.add(m)
+            visible -= len(replay.module_members(m)) - 1
+        return collapsed
+
     def is_collapsed(self, module: str) -> bool:
         return module in self._collapsed
 
@@ -765,7 +785,7 @@ class GraphView(QtWidgets.QGraphicsView):
                       and self._graph_signature(self.replay) == self._graph_signature(replay))
         self.replay = replay
         if not same_graph:
-            self._collapsed = {m for m in self._collapsed if replay is not None and m in replay.collapsible_modules()}
+            self._collapsed = self.default_collapsed(replay)
             self._auto_fit = True
         elif self.node_items and self._reuse_items(replay):
             return

@@ -108,14 +108,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.graph.nodeClicked.connect(self._on_node_clicked)
         self.selected_node: int | None = None
 
+        from .dashboard import install_dashboards
+        install_dashboards(self)
         self.resize(1400, 860)
+        self.resizeDocks([self.code_dock], [262], QtCore.Qt.Orientation.Horizontal)
+        # Restore the user's layout only now that every dock exists (restoreState matches by objectName).
         s = settings()
         if s.value("geometry"):
             self.restoreGeometry(s.value("geometry"))
         if s.value("windowState"):
             self.restoreState(s.value("windowState"))
-        from .dashboard import install_dashboards
-        install_dashboards(self)
         # A QGraphicsScene accepts every drag-enter, so the graph and the plots would swallow a
         # scenario file dropped on them: let drags through to the window's dropEvent instead.
         for view in self.findChildren(QtWidgets.QGraphicsView):
