@@ -43,30 +43,91 @@ class _PythonHighlighter(QtGui.QSyntaxHighlighter):
                 self.setFormat(m.capturedStart(), m.capturedLength(), f)
 
 
-class CodeView(QtWidgets.QPlainTextEdit):
-    """Read-only loop source; ``set_phase`` highlights the line of a loop phase."""
+SETUP_NAMES = ("loss_fn", "optimizer", "scaler")     # shown above the loop: what its lines call
+CODE_POINT_SIZE = 8.5
+HANGING_INDENT = 4                                   # a wrapped line continues this many columns deeper
+BOOKKEEPING = ("row = record(", "if not log(")       # the script's CSV printing: shown, comments dropped
+
+
+def _drop_bookkeeping_comments(source: str) -> str:
+    """The exported script explains its CSV bookkeeping in trailing comments; in a narrow panel they
+    would wrap into several grey lines around the lines that matter."""
+    out = []
+    for line in source.split("\n"):
+        if line.lstrip().startswith(BOOKKEEPING) and "  # " in line:
+            line = line[:line.index("  # ")]
+        out.append(line)
+    return "\n".join(out)
+
+
+def setup_lines(script) -> list[str]:
+    """The one-line definitions the loop uses (``optimizer = torch.optim.Adam(...)``, the loss
+    function, a GradScaler), in the script's order; multi-line statements are left out."""
+    out = []
+    for line in script.source.splitlines()[:script.loop_start - 1]:
+        name = line.split(" = ", 1)[0]
+        if name in SETUP_NAMES and line.count("(") == line.count(")"):
+            out.append(line)
+    return out
+
+
+class CodeView(QtWidgets.QTextEdit):
+    """Read-only training loop, under the optimizer (and loss function) it uses; ``set_phase``
+    highlights the line of a loop phase.  ``lines`` maps a phase to its 1-based line number in the
+    panel's text, ``current_line`` is the lit line.
+
+    The dock is narrow: instead of scrolling sideways, a long line wraps with a hanging indent (its
+    continuation sits deeper than the line itself), so a long objective reads whole."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setReadOnly(True)
-        self.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
+        self.setUndoRedoEnabled(False)
+        self.setLineWrapMode(QtWidgets.QTextEdit.LineWrapMode.WidgetWidth)
+        self.setWordWrapMode(QtGui.QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
-        font.setPointSize(max(font.pointSize(), 10))
+        font.setPointSizeF(CODE_POINT_SIZE)
         self.setFont(font)
+        self.document().setDefaultFont(font)
+        self.document().setDocumentMargin(5)
+        self._char_w = QtGui.QFontMetricsF(font).horizontalAdvance("0")
         self._highlighter = _PythonHighlighter(self.document())
         self.lines: dict[str, int] = {}
         self.current_phase: str | None = None
         self.current_line: int | None = None
+        self._shown = None
 
     def set_scenario(self, scenario, variant: int = 0) -> None:
         try:
             script = export_torch(scenario, variant)
-            source, lines = script.loop_source(), dict(script.loop_lines)
+            header = setup_lines(script)
+            offset = len(header) + 1 if header else 0
+            loop = _drop_bookkeeping_comments(script.loop_source())
+            source = "\n".join(header + [""]) + "\n" + loop if header else loop
+            lines = {phase: line + offset for phase, line in script.loop_lines.items()}
         except Exception as exc:        # the panel must never take the window down
             source, lines = f"# could not generate the PyTorch loop: {exc}", {}
-        self.setPlainText(source)
+        self.setPlainText(source.rstrip("\n"))
+        self._hang_indents()
         self.lines = lines
+        self._shown = None
         self.set_phase(self.current_phase)
+
+    def _hang_indents(self) -> None:
+        """Each line's wrapped continuation starts HANGING_INDENT columns deeper than the line."""
+        cursor = QtGui.QTextCursor(self.document())
+        block = self.document().begin()
+        while block.isValid():
+            text = block.text()
+            lead = len(text) - len(text.lstrip(" "))
+            margin = (lead + HANGING_INDENT) * self._char_w
+            fmt = block.blockFormat()
+            fmt.setLeftMargin(margin)
+            fmt.setTextIndent(-margin)
+            cursor.setPosition(block.position())
+            cursor.setBlockFormat(fmt)
+            block = block.next()
 
     def line_text(self, line: int) -> str:
         block = self.document().findBlockByNumber(line - 1)
@@ -78,14 +139,19 @@ class CodeView(QtWidgets.QPlainTextEdit):
         self.current_phase = phase
         line = self.lines.get(phase) if phase else None
         self.current_line = line
+        if line == self._shown:           # called on every frame while playing
+            return
+        self._shown = line
         selections = []
         if line is not None:
             sel = QtWidgets.QTextEdit.ExtraSelection()
             sel.format.setBackground(QtGui.QColor(CODE_HIGHLIGHT))
             sel.format.setProperty(QtGui.QTextFormat.Property.FullWidthSelection, True)
-            cursor = QtGui.QTextCursor(self.document().findBlockByNumber(line - 1))
-            sel.cursor = cursor
+            block = self.document().findBlockByNumber(line - 1)
+            cursor = QtGui.QTextCursor(block)
+            cursor.movePosition(QtGui.QTextCursor.MoveOperation.EndOfBlock, QtGui.QTextCursor.MoveMode.KeepAnchor)
+            sel.cursor = cursor                 # the whole block: every wrapped piece of the line
             selections.append(sel)
-            self.setTextCursor(cursor)
+            self.setTextCursor(QtGui.QTextCursor(block))
             self.ensureCursorVisible()
         self.setExtraSelections(selections)

@@ -1355,14 +1355,8 @@ def install_dashboards(window) -> Dashboards:
                            ("History as &JSON…", lambda: exporter.export_history("json"))):
             export_menu.addAction(text, slot)
 
-    # docks added after the window restored its layout: restore again so they come back where they were
-    try:
-        from .main_window import settings
-        state = settings().value("windowState")
-        if state:
-            window.restoreState(state)
-    except Exception:
-        pass
+    # The window restores its saved layout after this (once every dock exists): a second restoreState
+    # here would leave a stale copy of the Inspector/Controls tab bar drawn over the menu bar.
     if window.document.scenario is not None and window.document.sessions:
         dashboards._fill_variants()
         dashboards.refresh()

@@ -46,6 +46,9 @@ PILL_MIN_W, PILL_H = 26.0, 28.0   # the op symbol's pill, left of the value rows
 PILL_GAP = 6.0
 MAX_TEXT_CHARS = 22         # longer values are drawn as a heat map
 BADGE_GAP = 5.0
+BADGE_PAD_X, BADGE_PAD_Y = 8.0, 4.0   # text inside a .grad badge
+BADGE_LINE_GAP = 3.0        # extra leading between badge lines: the mono font's own is tight
+BADGE_RULE_GAP = 5.0        # room for the rule above an accumulation's "= sum" line
 BADGE_MIN_CHARS = 12        # a badge may be this wide even under a narrower node
 LAYER_GAP = 36.0            # room for an arrow; small graphs fit the panel at a readable zoom
 LAYER_GAP_LARGE = 48.0      # large graphs: more room for the ports of many edges
@@ -220,8 +223,7 @@ class _NodeGfx:
         if spec.badge:
             self.badge = QtWidgets.QGraphicsPathItem(self.detail)
             self.badge.setPos(0, h + BADGE_GAP)
-            self.badge_text = _text_item(self.badge, f_badge, T.TEXT_FAINT)
-            self.badge_text.setPos(7, 3)
+            self.badge_text = _BadgeText(view, self.badge)
             self._badge_key = None
         self.texts: dict[str, str] = {}
         self.images: dict[str, object] = {}          # row -> the array its heat map shows
@@ -361,7 +363,6 @@ class _NodeGfx:
         if key == self._badge_key:
             return
         self._badge_key = key
-        self.badge_text.setText(text)
         fill, border, colour = {
             "none": ("#ffffff", T.INPUT_BORDER, T.TEXT_FAINT),
             "zero": (T.ZERO_SOFT, T.ZERO, T.ZERO),
@@ -369,10 +370,8 @@ class _NodeGfx:
         }[style]
         if highlight:
             fill = T.ZERO_SOFT if style != "grad" else "#fed7aa"
-        self.badge_text.setBrush(QtGui.QColor(colour))
-        br = self.badge_text.boundingRect()
-        bw = min(max(br.width() + 14, 64.0), max(self.spec.width, br.width() + 14))
-        bh = br.height() + 6
+        tw, bh = self.badge_text.set(text, colour, border)
+        bw = max(tw, min(64.0, self.spec.width))
         path = QtGui.QPainterPath()
         path.addRoundedRect(QtCore.QRectF(0, 0, bw, bh), 7, 7)
         self.badge.setPath(path)
@@ -425,7 +424,67 @@ def badge_text(ns: NodeState, heat: bool, max_chars: int = 30) -> str:
     return _indent(lead, fmt(ns.grad_badge))
 
 
+def _sum_start(lines: list[str]) -> int | None:
+    """Index of an accumulation's ``= sum`` line (drawn bold, under a rule), or None."""
+    for i, line in enumerate(lines):
+        if i > 0 and line.lstrip().startswith("= "):
+            return i
+    return None
+
+
+class _BadgeText:
+    """The text of a ``.grad`` badge, one item per line with a little extra leading.  An accumulation
+    reads like a sum written on paper: ``grad: old`` / ``+ new``, a rule, then ``= sum`` in bold.
+    ``text()`` is the whole text, lines joined by newlines."""
+
+    def __init__(self, view: "GraphView", parent):
+        self.view = view
+        self.parent = parent
+        self.items: list[QtWidgets.QGraphicsSimpleTextItem] = []
+        self.rule = QtWidgets.QGraphicsPathItem(parent)
+        self.rule.setVisible(False)
+        self._text = ""
+
+    def text(self) -> str:
+        return self._text
+
+    def set(self, text: str, colour: str, rule_colour: str) -> tuple[float, float]:
+        """Show ``text``; returns the badge's size (padding included), as ``GraphView.badge_size``."""
+        self._text = text
+        lines = text.split("\n")
+        view = self.view
+        while len(self.items) < len(lines):
+            self.items.append(_text_item(self.parent, view.fonts[4], colour))
+        for i, item in enumerate(self.items):
+            item.setVisible(i < len(lines))
+        y = BADGE_PAD_Y
+        sum_at = _sum_start(lines)
+        brush = QtGui.QColor(colour)
+        for i, line in enumerate(lines):
+            item = self.items[i]
+            summed = sum_at is not None and i >= sum_at
+            if i == sum_at:
+                y += BADGE_RULE_GAP
+            item.setFont(view.badge_bold if summed else view.fonts[4])
+            item.setText(line)
+            item.setBrush(brush)
+            item.setPos(BADGE_PAD_X, y)
+            y += view.badge_line_h + BADGE_LINE_GAP
+        w, h = view.badge_size(text)
+        if sum_at is not None:
+            op = lines[sum_at]
+            x0 = BADGE_PAD_X + (len(op) - len(op.lstrip())) * view.badge_char_w
+            ry = self.items[sum_at].pos().y() - BADGE_RULE_GAP / 2 - BADGE_LINE_GAP / 2
+            path = QtGui.QPainterPath(QtCore.QPointF(x0, ry))
+            path.lineTo(w - BADGE_PAD_X, ry)
+            self.rule.setPath(path)
+            self.rule.setPen(_pen(rule_colour, 0.9))
+        self.rule.setVisible(sum_at is not None)
+        return w, h
+
+
 _CACHE = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
+_NO_CACHE = QtWidgets.QGraphicsItem.CacheMode.NoCache
 
 
 def _text_item(parent, font, colour, text: str = "") -> QtWidgets.QGraphicsSimpleTextItem:
@@ -567,6 +626,8 @@ class GraphView(QtWidgets.QGraphicsView):
         fm = QtGui.QFontMetricsF(self.fonts[4])
         self.badge_char_w = fm.horizontalAdvance("0")
         self.badge_line_h = math.ceil(fm.height())
+        self.badge_bold = T.graph_mono(self.fonts[4].pixelSize(), bold=True)
+        self._badge_metrics = (fm, QtGui.QFontMetricsF(self.badge_bold))
         self.edge_pens = self._make_edge_pens()
 
         self.node_items: dict[int, _NodeGfx] = {}       # displayed key -> items (node id or box id)
@@ -764,12 +825,19 @@ class GraphView(QtWidgets.QGraphicsView):
         if not painter.begin(gen):
             return False
         self._show_all_detail(True)
+        # Text items are cached as device pixmaps (fast repaints); drawn through the cache they would
+        # land in the SVG as embedded bitmaps.  Uncached, they reach the generator as real <text>.
+        cached = [item for item in self.scene().items() if item.cacheMode() != _NO_CACHE]
+        for item in cached:
+            item.setCacheMode(_NO_CACHE)
         try:
             painter.fillRect(QtCore.QRectF(0, 0, rect.width(), rect.height()), QtGui.QColor(T.BACKGROUND))
             painter.setRenderHints(QtGui.QPainter.RenderHint.Antialiasing | QtGui.QPainter.RenderHint.TextAntialiasing)
             self.scene().render(painter, QtCore.QRectF(0, 0, rect.width(), rect.height()), rect)
         finally:
             painter.end()
+            for item in cached:
+                item.setCacheMode(_CACHE)
             self._show_all_detail(False)
         return True
 
@@ -964,15 +1032,16 @@ class GraphView(QtWidgets.QGraphicsView):
                 rows_h = max(rows_h, PILL_H)
             body_h = ROWS_Y + rows_h + PAD - 1
             badge = nid in replay.badge_nodes
-            badge_lines, layout_w = 1, width
+            badge_lines, layout_w, badge_h = 1, width, 0.0
             if badge:
                 chars_b = self._badge_chars(width)
                 texts_b = [badge_text(NodeState(grad_badge=a[2], accumulation=a), heat, chars_b)
                            for a in accs[nid]] + ["grad: None"]
                 badge_lines = max(_num_lines(t) for t in texts_b)
-                longest = max(len(line) for t in texts_b for line in t.split("\n"))
-                layout_w = max(width, math.ceil(longest * self.badge_char_w + 14))
-            height = body_h + (BADGE_GAP + badge_lines * self.badge_line_h + 6 if badge else 0)
+                sizes = [self.badge_size(t) for t in texts_b]
+                layout_w = max(width, math.ceil(max(w for w, _h in sizes)))
+                badge_h = BADGE_GAP + max(h for _w, h in sizes)
+            height = body_h + badge_h
             tip = (f"{title}\n{info.label if kind == 'op' else kind} · shape {tuple(info.shape)} · {info.dtype}"
                    + (f"\nmodule {module}" if module else ""))
             specs[nid] = _Spec(nid, kind, title if kind != "op" else info.label, symbol,
@@ -996,9 +1065,10 @@ class GraphView(QtWidgets.QGraphicsView):
             ops = f"{n_ops} op" + ("s" if n_ops != 1 else "")
             spec = _Spec(key, "module", label, "", ops, heat, 1, True, bool(params), max(1, len(params)),
                          False, width, body_h, 0.0, members, output, tip)
-            spec.height = body_h + (BADGE_GAP + spec.badge_lines * self.badge_line_h + 6 if params else 0)
-            longest = max((len(f"{p.split('.')[-1]}.grad: μ -0.0000") for p in params), default=0)
-            spec.layout_w = max(width, math.ceil(longest * self.badge_char_w + 14))
+            sample = "\n".join(f"{p.split('.')[-1]}.grad: μ -0.0000" for p in params)
+            bw, bh = self.badge_size(sample) if params else (0.0, 0.0)
+            spec.height = body_h + (BADGE_GAP + bh if params else 0)
+            spec.layout_w = max(width, math.ceil(bw))
             specs[key] = spec
         # keep the layout's initial order: nodes as the trace lists them, each box where its first member was
         order = []
@@ -1016,9 +1086,20 @@ class GraphView(QtWidgets.QGraphicsView):
         its edge is active (drawn over the neighbouring boxes for that moment)."""
         return LAYER_GAP if n_nodes <= SMALL_GRAPH else LAYER_GAP_LARGE
 
+    def badge_size(self, text: str) -> tuple[float, float]:
+        """Width and height of a ``.grad`` badge showing ``text``, padding included (see _BadgeText)."""
+        lines = text.split("\n")
+        sum_at = _sum_start(lines)
+        fm, bold = self._badge_metrics
+        width = max((bold if sum_at is not None and i >= sum_at else fm).horizontalAdvance(line)
+                    for i, line in enumerate(lines))
+        height = (len(lines) * self.badge_line_h + (len(lines) - 1) * BADGE_LINE_GAP
+                  + (BADGE_RULE_GAP if sum_at is not None else 0))
+        return math.ceil(width) + 2 * BADGE_PAD_X, height + 2 * BADGE_PAD_Y
+
     def _badge_chars(self, width: float) -> int:
         """Characters a badge line may take: its node's width, or a little more under a narrow node."""
-        return max(BADGE_MIN_CHARS, int((width - 14) / self.badge_char_w))
+        return max(BADGE_MIN_CHARS, int((width - 2 * BADGE_PAD_X) / self.badge_char_w))
 
     def _pill_width(self, symbol: str) -> float:
         return max(PILL_MIN_W, math.ceil(QtGui.QFontMetricsF(self.symbol_font(symbol)).horizontalAdvance(symbol)) + 12)

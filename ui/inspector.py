@@ -3,6 +3,8 @@ for a parameter its optimizer state and (given a History) its value and gradient
 iterations.  The inspector only reads a Replay's frames and a History; it computes nothing."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
@@ -12,6 +14,11 @@ from gradviz.replay import format_array
 from . import theme as T
 
 HISTORY_WINDOW = 100          # iterations shown in the history plot
+PLOT_HEIGHT = 220
+
+
+def _indent(prefix: str, text: str) -> str:
+    return prefix + text.replace("\n", "\n" + " " * len(prefix))
 
 
 def array_text(a) -> str:
@@ -24,8 +31,52 @@ def array_text(a) -> str:
     return body if a.ndim == 0 else f"{body}\n\nshape {tuple(a.shape)}  ·  dtype {a.dtype}"
 
 
+class _TextBox(QtWidgets.QPlainTextEdit):
+    """Read-only monospace text exactly as tall as its lines (up to ``max_lines``, then it scrolls), so
+    that a short gradient never sits squeezed behind scroll bars while the dock has room to spare.
+    Lines are never wrapped (rows of a matrix stay rows); a line wider than the box scrolls sideways."""
+
+    def __init__(self, max_lines: int = 14):
+        super().__init__()
+        self.max_lines = max_lines
+        self.setReadOnly(True)
+        self.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
+        self.setFont(T.mono_font(9))
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed)
+        self._chars = 0
+        self._fit()
+
+    def setPlainText(self, text: str) -> None:
+        if text == self.toPlainText():         # called every frame while playing: keep the scroll position
+            return
+        super().setPlainText(text)
+        self._chars = max((len(line) for line in text.split("\n")), default=0)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        fm = self.fontMetrics()
+        margin = 2 * self.document().documentMargin() + 2 * self.frameWidth()
+        count = max(self.document().blockCount(), 1)
+        lines = min(count, self.max_lines)
+        height = lines * fm.lineSpacing() + margin + 2
+        self.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded if count > self.max_lines
+                                        else QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        if self._chars * fm.horizontalAdvance("0") + margin > self.width():
+            height += self.horizontalScrollBar().sizeHint().height()
+        height = int(math.ceil(height))
+        if self.height() != height:
+            self.setFixedHeight(height)
+
+
 class Inspector(QtWidgets.QWidget):
-    """``show_node(replay, frame_index, node_id, history=None)``; ``clear()``."""
+    """``show_node(replay, frame_index, node_id, history=None)``; ``clear()``.
+
+    The sections sit in a scroll area: whatever a node shows (a big matrix, the history plot), the
+    dock keeps its size and the main window never grows to make room."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -36,34 +87,37 @@ class Inspector(QtWidgets.QWidget):
 
         self.title = QtWidgets.QLabel("Click a node in the graph")
         self.title.setFont(T.ui_font(12, bold=True))
-        self.subtitle = QtWidgets.QLabel("")
-        self.subtitle.setStyleSheet(f"color: {T.TEXT_MUTED}")
-        self.subtitle.setWordWrap(True)
+        self.title.setWordWrap(True)
+        self.subtitle = self._note()
 
         self.fields: dict[str, QtWidgets.QLabel] = {}
         form = QtWidgets.QFormLayout()
         form.setLabelAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
         form.setHorizontalSpacing(12)
         form.setVerticalSpacing(3)
+        form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.DontWrapRows)
         for key, label in (("op", "op (grad_fn)"), ("kind", "kind"), ("shape", "shape"), ("dtype", "dtype"),
                            ("module", "module"), ("state", "state")):
             value = QtWidgets.QLabel("—")
+            value.setWordWrap(True)
             value.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = value
             form.addRow(label + ":", value)
 
         self.value_label = self._section("Value")
-        self.value_text = self._text_box()
+        self.value_text = _TextBox()
         self.grad_label = self._section("Gradient")
-        self.grad_text = self._text_box()
+        self.grad_text = _TextBox()
+        self.grad_note = self._note()
         self.state_label = self._section("Optimizer state")
-        self.state_text = self._text_box(90)
-        self.state_text.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.state_text = _TextBox()
+        self.state_note = self._note()
 
         self.history_label = self._section("History")
         self.plot = pg.GraphicsLayoutWidget()
         self.plot.setBackground(T.PANEL)
-        self.plot.setMinimumHeight(180)
+        self.plot.setFixedHeight(PLOT_HEIGHT)
+        self.plot.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed)
         self.value_plot = self.plot.addPlot(row=0, col=0)
         self.grad_plot = self.plot.addPlot(row=1, col=0)
         self.grad_plot.setXLink(self.value_plot)
@@ -79,17 +133,32 @@ class Inspector(QtWidgets.QWidget):
             p.hideButtons()
         self.grad_plot.setLabel("bottom", "iteration")
 
-        layout = QtWidgets.QVBoxLayout(self)
+        body = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(body)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(4)
         layout.addWidget(self.title)
         layout.addWidget(self.subtitle)
         layout.addLayout(form)
-        for w in (self.value_label, self.value_text, self.grad_label, self.grad_text, self.state_label,
-                  self.state_text, self.history_label, self.plot):
+        for w in (self.value_label, self.value_text, self.grad_label, self.grad_text, self.grad_note,
+                  self.state_label, self.state_text, self.state_note, self.history_label, self.plot):
             layout.addWidget(w)
         layout.addStretch(1)
+        self.scroll = QtWidgets.QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(body)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
         self.clear()
+
+    def sizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(340, 480)
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(200, 120)
 
     @staticmethod
     def _section(text: str) -> QtWidgets.QLabel:
@@ -99,14 +168,18 @@ class Inspector(QtWidgets.QWidget):
         return label
 
     @staticmethod
-    def _text_box(height: int = 110) -> QtWidgets.QPlainTextEdit:
-        box = QtWidgets.QPlainTextEdit()
-        box.setReadOnly(True)
-        box.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
-        box.setFont(T.mono_font(9))
-        box.setMinimumHeight(height // 2)
-        box.setMaximumHeight(height * 2)
-        return box
+    def _note() -> QtWidgets.QLabel:
+        """A sentence of explanation under a section (word-wrapped prose, unlike the monospace boxes)."""
+        label = QtWidgets.QLabel("")
+        label.setStyleSheet(f"color: {T.TEXT_MUTED}")
+        label.setWordWrap(True)
+        label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        return label
+
+    @staticmethod
+    def _set_note(label: QtWidgets.QLabel, text: str) -> None:
+        label.setText(text)
+        label.setVisible(bool(text))
 
     # -- API --------------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -117,7 +190,7 @@ class Inspector(QtWidgets.QWidget):
             value.setText("—")
         self.value_text.setPlainText("")
         self.grad_text.setPlainText("")
-        for w in (self.state_label, self.state_text, self.history_label, self.plot):
+        for w in (self.state_label, self.state_text, self.history_label, self.plot, self.grad_note, self.state_note):
             w.setVisible(False)
 
     def show_node(self, replay, frame_index: int, node_id: int, history=None) -> None:
@@ -153,11 +226,12 @@ class Inspector(QtWidgets.QWidget):
         if node_id in replay.badge_nodes:
             self.grad_label.setText(".grad")
             self.grad_text.setPlainText(self._grad_text(ns))
+            self._set_note(self.grad_note, self._grad_note(ns))
         else:
             self.grad_label.setText("Gradient received in backward (∂loss/∂output)")
-            self.grad_text.setPlainText(array_text(ns.grad) if ns.grad is not None else
-                                        "not reached by backward yet" if info.requires_grad else
-                                        "None (requires_grad=False: backward never visits this node)")
+            self.grad_text.setPlainText(array_text(ns.grad) if ns.grad is not None else "None")
+            self._set_note(self.grad_note, "" if ns.grad is not None else "Not reached by backward yet."
+                           if info.requires_grad else "requires_grad=False: backward never visits this node.")
 
         show_state = is_param
         self.state_label.setVisible(show_state)
@@ -166,6 +240,9 @@ class Inspector(QtWidgets.QWidget):
             after = ns.param_before is not None          # set by this iteration's StepEvent
             self.state_label.setText("Optimizer state " + ("(after step)" if after else "(before step)"))
             self.state_text.setPlainText(self._state_text(ns.optimizer_state))
+        self._set_note(self.state_note, "Empty: either the optimizer keeps no state (like plain SGD), or this "
+                       "parameter has not had a step with a gradient yet."
+                       if show_state and not ns.optimizer_state else "")
         self._show_history(replay, name if is_param else None, history)
 
     # -- pieces -------------------------------------------------------------------------------------
@@ -180,27 +257,31 @@ class Inspector(QtWidgets.QWidget):
 
     @staticmethod
     def _grad_text(ns) -> str:
-        parts = [array_text(ns.grad_badge)]
+        """The ``.grad`` tensor and, after an accumulating backward, the sum that made it: one term a
+        line (``old`` / ``+ new`` / ``= sum``) so that it reads in a narrow dock."""
+        text = array_text(ns.grad_badge)
         acc = ns.accumulation
-        if acc is not None:
-            before, added, after = acc
-            if before is None:
-                parts.append(f"\nLast backward: .grad was None, so it now holds the incoming gradient "
-                             f"{format_array(added)}.")
-            else:
-                parts.append(f"\nLast backward accumulated: {format_array(before)} + {format_array(added)} "
-                             f"= {format_array(after)}")
+        if acc is not None and acc[0] is not None:
+            before, added, after = (format_array(a, multiline=True, sep=" ") for a in acc)
+            text += ("\n\nlast backward accumulated:\n" + _indent("    ", before) + "\n" + _indent("  + ", added)
+                     + "\n" + _indent("  = ", after))
+        return text
+
+    @staticmethod
+    def _grad_note(ns) -> str:
+        notes = []
+        if ns.accumulation is not None and ns.accumulation[0] is None:
+            notes.append("Last backward: .grad was None, so it now holds the incoming gradient.")
         if ns.cleared == "none":
-            parts.append("\nzero_grad(set_to_none=True) set it to None.")
+            notes.append("zero_grad(set_to_none=True) set it to None.")
         elif ns.cleared == "zeros":
-            parts.append("\nzero_grad(set_to_none=False) filled it with zeros.")
-        return "\n".join(parts)
+            notes.append("zero_grad(set_to_none=False) filled it with zeros.")
+        return " ".join(notes)
 
     @staticmethod
     def _state_text(state) -> str:
         if not state:
-            return ("{}  (empty: either the optimizer keeps no state, like plain SGD, or this parameter "
-                    "has not had a step with a gradient yet)")
+            return "{}"
         lines = []
         for key, value in state.items():
             text = np.array2string(np.asarray(value), precision=6, max_line_width=72, threshold=400)
@@ -228,4 +309,5 @@ class Inspector(QtWidgets.QWidget):
         self.grad_plot.setLabel("left", f"{param}.grad" if scalar else f"‖{param}.grad‖")
         self.value_marker.setValue(k)
         self.grad_marker.setValue(k)
+        self.value_plot.setXRange(lo, max(k, lo + 1), padding=0.04)   # one point: still a sensible axis
         self.history_label.setText(f"History (iterations {lo}–{k})")

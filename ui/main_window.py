@@ -8,7 +8,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gradviz.replay import Replay
 from gradviz.scenario import DEFAULT_SCENARIO, ScenarioError, bundled, bundled_path, load
 
+from . import icons
 from .code_view import CodeView
+from .dashboard import variant_colour
 from .document import Document
 from .graph_view import GraphView
 from .inspector import Inspector
@@ -16,6 +18,7 @@ from .player import Player
 
 ORG, APP = "GradViz", "GradViz"
 MAX_RECENT = 8
+CODE_DOCK_WIDTH = 262         # long lines of the loop wrap (hanging indent): the graph keeps the room
 SCENARIO_FILTER = "GradViz scenarios (*.toml);;All files (*)"
 PHASE_TEXT = {"zero_grad": "optimizer.zero_grad()", "forward": "forward pass", "loss": "loss",
               "backward": "loss.backward()", "step": "optimizer.step()"}
@@ -25,6 +28,13 @@ def settings() -> QtCore.QSettings:
     # QSettings(ORG, APP) would always use NativeFormat; honouring defaultFormat() lets the tests
     # redirect every setting to a temporary IniFormat path (tests/ui/conftest.py).
     return QtCore.QSettings(QtCore.QSettings.defaultFormat(), QtCore.QSettings.Scope.UserScope, ORG, APP)
+
+
+def _swatch(colour: str) -> QtGui.QIcon:
+    """The variant's colour in the plots, as a small square for its entry in a combo box."""
+    pm = QtGui.QPixmap(12, 12)
+    pm.fill(QtGui.QColor(colour))
+    return QtGui.QIcon(pm)
 
 
 class BundledDialog(QtWidgets.QDialog):
@@ -110,8 +120,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
         from .dashboard import install_dashboards
         install_dashboards(self)
+        # one variant everywhere: choosing it in the dashboards animates it in the graph and the code
+        self.dashboards.selection.changed.connect(lambda: self.set_variant(self.dashboards.selection.variant))
+        self.dashboards.selection.set_variant(self.variant)
         self.resize(1400, 860)
-        self.resizeDocks([self.code_dock], [262], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.code_dock], [CODE_DOCK_WIDTH], QtCore.Qt.Orientation.Horizontal)
         # Restore the user's layout only now that every dock exists (restoreState matches by objectName).
         s = settings()
         if s.value("geometry"):
@@ -135,7 +148,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _action(self, text, slot, shortcut=None, tip=None, icon=None) -> QtGui.QAction:
         action = QtGui.QAction(text, self)
         if icon is not None:
-            action.setIcon(self.style().standardIcon(icon))
+            action.setIcon(icons.icon(icon))
         if shortcut is not None:
             action.setShortcuts(shortcut if isinstance(shortcut, list) else [QtGui.QKeySequence(shortcut)])
         if tip:
@@ -146,7 +159,6 @@ class MainWindow(QtWidgets.QMainWindow):
         return action
 
     def _build_actions(self):
-        SP = QtWidgets.QStyle.StandardPixmap
         K = QtGui.QKeySequence
         self.act_open = self._action("&Open…", self.open_dialog, K.StandardKey.Open, "Open a scenario file")
         self.act_open_bundled = self._action("Open &bundled scenario…", self.open_bundled_dialog, "Ctrl+B",
@@ -159,21 +171,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_export_torch = self._action("Scenario as PyTorch &script…", self.export_torch_script)
         # StandardKey.Quit is empty on some platforms (offscreen, plain X11 without a desktop theme)
         self.act_quit = self._action("&Quit", self.close, "Ctrl+Q")
-        self.act_play = self._action("Play", self.player.toggle, "Space", "Play / pause (Space)", SP.SP_MediaPlay)
+        self.act_play = self._action("Play", self.player.toggle, "Space", "Play / pause (Space)", "play")
         self.act_back = self._action("Step back", self.player.step_back, "Left", "One event back (Left)",
-                                     SP.SP_MediaSeekBackward)
+                                     "step_back")
         self.act_fwd = self._action("Step", self.player.step_forward, "Right", "One event forward (Right)",
-                                    SP.SP_MediaSeekForward)
+                                    "step_forward")
         self.act_prev_phase = self._action("Previous phase", self.player.prev_phase, "Shift+Left",
-                                           "To the start of the previous phase (Shift+Left)", SP.SP_MediaSkipBackward)
+                                           "To the start of the previous phase (Shift+Left)", "prev_phase")
         self.act_next_phase = self._action("Next phase", self.player.next_phase, "Shift+Right",
-                                           "To the start of the next phase (Shift+Right)", SP.SP_MediaSkipForward)
-        self.act_start = self._action("To start", self.player.to_start, "Home", "Start of the iteration (Home)")
-        self.act_end = self._action("To end", self.player.to_end, "End", "End of the iteration (End)")
+                                           "To the start of the next phase (Shift+Right)", "next_phase")
+        self.act_start = self._action("To start", self.player.to_start, "Home", "Start of the iteration (Home)",
+                                      "to_start")
+        self.act_end = self._action("To end", self.player.to_end, "End", "End of the iteration (End)", "to_end")
         self.act_prev_iter = self._action("Previous iteration", lambda: self.set_iteration(self.iteration - 1),
-                                          ["PgUp", "Ctrl+Left"], "Previous iteration (Page Up)", SP.SP_ArrowBack)
+                                          ["PgUp", "Ctrl+Left"], "Previous iteration (Page Up)", "prev_iteration")
         self.act_next_iter = self._action("Next iteration", lambda: self.set_iteration(self.iteration + 1),
-                                          ["PgDown", "Ctrl+Right"], "Next iteration (Page Down)", SP.SP_ArrowForward)
+                                          ["PgDown", "Ctrl+Right"], "Next iteration (Page Down)", "next_iteration")
         self.act_fit = self._action("Fit graph to view", self.graph.fit_to_view, "F", "Fit the graph (F)")
         for a in (self.act_play, self.act_back, self.act_fwd, self.act_prev_phase, self.act_next_phase,
                   self.act_start, self.act_end, self.act_prev_iter, self.act_next_iter, self.act_fit):
@@ -209,6 +222,8 @@ class MainWindow(QtWidgets.QMainWindow):
         tb = QtWidgets.QToolBar("Transport", self)
         tb.setObjectName("transport")
         tb.setMovable(False)
+        tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonIconOnly)
+        tb.setIconSize(QtCore.QSize(20, 20))
         self.addToolBar(QtCore.Qt.ToolBarArea.TopToolBarArea, tb)
         tb.addActions([self.act_prev_iter, self.act_start, self.act_prev_phase, self.act_back, self.act_play,
                        self.act_fwd, self.act_next_phase, self.act_end, self.act_next_iter])
@@ -231,6 +246,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.iteration_total = QtWidgets.QLabel(" of 0 ")
         tb.addWidget(self.iteration_total)
         tb.addSeparator()
+        tb.addWidget(QtWidgets.QLabel(" Variant "))
+        self.variant_box = QtWidgets.QComboBox()
+        self.variant_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.variant_box.setToolTip("The run the graph and the code animate (the dashboards follow)")
+        self.variant_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.variant_box.setMaximumWidth(190)
+        self.variant_box.activated.connect(self.set_variant)
+        tb.addWidget(self.variant_box)
+        tb.addSeparator()
         tb.addWidget(QtWidgets.QLabel(" Speed "))
         self.speed_box = QtWidgets.QComboBox()
         self.speed_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
@@ -249,6 +273,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_status(self):
         sb = self.statusBar()
         self.title_label = QtWidgets.QLabel()
+        self.variant_label = QtWidgets.QLabel()
         self.iteration_label = QtWidgets.QLabel()
         self.phase_label = QtWidgets.QLabel()
         self.event_label = QtWidgets.QLabel()
@@ -257,6 +282,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.progress.setMaximumWidth(180)
         self.progress.setVisible(False)
         sb.addWidget(self.title_label)
+        sb.addWidget(self._sep())
+        sb.addWidget(self.variant_label)
         sb.addWidget(self._sep())
         sb.addWidget(self.iteration_label)
         sb.addWidget(self._sep())
@@ -285,6 +312,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error(f"{path}: {exc.strerror or exc}")
             return False
         self.iteration = 0              # another file starts at its first step (edits keep the current one)
+        self.set_variant(0)             # ... and with its main run
         self._add_recent(Path(path))
         return True
 
@@ -348,16 +376,19 @@ class MainWindow(QtWidgets.QMainWindow):
             return self.save()
         return answer == B.Discard
 
+    @staticmethod
+    def _recent() -> list[str]:
+        # an INI file gives a one-entry list back as a plain string (iterating it would give letters)
+        recent = settings().value("recent") or []
+        return [recent] if isinstance(recent, str) else list(recent)
+
     def _add_recent(self, path: Path) -> None:
-        s = settings()
-        recent = [p for p in (s.value("recent") or []) if p != str(path.resolve())]
-        s.setValue("recent", [str(path.resolve())] + recent[:MAX_RECENT - 1])
+        recent = [p for p in self._recent() if p != str(path.resolve())]
+        settings().setValue("recent", [str(path.resolve())] + recent[:MAX_RECENT - 1])
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        recent = settings().value("recent") or []
-        if isinstance(recent, str):
-            recent = [recent]
+        recent = self._recent()
         for p in recent:
             self.recent_menu.addAction(Path(p).name, lambda p=p: self.open_path(p)).setToolTip(p)
         if not recent:
@@ -499,7 +530,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if phase == "zero_grad" and self._zero_grad_after(pos):
             code_phase = "zero_grad_after"
         self.code.set_phase(code_phase)
-        if self.selected_node is not None:
+        if self.selected_node is not None and self.selected_node in self.replay.nodes:
             self.inspector.show_node(self.replay, pos, self.selected_node, self.session.history)
 
     def _zero_grad_after(self, pos: int) -> bool:
@@ -512,16 +543,59 @@ class MainWindow(QtWidgets.QMainWindow):
         self.inspector.show_node(self.replay, self.player.position, node_id, self.session.history)
 
     def _on_playing_changed(self, playing: bool) -> None:
-        SP = QtWidgets.QStyle.StandardPixmap
-        self.act_play.setIcon(self.style().standardIcon(SP.SP_MediaPause if playing else SP.SP_MediaPlay))
+        self.act_play.setIcon(icons.icon("pause" if playing else "play"))
         self.act_play.setText("Pause" if playing else "Play")
 
     # -- document signals ---------------------------------------------------------------------
     def _on_scenario_changed(self) -> None:
         self._update_title()
-        self.variant = min(self.variant, len(self.document.scenario.variants()) - 1)
-        self.code.set_scenario(self.document.scenario, self.variant)
+        variants = self.document.scenario.variants()
+        self.variant = max(0, min(self.variant, len(variants) - 1))
+        self.variant_box.blockSignals(True)
+        self.variant_box.clear()
+        for i, v in enumerate(variants):
+            self.variant_box.addItem(_swatch(variant_colour(i)), v.name)
+        self.variant_box.setCurrentIndex(self.variant)
+        self.variant_box.blockSignals(False)
+        self.variant_box.setEnabled(len(variants) > 1)
+        self._show_variant()
         self.title_label.setText(self.document.scenario.title)
+
+    def set_variant(self, i: int) -> None:
+        """Animate variant ``i`` (0 = the main run, i = ``comparisons[i-1]``): its trace of the current
+        iteration, its loop in the code panel; the toolbar and the dashboards' selectors follow."""
+        variants = self.document.scenario.variants() if self.document.scenario else []
+        if not 0 <= i < len(variants) or i == self.variant:
+            return
+        self.variant = i
+        self.variant_box.blockSignals(True)
+        self.variant_box.setCurrentIndex(i)
+        self.variant_box.blockSignals(False)
+        self._show_variant()
+        if self.document.running:              # runFinished loads the iteration
+            return
+        n = self.steps_available()
+        self._set_iteration_range(n)
+        self.set_iteration(min(self.iteration, max(n - 1, 0)))
+        if self.selected_node is not None and self.selected_node not in getattr(self.replay, "nodes", {}):
+            self.selected_node = None          # a variant may trace another graph: nothing left to show
+            self.inspector.clear()
+
+    def _show_variant(self) -> None:
+        variants = self.document.scenario.variants()
+        name = variants[self.variant].name if self.variant < len(variants) else ""
+        self.code.set_scenario(self.document.scenario, self.variant)
+        self.variant_label.setText(f"Variant: {name}")
+        self.variant_label.setVisible(len(variants) > 1)
+        dashboards = getattr(self, "dashboards", None)
+        if dashboards is not None:
+            dashboards.selection.set_variant(self.variant)
+
+    def _set_iteration_range(self, n: int) -> None:
+        self.iteration_box.blockSignals(True)
+        self.iteration_box.setRange(0, max(n - 1, 0))
+        self.iteration_box.blockSignals(False)
+        self.iteration_total.setText(f" of {n} ")
 
     def _update_title(self) -> None:
         sc = self.document.scenario
@@ -542,10 +616,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_run_finished(self) -> None:
         self.progress.setVisible(False)
         n = self.steps_available()
-        self.iteration_box.blockSignals(True)
-        self.iteration_box.setRange(0, max(n - 1, 0))
-        self.iteration_box.blockSignals(False)
-        self.iteration_total.setText(f" of {n} ")
+        self._set_iteration_range(n)
         history = self.session.history if self.session else None
         if history is not None and history.diverged_at is not None:
             self.statusBar().showMessage(history.message, 10000)

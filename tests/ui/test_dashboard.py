@@ -26,6 +26,9 @@ def rosenbrock(steps: int = 300):
 
 def scene_point(panel, plot, x: float, y: float) -> QtCore.QPoint:
     """Widget pixel of the data point (x, y) in ``plot`` of ``panel`` (view coordinates)."""
+    # pyqtgraph applies a pending auto-range only when it next paints: paint first, or the mapping is
+    # stale (e.g. right after set_log) and the click lands beside the plot
+    panel.view.viewport().repaint()
     scene = plot.vb.mapViewToScene(QtCore.QPointF(x, y))
     return panel.view.mapFromScene(scene)
 

@@ -400,3 +400,52 @@ def test_a_transposed_weight_sits_next_to_its_matmul(qtbot):
         assert replay.nodes[permute].op == "permute" and replay.nodes[matmul].op == "matmul"
         assert layer_of[nid] + 1 == layer_of[permute] == layer_of[matmul] - 1
     assert sorted(view.layout.edges) == sorted(replay.edges)
+
+
+def test_svg_export_writes_text_as_text(qtbot, tmp_path):
+    """Text items are cached as pixmaps for speed; the SVG must still get real <text>, not bitmaps."""
+    import xml.etree.ElementTree as ET
+    tr, w, b = tutorial()
+    view, player, replay = make_view(qtbot, tr)
+    player.seek(replay.phase_range("backward")[1])
+    svg = tmp_path / "graph.svg"
+    assert view.export_svg(str(svg))
+    root = ET.parse(svg).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = ["".join(t.itertext()).strip() for t in root.iter(ns + "text")]
+    assert "w" in texts
+    grad = format_number(float(np.asarray(w.grad.data)), PRECISION)
+    assert any(grad in t for t in texts), (grad, texts)
+    heat_maps = [i for i in view.scene().items() if isinstance(i, QtWidgets.QGraphicsPixmapItem) and i.isVisible()]
+    assert len(list(root.iter(ns + "image"))) == len(heat_maps)        # the only bitmaps are heat maps
+    # the items are cached again afterwards (repaints stay fast)
+    assert all(item.cacheMode() != QtWidgets.QGraphicsItem.CacheMode.NoCache
+               for item in view.scene().items() if isinstance(item, QtWidgets.QGraphicsSimpleTextItem))
+
+
+def test_an_accumulation_badge_reads_like_a_written_sum(qtbot):
+    """grad: old / + new, a rule, then = sum in bold: lines apart, inside the badge, nothing overlapping."""
+    tr, w, b = tutorial(accumulation_steps=2)
+    view, player, replay = make_view(qtbot, tr)
+    wid = tr.param_nodes["w"]
+    second = [i for i in range(len(replay)) if replay.frame(i).nodes[wid].accumulation is not None
+              and replay.frame(i).nodes[wid].accumulation[0] is not None][0]
+    player.seek(second)
+    view._flush_pending(everything=True)
+    gfx = view.node_items[wid]
+    lines = [item for item in gfx.badge_text.items if item.isVisible()]
+    text = view.node_badge_text(wid)
+    assert [item.text() for item in lines] == text.split("\n") and len(lines) == 3
+    assert lines[-1].text().lstrip().startswith("= ") and lines[-1].font().bold()
+    assert not any(item.font().bold() for item in lines[:-1])
+    rects = [item.sceneBoundingRect() for item in lines]
+    for upper, lower in zip(rects, rects[1:]):
+        assert lower.top() - upper.bottom() >= 2.0             # leading between the lines
+    rule = gfx.badge_text.rule
+    assert rule.isVisible()
+    y = rule.sceneBoundingRect().center().y()
+    assert rects[-2].bottom() < y < rects[-1].top()            # the rule sits between "+ new" and "= sum"
+    badge = gfx.badge.sceneBoundingRect()
+    for r in rects:
+        assert badge.adjusted(4, 2, -4, -2).contains(r)        # padded inside the badge
+    assert_drawn_cleanly(view)

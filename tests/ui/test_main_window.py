@@ -660,6 +660,18 @@ def test_save_as_save_and_recent_files(make_window, monkeypatch, tmp_path):
     assert window.document.scenario.optimizer.hyper["lr"] == 0.02
 
 
+def test_a_single_recent_file_read_back_as_text_stays_one_entry(make_window, monkeypatch):
+    """An INI file gives a one-entry list back as a plain string: it must not become its letters."""
+    window = make_window()
+    first, second = bundled_path("06_saddle_point").resolve(), bundled_path("05_ill_conditioned_bowl").resolve()
+    real = QtCore.QSettings.value
+    monkeypatch.setattr(QtCore.QSettings, "value",
+                        lambda self, key, *a, **k: str(first) if key == "recent" else real(self, key, *a, **k))
+    window._add_recent(second)
+    monkeypatch.setattr(QtCore.QSettings, "value", real)
+    assert list(settings().value("recent")) == [str(second), str(first)]
+
+
 def test_exports_write_png_svg_gif_and_a_pytorch_script(qtbot, make_window, monkeypatch, tmp_path):
     from PIL import Image
 
@@ -741,3 +753,125 @@ def test_file_menu_has_every_item(make_window):
         assert want in texts
     assert window.act_open.shortcut() == QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Open)
     assert window.act_save.shortcut() == QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Save)
+
+
+def test_the_saved_layout_is_restored_once_and_draws_no_stray_tab_bar(qtbot, make_window, monkeypatch):
+    """A second restoreState (the dashboards restored it again) left a stale copy of the tabbed
+    Inspector/Controls tab bar drawn over the menu bar (seen with some saved layouts)."""
+    from ui.app import make_window as build
+    from ui.main_window import MainWindow
+
+    make_window().close()                                            # saves the layout
+    restores = []
+    real = MainWindow.restoreState
+    monkeypatch.setattr(MainWindow, "restoreState", lambda self, *a: restores.append(1) or real(self, *a))
+    second = build(None)
+    try:
+        second.show()
+        qtbot.waitExposed(second)
+        assert len(restores) == 1
+        top = second.menuBar().geometry().united(second.transport.geometry())
+        for bar in second.findChildren(QtWidgets.QTabBar):
+            if bar.parent() is second and bar.isVisible():
+                assert not bar.geometry().intersects(top), [bar.tabText(i) for i in range(bar.count())]
+    finally:
+        second.document.modified = False
+        second.close()
+        second.deleteLater()
+
+
+# ---------------------------------------------------------------------------------------- the polish
+
+
+def test_selecting_a_parameter_keeps_the_window_size_and_fits_the_inspector(qtbot, make_window):
+    """Selecting w (its history plot shows) once made the window grow to 992 px; the inspector now
+    scrolls inside its dock, and a short .grad sits in a box as tall as its lines."""
+    window = make_window(bundled_path("03_gradient_accumulation"))
+    size = window.size()
+    play_to_end_of_backward(qtbot, window)
+    view = window.graph
+    rect = view.node_scene_rect(param_node(window, "w"))
+    point = view.mapFromScene(QtCore.QPointF(rect.center().x(), rect.top() + 12))
+    with qtbot.waitSignal(view.nodeClicked, timeout=2000):
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    for _ in range(3):
+        QtWidgets.QApplication.processEvents()
+    inspector = window.inspector
+    assert inspector.title.text() == "w" and inspector.plot.isVisibleTo(inspector)
+    assert window.size() == size
+    for box in (inspector.value_text, inspector.grad_text, inspector.state_text):
+        assert box.verticalScrollBar().maximum() == 0, box.toPlainText()       # whole text shown
+    assert " + " in inspector.grad_text.toPlainText()                            # the accumulation
+    key(qtbot, window, Key.Key_End)                                              # after the step
+    QtWidgets.QApplication.processEvents()
+    assert window.size() == size
+    screenshot(window, "window_accumulation_inspector")
+
+
+def test_transport_buttons_are_one_set_of_icons(make_window):
+    window = make_window()
+    actions = [a for a in window.transport.actions() if not a.isSeparator() and a.text() and
+               not isinstance(a, QtWidgets.QWidgetAction)]
+    assert window.act_start in actions and window.act_end in actions
+    images = set()
+    for action in actions:
+        button = window.transport.widgetForAction(action)
+        assert isinstance(button, QtWidgets.QToolButton)
+        assert button.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonIconOnly
+        assert not action.icon().isNull(), action.text()
+        assert re.search(r"\(.+\)$", action.toolTip()), action.toolTip()       # the shortcut is named
+        image = action.icon().pixmap(24, 24).toImage()
+        images.add(bytes(image.constBits()))
+    assert len(images) == len(actions)                                           # all different
+
+
+def test_choosing_a_variant_animates_it_in_the_graph_and_the_code(qtbot, make_window):
+    path = bundled_path("04_rosenbrock_race")
+    window = make_window(path)
+    scenario = load(path)
+    names = [v.name for v in scenario.variants()]
+    adam = names.index("Adam")
+    assert window.variant == 0 and "torch.optim.SGD" in window.code.toPlainText()
+    dash = window.dashboards
+    dash.variant_box.setCurrentIndex(adam)
+    dash.variant_box.activated.emit(adam)                      # chosen in the dashboards
+    assert window.variant == adam
+    assert window.variant_box.currentIndex() == adam           # the toolbar's selector follows
+    assert "Adam" in window.variant_label.text()
+    assert "torch.optim.Adam" in window.code.toPlainText()
+    k = 3
+    window.iteration_box.setValue(k)
+    history = Session(scenario, adam).run()
+    step = next(i for i in range(len(window.replay)) if isinstance(window.replay.frame(i).event, T.StepEvent))
+    window.player.seek(step)
+    assert window.code.current_phase == "step" and ".step(" in code_line(window)
+    for u in window.replay.frame(step).event.updates:
+        name = window.replay.node_name(u.node)
+        assert np.allclose(u.after, history.params[name][k + 1])                # Adam's update
+        assert window.graph.node_value_text(u.node).split()[-1] == format_number(u.after, PRECISION)
+    screenshot(window, "window_rosenbrock_adam_step")
+    # and back from the toolbar: the dashboards follow
+    window.variant_box.setCurrentIndex(0)
+    window.variant_box.activated.emit(0)
+    assert window.variant == 0 and dash.selection.variant == 0 and dash.variant_box.currentIndex() == 0
+    assert "torch.optim.SGD" in window.code.toPlainText()
+    assert window.replay.iteration == k
+
+
+@pytest.mark.parametrize("stem", ["04_rosenbrock_race", "03_gradient_accumulation", "09_fp16_underflow"])
+def test_the_code_panel_shows_whole_lines_at_the_default_width(qtbot, make_window, stem):
+    """Long lines wrap (hanging indent) instead of running off the narrow panel."""
+    window = make_window(bundled_path(stem))
+    code = window.code
+    assert code.width() <= 300
+    assert code.horizontalScrollBar().maximum() == 0
+    window.player.seek(window.replay.phase_range("forward")[0])
+    line = code_line(window)
+    assert any(s in line for s in PHASE_CODE["forward"]), line
+    script = export_torch(window.document.scenario, window.variant)
+    assert line in script.source.splitlines()                  # the whole line, as the script has it
+    block = code.document().findBlockByNumber(code.current_line - 1)
+    right = code.document().documentLayout().blockBoundingRect(block).right()
+    assert right <= code.viewport().width() + 1
+    assert "optimizer = torch.optim." in code.toPlainText()   # what the loop's optimizer is
+    screenshot(code, f"code_{stem}")
