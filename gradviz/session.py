@@ -43,6 +43,12 @@ LANDSCAPE_BLOCK = 1 << 18                # elements per array when evaluating a 
 _LOSS_CLASSES = {"mse": "MSELoss", "l1": "L1Loss", "bce_with_logits": "BCEWithLogitsLoss",
                  "cross_entropy": "CrossEntropyLoss"}    # the torch.nn class each loss kind stands for
 
+
+def loss_module_name(micro_batch: int, accumulation_steps: int) -> str:
+    """The module name a traced loss's ops are grouped under: one group per micro-batch (no dots:
+    a dot would make it a sub-module of the first)."""
+    return "loss" if accumulation_steps == 1 else f"loss (micro-batch {micro_batch + 1})"
+
 class SessionError(ValueError):
     """A scenario that cannot run as written (shapes, names, sizes); ``str()`` is one line."""
 
@@ -293,7 +299,7 @@ class _Engine:
                 if self.objective:
                     loss = pred
                 elif rec is not None:       # group the loss's ops so the graph view can fold them into one box
-                    with trace.module_scope("loss"):
+                    with trace.module_scope(loss_module_name(j, acc)):
                         loss = self.loss_fn(pred, target)
                 else:
                     loss = self.loss_fn(pred, target)
@@ -705,7 +711,8 @@ class Session:
                 if i < len(model.layers) - 2:
                     types[str(2 * i + 1)] = _ACTIVATIONS[model.activation].__name__
         if not engine.objective:
-            types["loss"] = _LOSS_CLASSES[self.scenario.loss.kind]
+            for j in range(engine.acc):
+                types[loss_module_name(j, engine.acc)] = _LOSS_CLASSES[self.scenario.loss.kind]
         return types
 
     # -- loss landscape --------------------------------------------------------------------------
