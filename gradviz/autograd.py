@@ -14,6 +14,8 @@ import numpy as np
 from . import trace
 from .functions import Rule, unbroadcast as _unbroadcast
 
+_FLOAT16 = np.dtype(np.float16)
+
 SECOND_BACKWARD = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
     "they have already been freed). Saved intermediate values of the graph are freed when you call "
@@ -50,22 +52,24 @@ def topological_order(root) -> list:
     """
     # Tensors hash by identity (Tensor.__hash__ is object's), so sets and dicts hold them directly.
     post, visited, stack = [], set(), [root]
-    push, pop = stack.append, stack.pop
+    push, pop, emit, visit = stack.append, stack.pop, post.append, visited.add
     while stack:
         t = pop()
         if t is None:                # marker: everything above t on the stack is done, emit t
-            post.append(pop())
+            emit(pop())
             continue
         if t in visited:
             continue
-        visited.add(t)
+        visit(t)
+        fn = t.grad_fn
+        if fn is None:               # a leaf has no inputs: it is done as soon as it is reached
+            emit(t)
+            continue
         push(t)
         push(None)
-        fn = t.grad_fn
-        if fn is not None:
-            for inp in reversed(fn.inputs):
-                if inp.requires_grad and inp not in visited:
-                    push(inp)
+        for inp in reversed(fn.inputs):
+            if inp.requires_grad and inp not in visited:
+                push(inp)
     post.reverse()
     return post
 
@@ -94,10 +98,9 @@ def _upcast_half(saved):
 
 def run_backward(root, gradient: np.ndarray, retain_graph: bool) -> None:
     rec = trace._ACTIVE
-    order = topological_order(root)
     grads = {root: gradient}
     pop, get = grads.pop, grads.get
-    for t in order:
+    for t in topological_order(root):
         g = pop(t, None)
         if g is None:
             continue
@@ -109,26 +112,29 @@ def run_backward(root, gradient: np.ndarray, retain_graph: bool) -> None:
         rule = fn.rule
         if fn.freed and rule.saves:
             raise RuntimeError(SECOND_BACKWARD)
-        if g.dtype == np.float16:
+        if g.dtype == _FLOAT16:
             # NOTE: PyTorch's CPU half kernels compute each backward formula in float32 and round once;
             # numpy would round after every operation of the formula.
             in_grads = rule.backward(g.astype(np.float32), _upcast_half(fn.saved), **fn.kwargs)
         else:
             in_grads = rule.backward(g, fn.saved, **fn.kwargs)
-        sent = []
+        elementwise = rule.elementwise
+        sent = [] if rec is not None else None       # what the recorder is told each input received
         for inp, gi in zip(fn.inputs, in_grads):
             if gi is None or not inp.requires_grad:
-                sent.append(None)
+                if sent is not None:
+                    sent.append(None)
                 continue
             data = inp._data
-            if rule.elementwise and gi.shape != data.shape:
+            if elementwise and gi.shape != data.shape:
                 gi = _unbroadcast(gi, data.shape)
             if type(gi) is not np.ndarray or gi.dtype != data.dtype:     # numpy scalars, promoted dtypes
                 gi = np.asarray(gi, dtype=data.dtype)
-            sent.append(gi)
+            if sent is not None:
+                sent.append(gi)
             prev = get(inp)
             grads[inp] = gi if prev is None else prev + gi
-        if rec is not None:
+        if sent is not None:
             rec.on_backward(t, fn.label, g, fn.inputs, tuple(sent))
         if not retain_graph:
             fn.freed = True

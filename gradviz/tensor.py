@@ -445,6 +445,7 @@ class Tensor:
 
 
 # -- the one place ops are applied ----------------------------------------------------------------
+_wrap = Tensor._wrap
 _autocast_hook = None      # set by gradviz.amp.autocast while active: (short, inputs) -> inputs
 
 
@@ -452,9 +453,11 @@ def _apply(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> Ten
     if _autocast_hook is not None:
         inputs = _autocast_hook(short, inputs)     # may cast matmul inputs to float16 (gradviz.amp)
     rule = RULES[short]
-    arrays = [t._data for t in inputs]
-    if rule.elementwise and (arrays[0].dtype != arrays[1].dtype or arrays[0].dtype.kind != "f"):
-        arrays = _promote(short, *arrays)
+    if rule.elementwise:                           # the binary ops: promote dtypes as PyTorch does
+        a, b = inputs[0]._data, inputs[1]._data
+        arrays = (a, b) if a.dtype == b.dtype and a.dtype.kind == "f" else _promote(short, a, b)
+    else:
+        arrays = [t._data for t in inputs]
     try:
         out_data, saved = rule.forward(*arrays, **kwargs)
     except ValueError:
@@ -463,20 +466,15 @@ def _apply(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> Ten
         raise
     if type(out_data) is not np.ndarray:         # numpy reductions and 0-d arithmetic give scalars
         out_data = np.asarray(out_data)
-    requires = False
+    label = ALIASES.get((short, alias), rule.name) if alias else rule.name
+    out = _wrap(out_data)
     if _grad_enabled:
         for t in inputs:
             if t.requires_grad:
-                requires = True
+                out.requires_grad, out.grad_fn = True, Node(rule, inputs, saved, kwargs, label)
                 break
-    if requires:
-        label = ALIASES.get((short, alias), rule.name) if alias else rule.name
-        out = Tensor._wrap(out_data, True, Node(rule, inputs, saved, kwargs, label))
-    else:
-        out = Tensor._wrap(out_data)
     rec = trace._ACTIVE
     if rec is not None:
-        label = ALIASES.get((short, alias), rule.name) if alias else rule.name
         rec.on_forward(out, label, short, inputs, kwargs)
     return out
 

@@ -72,20 +72,27 @@ def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
 
 @autocast_float32
 def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    r"""Binary cross entropy on logits, in the overflow-free form PyTorch uses:
+    r"""Binary cross entropy on logits, in the overflow-free form PyTorch uses
+    (:math:`\ell = (1 - y)\,x + m + \log(e^{-m} + e^{-x - m})` with :math:`m = \max(-x, 0)`),
+    written with :math:`c = -m = \min(x, 0)` so that it takes fewer ops:
 
-    .. math:: \ell = (1 - y)\,x + m + \log(e^{-m} + e^{-x - m}),\quad m = \max(-x, 0)
+    .. math:: \ell = (1 - y)\,x - c + \log(e^{c} + e^{c - x}),\quad c = \min(x, 0)
 
     which equals :math:`-[y \log\sigma(x) + (1-y)\log(1-\sigma(x))]` and has gradient
     :math:`\sigma(x) - y`.
+
+    .. note::
+        One of :math:`e^{c}`, :math:`e^{c-x}` is exactly 1, so nothing overflows; and keeping both
+        terms is what makes the gradient right at :math:`x = 0` (:math:`\tfrac12 - y`), where
+        ``clamp`` passes the whole gradient to one side.
     """
     _check_reduction(reduction)
     target = _as_tensor(target, input)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Target size ({tuple(target.shape)}) must be the same as input size "
                          f"({tuple(input.shape)})")
-    m = (-input).clamp(min=0)
-    loss = (1 - target) * input + m + ((-m).exp() + (-input - m).exp()).log()
+    c = input.clamp(max=0)
+    loss = (1 - target) * input - c + (c.exp() + (c - input).exp()).log()
     return _reduce(loss, reduction)
 
 

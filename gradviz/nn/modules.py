@@ -63,11 +63,13 @@ class Module:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
+        if trace._ACTIVE is None:
+            return self.forward(*args, **kwargs)
         # Ops created while this module runs are tagged with its dotted name, so the graph view
         # can collapse a layer into one box.
         parent = trace._MODULE_STACK[-1] if trace._MODULE_STACK else ""
         name = f"{parent}.{self._local_name}" if parent and self._local_name else self._local_name or parent
-        if trace._ACTIVE is None or not name:
+        if not name:
             return self.forward(*args, **kwargs)
         with trace.module_scope(name):
             return self.forward(*args, **kwargs)

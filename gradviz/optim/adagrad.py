@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, _call_closure
+from .optimizer import Optimizer, _call_closure, _increment_step
 
 
 def adagrad_update(param: np.ndarray, grad: np.ndarray, state_sum: np.ndarray, *, step: float,
@@ -84,8 +84,8 @@ class Adagrad(Optimizer):
                 state = self.state[p]
                 if len(state) == 0:
                     self._init_state(p, self.defaults["initial_accumulator_value"])
-                state["step"] += 1
-                adagrad_update(p.data, p.grad.data, state["sum"], step=float(state["step"]),
+                step = _increment_step(state)
+                adagrad_update(p.data, p.grad.data, state["sum"], step=step,
                                lr=group["lr"], lr_decay=group["lr_decay"],
                                weight_decay=group["weight_decay"], eps=group["eps"],
                                maximize=group["maximize"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, _call_closure, _lerp_
+from .optimizer import Optimizer, _call_closure, _increment_step, _lerp_
 
 
 def adam_update(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
@@ -101,21 +101,21 @@ class Adam(Optimizer):
         loss = _call_closure(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
+            lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+            amsgrad, maximize, decoupled = group["amsgrad"], group["maximize"], group["decoupled_weight_decay"]
             for p in self._params_with_grad(group):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = np.zeros((), dtype=np.float32)
                     state["exp_avg"] = np.zeros_like(p.data)
                     state["exp_avg_sq"] = np.zeros_like(p.data)
-                    if group["amsgrad"]:
+                    if amsgrad:
                         state["max_exp_avg_sq"] = np.zeros_like(p.data)
-                state["step"] += 1
+                step = _increment_step(state)
                 adam_update(p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"],
-                            state.get("max_exp_avg_sq"), step=float(state["step"]), lr=group["lr"],
-                            beta1=beta1, beta2=beta2, eps=group["eps"],
-                            weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
-                            maximize=group["maximize"],
-                            decoupled_weight_decay=group["decoupled_weight_decay"])
+                            state.get("max_exp_avg_sq"), step=step, lr=lr, beta1=beta1,
+                            beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                            maximize=maximize, decoupled_weight_decay=decoupled)
         return loss
 
 

@@ -44,11 +44,12 @@ def _traced_step(step: Callable) -> Callable:
 
     @functools.wraps(step)
     def wrapper(self, *args, **kwargs):
-        rec = trace.current()
+        rec = trace._ACTIVE
         if rec is None or self._recording_step:   # nested: a subclass's step calling super().step()
             return step(self, *args, **kwargs)
         params = [p for group in self.param_groups for p in group["params"]]
-        before = [(p.data.copy(), copy.deepcopy(self.state.get(p, {}))) for p in params]
+        state = self.state
+        before = [(p.data.copy(), _copy_state(state.get(p))) for p in params]
         self._recording_step = True
         try:
             out = step(self, *args, **kwargs)
@@ -56,13 +57,41 @@ def _traced_step(step: Callable) -> Callable:
             self._recording_step = False
         updates = [trace.ParamUpdate(rec.node_id(p), data_before, p.data.copy(),
                                      None if p.grad is None else p.grad.data.copy(),
-                                     state_before, copy.deepcopy(self.state.get(p, {})))
+                                     state_before, _copy_state(state.get(p)))
                    for p, (data_before, state_before) in zip(params, before)]
         rec.add(trace.StepEvent(type(self).__name__, updates))
         return out
 
     wrapper.traced = True
     return wrapper
+
+
+def _copy_state(state: dict[str, Any] | None) -> dict[str, Any]:
+    """A snapshot of one parameter's state for the trace.
+
+    State values are numpy arrays, so a copy of each is a deep copy; ``copy.deepcopy`` gives the
+    same result (it also copies in order "K") but costs several times more, and this runs twice per
+    parameter in every traced step.
+    """
+    if not state:
+        return {}
+    return {k: v.copy(order="K") if type(v) is np.ndarray else copy.deepcopy(v) for k, v in state.items()}
+
+
+def _increment_step(state: dict[str, Any]) -> float:
+    """``state["step"] += 1``; returns the new step as a float.
+
+    The step is a 0-d float32 array (PyTorch's float32 step tensor).  numpy's in-place add on a 0-d
+    array costs about 1 us, more than the rest of a parameter's bookkeeping, so the sum is taken
+    in Python floats and written back: ``float32 + 1`` is exact in float64, so rounding it to the
+    array's dtype gives the same bits as numpy's float32 add.
+    """
+    step = state["step"]
+    if type(step) is np.ndarray and step.ndim == 0 and step.dtype.kind == "f":
+        step[()] = float(step) + 1
+    else:                                   # e.g. a plain number from a hand-made state dict
+        state["step"] += 1
+    return float(state["step"])
 
 
 def _call_closure(closure: Callable | None):
@@ -179,21 +208,21 @@ class Optimizer:
             ``.grad`` is None is skipped by ``step()`` (no momentum decay, no step count), while a
             zero gradient is a real step.  ``False`` zeroes the existing ``.grad`` array in place.
         """
-        params = [p for group in self.param_groups for p in group["params"]]
-        rec = trace.current()
+        rec = trace._ACTIVE
         if rec is not None:
-            rec.on_zero_grad(params, set_to_none)
-        for p in params:
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                if p.grad.grad_fn is not None:
-                    p.grad = p.grad.detach()     # PyTorch detach_()es in place (same storage)
+            rec.on_zero_grad([p for group in self.param_groups for p in group["params"]], set_to_none)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
                 else:
-                    p.grad.requires_grad_(False)
-                p.grad.data[...] = 0
+                    if p.grad.grad_fn is not None:
+                        p.grad = p.grad.detach()     # PyTorch detach_()es in place (same storage)
+                    else:
+                        p.grad.requires_grad_(False)
+                    p.grad.data[...] = 0
 
     def step(self, closure: Callable | None = None):
         """Perform a single optimization step (``closure`` re-evaluates the model, returns the loss)."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, _call_closure, _lerp_
+from .optimizer import Optimizer, _call_closure, _increment_step, _lerp_
 
 
 def rmsprop_update(param: np.ndarray, grad: np.ndarray, square_avg: np.ndarray,
@@ -96,7 +96,7 @@ class RMSprop(Optimizer):
                         state["momentum_buffer"] = np.zeros_like(p.data)
                     if group["centered"]:
                         state["grad_avg"] = np.zeros_like(p.data)
-                state["step"] += 1
+                _increment_step(state)
                 rmsprop_update(p.data, p.grad.data, state["square_avg"], state.get("grad_avg"),
                                state.get("momentum_buffer"), lr=group["lr"], alpha=group["alpha"],
                                eps=group["eps"], weight_decay=group["weight_decay"],

@@ -70,12 +70,12 @@ class SGD(Optimizer):
         """Perform a single optimization step; returns the closure's loss (or None)."""
         loss = _call_closure(closure)
         for group in self.param_groups:
+            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
             for p in self._params_with_grad(group):
-                has_momentum = group["momentum"] != 0
-                buf = self.state[p].get("momentum_buffer") if has_momentum else None
-                buf = sgd_update(p.data, p.grad.data, buf, lr=group["lr"], momentum=group["momentum"],
-                                 dampening=group["dampening"], weight_decay=group["weight_decay"],
-                                 nesterov=group["nesterov"], maximize=group["maximize"])
-                if has_momentum:
+                buf = self.state[p].get("momentum_buffer") if momentum != 0 else None
+                buf = sgd_update(p.data, p.grad.data, buf, lr=lr, momentum=momentum, dampening=dampening,
+                                 weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+                if momentum != 0:
                     self.state[p]["momentum_buffer"] = buf
         return loss
