@@ -124,7 +124,8 @@ class ScalerEvent:
     found_inf: bool
 
 
-def _is_number(text: str) -> bool:
+def is_number_label(text: str) -> bool:
+    """True for a constant's label: Python numbers in an expression are named after themselves ("2")."""
     try:
         float(text)
     except ValueError:
@@ -154,7 +155,7 @@ class Recorder:
             dtype = t.dtype
             dtype_name = _DTYPE_NAMES.get(dtype) or _DTYPE_NAMES.setdefault(dtype, str(dtype))
             module = getattr(t, "module_name", "") or ""
-            if not module and _MODULE_STACK and kind == "input" and _is_number(label):
+            if not module and _MODULE_STACK and kind == "input" and is_number_label(label):
                 module = _MODULE_STACK[-1]       # a constant made inside a module (the 1 in 1 - y) belongs to it
             self.nodes[nid] = NodeInfo(nid, kind, label, "", tuple(t.shape), dtype_name,
                                        (), bool(t.requires_grad), module,

@@ -390,14 +390,6 @@ def _fits(new: _Spec, old: _Spec) -> bool:
             and all(getattr(new, f) <= getattr(old, f) for f in sizes) and new.body_h == old.body_h)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _same(a: tuple, b: tuple) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
@@ -1009,7 +1001,7 @@ class GraphView(QtWidgets.QGraphicsView):
                 heat_chars = max([len(_step_heat_text(v[1], v[2])) if isinstance(v, tuple) else len(_mean_text(v))
                                   for v in values[nid]] + [2 + len(_mean_text(g)) for g in grads[nid]] + [8])
             title = replay.node_name(nid)
-            if kind == "input" and not info.inputs and info.shape == () and _is_number(title):
+            if kind == "input" and not info.inputs and info.shape == () and _trace.is_number_label(title):
                 title = "constant"                    # a Python number in the expression
             title_font = self.fonts[0 if kind == "op" else 1]
             title_w = QtGui.QFontMetricsF(title_font).horizontalAdvance(title if kind != "op" else info.label)
