@@ -276,6 +276,8 @@ class PlotPanel(QtWidgets.QWidget):
         """As many legend columns as the width allows (long variant names need about 190 px)."""
         columns = max(1, self.width() // 190)
         for legend in self.legends():
+            if getattr(legend, "beside_plot", False):
+                continue                      # a one-column legend to the right of its plot
             if legend.columnCount != columns:
                 legend.setColumnCount(columns)
 
@@ -869,8 +871,11 @@ class ParamSpacePlot(PlotPanel):
         self.colorbar.axis.setPen(pg.mkPen(FOREGROUND))
         self.colorbar.axis.setTextPen(pg.mkPen(FOREGROUND))
         self.colorbar.hide()
-        self.legend = make_legend()
-        self.view.addItem(self.legend, row=1, col=0)
+        # The legend sits beside the contours (not under them): the landscape needs the height.
+        self.legend = make_legend(1)
+        self.legend.beside_plot = True
+        self.legend.setContentsMargins(4, 0, 0, 0)
+        self.view.addItem(self.legend, row=0, col=1)
         self.plot.legend_box = self.legend
         self.trajectories: list[pg.PlotDataItem] = []
         self.current: list[pg.ScatterPlotItem] = []

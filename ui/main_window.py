@@ -125,6 +125,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.dashboards.selection.set_variant(self.variant)
         self.resize(1400, 860)
         self.resizeDocks([self.code_dock], [CODE_DOCK_WIDTH], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dashboards_dock], [380], QtCore.Qt.Orientation.Vertical)
         # Restore the user's layout only now that every dock exists (restoreState matches by objectName).
         s = settings()
         if s.value("geometry"):
