@@ -126,7 +126,8 @@ def _format_value(values: np.ndarray) -> str:
     if values.ndim == 0:
         return f"{float(values):.6g}"
     if values.size <= 8:
-        return np.array2string(values, precision=6, separator=", ", floatmode="maxprec")
+        text = np.array2string(values, precision=6, separator=", ", floatmode="maxprec")
+        return " ".join(text.split())            # a matrix on one line too: [[1., 0.], [0., 1.]]
     return (f"shape {tuple(values.shape)}, mean {np.mean(values):.4g}, "
             f"min {np.min(values):.4g}, max {np.max(values):.4g}")
 

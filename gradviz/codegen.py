@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .scenario import expr
-from .scenario.schema import OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, Scenario
+from .scenario.schema import (ACTIVATION_CLASSES, LOSS_CLASSES, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS,
+                              SCALER_DEFAULTS, Scenario)
 from .session import Session
 
 __all__ = ["Script", "export_torch", "PHASES"]
@@ -39,9 +40,6 @@ __all__ = ["Script", "export_torch", "PHASES"]
 PHASES = ("zero_grad", "forward", "loss", "backward", "step", "zero_grad_after")
 WIDTH = 100                      # wrap embedded arrays at this many characters
 
-_ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU", "sigmoid": "Sigmoid"}
-_LOSSES = {"mse": "MSELoss", "l1": "L1Loss", "bce_with_logits": "BCEWithLogitsLoss",
-           "cross_entropy": "CrossEntropyLoss"}
 _DTYPES = {"float64": "torch.float64", "float32": "torch.float32", "float16": "torch.float32"}
 
 
@@ -356,7 +354,7 @@ class _Exporter:
         w.blank()
         if self.kind == "layers":
             sizes = [int(v) for v in s.model.layers]
-            activation = _ACTIVATIONS[s.model.activation]
+            activation = ACTIVATION_CLASSES[s.model.activation]
             w.add("model = torch.nn.Sequential(")
             for i in range(len(sizes) - 1):
                 w.add(f"    torch.nn.Linear({sizes[i]}, {sizes[i + 1]}),")
@@ -385,7 +383,7 @@ class _Exporter:
         if self.kind != "objective":
             reduction = s.loss.reduction
             args = "" if reduction == "mean" else f"reduction={_string(reduction)}"
-            w.add(f"loss_fn = torch.nn.{_LOSSES[s.loss.kind]}({args})")
+            w.add(f"loss_fn = torch.nn.{LOSS_CLASSES[s.loss.kind]}({args})")
 
     def optimizer_section(self) -> None:
         opt, loop, w = self.v.optimizer, self.loop, self.w

@@ -64,8 +64,10 @@ class History:
                 cols[f"micro_loss[{j}]"] = np.asarray(self.micro_losses[:, j], dtype=np.float64)
 
         def add(prefix: str, name: str, values: np.ndarray, suffix: str = "") -> None:
-            flat = np.asarray(values[:n], dtype=np.float64).reshape(n, -1)
-            for i, element in enumerate(element_names(name, values.shape[1:])):
+            elements = element_names(name, values.shape[1:])
+            # an explicit width: reshape(0, -1) is ambiguous and raises for a run of 0 steps
+            flat = np.asarray(values[:n], dtype=np.float64).reshape(n, len(elements))
+            for i, element in enumerate(elements):
                 cols[f"{prefix}{element}{suffix}"] = flat[:, i]
 
         for name in self.param_names:

@@ -29,7 +29,7 @@ from .nn import Linear, Parameter, ReLU, Sequential, Sigmoid, Tanh
 from .nn import functional as F
 from .scenario import expr
 from .scenario.datasets import make_dataset
-from .scenario.schema import LIMITS, OPTIMIZER_CLASSES, Scenario, Variant
+from .scenario.schema import LIMITS, LOSS_CLASSES, OPTIMIZER_CLASSES, Scenario, Variant
 from .tensor import Tensor, float16, float32, float64, int64, manual_seed, no_grad
 
 __all__ = ["Session", "SessionError", "History", "Trace", "Landscape", "run_all", "batch_order",
@@ -40,14 +40,11 @@ CHUNK = 200                              # steps between divergence checks / pro
 LANDSCAPE_BLOCK = 1 << 18                # elements per array when evaluating a landscape in blocks
 
 
-_LOSS_CLASSES = {"mse": "MSELoss", "l1": "L1Loss", "bce_with_logits": "BCEWithLogitsLoss",
-                 "cross_entropy": "CrossEntropyLoss"}    # the torch.nn class each loss kind stands for
-
-
 def loss_module_name(micro_batch: int, accumulation_steps: int) -> str:
     """The module name a traced loss's ops are grouped under: one group per micro-batch (no dots:
     a dot would make it a sub-module of the first)."""
     return "loss" if accumulation_steps == 1 else f"loss (micro-batch {micro_batch + 1})"
+
 
 class SessionError(ValueError):
     """A scenario that cannot run as written (shapes, names, sizes); ``str()`` is one line."""
@@ -395,8 +392,9 @@ class Session:
     def __init__(self, scenario: Scenario, variant: int = 0):
         variants = scenario.variants()
         if not 0 <= variant < len(variants):
-            raise SessionError(f"variant {variant} does not exist: the scenario has {len(variants)} "
-                               f"(0 = main run, 1..{len(variants) - 1} = comparisons)")
+            which = ("only the main run, 0" if len(variants) == 1 else
+                     f"{len(variants)}: 0 = main run, 1..{len(variants) - 1} = comparisons")
+            raise SessionError(f"variant {variant} does not exist: the scenario has {which}")
         self.scenario = scenario
         self.variant_index = variant
         self.variant: Variant = variants[variant]
@@ -712,7 +710,7 @@ class Session:
                     types[str(2 * i + 1)] = _ACTIVATIONS[model.activation].__name__
         if not engine.objective:
             for j in range(engine.acc):
-                types[loss_module_name(j, engine.acc)] = _LOSS_CLASSES[self.scenario.loss.kind]
+                types[loss_module_name(j, engine.acc)] = LOSS_CLASSES[self.scenario.loss.kind]
         return types
 
     # -- loss landscape --------------------------------------------------------------------------
@@ -784,8 +782,12 @@ class Session:
                 return out
         except Exception:
             pass
-        return np.array([self._point_loss({key: values[i] for key, values in grid.items()})
-                         for i in range(size)])
+        try:
+            return np.array([self._point_loss({key: values[i] for key, values in grid.items()})
+                             for i in range(size)])
+        except Exception as exc:     # e.g. an expression that only fits the micro-batch's length
+            raise SessionError(f"the loss cannot be evaluated on the whole data set ({self._data.n} "
+                               f"points) for the landscape: {_one_line(exc)}") from None
 
     def _values64(self, changes: dict) -> dict[str, np.ndarray]:
         values = {n: v.astype(np.float64) for n, v in self._initial.items()}

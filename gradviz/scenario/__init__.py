@@ -7,8 +7,8 @@
 from .loader import (DEFAULT_SCENARIO, ScenarioError, bundled, bundled_path, estimate_graph_nodes,
                      load, loads)
 from .saver import dumps, save
-from .schema import (ACTIVATIONS, INITS, LIMITS, LOSSES, MODEL_KINDS, OPTIMIZER_CLASSES,
-                     OPTIMIZER_DEFAULTS, OPTIMIZERS, PRECISIONS, REDUCTIONS, SCALER_DEFAULTS,
+from .schema import (ACTIVATION_CLASSES, ACTIVATIONS, INITS, LIMITS, LOSS_CLASSES, LOSSES, MODEL_KINDS,
+                     OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, OPTIMIZERS, PRECISIONS, REDUCTIONS, SCALER_DEFAULTS,
                      ZERO_GRAD_PLACEMENTS, DataSpec, LoopSpec, LossSpec, ModelSpec, OptimizerSpec,
                      ParamInit, Scenario, Variant)
 
@@ -17,5 +17,5 @@ __all__ = [
     "ParamInit", "load", "loads", "save", "dumps", "ScenarioError", "bundled", "bundled_path",
     "DEFAULT_SCENARIO", "estimate_graph_nodes", "LIMITS", "MODEL_KINDS", "ACTIVATIONS", "LOSSES",
     "REDUCTIONS", "OPTIMIZERS", "OPTIMIZER_DEFAULTS", "OPTIMIZER_CLASSES", "SCALER_DEFAULTS",
-    "ZERO_GRAD_PLACEMENTS", "PRECISIONS", "INITS",
+    "ZERO_GRAD_PLACEMENTS", "PRECISIONS", "INITS", "LOSS_CLASSES", "ACTIVATION_CLASSES",
 ]

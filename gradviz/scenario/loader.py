@@ -907,6 +907,8 @@ class _Shape:
 
     @staticmethod
     def of(value) -> tuple:
+        if isinstance(value, complex):      # Python's (-8.0) ** 0.5; the Session cannot run it
+            raise ArithmeticError(f"the complex number {value:g} (a negative number to a fractional power)")
         return value.shape if isinstance(value, _Shape) else ()
 
     def _elementwise(self, other):
@@ -927,8 +929,17 @@ class _Shape:
     __pos__ = __neg__
 
 
-_SHAPE_FUNCTIONS = {name: (lambda value: _Shape(())) if name in ("sum", "mean") else (lambda value: value)
-                    for name in expr.FUNCTIONS}
+def _reduce_shape(value) -> _Shape:
+    _Shape.of(value)                        # refuses a complex number
+    return _Shape(())
+
+
+def _same_shape(value):
+    _Shape.of(value)
+    return value
+
+
+_SHAPE_FUNCTIONS = {name: _reduce_shape if name in ("sum", "mean") else _same_shape for name in expr.FUNCTIONS}
 
 
 def _check_shapes(r: _Reader, model: ModelSpec, tree, data: DataSpec, micro_batch: int) -> None:
@@ -938,9 +949,13 @@ def _check_shapes(r: _Reader, model: ModelSpec, tree, data: DataSpec, micro_batc
         env.update({name: _Shape((micro_batch,)) for name in data.input_names})
     try:
         shape = _Shape.of(expr.evaluate(tree, env, _SHAPE_FUNCTIONS))
-    except (ValueError, ArithmeticError) as error:
+    except ValueError as error:
         r.fail(("model", model.kind), "operands whose shapes fit (elementwise: broadcasting; '@': "
                "(m, k) @ (k, n))", str(error))
+    except ArithmeticError as error:      # numbers alone: 1 / 0, 10.0 ** 400
+        reason = error.args[-1] if error.args else ""
+        r.fail(("model", model.kind), "numbers whose arithmetic has a finite, real result",
+               reason if type(error) is ArithmeticError else f"{type(error).__name__}: {reason}")
     if model.kind == "objective" and math.prod(shape) != 1:
         r.fail(("model", "objective"), "an objective that is one number (use sum(...) or mean(...) "
                "over array parameters)", f"a value of shape {shape}")

@@ -38,8 +38,11 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "adagrad": dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
                     maximize=False),
 }
-# The class names in gradviz.optim / torch.optim.
+# The class names in gradviz.optim / torch.optim, torch.nn's loss modules and gradviz.nn / torch.nn.
 OPTIMIZER_CLASSES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
+LOSS_CLASSES = {"mse": "MSELoss", "l1": "L1Loss", "bce_with_logits": "BCEWithLogitsLoss",
+                "cross_entropy": "CrossEntropyLoss"}
+ACTIVATION_CLASSES = {"tanh": "Tanh", "relu": "ReLU", "sigmoid": "Sigmoid"}
 
 SCALER_DEFAULTS: dict[str, Any] = dict(init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5,
                                        growth_interval=2000)

@@ -535,3 +535,39 @@ def test_json_writes_nan_as_null(tmp_path):
     Session(sc).run().to_json(tmp_path / "h.json")
     doc = json.loads((tmp_path / "h.json").read_text())
     assert doc["columns"]["grad.c"] == [None, None, None] and math.isclose(doc["columns"]["c"][0], 1.0)
+
+
+def test_a_history_of_zero_steps_exports_its_header(tmp_path):
+    """Bug fix: columns() (and so to_csv/to_json) raised for 0 steps (reshape(0, -1) is ambiguous)."""
+    s = Session(mlp(layers=(2, 3, 1)))
+    for h in (s.history, s.run(0)):              # before any run, and a run of 0 steps
+        cols = h.columns()
+        assert "0.weight[2,1]" in cols and "grad.2.bias[0]" in cols
+        assert all(len(v) == 0 for v in cols.values())
+        h.to_csv(tmp_path / "h.csv")
+        with open(tmp_path / "h.csv", newline="") as f:
+            assert list(csv.reader(f)) == [list(cols)]
+        h.to_json(tmp_path / "h.json")
+        doc = json.loads((tmp_path / "h.json").read_text())
+        assert doc["steps"] == 0 and doc["final"]["2.bias"] == h.params["2.bias"][0].tolist()
+
+
+def test_landscape_that_cannot_be_evaluated_is_a_session_error():
+    """Bug fix: an expression sized to the micro-batch (x @ w with w 2x2, batches of 2 of 4 points)
+    trains, but the landscape (whole data set) raised the core's RuntimeError."""
+    sc = Scenario("mm", model=ModelSpec("expression", "x @ w", {"w": ParamInit(value=[[1.0, 0.5], [0.0, 1.0]])}),
+                  data=DataSpec(x=[1.0, 2.0, 3.0, 4.0], y=[1.0, 2.0, 3.0, 4.0]), loss=LossSpec("mse"),
+                  optimizer=optimizer(lr=0.01), loop=LoopSpec(steps=3, batch_size=2))
+    s = Session(sc)
+    assert s.run().steps == 3
+    with pytest.raises(SessionError, match=r"whole data set \(4 points\)"):
+        s.landscape("w[0,0]", "w[1,1]", n=4)
+
+
+def test_missing_variant_message_without_comparisons():
+    with pytest.raises(SessionError, match=r"variant 1 does not exist: the scenario has only the main run, 0$"):
+        Session(line(), 1)
+    sc = line()
+    sc.comparisons = [Variant("adam", optimizer("adam"), LoopSpec(steps=3))]
+    with pytest.raises(SessionError, match=r"has 2: 0 = main run, 1\.\.1 = comparisons"):
+        Session(sc, 2)

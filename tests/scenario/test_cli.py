@@ -108,6 +108,24 @@ def test_scenario_names_resolve_to_files_first_then_bundled(files, tmp_path, mon
     assert cli.load_scenario(str(tmp_path / (TUTORIAL + ".toml"))).title == "fit a line"
 
 
+def test_run_zero_steps_writes_a_header_only_file(tmp_path, capsys):
+    """Bug fix: ``run --steps 0 --out F`` failed with "cannot reshape array of size 0"."""
+    for name in ("h.csv", "h.json"):
+        assert main(["run", TUTORIAL, "--steps", "0", "--out", str(tmp_path / name)]) == 0
+        assert "steps: 0" in capsys.readouterr().out
+    assert (tmp_path / "h.csv").read_text().splitlines()[0].startswith("step,loss,w,b,")
+    assert json.loads((tmp_path / "h.json").read_text())["steps"] == 0
+
+
+def test_run_prints_one_line_per_parameter(files, capsys):
+    path = files("matrix.toml", GOOD.replace('"w * x + b"', '"sum(w) * x + b"')
+                 .replace("w = 1.0", "w = [[1.0, 0.0], [0.0, 1.0]]"))
+    assert main(["run", str(path), "--steps", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("  w = [[") for line in lines)
+    assert not any(line.startswith(" [") for line in lines)      # no continuation row
+
+
 def test_run_variant(capsys):
     path = next((p for p in bundled() if load(p).comparisons), None)
     if path is None:

@@ -295,6 +295,12 @@ INVALID = [
     (variant(OBJECTIVE, model__objective="x * y + v", model__parameters__v={"init": "zeros", "shape": [2]}),
      "model.objective", "one number"),
     (variant(OBJECTIVE, model__objective="x @ y"), "model.objective", "'@' needs arrays"),
+    # bug fix: a complex constant passed the loader and failed in the Session
+    (variant(BASE, model__expression="w * x + (-8) ** 0.5"), "model.expression", "complex number"),
+    (variant(OBJECTIVE, model__objective="x**2 + abs((-8) ** 0.5)"), "model.objective", "complex number"),
+    (variant(BASE, model__expression="w * x + 10.0 ** 400"), "model.expression",
+     "finite, real result, found OverflowError"),
+    (variant(BASE, model__expression="w * x + 1 / 0"), "model.expression", "ZeroDivisionError"),
     (variant(LAYERS, model__layers=[3, 8, 1]), "model.layers", "number of input features (2)"),
     (variant(LAYERS, model__layers=[2, 8, 2]), "model.layers", "number of targets per example (1)"),
     (variant(LAYERS, model__layers=[2]), "model.layers", "2 to 8 layer sizes"),
