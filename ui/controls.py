@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import math
 
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from gradviz.scenario import (LIMITS, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, OPTIMIZERS, PRECISIONS,
                               ZERO_GRAD_PLACEMENTS, LoopSpec, OptimizerSpec, ScenarioError, Variant, dumps,
                               loads)
 
-from .dashboard import variant_colour
+from .dashboard import variant_swatch
 
 LR_MIN, LR_MAX = 1e-6, 10.0       # the log slider's range (the exact field accepts any lr > 0)
 LR_TICKS = 1000
@@ -329,7 +329,7 @@ class ControlsPanel(QtWidgets.QWidget):
         self.variant_box.blockSignals(True)
         self.variant_box.clear()
         for i, v in enumerate(variants):
-            self.variant_box.addItem(self._swatch(i), "Main run: " + v.name if i == 0 else v.name)
+            self.variant_box.addItem(variant_swatch(i), "Main run: " + v.name if i == 0 else v.name)
         self.variant_box.setCurrentIndex(self.edit_index)
         self.variant_box.blockSignals(False)
         opt, loop = self._spec(sc)
@@ -377,19 +377,13 @@ class ControlsPanel(QtWidgets.QWidget):
             self.fields["dampening"].setEnabled(float(opt.hyper.get("momentum", 0)) != 0)
         self.comparison_list.clear()
         for i, v in enumerate(sc.comparisons, start=1):
-            self.comparison_list.addItem(QtWidgets.QListWidgetItem(self._swatch(i), v.name))
+            self.comparison_list.addItem(QtWidgets.QListWidgetItem(variant_swatch(i), v.name))
         full = len(sc.comparisons) >= LIMITS["max_comparisons"]
         self.add_button.setEnabled(not full)
         self.add_button.setToolTip(f"At most {LIMITS['max_comparisons']} comparisons" if full else
                                    "Keep the current main run overlaid on the plots while you try other values")
         self.remove_button.setEnabled(self.comparison_list.currentRow() >= 0)
         self.clear_errors()
-
-    @staticmethod
-    def _swatch(i: int) -> QtGui.QIcon:
-        pm = QtGui.QPixmap(12, 12)
-        pm.fill(QtGui.QColor(variant_colour(i)))
-        return QtGui.QIcon(pm)
 
     # -- errors -----------------------------------------------------------------------------------
     def _widgets_of(self, key: str) -> list[QtWidgets.QWidget]:
@@ -587,7 +581,7 @@ class ControlsPanel(QtWidgets.QWidget):
 
     # -- run progress -----------------------------------------------------------------------------
     def _on_run_started(self) -> None:
-        self.progress.setRange(0, max(getattr(self.document, "_total_steps", 0), 1))
+        self.progress.setRange(0, max(self.document.total_steps, 1))
         self.progress.setValue(0)
 
     def _on_run_progress(self, done: int, total: int) -> None:

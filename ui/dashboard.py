@@ -47,6 +47,13 @@ def variant_colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def variant_swatch(i: int) -> QtGui.QIcon:
+    """Variant ``i``'s colour in the plots, as a small square for its entry in a combo box or list."""
+    pm = QtGui.QPixmap(12, 12)
+    pm.fill(QtGui.QColor(variant_colour(i)))
+    return QtGui.QIcon(pm)
+
+
 def fmt(value) -> str:
     """A number as the hover shows it: enough digits to be exact for float32, compact otherwise."""
     value = float(value)
@@ -886,6 +893,7 @@ class ParamSpacePlot(PlotPanel):
         self.levels = None
         self.log_levels = False
         self._landscape_key = None
+        self._landscape_stale = False
         self._points: list[tuple[np.ndarray, np.ndarray]] = []
         self._names: list[str] = []
         document.scenarioChanged.connect(self._fill_axes)
@@ -950,7 +958,15 @@ class ParamSpacePlot(PlotPanel):
             names.append(variants[i].name)
         self._set_trajectories(points, names)
         if not self.document.running:
-            self._update_landscape(p1, p2)
+            # the landscape costs a grid of forward passes: a hidden tab computes it when it is shown
+            self._landscape_stale = not self.isVisible()
+            if not self._landscape_stale:
+                self._update_landscape(p1, p2)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._landscape_stale:
+            self.refresh()
 
     def _show_message(self, text: str) -> None:
         self.image.clear()
@@ -1270,9 +1286,7 @@ class Dashboards(QtWidgets.QWidget):
         self.variant_box.blockSignals(True)
         self.variant_box.clear()
         for i, name in enumerate(names):
-            pm = QtGui.QPixmap(12, 12)
-            pm.fill(QtGui.QColor(variant_colour(i)))
-            self.variant_box.addItem(QtGui.QIcon(pm), name)
+            self.variant_box.addItem(variant_swatch(i), name)
         self.variant_box.setCurrentIndex(min(self.selection.variant, len(names) - 1))
         self.variant_box.blockSignals(False)
         if self.selection.sync():

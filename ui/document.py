@@ -85,6 +85,11 @@ class Document(QtCore.QObject):
         return self._timer.isActive()
 
     @property
+    def total_steps(self) -> int:
+        """Steps of the current run over all variants (what ``runProgress`` counts towards)."""
+        return self._total_steps
+
+    @property
     def histories(self):
         return [s.history for s in self.sessions]
 

@@ -45,6 +45,7 @@ HEAT_W, HEAT_H = 32.0, 16.0
 PILL_MIN_W, PILL_H = 26.0, 28.0   # the op symbol's pill, left of the value rows
 PILL_GAP = 6.0
 MAX_TEXT_CHARS = 22         # longer values are drawn as a heat map
+MAX_TEXT_ELEMS = 12         # so are values with more elements than this, whatever their text
 BADGE_GAP = 5.0
 BADGE_PAD_X, BADGE_PAD_Y = 8.0, 4.0   # text inside a .grad badge
 BADGE_LINE_GAP = 3.0        # extra leading between badge lines: the mono font's own is tight
@@ -983,17 +984,18 @@ class GraphView(QtWidgets.QGraphicsView):
                 kind = "param"
             elif info.inputs:
                 kind = "op"                    # an op on data only (1 - y): drawn as an op in grey
-            texts = []
-            for v in values[nid]:
-                if isinstance(v, tuple):
-                    texts += [_fmt(v[1]) + " → " + _fmt(v[2])]
-                else:
-                    texts.append("= " + _fmt(v))
-            texts += ["∇ " + _fmt(g) for g in grads[nid]]
             size = int(np.prod(info.shape)) if info.shape else 1
+            texts = []
+            if size <= MAX_TEXT_ELEMS:        # a heat map anyway: formatting every element would be wasted
+                for v in values[nid]:
+                    if isinstance(v, tuple):
+                        texts += [_fmt(v[1]) + " → " + _fmt(v[2])]
+                    else:
+                        texts.append("= " + _fmt(v))
+                texts += ["∇ " + _fmt(g) for g in grads[nid]]
             lines = [line for t in texts for line in t.split("\n")]
             heat = (size > 1 and (any(len(line) > MAX_TEXT_CHARS for line in lines)
-                                  or max((_num_lines(t) for t in texts), default=1) > 2)) or size > 12
+                                  or max((_num_lines(t) for t in texts), default=1) > 2)) or size > MAX_TEXT_ELEMS
             value_lines = 1 if heat else max((_num_lines(t) for t in texts), default=1)
             chars = max((len(line) for line in lines), default=8) if not heat else 0
             heat_chars = 0

@@ -10,7 +10,7 @@ from gradviz.scenario import DEFAULT_SCENARIO, ScenarioError, bundled, bundled_p
 
 from . import icons
 from .code_view import CodeView
-from .dashboard import variant_colour
+from .dashboard import variant_swatch
 from .document import Document
 from .graph_view import GraphView
 from .inspector import Inspector
@@ -28,13 +28,6 @@ def settings() -> QtCore.QSettings:
     # QSettings(ORG, APP) would always use NativeFormat; honouring defaultFormat() lets the tests
     # redirect every setting to a temporary IniFormat path (tests/ui/conftest.py).
     return QtCore.QSettings(QtCore.QSettings.defaultFormat(), QtCore.QSettings.Scope.UserScope, ORG, APP)
-
-
-def _swatch(colour: str) -> QtGui.QIcon:
-    """The variant's colour in the plots, as a small square for its entry in a combo box."""
-    pm = QtGui.QPixmap(12, 12)
-    pm.fill(QtGui.QColor(colour))
-    return QtGui.QIcon(pm)
 
 
 class BundledDialog(QtWidgets.QDialog):
@@ -538,6 +531,12 @@ class MainWindow(QtWidgets.QMainWindow):
         """True when the zero_grad at ``pos`` is the one placed after optimizer.step()."""
         return any(p == "step" and i <= pos for i, p, _mb in self.replay.phase_starts())
 
+    def _clear_selection(self) -> None:
+        """No node selected: neither in the inspector nor highlighted in the graph."""
+        self.selected_node = None
+        self.inspector.clear()
+        self.graph.select_node(None)
+
     def _on_node_clicked(self, node_id: int) -> None:
         self.selected_node = node_id
         self.inspector_dock.show()
@@ -555,7 +554,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.variant_box.blockSignals(True)
         self.variant_box.clear()
         for i, v in enumerate(variants):
-            self.variant_box.addItem(_swatch(variant_colour(i)), v.name)
+            self.variant_box.addItem(variant_swatch(i), v.name)
         self.variant_box.setCurrentIndex(self.variant)
         self.variant_box.blockSignals(False)
         self.variant_box.setEnabled(len(variants) > 1)
@@ -579,8 +578,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_iteration_range(n)
         self.set_iteration(min(self.iteration, max(n - 1, 0)))
         if self.selected_node is not None and self.selected_node not in getattr(self.replay, "nodes", {}):
-            self.selected_node = None          # a variant may trace another graph: nothing left to show
-            self.inspector.clear()
+            self._clear_selection()            # a variant may trace another graph: nothing left to show
 
     def _show_variant(self) -> None:
         variants = self.document.scenario.variants()
@@ -602,12 +600,11 @@ class MainWindow(QtWidgets.QMainWindow):
         sc = self.document.scenario
         name = self.document.path.name if self.document.path else "untitled"
         self.setWindowTitle(f"{'*' if self.document.modified else ''}{sc.title if sc else ''} — {name} — GradViz")
-        self.setWindowModified(self.document.modified)
 
     def _on_run_started(self) -> None:
         self.player.pause()
         self.progress.setVisible(True)
-        self.progress.setRange(0, max(self.document._total_steps, 1))
+        self.progress.setRange(0, max(self.document.total_steps, 1))
         self.progress.setValue(0)
 
     def _on_run_progress(self, done: int, total: int) -> None:
@@ -621,8 +618,7 @@ class MainWindow(QtWidgets.QMainWindow):
         history = self.session.history if self.session else None
         if history is not None and history.diverged_at is not None:
             self.statusBar().showMessage(history.message, 10000)
-        self.selected_node = None
-        self.inspector.clear()          # the selection is gone: do not keep showing its old numbers
+        self._clear_selection()         # the selection is gone: do not keep showing its old numbers
         self.set_iteration(min(self.iteration, max(n - 1, 0)))
         if self.replay is not None:
             self.graph.fit_to_view()

@@ -307,3 +307,17 @@ def test_clicking_a_plot_moves_the_player(window, qtbot):
     assert window.iteration == 25
     assert window.replay is not None
     assert dash.loss.plot.cursor.value() == 25
+
+
+def test_a_hidden_parameter_space_tab_computes_its_landscape_when_shown(rig, qtbot):
+    """The landscape is a grid of forward passes: a hidden tab must not block the end of every run."""
+    r = rig(load(bundled_path("04_rosenbrock_race")), grid=False)
+    space = r.dash.space
+    assert r.dash.tabs.currentWidget() is r.dash.loss and not space.isVisible()
+    assert space.landscape is None
+    r.dash.tabs.setCurrentWidget(space)
+    qtbot.waitUntil(lambda: space.landscape is not None, timeout=10_000)
+    ls = space.landscape
+    fresh = Session(r.doc.scenario).landscape("x", "y", n=len(ls.xs), x_range=(ls.xs[0], ls.xs[-1]),
+                                              y_range=(ls.ys[0], ls.ys[-1]))
+    np.testing.assert_array_equal(ls.z, fresh.z)

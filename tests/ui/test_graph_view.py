@@ -449,3 +449,20 @@ def test_an_accumulation_badge_reads_like_a_written_sum(qtbot):
     for r in rects:
         assert badge.adjusted(4, 2, -4, -2).contains(r)        # padded inside the badge
     assert_drawn_cleanly(view)
+
+
+def test_large_tensors_are_heat_maps_without_formatting_every_element(qtbot, monkeypatch):
+    """A value with more than MAX_TEXT_ELEMS elements is drawn as a heat map whatever its text, so
+    sizing its node must not format it element by element (it made every iteration change slow)."""
+    import ui.graph_view as G
+    formatted = []
+    real_fmt = G._fmt
+    monkeypatch.setattr(G, "_fmt", lambda a: formatted.append(np.size(a)) or real_fmt(a))
+    tr, _ = mlp((2, 8, 1), batch=16)
+    view, _player, replay = make_view(qtbot, tr)
+    big = [n for n, info in replay.nodes.items() if int(np.prod(info.shape or (1,))) > G.MAX_TEXT_ELEMS]
+    assert big, "the trace should hold tensors larger than MAX_TEXT_ELEMS"
+    shown = {nid for key, gfx in view.node_items.items() for nid in (gfx.spec.members or (key,))}
+    assert all(view.node_items[n].spec.heat for n in big if n in view.node_items)
+    assert any(n in shown for n in big)
+    assert max(formatted, default=0) <= G.MAX_TEXT_ELEMS

@@ -533,6 +533,22 @@ def test_opening_another_file_starts_at_its_first_iteration_with_a_clear_inspect
     assert window.inspector.title.text() == "Click a node in the graph"
 
 
+def test_an_edit_clears_the_selection_in_the_graph_too(qtbot, make_window):
+    """After a re-run the inspector is cleared; the graph must not keep highlighting the old node."""
+    window = make_window()
+    play_to_end_of_backward(qtbot, window)
+    wid = param_node(window, "w")
+    rect = window.graph.node_scene_rect(wid)
+    qtbot.mouseClick(window.graph.viewport(), Qt.MouseButton.LeftButton,
+                     pos=window.graph.mapFromScene(QtCore.QPointF(rect.center().x(), rect.top() + 12)))
+    assert window.inspector.title.text() == "w" and window.graph.node_items[wid].selection.isVisible()
+    window.controls.lr_edit.setText("0.05")
+    window.controls.lr_edit.editingFinished.emit()
+    finish(window)
+    assert window.inspector.title.text() == "Click a node in the graph"
+    assert not any(g.selection.isVisible() for g in window.graph.node_items.values())
+
+
 # ---------------------------------------------------------------------------------- errors
 
 
