@@ -23,6 +23,7 @@ def make_window(path: str | None = None):
             from gradviz.scenario import ScenarioError
             try:
                 window.document.open(path)
+                window.add_recent(Path(path))
                 ok = True
             except (ScenarioError, OSError) as exc:
                 message = str(exc)

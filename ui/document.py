@@ -55,8 +55,8 @@ class Document(QtCore.QObject):
     def edit(self, scenario: Scenario) -> None:
         """Replace the scenario by an edited copy (from the controls): marks the document modified."""
         scenario.path = self.scenario.path if self.scenario else None
-        if hasattr(self.scenario, "source_text") and hasattr(scenario, "source_text"):
-            scenario.source_text = self.scenario.source_text
+        if self.scenario is not None:
+            scenario.source_text = self.scenario.source_text   # Save edits the original text
         self.scenario = scenario
         self._set_modified(True)
         self.scenarioChanged.emit()

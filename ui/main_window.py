@@ -307,7 +307,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         self.iteration = 0              # another file starts at its first step (edits keep the current one)
         self.set_variant(0)             # ... and with its main run
-        self._add_recent(Path(path))
+        self.add_recent(Path(path))
         return True
 
     def open_default(self) -> None:
@@ -346,7 +346,7 @@ class MainWindow(QtWidgets.QMainWindow):
         except (ScenarioError, OSError) as exc:
             self.show_error(f"Could not save {path}: {exc}")
             return False
-        self._add_recent(path)
+        self.add_recent(path)
         self._update_title()                # Save As of an unmodified document changes only the name
         self.statusBar().showMessage(f"Saved {path}", 4000)
         return True
@@ -376,7 +376,7 @@ class MainWindow(QtWidgets.QMainWindow):
         recent = settings().value("recent") or []
         return [recent] if isinstance(recent, str) else list(recent)
 
-    def _add_recent(self, path: Path) -> None:
+    def add_recent(self, path: Path) -> None:
         recent = [p for p in self._recent() if p != str(path.resolve())]
         settings().setValue("recent", [str(path.resolve())] + recent[:MAX_RECENT - 1])
 
@@ -427,6 +427,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def export_gif(self) -> None:
         if self.replay is None:
             return
+        self.player.pause()                      # the export moves the cursor itself, frame by frame
         path = self._ask_save_path("Export iteration as animated GIF", self._export_name("gif"), "GIF (*.gif)")
         if not path:
             return
@@ -470,8 +471,11 @@ class MainWindow(QtWidgets.QMainWindow):
         return 0 if s is None or s.history is None else int(s.history.steps)
 
     def set_iteration(self, k: int) -> None:
+        if self.document.running:
+            self.iteration = max(0, int(k))     # remembered: shown as soon as the run finishes
+            return
         n = self.steps_available()
-        if n == 0 or self.document.running:
+        if n == 0:
             return
         k = max(0, min(int(k), n - 1))
         try:

@@ -683,7 +683,7 @@ def test_a_single_recent_file_read_back_as_text_stays_one_entry(make_window, mon
     real = QtCore.QSettings.value
     monkeypatch.setattr(QtCore.QSettings, "value",
                         lambda self, key, *a, **k: str(first) if key == "recent" else real(self, key, *a, **k))
-    window._add_recent(second)
+    window.add_recent(second)
     monkeypatch.setattr(QtCore.QSettings, "value", real)
     assert list(settings().value("recent")) == [str(second), str(first)]
 
@@ -891,3 +891,23 @@ def test_the_code_panel_shows_whole_lines_at_the_default_width(qtbot, make_windo
     assert right <= code.viewport().width() + 1
     assert "optimizer = torch.optim." in code.toPlainText()   # what the loop's optimizer is
     screenshot(code, f"code_{stem}")
+
+
+def test_an_iteration_asked_for_during_a_run_is_shown_when_the_run_ends(qtbot, make_window):
+    """Typing an iteration while the document is still running is remembered, not dropped."""
+    window = make_window()
+    window.document.rerun()                       # a run in progress, as after an edit
+    assert window.document.running
+    window.set_iteration(7)
+    finish(window)
+    assert window.iteration == 7 and window.replay.iteration == 7
+    assert window.iteration_box.value() == 7
+
+
+def test_a_file_named_on_the_command_line_goes_into_recent_files(qtbot, make_window, tmp_path):
+    from gradviz.scenario import bundled_path
+    path = tmp_path / "lesson.toml"
+    path.write_text(bundled_path("08_tanh_neuron").read_text())
+    window = make_window(path)
+    window._fill_recent()
+    assert [a.text() for a in window.recent_menu.actions()][0] == "lesson.toml"
