@@ -20,8 +20,8 @@ subnormal, :math:`2^{-24} \approx 6\times10^{-8}`, becomes exactly 0), and the g
 the float32 master parameter through ``ToCopyBackward0``.  This is PyTorch's CPU autocast, which
 we measured op by op under ``torch.autocast("cpu", dtype=torch.float16)``:
 
-- cast to float16: ``matmul`` (``@``, ``mm``, ``mv``, ``dot``, ``bmm``; PyTorch's list also
-  has ``linear``, ``conv*``, ``addmm``, ``baddbmm``, which gradviz composes from ``matmul``);
+- cast to float16: ``matmul`` (``@``, ``mm``, ``mv``, ``dot``, ``bmm``) and ``addmm`` (``nn.Linear``
+  on a batch); PyTorch's list also has ``conv*`` and ``baddbmm``, which gradviz does not have;
 - everything else is *not* cast: elementwise ops (``add``, ``mul``, ``tanh``, ``exp``, ...),
   reductions (``sum``, ``mean``) and ``softmax``/``log_softmax`` run in the dtype of their inputs
   (float16 in, float16 out; float32 in, float32 out);

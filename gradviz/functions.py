@@ -25,7 +25,7 @@ class Rule:
     forward: Callable
     backward: Callable
     saves: bool = True
-    elementwise: bool = False   # backward results may need un-broadcasting to the input shape
+    elementwise: bool = False   # binary, broadcasting: inputs are type-promoted, gradients un-broadcast
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -90,9 +90,8 @@ def _sum_rows(g):
 
 
 def _addmm_bw(g, s):
-    x, w = s
-    return _mm(g, w), _mm(g.T, x), g.sum(axis=0, dtype=np.float32).astype(g.dtype) if g.dtype == np.float16 \
-        else _sum_rows(g)
+    x, w = s         # float16 never gets here: the engine runs half backward formulas in float32
+    return g @ w, g.T @ x, _sum_rows(g)
 
 
 def _reciprocal_fw(x):
@@ -199,60 +198,56 @@ def _inverse_perm(axes):
     return tuple(sorted(range(len(axes)), key=axes.__getitem__))
 
 
-def _r(name, short, forward, backward, saves=True, elementwise=False):
-    return Rule(name, short, forward, backward, saves, elementwise)
-
-
 _RULE_LIST = [
     # binary, elementwise (with broadcasting)
-    _r("AddBackward0", "add", lambda a, b: (a + b, None), lambda g, s: (g, g), False, True),
-    _r("SubBackward0", "sub", lambda a, b: (a - b, None), lambda g, s: (g, -g), False, True),
-    _r("MulBackward0", "mul", lambda a, b: (a * b, (a, b)), lambda g, s: (g * s[1], g * s[0]), True, True),
-    _r("DivBackward0", "div", lambda a, b: (a / b, (a, b)),
-       lambda g, s: (g / s[1], -g * s[0] / (s[1] * s[1])), True, True),
-    _r("PowBackward1", "pow", lambda a, b: ((out := a ** b), (a, b, out)),
-       lambda g, s: (np.where(s[1] == 0, 0.0, g * s[1] * s[0] ** (s[1] - 1)).astype(s[2].dtype, copy=False),
-                     _pow_grad_exponent(g, s[0], s[1], s[2])), True, True),
+    Rule("AddBackward0", "add", lambda a, b: (a + b, None), lambda g, s: (g, g), False, True),
+    Rule("SubBackward0", "sub", lambda a, b: (a - b, None), lambda g, s: (g, -g), False, True),
+    Rule("MulBackward0", "mul", lambda a, b: (a * b, (a, b)), lambda g, s: (g * s[1], g * s[0]), True, True),
+    Rule("DivBackward0", "div", lambda a, b: (a / b, (a, b)),
+         lambda g, s: (g / s[1], -g * s[0] / (s[1] * s[1])), True, True),
+    Rule("PowBackward1", "pow", lambda a, b: ((out := a ** b), (a, b, out)),
+         lambda g, s: (np.where(s[1] == 0, 0.0, g * s[1] * s[0] ** (s[1] - 1)).astype(s[2].dtype, copy=False),
+                        _pow_grad_exponent(g, s[0], s[1], s[2])), True, True),
     # unary
-    _r("PowBackward0", "pow_scalar", lambda x, exponent: (x ** exponent, (x,)), _pow_scalar_bw),
-    _r("NegBackward0", "neg", lambda x: (-x, None), lambda g, s: (-g,), False),
-    _r("ReciprocalBackward0", "reciprocal", _reciprocal_fw, lambda g, s: (-g * s * s,)),
-    _r("ExpBackward0", "exp", lambda x: ((out := np.exp(x)), out), lambda g, s: (g * s,)),
-    _r("LogBackward0", "log", lambda x: (np.log(x), x), lambda g, s: (g / s,)),
-    _r("SqrtBackward0", "sqrt", lambda x: ((out := np.sqrt(x)), out), lambda g, s: (g / (2 * s),)),
-    _r("AbsBackward0", "abs", lambda x: (np.abs(x), x), lambda g, s: (g * np.sign(s),)),
-    _r("TanhBackward0", "tanh", lambda x: ((out := np.tanh(x)), out), lambda g, s: (g * (1 - s * s),)),
-    _r("SigmoidBackward0", "sigmoid", lambda x: ((out := 1 / (1 + np.exp(-x))), out),
-       lambda g, s: (g * (1 - s) * s,)),
-    _r("ReluBackward0", "relu", lambda x: ((out := np.maximum(x, 0)), out), lambda g, s: (g * (s > 0),)),
-    _r("ClampBackward1", "clamp", _clamp_fw, _clamp_bw),
-    _r("ToCopyBackward0", "to", lambda x, dtype: (x.astype(dtype), x.dtype),
-       lambda g, s, dtype: (g.astype(s),), False),
+    Rule("PowBackward0", "pow_scalar", lambda x, exponent: (x ** exponent, (x,)), _pow_scalar_bw),
+    Rule("NegBackward0", "neg", lambda x: (-x, None), lambda g, s: (-g,), False),
+    Rule("ReciprocalBackward0", "reciprocal", _reciprocal_fw, lambda g, s: (-g * s * s,)),
+    Rule("ExpBackward0", "exp", lambda x: ((out := np.exp(x)), out), lambda g, s: (g * s,)),
+    Rule("LogBackward0", "log", lambda x: (np.log(x), x), lambda g, s: (g / s,)),
+    Rule("SqrtBackward0", "sqrt", lambda x: ((out := np.sqrt(x)), out), lambda g, s: (g / (2 * s),)),
+    Rule("AbsBackward0", "abs", lambda x: (np.abs(x), x), lambda g, s: (g * np.sign(s),)),
+    Rule("TanhBackward0", "tanh", lambda x: ((out := np.tanh(x)), out), lambda g, s: (g * (1 - s * s),)),
+    Rule("SigmoidBackward0", "sigmoid", lambda x: ((out := 1 / (1 + np.exp(-x))), out),
+         lambda g, s: (g * (1 - s) * s,)),
+    Rule("ReluBackward0", "relu", lambda x: ((out := np.maximum(x, 0)), out), lambda g, s: (g * (s > 0),)),
+    Rule("ClampBackward1", "clamp", _clamp_fw, _clamp_bw),
+    Rule("ToCopyBackward0", "to", lambda x, dtype: (x.astype(dtype), x.dtype),
+         lambda g, s, dtype: (g.astype(s),), False),
     # linear algebra
-    _r("MmBackward0", "matmul", lambda a, b: (_mm(a, b), (a, b)), _matmul_bw),
+    Rule("MmBackward0", "matmul", lambda a, b: (_mm(a, b), (a, b)), _matmul_bw),
     # nn.Linear on a batch: x @ W^T + b in one op (PyTorch's addmm), inputs (x, W, b)
-    _r("AddmmBackward0", "addmm", _addmm_fw, _addmm_bw),
+    Rule("AddmmBackward0", "addmm", _addmm_fw, _addmm_bw),
     # reductions
-    _r("SumBackward1", "sum", lambda x, dim, keepdim: (x.sum(axis=dim, keepdims=keepdim), x.shape),
-       lambda g, s, dim, keepdim: (_expand_reduced(g, s, dim, keepdim),), False),
-    _r("MeanBackward1", "mean", _mean_fw,
-       lambda g, s, dim, keepdim: (_expand_reduced(g / _count(s, dim), s, dim, keepdim),), False),
-    _r("MaxBackward1", "max", lambda x: ((out := x.max()), (x, out)), _max_all_bw),
-    _r("MaxBackward0", "max_dim", _max_dim_fw, _max_dim_bw),
+    Rule("SumBackward1", "sum", lambda x, dim, keepdim: (x.sum(axis=dim, keepdims=keepdim), x.shape),
+         lambda g, s, dim, keepdim: (_expand_reduced(g, s, dim, keepdim),), False),
+    Rule("MeanBackward1", "mean", _mean_fw,
+         lambda g, s, dim, keepdim: (_expand_reduced(g / _count(s, dim), s, dim, keepdim),), False),
+    Rule("MaxBackward1", "max", lambda x: ((out := x.max()), (x, out)), _max_all_bw),
+    Rule("MaxBackward0", "max_dim", _max_dim_fw, _max_dim_bw),
     # shape
-    _r("ViewBackward0", "reshape", lambda x, shape: (x.reshape(shape), x.shape),
-       lambda g, s, shape: (g.reshape(s),), False),
-    _r("PermuteBackward0", "permute", lambda x, axes: (x.transpose(axes), None),
-       lambda g, s, axes: (g.transpose(_inverse_perm(axes)),), False),
-    _r("IndexBackward0", "getitem", lambda x, index: (x[index], (x.shape, x.dtype)), _getitem_bw, False),
+    Rule("ViewBackward0", "reshape", lambda x, shape: (x.reshape(shape), x.shape),
+         lambda g, s, shape: (g.reshape(s),), False),
+    Rule("PermuteBackward0", "permute", lambda x, axes: (x.transpose(axes), None),
+         lambda g, s, axes: (g.transpose(_inverse_perm(axes)),), False),
+    Rule("IndexBackward0", "getitem", lambda x, index: (x[index], (x.shape, x.dtype)), _getitem_bw, False),
     # advanced indexing (integer arrays, masks): PyTorch saves the indices, so a second backward raises
-    _r("IndexBackward0", "index", lambda x, index: (x[index], (x.shape, x.dtype)), _getitem_bw, True),
+    Rule("IndexBackward0", "index", lambda x, index: (x[index], (x.shape, x.dtype)), _getitem_bw, True),
 ]
 RULES: dict[str, Rule] = {r.short: r for r in _RULE_LIST}
 
 # PyTorch gives some ops different grad_fn names depending on the call; same rule, other label.
 ALIASES = {
-    ("add", "scalar"): "AddBackward0", ("sub", "rsub"): "RsubBackward1",
+    ("sub", "rsub"): "RsubBackward1",
     ("sum", "all"): "SumBackward0", ("mean", "all"): "MeanBackward0",
     ("matmul", "dot"): "DotBackward0", ("matmul", "mv"): "MvBackward0", ("matmul", "bmm"): "UnsafeViewBackward0",
     ("matmul", "vm"): "SqueezeBackward4", ("matmul", "fold_t"): "CloneBackward0",
@@ -263,5 +258,5 @@ ALIASES = {
     ("getitem", "unsqueeze"): "UnsqueezeBackward0", ("getitem", "alias"): "AliasBackward0",
     ("permute", "transpose"): "TransposeBackward0",
     ("getitem", "select"): "SelectBackward0", ("getitem", "slice"): "SliceBackward0",
-    ("pow", "rpow"): "PowBackward2",
+    ("pow", "rpow"): "PowBackward2", ("to", "clone"): "CloneBackward0",
 }

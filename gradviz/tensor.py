@@ -82,7 +82,7 @@ MaxResult = namedtuple("max", ["values", "indices"])
 def _infer_dtype(arr: np.ndarray, given):
     if given is not None:
         return np.dtype(given)
-    if arr.dtype == np.float64 or arr.dtype.kind in "fc":
+    if arr.dtype.kind in "fc":
         return arr.dtype
     if arr.dtype.kind in "iu":
         return int64
@@ -212,7 +212,9 @@ class Tensor:
         return Tensor._wrap(self._data)
 
     def clone(self) -> "Tensor":
-        return self.to(self.dtype, copy=True) if self.requires_grad else Tensor._wrap(self._data.copy())
+        if self.requires_grad:         # a copy in the graph: the "to" rule, named CloneBackward0 as in PyTorch
+            return _apply("to", (self,), alias="clone", dtype=self._data.dtype)
+        return Tensor._wrap(self._data.copy())
 
     def backward(self, gradient=None, retain_graph: bool | None = None) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's ``Tensor.backward``)."""
@@ -461,8 +463,9 @@ def _apply(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> Ten
     try:
         out_data, saved = rule.forward(*arrays, **kwargs)
     except ValueError:
-        if rule.elementwise and _broadcast_error(arrays[0].shape, arrays[1].shape):
-            raise RuntimeError(_broadcast_error(arrays[0].shape, arrays[1].shape)) from None
+        message = rule.elementwise and _broadcast_error(arrays[0].shape, arrays[1].shape)
+        if message:
+            raise RuntimeError(message) from None
         raise
     if type(out_data) is not np.ndarray:         # numpy reductions and 0-d arithmetic give scalars
         out_data = np.asarray(out_data)
@@ -659,7 +662,10 @@ def ones(*size, dtype=None, requires_grad=False) -> Tensor:
 
 
 def full(size, fill_value, dtype=None, requires_grad=False) -> Tensor:
-    return Tensor(np.full(tuple(size), fill_value, dtype=dtype or _DEFAULT_DTYPE), requires_grad=requires_grad)
+    """The dtype follows ``fill_value`` as in PyTorch: bool, int64, or float32 for a float."""
+    if dtype is None and isinstance(fill_value, float):
+        dtype = _DEFAULT_DTYPE
+    return Tensor(np.full(tuple(size), fill_value, dtype=dtype), requires_grad=requires_grad)
 
 
 def zeros_like(t: Tensor, dtype=None) -> Tensor:
@@ -681,8 +687,9 @@ def rand(*size, dtype=None, requires_grad=False, generator=None) -> Tensor:
 
 
 def arange(start, end=None, step=1, dtype=None) -> Tensor:
-    arr = np.arange(start, end, step) if end is not None else np.arange(start)
-    return Tensor(arr, dtype=dtype)
+    """``arange(end)`` or ``arange(start, end, step)``; int64 for integer arguments, else float32."""
+    arr = np.arange(start, end, step)      # numpy reads arange(n, None, step) as arange(0, n, step)
+    return Tensor(arr, dtype=dtype or (_DEFAULT_DTYPE if arr.dtype.kind == "f" else None))
 
 
 def is_tensor(x) -> bool:

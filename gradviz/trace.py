@@ -151,11 +151,11 @@ class Recorder:
             self._ids[id(t)] = nid
             self._keep.append(t)
             kind = "param" if t.requires_grad else "input"
-            label = getattr(t, "name", None) or (f"p{nid}" if t.requires_grad else f"x{nid}")
+            label = t.name or (f"p{nid}" if t.requires_grad else f"x{nid}")
             dtype = t.dtype
             dtype_name = _DTYPE_NAMES.get(dtype) or _DTYPE_NAMES.setdefault(dtype, str(dtype))
-            module = getattr(t, "module_name", "") or ""
-            if not module and _MODULE_STACK and kind == "input" and is_number_label(label):
+            module = ""
+            if _MODULE_STACK and kind == "input" and is_number_label(label):
                 module = _MODULE_STACK[-1]       # a constant made inside a module (the 1 in 1 - y) belongs to it
             self.nodes[nid] = NodeInfo(nid, kind, label, "", tuple(t.shape), dtype_name,
                                        (), bool(t.requires_grad), module,
@@ -257,7 +257,10 @@ class module_scope:  # noqa: N801 (used like a function: ``with module_scope(nam
 
 @contextlib.contextmanager
 def record():
-    """Activate a fresh Recorder for the duration of the block (recorders do not nest)."""
+    """Activate a fresh Recorder for the duration of the block.
+
+    Recorders do not nest: an inner ``record()`` takes over until it exits, and the outer one
+    does not see its events."""
     global _ACTIVE
     prev, rec = _ACTIVE, Recorder()
     _ACTIVE = rec

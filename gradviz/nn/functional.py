@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..amp import autocast_float32
-from ..tensor import _apply, Tensor, log_softmax as _log_softmax, softmax as _softmax
+from ..tensor import _apply, _torch_dtype_name, Tensor, log_softmax as _log_softmax, softmax as _softmax
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -102,7 +102,8 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     _check_reduction(reduction)
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind not in "iu":
-        raise RuntimeError(f"expected scalar type Long but found {t.dtype}: cross_entropy takes class indices")
+        raise RuntimeError(f"expected scalar type Long but found {_torch_dtype_name(t.dtype)}: "
+                           "cross_entropy takes class indices")
     if input.ndim != 2 or t.ndim != 1 or t.shape[0] != input.shape[0]:
         raise ValueError(f"Expected input batch_size ({input.shape[0] if input.ndim else 0}) to match target "
                          f"batch_size ({t.shape[0] if t.ndim else 0}); input must be (N, C), target (N,)")
