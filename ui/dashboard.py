@@ -462,6 +462,17 @@ class TimeSeriesPanel(PlotPanel):
                 return c
         return None
 
+    def _series_curves(self, arrays: dict, kind: str, prefix: str, length: int, n: int) -> dict:
+        """One curve per chosen series of ``arrays`` (History.params or .grads): its first ``length``
+        rows, for a run of ``n`` completed steps."""
+        hid, wanted = self.selection.variant, {}
+        for j, s in enumerate(self.selection.chosen()):
+            arr = arrays[s.param]
+            y = self.cache.get((hid, kind, s.label), length, lambda a, b, s=s, arr=arr: s.of(arr[a:b]))
+            wanted[(self.plot, kind, s.label)] = (prefix + s.label, np.arange(length), y,
+                                                  _pen(variant_colour(j), line_width(n)), True)
+        return wanted
+
 
 def line_width(n: int) -> float:
     """Thicker lines read better on short runs; long ones stay at width 1 (several times faster)."""
@@ -580,15 +591,8 @@ class ParamsPlot(TimeSeriesPanel):
 
     def _refresh(self) -> None:
         h = self.selection.history()
-        wanted = {}
         n = completed(h)
-        if h is not None and h.params:
-            hid = self.selection.variant
-            for j, s in enumerate(self.selection.chosen()):
-                arr = h.params[s.param]
-                y = self.cache.get((hid, "param", s.label), n + 1, lambda a, b, s=s, arr=arr: s.of(arr[a:b]))
-                wanted[(self.plot, "param", s.label)] = (s.label, np.arange(n + 1), y,
-                                                         _pen(variant_colour(j), line_width(n)), True)
+        wanted = self._series_curves(h.params, "param", "", n + 1, n) if h is not None and h.params else {}
         self._set_curves(self.plot, wanted)
 
 
@@ -617,12 +621,7 @@ class GradsPlot(TimeSeriesPanel):
         wanted = {}
         n = completed(h)
         if h is not None and h.params:
-            hid = self.selection.variant
-            for j, s in enumerate(self.selection.chosen()):
-                arr = h.grads[s.param]
-                y = self.cache.get((hid, "grad", s.label), n, lambda a, b, s=s, arr=arr: s.of(arr[a:b]))
-                wanted[(self.plot, "grad", s.label)] = (f"grad {s.label}", np.arange(n), y,
-                                                        _pen(variant_colour(j), line_width(n)), True)
+            wanted = self._series_curves(h.grads, "grad", "grad ", n, n)
             wanted[(self.plot, "gradnorm")] = ("‖grad‖ (all)", np.arange(n), self.grad_norm(h, n),
                                                _pen("#111827", line_width(n), dash=True), True)
         self._set_curves(self.plot, wanted)

@@ -83,12 +83,17 @@ def test_badge_shows_the_real_grad_and_screenshots(qtbot, name, build):
     save(view, f"{name}_step")
 
 
+def second_accumulation(replay, node_id) -> int:
+    """The first position where ``.grad`` of ``node_id`` accumulates onto an earlier gradient."""
+    return next(i for i in range(len(replay)) if replay.frame(i).nodes[node_id].accumulation is not None
+                and replay.frame(i).nodes[node_id].accumulation[0] is not None)
+
+
 def test_accumulation_badge_shows_old_plus_new(qtbot):
     tr, w, b = tutorial(accumulation_steps=2)
     view, player, replay = make_view(qtbot, tr)
     wid = tr.param_nodes["w"]
-    second = [i for i in range(len(replay)) if replay.frame(i).nodes[wid].accumulation is not None
-              and replay.frame(i).nodes[wid].accumulation[0] is not None][0]
+    second = second_accumulation(replay, wid)
     player.seek(second)
     before, added, after = replay.frame(second).nodes[wid].accumulation
     text = view.node_badge_text(wid)
@@ -428,8 +433,7 @@ def test_an_accumulation_badge_reads_like_a_written_sum(qtbot):
     tr, w, b = tutorial(accumulation_steps=2)
     view, player, replay = make_view(qtbot, tr)
     wid = tr.param_nodes["w"]
-    second = [i for i in range(len(replay)) if replay.frame(i).nodes[wid].accumulation is not None
-              and replay.frame(i).nodes[wid].accumulation[0] is not None][0]
+    second = second_accumulation(replay, wid)
     player.seek(second)
     view._flush_pending(everything=True)
     gfx = view.node_items[wid]
