@@ -338,7 +338,7 @@ class _NodeGfx:
             else:
                 self._set_row(self.value, "value", value, "= " if spec.kind == "op" and not spec.heat else "",
                               T.TEXT if spec.kind != "input" else T.TEXT_MUTED,
-                              empty="" if spec.kind == "op" else f"{spec.shape or 'scalar'} (value not recorded)")
+                              empty="" if spec.kind in ("op", "module") else f"{spec.shape or 'scalar'} (value not recorded)")
         if self.grad is not None and ns.grad is not self._grad_sig:
             self._grad_sig = ns.grad
             self._set_row(self.grad, "grad", ns.grad, "∇ ", T.BACKWARD)
