@@ -26,7 +26,7 @@ from PySide6 import QtWidgets  # noqa: E402
 import gradviz as gv  # noqa: E402
 from gradviz import nn, trace  # noqa: E402
 from gradviz.optim import SGD  # noqa: E402
-from gradviz.replay import Replay  # noqa: E402
+from gradviz.view.replay import Replay  # noqa: E402
 
 
 class _Trace:

@@ -1,4 +1,4 @@
-"""Time gradviz.layout.layered_layout on graphs shaped like real computation graphs.
+"""Time gradviz.view.layout.layered_layout on graphs shaped like real computation graphs.
 
     python benchmarks/bench_layout.py          # from the repo root
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradviz.layout import layered_layout  # noqa: E402
+from gradviz.view.layout import layered_layout  # noqa: E402
 
 TARGET_MS = 50.0
 REPEATS = 15

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gradviz.scenario import DEFAULT_SCENARIO, bundled_path, load  # noqa: E402
 from gradviz.scenario.schema import OPTIMIZER_CLASSES  # noqa: E402
-from gradviz.session import Session  # noqa: E402
+from gradviz.training.session import Session  # noqa: E402
 
 STEPS = 10_000
 REPEATS = 5

@@ -135,7 +135,7 @@ def _format_value(values: np.ndarray) -> str:
 # -- commands ----------------------------------------------------------------------------------
 
 def cmd_run(args) -> int:
-    from .session import Session
+    from .training.session import Session
 
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() not in OUT_FORMATS:
@@ -170,7 +170,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .session import Session
+    from .training.session import Session
 
     all_ok = True
     for name in args.files:

@@ -33,11 +33,11 @@ import numpy as np
 from .scenario import expr
 from .scenario.schema import (ACTIVATION_CLASSES, LOSS_CLASSES, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS,
                               SCALER_DEFAULTS, Scenario)
-from .session import Session
+from .trace import PHASES  # the phases the code panel lights, as the Session marks them
+from .training.session import Session
 
 __all__ = ["Script", "export_torch", "PHASES"]
 
-PHASES = ("zero_grad", "forward", "loss", "backward", "step", "zero_grad_after")
 WIDTH = 100                      # wrap embedded arrays at this many characters
 
 _DTYPES = {"float64": "torch.float64", "float32": "torch.float32", "float16": "torch.float32"}

@@ -31,6 +31,10 @@ def _copy(a) -> np.ndarray | None:
     return None if a is None else np.array(a, copy=True)
 
 
+# The loop phases a Session marks with PhaseEvents, in loop order. Their titles and sentences are
+# in gradviz.view.phases; the exported script tags its lines with the same names.
+PHASES = ("zero_grad", "forward", "loss", "backward", "step", "zero_grad_after")
+
 _DTYPE_NAMES: dict = {}         # str(dtype) is slow in numpy and every new node needs it
 LEAF_VALUE_LIMIT = 100_000      # leaves larger than this are not copied into the trace
 
@@ -53,7 +57,7 @@ class NodeInfo:
 
 @dataclass
 class PhaseEvent:
-    """Loop-level marker emitted by the Session: zero_grad, forward, loss, backward, step."""
+    """Loop-level marker emitted by the Session: one of :data:`PHASES`."""
     phase: str
     micro_batch: int = 0
     iteration: int = 0
@@ -268,3 +272,25 @@ def record():
         yield rec
     finally:
         _ACTIVE = prev
+
+
+@dataclass
+class Trace:
+    """One optimizer step, node by node, as the core's recorder saw it (see :class:`Recorder`).
+
+    ``events`` are in order: PhaseEvent, ForwardEvent, BackwardEvent, AccumulateEvent,
+    ZeroGradEvent, StepEvent, ScalerEvent. ``loss_node`` is the last micro-batch's loss (after
+    ``/ accumulation_steps``, before the scaler's multiply). ``grads_before`` is each ``.grad``
+    when the iteration starts (None where it was None).
+    """
+    iteration: int
+    nodes: dict
+    events: list
+    param_nodes: dict[str, int]
+    loss_node: int | None
+    grads_before: dict[str, np.ndarray | None]
+    params_before: dict[str, np.ndarray]
+    params_after: dict[str, np.ndarray]
+    micro_batches: int = 1
+    input_nodes: dict[str, list[int]] = field(default_factory=dict)   # input name -> node per micro-batch
+    module_types: dict[str, str] = field(default_factory=dict)  # module name ("0", "loss") -> "Linear", "MSELoss"

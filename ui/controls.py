@@ -17,7 +17,7 @@ from gradviz.scenario import (LIMITS, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, OPT
                               ZERO_GRAD_PLACEMENTS, LoopSpec, OptimizerSpec, ScenarioError, Variant, dumps,
                               loads)
 
-from .dashboard import variant_swatch
+from .theme import variant_swatch
 
 LR_MIN, LR_MAX = 1e-6, 10.0       # the log slider's range (the exact field accepts any lr > 0)
 LR_TICKS = 1000

@@ -24,9 +24,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-# Tableau-10: distinct on white, and the order everyone knows from matplotlib.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+from .theme import PALETTE, variant_colour, variant_swatch  # noqa: F401  (re-exported for the plots)
+
 BACKGROUND = "#ffffff"
 FOREGROUND = "#374151"
 CURSOR_COLOUR = "#6b7280"
@@ -41,17 +40,6 @@ LANDSCAPE_N = 100              # grid resolution of the contour plot
 BAND_UPSAMPLE = 4              # the filled bands are drawn on a finer (interpolated) grid
 CONTOUR_LEVELS = 14
 PICK_RADIUS_PX = 14
-
-
-def variant_colour(i: int) -> str:
-    return PALETTE[i % len(PALETTE)]
-
-
-def variant_swatch(i: int) -> QtGui.QIcon:
-    """Variant ``i``'s colour in the plots, as a small square for its entry in a combo box or list."""
-    pm = QtGui.QPixmap(12, 12)
-    pm.fill(QtGui.QColor(variant_colour(i)))
-    return QtGui.QIcon(pm)
 
 
 def fmt(value) -> str:

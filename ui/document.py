@@ -13,7 +13,7 @@ from pathlib import Path
 from PySide6 import QtCore
 
 from gradviz.scenario import Scenario, ScenarioError, load, save
-from gradviz.session import Session
+from gradviz.training.session import Session
 
 FRAME_BUDGET_S = 0.010     # work per timer tick while re-running: keeps the UI at ~60 Hz
 

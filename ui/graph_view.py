@@ -27,8 +27,10 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradviz import trace as _trace
-from gradviz.layout import LayoutNode, layered_layout
-from gradviz.replay import EdgeState, NodeState, format_array, format_number
+from gradviz.view.layout import LayoutNode, layered_layout
+from gradviz.view.format import format_array, format_number
+from gradviz.view.phases import phase_label
+from gradviz.view.replay import EdgeState, NodeState
 
 from . import theme as T
 
@@ -1200,9 +1202,7 @@ class GraphView(QtWidgets.QGraphicsView):
         if not self.caption.isVisible():
             return
         replay = self.replay
-        phase = frame.phase or "start"
-        if replay.micro_batches > 1 and frame.phase in ("forward", "loss", "backward"):
-            phase += f" · micro-batch {frame.micro_batch + 1}/{replay.micro_batches}"
+        phase = phase_label(frame.phase, frame.micro_batch, replay.micro_batches)
         self.caption.show_text(phase, T.PHASE_COLOURS.get(frame.phase, T.TEXT_MUTED),
                                f"iteration {replay.iteration} · event {frame.index}/{len(replay) - 1}",
                                frame.description)

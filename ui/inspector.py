@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from gradviz.replay import format_array
+from gradviz.view.format import format_array
 
 from . import theme as T
 

@@ -5,12 +5,13 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from gradviz.replay import Replay
+from gradviz.view.phases import phase_label
+from gradviz.view.replay import Replay
 from gradviz.scenario import DEFAULT_SCENARIO, ScenarioError, bundled, bundled_path, load
 
 from . import icons
 from .code_view import CodeView
-from .dashboard import variant_swatch
+from .theme import variant_swatch
 from .document import Document
 from .graph_view import GraphView
 from .inspector import Inspector
@@ -20,8 +21,6 @@ ORG, APP = "GradViz", "GradViz"
 MAX_RECENT = 8
 CODE_DOCK_WIDTH = 262         # long lines of the loop wrap (hanging indent): the graph keeps the room
 SCENARIO_FILTER = "GradViz scenarios (*.toml);;All files (*)"
-PHASE_TEXT = {"zero_grad": "optimizer.zero_grad()", "forward": "forward pass", "loss": "loss",
-              "backward": "loss.backward()", "step": "optimizer.step()"}
 
 
 def settings() -> QtCore.QSettings:
@@ -514,26 +513,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scrubber.blockSignals(True)
         self.scrubber.setValue(pos)
         self.scrubber.blockSignals(False)
-        phase = frame.phase
-        mb = frame.micro_batch
-        acc = self.document.scenario.variants()[self.variant].loop.accumulation_steps
-        text = PHASE_TEXT.get(phase, phase or "start")
-        if acc > 1 and phase in ("forward", "loss", "backward"):
-            text += f" (micro-batch {mb + 1}/{acc})"
-        self.phase_label.setText(f"Phase: {text}")
+        self.phase_label.setText("Phase: " + phase_label(frame.phase, frame.micro_batch, self.replay.micro_batches))
         self.event_label.setText(frame.description)
         self.iteration_label.setText(f"Iteration {self.iteration} / {self.steps_available()}"
                                      f" · event {pos}/{max(self.player.count - 1, 0)}")
-        code_phase = phase
-        if phase == "zero_grad" and self._zero_grad_after(pos):
-            code_phase = "zero_grad_after"
-        self.code.set_phase(code_phase)
+        self.code.set_phase(frame.phase)
         if self.selected_node is not None and self.selected_node in self.replay.nodes:
             self.inspector.show_node(self.replay, pos, self.selected_node, self.session.history)
-
-    def _zero_grad_after(self, pos: int) -> bool:
-        """True when the zero_grad at ``pos`` is the one placed after optimizer.step()."""
-        return any(p == "step" and i <= pos for i, p, _mb in self.replay.phase_starts())
 
     def _clear_selection(self) -> None:
         """No node selected: neither in the inspector nor highlighted in the graph."""

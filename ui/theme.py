@@ -124,3 +124,20 @@ def colour(name: str, alpha: float = 1.0) -> QtGui.QColor:
     if alpha < 1.0:
         c.setAlphaF(alpha)
     return c
+
+
+# Runs (variants) in every plot, legend, combo box and list: Tableau-10, distinct on white, and the
+# order everyone knows from matplotlib.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def variant_colour(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def variant_swatch(i: int) -> QtGui.QIcon:
+    """Variant ``i``'s colour in the plots, as a small square for its entry in a combo box or list."""
+    pm = QtGui.QPixmap(12, 12)
+    pm.fill(QtGui.QColor(variant_colour(i)))
+    return QtGui.QIcon(pm)

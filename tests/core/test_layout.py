@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradviz.layout import Layout, LayoutNode, _count_inversions, count_crossings, layered_layout
+from gradviz.view.layout import Layout, LayoutNode, _count_inversions, count_crossings, layered_layout
 
 EPS = 1e-9
 
@@ -522,7 +522,7 @@ def test_random_dags_satisfy_the_layout_invariants(dag):
 
 def test_core_does_not_import_qt():
     code = (
-        "import sys, gradviz.layout; "
+        "import sys, gradviz.view.layout; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'ui')]; "
         "assert not bad, bad"
     )

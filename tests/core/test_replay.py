@@ -1,4 +1,4 @@
-"""gradviz.replay: frames of a traced iteration.
+"""gradviz.view.replay: frames of a traced iteration.
 
 The traces are recorded around a hand-written training loop (the Session's phases, contracts.md),
 and every number a frame shows is compared with what the engine really left in the tensors
@@ -15,14 +15,15 @@ import pytest
 import gradviz as gv
 from gradviz import nn, trace
 from gradviz.optim import SGD
-from gradviz.replay import NODE_STATES, Replay, format_array, format_number
+from gradviz.view.format import format_array, format_number
+from gradviz.view.replay import NODE_STATES, Replay
 
 # ------------------------------------------------------------------------------ trace builders
 
 
 @dataclass
 class FakeTrace:
-    """The attributes contracts.md gives ``gradviz.session.Trace`` (plus the leaves' values)."""
+    """The attributes contracts.md gives ``gradviz.trace.Trace`` (plus the leaves' values)."""
     iteration: int
     nodes: dict
     events: list

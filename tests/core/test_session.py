@@ -1,4 +1,4 @@
-"""gradviz.session: the loop the toggles describe, its History, exact replays, landscapes.
+"""gradviz.training.session: the loop the toggles describe, its History, exact replays, landscapes.
 
 References, not pasted numbers: gradients are checked against the closed-form gradient of the
 line fit, accumulation against the big batch it stands for, traces against the History they
@@ -15,7 +15,7 @@ from gradviz import trace
 from gradviz.scenario.schema import (
     OPTIMIZER_DEFAULTS, DataSpec, LoopSpec, LossSpec, ModelSpec, OptimizerSpec, ParamInit, Scenario, Variant,
 )
-from gradviz.session import Session, SessionError, _BatchOrder, batch_order, run_all
+from gradviz.training.session import Session, SessionError, _BatchOrder, batch_order, run_all
 
 # -- scenarios, built from the schema directly -----------------------------------------------------
 LINE_X = np.linspace(-1.0, 1.0, 32)

@@ -10,7 +10,7 @@ import pytest
 from gradviz.scenario import expr
 from gradviz.scenario.datasets import make_dataset
 from gradviz.scenario.schema import OPTIMIZER_CLASSES
-from gradviz.session import Session, batch_order
+from gradviz.training.session import Session, batch_order
 
 from .test_session import line, mlp, optimizer, rosenbrock, tanh_expr
 

@@ -36,7 +36,7 @@ def test_loads_validates_and_round_trips(stem):
 
 @pytest.fixture(scope="module")
 def histories():
-    session = pytest.importorskip("gradviz.session")
+    from gradviz.training import session
     cache = {}
 
     def run(stem):

@@ -13,7 +13,7 @@ from gradviz import cli
 from gradviz.cli import main
 from gradviz.codegen import export_torch
 from gradviz.scenario import ScenarioError, bundled, bundled_path, load
-from gradviz.session import Session
+from gradviz.training.session import Session
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = "01_tutorial_wx_b"

@@ -23,7 +23,7 @@ from gradviz.codegen import PHASES, Script, export_torch
 from gradviz.scenario import bundled, load
 from gradviz.scenario.schema import (OPTIMIZER_DEFAULTS, DataSpec, LoopSpec, LossSpec, ModelSpec,
                                      OptimizerSpec, ParamInit, Scenario, Variant)
-from gradviz.session import Session
+from gradviz.training.session import Session
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None     # the scripts import it, not this module
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed")

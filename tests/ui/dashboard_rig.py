@@ -9,7 +9,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from gradviz.scenario import bundled_path, load
-from gradviz.session import Session
+from gradviz.training.session import Session
 
 RUN_TIMEOUT_MS = 60_000
 

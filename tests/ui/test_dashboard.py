@@ -11,7 +11,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from gradviz.scenario import bundled_path, load
-from gradviz.session import Session
+from gradviz.training.session import Session
 from tests.ui.conftest import screenshot
 from tests.ui.dashboard_rig import RUN_TIMEOUT_MS, original, rig, run_core  # noqa: F401
 

@@ -12,7 +12,8 @@ from PySide6 import QtCore, QtWidgets
 import gradviz as gv
 from gradviz import nn, trace
 from gradviz.optim import SGD
-from gradviz.replay import Replay, format_number
+from gradviz.view.format import format_number
+from gradviz.view.replay import Replay
 from tests.core.test_replay import FakeTrace, mlp, record_iteration, tutorial
 from ui.graph_view import PRECISION, GraphView
 from ui.inspector import Inspector

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from gradviz.replay import Replay
+from gradviz.view.replay import Replay
 from tests.core.test_replay import tutorial
 from ui.player import Player
 

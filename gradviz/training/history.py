@@ -1,5 +1,5 @@
-"""What a Session produces: a ``History`` of every optimizer step, the ``Trace`` of one iteration
-and a loss ``Landscape``. Plain dataclasses of numpy arrays; no computing beyond flattening.
+"""What a Session records: a ``History`` of every optimizer step and a loss ``Landscape`` (the
+``Trace`` of one iteration is ``gradviz.trace.Trace``). Plain dataclasses of numpy arrays; no computing beyond flattening.
 
 ``History`` rows are optimizer steps ``k`` (0-based). ``params[name][k]`` is the value *before*
 step k (the one the loss at step k was computed with), so ``params`` has one row more than the
@@ -9,17 +9,36 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 
+_ELEMENT = re.compile(r"^(?P<name>.+?)(?:\[(?P<index>\s*\d+\s*(?:,\s*\d+\s*)*)\])?$")
+
+
+def element_name(name: str, index: tuple[int, ...]) -> str:
+    """``w`` for a scalar (``index == ()``), else ``0.weight[1,0]``: the one spelling of an element."""
+    return f"{name}[{','.join(map(str, index))}]" if index else name
+
+
 def element_names(name: str, shape: tuple) -> list[str]:
     """``w`` for a scalar, else one name per element in C order: ``0.weight[1,0]``, ``v[2]``."""
     if shape == ():
         return [name]
-    return [f"{name}[{','.join(map(str, index))}]" for index in np.ndindex(*shape)]
+    return [element_name(name, index) for index in np.ndindex(*shape)]
+
+
+def parse_element(text: str) -> tuple[str, tuple[int, ...]] | None:
+    """The inverse of :func:`element_name`: ``"0.weight[1,0]"`` -> ``("0.weight", (1, 0))``,
+    ``"w"`` -> ``("w", ())``; None when ``text`` is not an element name."""
+    match = _ELEMENT.match(text.strip())
+    if not match:
+        return None
+    index = match.group("index")
+    return match.group("name"), tuple(int(i) for i in index.split(",")) if index else ()
 
 
 @dataclass
@@ -107,28 +126,6 @@ class History:
             "columns": {name: clean(values) for name, values in self.columns().items()},
         }
         Path(path).write_text(json.dumps(document, allow_nan=False))
-
-
-@dataclass
-class Trace:
-    """One optimizer step, node by node, as the core's recorder saw it (see ``gradviz.trace``).
-
-    ``events`` are in order: PhaseEvent, ForwardEvent, BackwardEvent, AccumulateEvent,
-    ZeroGradEvent, StepEvent, ScalerEvent. ``loss_node`` is the last micro-batch's loss (after
-    ``/ accumulation_steps``, before the scaler's multiply). ``grads_before`` is each ``.grad``
-    when the iteration starts (None where it was None).
-    """
-    iteration: int
-    nodes: dict
-    events: list
-    param_nodes: dict[str, int]
-    loss_node: int | None
-    grads_before: dict[str, np.ndarray | None]
-    params_before: dict[str, np.ndarray]
-    params_after: dict[str, np.ndarray]
-    micro_batches: int = 1
-    input_nodes: dict[str, list[int]] = field(default_factory=dict)   # input name -> node per micro-batch
-    module_types: dict[str, str] = field(default_factory=dict)  # module name ("0", "loss") -> "Linear", "MSELoss"
 
 
 @dataclass

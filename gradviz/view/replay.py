@@ -22,22 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from . import trace as _trace
+from .. import trace as _trace
+from .format import brief as _brief, format_array, format_number
+from .phases import phase_sentence
 
-__all__ = ["NODE_STATES", "NodeState", "EdgeState", "Frame", "Replay", "format_array", "format_number",
-           "op_symbol", "PHASE_TITLES"]
+__all__ = ["NODE_STATES", "NodeState", "EdgeState", "Frame", "Replay", "op_symbol"]
 
 NODE_STATES = ("idle", "forward", "forward_done", "backward", "backward_done")
 _ACTIVE_TO_DONE = {"forward": "forward_done", "backward": "backward_done"}
-
-PHASE_TITLES = {
-    "zero_grad": "optimizer.zero_grad()",
-    "zero_grad_after": "optimizer.zero_grad()",
-    "forward": "forward pass",
-    "loss": "loss",
-    "backward": "loss.backward()",
-    "step": "optimizer.step()",
-}
 
 # Big glyph per short op name (the view draws it inside the op node).
 _SYMBOLS = {
@@ -52,59 +44,6 @@ _BINARY = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "matmul": "@", "p
 _OP_NAMES = {"pow_scalar": "pow", "max_dim": "max", "getitem": "index"}
 _CALLS = {"exp": "exp", "log": "log", "sqrt": "sqrt", "abs": "abs", "tanh": "tanh", "sigmoid": "sigmoid",
           "relu": "relu", "clamp": "clamp", "sum": "sum", "mean": "mean", "max": "max", "max_dim": "max"}
-
-
-# ------------------------------------------------------------------------------------- formatting
-
-
-def format_number(x, precision: int = 4) -> str:
-    """A float with ``precision`` significant digits that still reads as a float: 2.0, 1.6, 1e-05."""
-    x = x.item() if isinstance(x, np.generic) else x
-    if isinstance(x, (bool, np.bool_)):
-        return str(bool(x))
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    x = float(x)
-    if x == 0:
-        return "0.0"                       # no "-0.0"
-    text = f"{x:.{precision}g}"
-    if not any(c in text for c in ".einf"):
-        text += ".0"
-    return text
-
-
-def format_array(a, max_elems: int = 6, precision: int = 4, multiline: bool = False, sep: str = ", ") -> str:
-    """Scalars as ``1.6``; up to ``max_elems`` elements as compact lists/matrices; larger as
-    ``shape (16, 2) · mean 0.03``.  ``multiline`` puts the rows of a matrix on separate lines;
-    ``sep=" "`` gives numpy's tighter ``[1.0 2.0]``."""
-    if a is None:
-        return "None"
-    a = np.asarray(a)
-    if a.size == 1 and a.ndim == 0:
-        return format_number(a.item(), precision)
-    if a.size == 0:
-        return f"empty {tuple(a.shape)}"
-    if a.size > max_elems or a.ndim > 2:
-        shape = "(" + ", ".join(str(n) for n in a.shape) + ("," if a.ndim == 1 else "") + ")"
-        if a.dtype.kind in "fc":
-            with np.errstate(all="ignore"):
-                mean = a.astype(np.float64).mean()
-            return f"shape {shape} · mean {format_number(mean, 2)}"
-        return f"shape {shape}"
-    if a.ndim == 1:
-        return "[" + sep.join(format_number(v, precision) for v in a.tolist()) + "]"
-    rows = ["[" + sep.join(format_number(v, precision) for v in row) + "]" for row in a.tolist()]
-    row_sep = sep.rstrip()
-    return "[" + ((row_sep + "\n ").join(rows) if multiline else sep.join(rows)) + "]"
-
-
-def _brief(a) -> str:
-    """Up to three numbers, else the mean (for sentences that name several tensors)."""
-    a = np.asarray(a)
-    if a.size <= 3:
-        return format_array(a)
-    with np.errstate(all="ignore"):
-        return f"(mean {format_number(a.astype(np.float64).mean(), 3)})"
 
 
 def op_symbol(op: str, exponent: float | None = None) -> str:
@@ -535,17 +474,7 @@ class Replay:
 
     # -- descriptions ---------------------------------------------------------------------------
     def _phase_description(self, e) -> str:
-        mb = (f" (micro-batch {e.micro_batch + 1} of {self.micro_batches})"
-              if self.micro_batches > 1 and e.phase in ("forward", "loss", "backward") else "")
-        text = {
-            "zero_grad": "optimizer.zero_grad(): clear every parameter's .grad",
-            "zero_grad_after": "optimizer.zero_grad() after the step: clear every parameter's .grad",
-            "forward": "Forward pass: compute the prediction node by node",
-            "loss": "Loss: compare the prediction with the target",
-            "backward": "loss.backward(): send ∂loss/∂· back through the graph, node by node",
-            "step": "optimizer.step(): move every parameter against its .grad",
-        }.get(e.phase, f"Phase {e.phase}")
-        return text + mb + "."
+        return phase_sentence(e.phase, e.micro_batch, self.micro_batches)
 
     def _forward_description(self, e) -> str:
         info = self.nodes.get(e.node)

@@ -16,23 +16,23 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import re
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Iterator
 
 import numpy as np
 
-from . import amp, optim, trace
-from .history import History, Landscape, Trace, element_names
-from .nn import Linear, Parameter, ReLU, Sequential, Sigmoid, Tanh
-from .nn import functional as F
-from .scenario import expr
-from .scenario.datasets import make_dataset
-from .scenario.schema import LIMITS, LOSS_CLASSES, OPTIMIZER_CLASSES, Scenario, Variant
-from .tensor import Tensor, float16, float32, float64, int64, manual_seed, no_grad
+from .. import amp, optim, trace
+from ..trace import Trace
+from .history import History, Landscape, element_names, parse_element
+from ..nn import Linear, Parameter, ReLU, Sequential, Sigmoid, Tanh
+from ..nn import functional as F
+from ..scenario import expr
+from ..scenario.datasets import make_dataset
+from ..scenario.schema import LIMITS, LOSS_CLASSES, OPTIMIZER_CLASSES, Scenario, Variant
+from ..tensor import Tensor, float16, float32, float64, int64, manual_seed, no_grad
 
-__all__ = ["Session", "SessionError", "History", "Trace", "Landscape", "run_all", "batch_order",
+__all__ = ["Session", "SessionError", "History", "Landscape", "run_all", "batch_order",
            "TENSOR_FUNCTIONS"]
 
 HISTORY_BYTES_LIMIT = 2 * 1024 ** 3      # refuse runs whose recorded arrays would not fit in memory
@@ -71,7 +71,6 @@ _LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "bce_with_logits": F.binary_cross
            "cross_entropy": F.cross_entropy}
 _ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid}
 _DTYPES = {"float64": float64, "float32": float32, "float16": float32}   # float16: float32 master copies
-_ELEMENT = re.compile(r"^(?P<name>.+?)(?:\[(?P<index>\s*\d+\s*(?:,\s*\d+\s*)*)\])?$")
 
 
 def batch_order(n: int, batch_size: int, shuffle: bool, seed: int) -> Iterator[np.ndarray]:
@@ -138,11 +137,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _parse_element(text: str) -> tuple[str, tuple[int, ...]]:
-    match = _ELEMENT.match(text.strip())
-    if not match:
+    parsed = parse_element(text)
+    if parsed is None:
         raise SessionError(f"expected a parameter name like 'w' or '0.weight[1,0]', found {text!r}")
-    index = match.group("index")
-    return match.group("name"), tuple(int(i) for i in index.split(",")) if index else ()
+    return parsed
 
 
 class _Buffer:
