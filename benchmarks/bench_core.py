@@ -32,6 +32,21 @@ except ImportError:
     torch = None
 
 WARMUP, STEPS = 50, 1000
+
+# Measurements behind choices in the core (numpy on one CPU thread; where the core's comments say
+# only *that* a form was chosen, the numbers are here):
+# - functions._sum_rows: numpy's ``g.sum(axis=0)`` on a C-contiguous 256 x 16 float32 matrix calls
+#   its inner loop once per row (about 7 us); ``np.einsum("ij->j", g)`` adds the same rows in the
+#   same order 2-4x faster.
+# - functions._expand_reduced: filling ``np.empty(shape)`` from the reduced gradient is faster than
+#   ``np.broadcast_to`` (plus a copy) for the small arrays of these cases.
+# - functions._mean_fw / _clamp_fw: numpy's Python wrappers (``_methods._mean``, ``_methods._clip``)
+#   cost as much as, or more than, the reduction or the maximum/minimum itself on small arrays;
+#   numpy's mixed-type scalar division is slow next to Python's float division (the same float64 op).
+# - optim.optimizer._increment_step: numpy's in-place add on a 0-d float32 array costs about 1 us,
+#   more than the rest of a parameter's bookkeeping in a step.
+# - optim.optimizer._copy_state: ``copy.deepcopy`` of a state dict of arrays costs several times
+#   more than copying each array; it runs twice per parameter in every traced step (case c).
 # targets for gradviz time / PyTorch time (at most), from the project brief
 TARGETS = {"a": 0.25, "b": 0.5, "c": 1.0}
 

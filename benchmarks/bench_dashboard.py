@@ -52,7 +52,7 @@ def scenarios(steps: int, quick: bool):
 
 
 def bench_refresh(app, name, scenario, repeats: int) -> None:
-    from ui.dashboard import Dashboards
+    from ui.dashboards import Dashboards
     from ui.document import Document
 
     doc = Document()
@@ -132,7 +132,7 @@ def bench_frames(app, frames: int) -> None:
         app.processEvents()
         kind.append(time.perf_counter() - t0)
     everything = frame_times + iteration_frames
-    print(f"frames, main window 1600x1000, dashboards in a grid (Rosenbrock race, 6 variants):")
+    print("frames, main window 1600x1000, dashboards in a grid (Rosenbrock race, 6 variants):")
     print(f"  dashboards only (cursor + markers)  median {ms(statistics.median(only))}   "
           f"p95 {ms(percentile(only, 95))}")
     print(f"  player event frames                 median {ms(statistics.median(frame_times))}   "

@@ -64,12 +64,11 @@ def traced_mlp(sizes, batch=16, seed=0):
     return _Trace(iteration=0, nodes=dict(rec.nodes), events=list(rec.events),
                   param_nodes={n: rec.find(p) for n, p in params.items()}, loss_node=rec.find(loss),
                   grads_before={n: None for n in params}, params_before=before,
-                  params_after={n: p.data.copy() for n, p in params.items()},
-                  leaf_values={rec.find(x): x.data.copy(), rec.find(y): y.data.copy()})
+                  params_after={n: p.data.copy() for n, p in params.items()})
 
 
 def bench(name, tr, frames, size, app, zoom=None):
-    from ui.graph_view import GraphView
+    from ui.graph import GraphView
     from ui.player import Player
 
     t0 = time.perf_counter()

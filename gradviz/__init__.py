@@ -5,7 +5,7 @@ No Qt here (a test enforces it): the app in ``ui/`` only shows what this package
 import functools as _functools
 
 from . import trace
-from .tensor import (
+from ._tensor import (
     Tensor, tensor, zeros, ones, full, zeros_like, ones_like, randn, rand, arange,
     manual_seed, default_generator, no_grad, enable_grad, is_grad_enabled, is_tensor,
     matmul, softmax, log_softmax, float16, float32, float64, int64, bool_,

@@ -12,7 +12,7 @@ and overflow are real, not simulated::
         scaler.step(optimizer)                            # unscale_, then step unless inf/nan
         scaler.update()                                   # back off on inf/nan, grow after a run
 
-**autocast, the one mechanism.**  While ``autocast()`` is active, :func:`gradviz.tensor._apply`
+**autocast, the one mechanism.**  While ``autocast()`` is active, :func:`gradviz._tensor.apply_op`
 hands each op's inputs to :func:`_autocast_inputs` first.  Ops in :data:`FLOAT16_OPS` have
 their float32 inputs cast to float16 by the differentiable ``.to()`` op (``ToCopyBackward0``),
 so the op runs in float16, its backward runs in float16 (a product below float16's smallest
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import warnings
 from collections import defaultdict
 from enum import Enum
@@ -51,10 +50,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import trace
-from .tensor import Tensor, float16, float32
-
-# the module, not the ``gradviz.tensor`` factory function that shadows it on the package
-_tensor = importlib.import_module(".tensor", __package__)
+from ._tensor import Tensor, autocast_hook, float16, float32, from_array, is_grad_enabled, set_autocast_hook
 
 __all__ = ["GradScaler", "OptState", "autocast", "autocast_float32", "amp_update_scale",
            "is_autocast_enabled", "FLOAT16_OPS"]
@@ -68,13 +64,13 @@ _cache_enabled = True
 
 
 def is_autocast_enabled() -> bool:
-    return _tensor._autocast_hook is not None
+    return autocast_hook() is not None
 
 
 def _cast_to_float16(t: Tensor) -> Tensor:
     if t.dtype != float32:               # float16 already; float64 and ints are never cast
         return t
-    cacheable = _cache_enabled and t.requires_grad and t.is_leaf and _tensor.is_grad_enabled()
+    cacheable = _cache_enabled and t.requires_grad and t.is_leaf and is_grad_enabled()
     if cacheable:
         hit = _cast_cache.get(id(t))
         if hit is not None and hit[0] is t:
@@ -86,7 +82,7 @@ def _cast_to_float16(t: Tensor) -> Tensor:
 
 
 def _autocast_inputs(short: str, inputs: tuple) -> tuple:
-    """Installed as ``gradviz.tensor._autocast_hook`` while autocast is active."""
+    """The autocast hook (``gradviz._tensor.set_autocast_hook``) while autocast is active."""
     if short not in FLOAT16_OPS:
         return inputs
     return tuple(_cast_to_float16(t) for t in inputs)
@@ -115,8 +111,8 @@ class autocast(contextlib.ContextDecorator):
 
     def __enter__(self):
         global _nesting, _cache_enabled
-        self._prev = (_tensor._autocast_hook, _cache_enabled)
-        _tensor._autocast_hook = _autocast_inputs if self._enabled else None
+        self._prev = (autocast_hook(), _cache_enabled)
+        set_autocast_hook(_autocast_inputs if self._enabled else None)
         _cache_enabled = self._cache_enabled
         _nesting += 1
         return self
@@ -126,7 +122,8 @@ class autocast(contextlib.ContextDecorator):
         _nesting -= 1
         if _nesting == 0:
             _cast_cache.clear()
-        _tensor._autocast_hook, _cache_enabled = self._prev
+        hook, _cache_enabled = self._prev
+        set_autocast_hook(hook)
         return False
 
 
@@ -147,7 +144,7 @@ def autocast_float32(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if _tensor._autocast_hook is None:
+        if autocast_hook() is None:
             return fn(*args, **kwargs)
         with autocast(enabled=False):
             return fn(*_cast_float32(args), **{k: _cast_float32(v) for k, v in kwargs.items()})
@@ -255,7 +252,7 @@ class GradScaler:
             if isinstance(val, Tensor):
                 if self._scale is None:
                     self._lazy_init_scale_growth_tracker()
-                scale = Tensor._wrap(self._scale.copy())   # a copy: update() must not rewrite the graph
+                scale = from_array(self._scale.copy())   # a copy: update() must not rewrite the graph
                 scale.name = "scale"
                 return val * scale
             if isinstance(val, Iterable):

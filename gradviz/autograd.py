@@ -9,6 +9,8 @@ PyTorch's rules, which micrograd does not follow:
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from . import trace
@@ -74,13 +76,13 @@ def topological_order(root) -> list:
     return post
 
 
-def _accumulate(t, g: np.ndarray, rec) -> None:
+def _accumulate(t, g: np.ndarray, rec, new_tensor: Callable) -> None:
     grad = t.grad
     if grad is None:
         before = None
         # A fresh array: never alias a gradient that another node may still be holding.
         arr = np.array(g, dtype=t._data.dtype, copy=True)
-        t.grad = _tensor.Tensor._wrap(arr if arr.shape == t._data.shape else arr.reshape(t._data.shape))
+        t.grad = new_tensor(arr if arr.shape == t._data.shape else arr.reshape(t._data.shape))
     else:
         before = grad._data.copy() if rec is not None else None
         grad._data += g              # in place, as PyTorch's AccumulateGrad does
@@ -96,7 +98,12 @@ def _upcast_half(saved):
     return saved
 
 
-def run_backward(root, gradient: np.ndarray, retain_graph: bool) -> None:
+def run_backward(root, gradient: np.ndarray, retain_graph: bool, new_tensor: Callable) -> None:
+    """Send ``gradient`` (d root / d root) back through the graph below ``root``.
+
+    ``new_tensor(array)`` makes the tensor that becomes a leaf's first ``.grad``: the caller (the
+    tensor module) passes it, so this module never imports the tensor class it works on.
+    """
     rec = trace._ACTIVE
     grads = {root: gradient}
     pop, get = grads.pop, grads.get
@@ -106,7 +113,7 @@ def run_backward(root, gradient: np.ndarray, retain_graph: bool) -> None:
             continue
         fn = t.grad_fn
         if fn is None or t._retains_grad:
-            _accumulate(t, g, rec)
+            _accumulate(t, g, rec, new_tensor)
             if fn is None:
                 continue
         rule = fn.rule
@@ -140,8 +147,3 @@ def run_backward(root, gradient: np.ndarray, retain_graph: bool) -> None:
             fn.freed = True
             if rule.saves:           # rules that save no tensors keep their metadata (shapes), so
                 fn.saved = None      # backward through them again works, as in PyTorch
-
-
-# At the end: gradviz.tensor imports this module first, so this import finds it half-initialised;
-# _accumulate only looks up ``_tensor.Tensor`` when it runs, by then complete.
-from . import tensor as _tensor  # noqa: E402

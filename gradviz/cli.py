@@ -22,7 +22,7 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from .scenario import Scenario, ScenarioError, bundled, load
+from .scenario import Scenario, ScenarioError, bundled, find_bundled, load
 
 PROG = "gradviz"
 OUT_FORMATS = (".csv", ".json")
@@ -58,15 +58,16 @@ def _summary(description: str) -> str:
 # -- helpers -----------------------------------------------------------------------------------
 
 def load_scenario(name: str) -> Scenario:
-    """A scenario file, or a bundled scenario by stem (``01_tutorial_wx_b``)."""
+    """A scenario file, or a bundled scenario by stem (``01_tutorial_wx_b``): a file first."""
     path = Path(name)
     has_folder = os.sep in name or "/" in name
-    stems = {p.stem: p for p in bundled()}
-    stem = name.removesuffix(".toml")
-    if not path.exists() and not has_folder and stem in stems:
-        return load(stems[stem])
+    if not path.exists() and not has_folder:
+        found = find_bundled(name)
+        if found is not None:
+            return load(found)
     if path.exists() or has_folder or path.suffix.lower() == ".toml":
         return load(path)         # a Path, never text: "runs[1].toml" is a file name
+    stems = [p.stem for p in bundled()]
     raise UserError(f"{name!r} is neither a file nor a bundled scenario "
                     f"(bundled: {', '.join(stems) or 'none'})")
 

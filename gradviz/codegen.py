@@ -4,7 +4,8 @@ user would write it.
     script = export_torch(scenario)            # variant=i exports comparisons[i - 1]
     script.source                              # python script.py > history.csv
     script.lines["backward"]                   # 1-based line of ``loss.backward()`` in source
-    script.loop_source(), script.loop_lines    # just the training loop, for the code panel
+    script.listing                             # every line, tagged: setup / loop / bookkeeping, phases
+    script.loop_source(), script.loop_lines    # just the training loop
 
 The script imports only torch, numpy and math. It embeds the data and GradViz's initial parameter
 values (``repr`` of a float64 round-trips exactly, and a float32 value is exactly a float64), feeds
@@ -30,13 +31,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import optim
 from .scenario import expr
-from .scenario.schema import (ACTIVATION_CLASSES, LOSS_CLASSES, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS,
-                              SCALER_DEFAULTS, Scenario)
+from .scenario.schema import LOSS_CLASSES, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, Scenario
 from .trace import PHASES  # the phases the code panel lights, as the Session marks them
-from .training.session import Session
+from .training.build import Model, Setup, build
 
-__all__ = ["Script", "export_torch", "PHASES"]
+__all__ = ["Script", "Line", "export_torch", "PHASES", "LINE_KINDS"]
 
 WIDTH = 100                      # wrap embedded arrays at this many characters
 
@@ -51,6 +52,32 @@ _SCRIPT_NAMES = frozenset("""
 """.split()) | frozenset(dir(builtins))
 
 
+LINE_KINDS = ("script", "setup", "loop", "bookkeeping")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the exported script, tagged with what it is.
+
+    ``kind`` is one of LINE_KINDS: ``setup`` for the one-line definitions the loop calls
+    (``loss_fn``, ``optimizer``, ``scaler``), ``loop`` for the training loop, ``bookkeeping`` for
+    the loop's lines that only collect and print GradViz's CSV row (``row = record(...)``,
+    ``if not log(row): break``), ``script`` for everything else (data, model, helpers).
+    ``phases`` are the loop phases (``gradviz.trace.PHASES``) this line is the line of; forward and
+    loss share one line for an objective. ``aside`` is a trailing comment on the CSV bookkeeping,
+    kept apart from ``code`` so that a view of the training alone can leave it out; ``text`` is the
+    line as the script has it.
+    """
+    code: str
+    kind: str = "script"
+    phases: tuple[str, ...] = ()
+    aside: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.code}  # {self.aside}" if self.aside else self.code
+
+
 @dataclass
 class Script:
     """A runnable PyTorch script and where each loop phase is in it.
@@ -58,13 +85,24 @@ class Script:
     ``lines`` maps the phases the Session reports (``zero_grad``, ``forward``, ``loss``,
     ``backward``, ``step``, ``zero_grad_after``) to 1-based line numbers in ``source``; a phase the
     loop never runs (``zero_grad = "never"``) is absent. ``loop_start``/``loop_end`` are the
-    1-based first and last lines of the training loop.
+    1-based first and last lines of the training loop. ``listing`` is ``source`` line by line,
+    each tagged (:class:`Line`), for views that show part of the script.
     """
     source: str
     lines: dict[str, int]
     loop_start: int
     loop_end: int
     variant: str = ""
+    listing: tuple[Line, ...] = ()
+
+    @classmethod
+    def from_listing(cls, listing: tuple[Line, ...], variant: str = "") -> "Script":
+        lines: dict[str, int] = {}
+        for number, line in enumerate(listing, 1):
+            for phase in line.phases:
+                lines.setdefault(phase, number)
+        loop = [number for number, line in enumerate(listing, 1) if line.kind in ("loop", "bookkeeping")]
+        return cls("\n".join(line.text for line in listing) + "\n", lines, loop[0], loop[-1], variant, listing)
 
     def loop_source(self) -> str:
         """Only the training loop (``for step in range(STEPS): ...``), as the code panel shows it."""
@@ -221,58 +259,49 @@ def _hyper_text(kind: str, hyper: dict) -> str:
     return ", ".join(parts)
 
 
-def _state_keys(kind: str, hyper: dict) -> list[str]:
-    """The optimizer state PyTorch (and gradviz.optim) keep per parameter, in insertion order."""
-    if kind == "sgd":
-        return ["momentum_buffer"] if hyper.get("momentum", 0) else []
-    if kind in ("adam", "adamw"):
-        return ["step", "exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if hyper.get("amsgrad") else [])
-    if kind == "rmsprop":
-        return (["step", "square_avg"] + (["momentum_buffer"] if hyper.get("momentum", 0) > 0 else [])
-                + (["grad_avg"] if hyper.get("centered") else []))
-    return ["step", "sum"]       # adagrad
-
-
 # -- the script --------------------------------------------------------------------------------
 
 @dataclass
 class _Writer:
-    lines: list[str] = field(default_factory=list)
-    marks: dict[str, int] = field(default_factory=dict)
+    lines: list[Line] = field(default_factory=list)
 
-    def add(self, *lines: str, phase: str | None = None) -> None:
-        """Append lines; ``phase`` marks the first of them."""
-        if phase is not None:
-            self.marks[phase] = len(self.lines) + 1
-        self.lines.extend(lines)
+    def add(self, *texts: str, kind: str = "script") -> None:
+        self.lines.extend(Line(text, kind) for text in texts)
+
+    def loop(self, code: str, *, phases: tuple[str, ...] = (), kind: str = "loop", aside: str = "") -> None:
+        """One line of the training loop, the line of ``phases``."""
+        assert set(phases) <= set(PHASES), phases
+        self.lines.append(Line(code, kind, phases, aside))
 
     def blank(self) -> None:
-        if self.lines and self.lines[-1] != "":
-            self.lines.append("")
+        if self.lines and self.lines[-1].code != "":
+            self.lines.append(Line(""))
 
 
 def export_torch(scenario: Scenario, variant: int = 0) -> Script:
     """The PyTorch script for one variant of ``scenario`` (0 = main run, i = ``comparisons[i-1]``).
 
     Raises ``SessionError`` (a ValueError) when the scenario cannot run, like ``Session`` does:
-    the data and initial values are the Session's own, so they cannot drift apart.
+    the data and initial values are built and checked by the Session's own code (``training.build``),
+    so they cannot drift apart.
     """
-    session = Session(scenario, variant)
-    return _Exporter(scenario, session).build()
+    setup, model = build(scenario, variant)
+    return _Exporter(setup, model).build()
 
 
 class _Exporter:
-    def __init__(self, scenario: Scenario, session: Session):
-        self.scenario, self.session = scenario, session
-        self.v = session.variant
+    def __init__(self, setup: Setup, model: Model):
+        scenario = setup.scenario
+        self.scenario = scenario
+        self.v = setup.variant_spec
         self.loop = self.v.loop
         self.kind = scenario.model.kind
         self.acc = int(self.loop.accumulation_steps)
         self.float16 = self.loop.precision == "float16"
         self.scaler = self.float16 and bool(self.loop.loss_scaling)
         # The Session's own data (converted to the run's dtype) and initial parameter values.
-        self.data = session.data
-        self.initial = {name: session.history.params[name][0] for name in session.param_names}
+        self.data = setup.data
+        self.initial = {name: p.data for name, p in zip(model.names, model.params)}
         self.n = self.data.n
         self.batch_size = self.n if self.loop.batch_size is None else int(self.loop.batch_size)
         # Batches are spelled out only when they differ from "all the data at once".
@@ -280,11 +309,11 @@ class _Exporter:
             self.batch_size < self.n or self.loop.shuffle or self.acc > 1)
         taken: set[str] = set()
         if self.kind == "layers":
-            self.param_vars = {name: name for name in session.param_names}
+            self.param_vars = {name: name for name in model.names}
             self.input_vars = {"x": "x"}
             taken.add("x")
         else:
-            self.param_vars = _identifiers(session.param_names, taken)
+            self.param_vars = _identifiers(model.names, taken)
             self.input_vars = _identifiers(list(self.data.inputs), taken)
         self.target_var = _identifiers(["y"], taken)["y"] if self.kind != "objective" else ""
         self.w = _Writer()
@@ -297,11 +326,8 @@ class _Exporter:
         self.optimizer_section()
         self.batches_section()
         self.logging_section()
-        start = len(self.w.lines) + 1
         self.training_loop()
-        end = len(self.w.lines)
-        source = "\n".join(self.w.lines) + "\n"
-        return Script(source, dict(self.w.marks), start, end, self.v.name)
+        return Script.from_listing(tuple(self.w.lines), self.v.name)
 
     def header(self) -> None:
         s, w = self.scenario, self.w
@@ -353,20 +379,18 @@ class _Exporter:
         s, w = self.scenario, self.w
         w.blank()
         if self.kind == "layers":
-            sizes = [int(v) for v in s.model.layers]
-            activation = ACTIVATION_CLASSES[s.model.activation]
             w.add("model = torch.nn.Sequential(")
-            for i in range(len(sizes) - 1):
-                w.add(f"    torch.nn.Linear({sizes[i]}, {sizes[i + 1]}),")
-                if i < len(sizes) - 2:
-                    w.add(f"    torch.nn.{activation}(),")
+            for module in s.model.layer_modules():
+                w.add(f"    torch.nn.Linear({module.in_features}, {module.out_features})," if module.kind == "Linear"
+                      else f"    torch.nn.{module.kind}(),")
             w.add(").to(DTYPE)")
             w.add(f"# GradViz's initial weights (seed {s.seed}), so that both runs start at the same point")
             w.add("with torch.no_grad():")
             for name, value in self.initial.items():
                 module, attr = name.rsplit(".", 1)
-                w.add(*_tensor_literal(f"model[{module}].{attr}.copy_(", value, "dtype=DTYPE", indent="    "))
-                w.lines[-1] += ")"
+                literal = _tensor_literal(f"model[{module}].{attr}.copy_(", value, "dtype=DTYPE", indent="    ")
+                literal[-1] += ")"
+                w.add(*literal)
             w.add("params = dict(model.named_parameters())")
         else:
             model = s.model
@@ -383,19 +407,20 @@ class _Exporter:
         if self.kind != "objective":
             reduction = s.loss.reduction
             args = "" if reduction == "mean" else f"reduction={_string(reduction)}"
-            w.add(f"loss_fn = torch.nn.{LOSS_CLASSES[s.loss.kind]}({args})")
+            w.add(f"loss_fn = torch.nn.{LOSS_CLASSES[s.loss.kind]}({args})", kind="setup")
 
     def optimizer_section(self) -> None:
         opt, loop, w = self.v.optimizer, self.loop, self.w
         w.blank()
         params = "model.parameters()" if self.kind == "layers" else "list(params.values())"
-        w.add(f"optimizer = torch.optim.{OPTIMIZER_CLASSES[opt.kind]}({params}, {_hyper_text(opt.kind, opt.hyper)})")
+        w.add(f"optimizer = torch.optim.{OPTIMIZER_CLASSES[opt.kind]}({params}, {_hyper_text(opt.kind, opt.hyper)})",
+              kind="setup")
         if self.scaler:
             scaler = dict(SCALER_DEFAULTS, **dict(loop.scaler))
             args = ", ".join(f"{k}={_number(v)}" for k, v in scaler.items()
                              if k in SCALER_DEFAULTS and v != SCALER_DEFAULTS[k])
-            w.add("# scales the loss up before backward() so that small float16 gradients do not become 0",
-                  f'scaler = torch.amp.GradScaler("cpu"{", " + args if args else ""})')
+            w.add("# scales the loss up before backward() so that small float16 gradients do not become 0")
+            w.add(f'scaler = torch.amp.GradScaler("cpu"{", " + args if args else ""})', kind="setup")
 
     def batches_section(self) -> None:
         w, loop = self.w, self.loop
@@ -426,7 +451,7 @@ class _Exporter:
 
     def logging_section(self) -> None:
         w = self.w
-        keys = _state_keys(self.v.optimizer.kind, self.v.optimizer.hyper)
+        keys = getattr(optim, OPTIMIZER_CLASSES[self.v.optimizer.kind]).state_keys(self.v.optimizer.hyper)
         micro = (f' + [f"micro_loss[{{j}}]" for j in range({self.acc})]') if self.acc > 1 else ""
         w.blank()
         w.add("# -- printing GradViz's History columns (bookkeeping, not part of the training) --",
@@ -498,60 +523,59 @@ class _Exporter:
         loop, w, acc = self.loop, self.w, self.acc
         set_to_none = "" if loop.set_to_none else "set_to_none=False"
         zero_note = "" if loop.set_to_none else "  # zero the grads in place (they stay tensors, not None)"
-        w.add("for step in range(STEPS):")
+        w.loop("for step in range(STEPS):")
         if loop.zero_grad == "before_backward":
-            w.add(f"    optimizer.zero_grad({set_to_none}){zero_note}", phase="zero_grad")
+            w.loop(f"    optimizer.zero_grad({set_to_none}){zero_note}", phases=("zero_grad",))
         elif loop.zero_grad == "never":
-            w.add("    # optimizer.zero_grad() is never called: gradients keep accumulating (the classic bug)")
+            w.loop("    # optimizer.zero_grad() is never called: gradients keep accumulating (the classic bug)")
         else:
-            w.add("    # optimizer.zero_grad() comes after optimizer.step(), at the end of the iteration")
+            w.loop("    # optimizer.zero_grad() comes after optimizer.step(), at the end of the iteration")
         if self.batched:
-            w.add("    idx = next(batches)")
+            w.loop("    idx = next(batches)")
         indent = "    "
         if acc > 1:
-            w.add("    losses = []",
-                  f"    for micro in range(ACCUMULATION_STEPS):  # {acc} forward/backward passes, one step")
+            w.loop("    losses = []", kind="bookkeeping")
+            w.loop(f"    for micro in range(ACCUMULATION_STEPS):  # {acc} forward/backward passes, one step")
             if self.batched:
-                w.add("        mb = idx[micro * MICRO_BATCH:(micro + 1) * MICRO_BATCH]")
+                w.loop("        mb = idx[micro * MICRO_BATCH:(micro + 1) * MICRO_BATCH]")
             indent = "        "
         rows = ("[mb]" if acc > 1 else "[idx]") if self.batched else ""
         body = indent
         if self.float16:
-            w.add(f'{indent}with torch.autocast("cpu", dtype=torch.float16):  # Linear/matmul in float16')
+            w.loop(f'{indent}with torch.autocast("cpu", dtype=torch.float16):  # Linear/matmul in float16')
             body = indent + "    "
         if self.kind == "objective":
             line = f"{body}loss = {self.forward_text('')}"
             note = "  # the objective is the loss"
-            w.add(line + note if len(line + note) <= WIDTH else line, phase="forward")
-            w.marks["loss"] = w.marks["forward"]
+            w.loop(line + note if len(line + note) <= WIDTH else line, phases=("forward", "loss"))
         else:
-            w.add(f"{body}pred = {self.forward_text(rows)}", phase="forward")
-            w.add(f"{body}loss = loss_fn(pred, {self.target_var}{rows})", phase="loss")
+            w.loop(f"{body}pred = {self.forward_text(rows)}", phases=("forward",))
+            w.loop(f"{body}loss = loss_fn(pred, {self.target_var}{rows})", phases=("loss",))
         if acc > 1:
-            w.add(f"{indent}losses.append(loss.item())")
+            w.loop(f"{indent}losses.append(loss.item())", kind="bookkeeping")
             if loop.divide_loss:
-                w.add(f"{indent}loss = loss / ACCUMULATION_STEPS  # so the summed grads are the batch mean")
+                w.loop(f"{indent}loss = loss / ACCUMULATION_STEPS  # so the summed grads are the batch mean")
             else:
-                w.add(f"{indent}# the loss is not divided by ACCUMULATION_STEPS: the accumulated gradient "
-                      f"is {acc}x too large")
+                w.loop(f"{indent}# the loss is not divided by ACCUMULATION_STEPS: the accumulated gradient "
+                       f"is {acc}x too large")
         if self.scaler:
-            w.add(f"{indent}scaler.scale(loss).backward()  # backward of loss * scale", phase="backward")
+            w.loop(f"{indent}scaler.scale(loss).backward()  # backward of loss * scale", phases=("backward",))
         else:
-            w.add(f"{indent}loss.backward()", phase="backward")
+            w.loop(f"{indent}loss.backward()", phases=("backward",))
         losses = "losses" if acc > 1 else "[loss.item()]"
         if self.scaler:
-            w.add("    scaler.unscale_(optimizer)  # grads back to their true size (the ones GradViz records)",
-                  f"    row = record(step, {losses})",
-                  "    scale = scaler.get_scale()  # what the loss was multiplied by",
-                  "    scaler.step(optimizer)  # optimizer.step(), skipped if a gradient is inf/nan",
-                  "    scaler.update()  # back off the scale after a skipped step, grow it after a long run")
-            w.marks["step"] = len(w.lines) - 1
-            w.add("    if not log(row, scale, skipped=scaler.get_scale() < scale):  # print the CSV row")
+            w.loop("    scaler.unscale_(optimizer)  # grads back to their true size (the ones GradViz records)")
+            w.loop(f"    row = record(step, {losses})", kind="bookkeeping")
+            w.loop("    scale = scaler.get_scale()  # what the loss was multiplied by", kind="bookkeeping")
+            w.loop("    scaler.step(optimizer)  # optimizer.step(), skipped if a gradient is inf/nan", phases=("step",))
+            w.loop("    scaler.update()  # back off the scale after a skipped step, grow it after a long run")
+            w.loop("    if not log(row, scale, skipped=scaler.get_scale() < scale):", kind="bookkeeping",
+                   aside="print the CSV row")
         else:
-            w.add(f"    row = record(step, {losses})  # loss, parameters and grads before the step",
-                  "    optimizer.step()", )
-            w.marks["step"] = len(w.lines)
-            w.add("    if not log(row):  # print the CSV row; stop where GradViz stops")
-        w.add("        break")
+            w.loop(f"    row = record(step, {losses})", kind="bookkeeping",
+                   aside="loss, parameters and grads before the step")
+            w.loop("    optimizer.step()", phases=("step",))
+            w.loop("    if not log(row):", kind="bookkeeping", aside="print the CSV row; stop where GradViz stops")
+        w.loop("        break", kind="bookkeeping")
         if loop.zero_grad == "after_step":
-            w.add(f"    optimizer.zero_grad({set_to_none}){zero_note}", phase="zero_grad_after")
+            w.loop(f"    optimizer.zero_grad({set_to_none}){zero_note}", phases=("zero_grad_after",))

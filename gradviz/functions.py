@@ -80,9 +80,9 @@ def _sum_rows(g):
 
     .. note::
         numpy reduces over the outer axis of a C-contiguous matrix by adding one row at a time,
-        calling its inner loop once per row (7 us for 256 x 16 float32).  ``einsum`` adds the rows
-        in that same order with a cheaper loop, so the result is the same, 2-4x faster.  A single
-        column is contiguous, and numpy sums it pairwise instead: that case keeps ``sum``.
+        calling its inner loop once per row.  ``einsum`` adds the rows in that same order with one
+        loop, so the result has the same bits.  A single column is contiguous, and numpy sums it
+        pairwise instead: that case keeps ``sum``.
     """
     if g.ndim == 2 and g.shape[1] > 1 and g.flags.c_contiguous:
         return np.einsum("ij->j", g)
@@ -120,7 +120,7 @@ def _expand_reduced(g, shape, dim, keepdim):
     """Broadcast the gradient of a reduction over ``dim`` back to ``shape``."""
     if dim is not None and not keepdim:
         g = np.expand_dims(g, dim)
-    out = np.empty(shape, dtype=g.dtype)     # faster than np.broadcast_to for the small arrays we see
+    out = np.empty(shape, dtype=g.dtype)
     out[...] = g
     return out
 
@@ -133,8 +133,8 @@ def _count(shape, dim):
 
 def _mean_fw(x, dim, keepdim):
     """``x.mean(axis=dim, keepdims=keepdim)``, taking the same steps as numpy's ``_methods._mean`` (sum,
-    float16 in float32, then divide by the count as an integer) without its Python wrapper, which
-    costs more than the sum itself on the small arrays we see."""
+    float16 in float32, then divide by the count as an integer) without its Python wrapper: the
+    same bits as numpy's mean."""
     n = _count(x.shape, dim)
     if n == 0:
         return x.mean(axis=dim, keepdims=keepdim), x.shape     # numpy's "Mean of empty slice" and nan
@@ -144,13 +144,13 @@ def _mean_fw(x, dim, keepdim):
         np.true_divide(total, np.intp(n), out=total, casting="unsafe")
         return (total.astype(np.float16) if half else total), x.shape
     # numpy divides the scalar by np.intp(n) in float64 and rounds to x's dtype; Python's float
-    # division is that same float64 division, without numpy's slow mixed-type scalar math.
+    # division is that same float64 division, so the bits are the same.
     return x.dtype.type(float(total) / n), x.shape
 
 
 def _clamp_fw(x, min, max):
-    # For floats np.clip with one bound is np.maximum / np.minimum behind a Python wrapper that
-    # costs as much again on small arrays (numpy's _methods._clip); integers keep np.clip's checks.
+    # For floats np.clip with one bound is np.maximum / np.minimum behind a Python wrapper (numpy's
+    # _methods._clip), so calling them directly gives the same result; integers keep np.clip's checks.
     if x.dtype.kind == "f" and max is None:
         return np.maximum(x, min), (x,)
     if x.dtype.kind == "f" and min is None:

@@ -1,4 +1,7 @@
-"""The PyTorch training loop of the current scenario, with the line of the current phase lit."""
+"""The PyTorch training loop of the current scenario, with the line of the current phase lit.
+
+The lines come tagged from the exporter (``Script.listing``): the panel shows the definitions the
+loop calls, then the loop, leaving out the asides on GradViz's CSV bookkeeping."""
 from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -43,32 +46,24 @@ class _PythonHighlighter(QtGui.QSyntaxHighlighter):
                 self.setFormat(m.capturedStart(), m.capturedLength(), f)
 
 
-SETUP_NAMES = ("loss_fn", "optimizer", "scaler")     # shown above the loop: what its lines call
 CODE_POINT_SIZE = 8.5
 HANGING_INDENT = 4                                   # a wrapped line continues this many columns deeper
-BOOKKEEPING = ("row = record(", "if not log(")       # the script's CSV printing: shown, comments dropped
 
 
-def _drop_bookkeeping_comments(source: str) -> str:
-    """The exported script explains its CSV bookkeeping in trailing comments; in a narrow panel they
-    would wrap into several grey lines around the lines that matter."""
-    out = []
-    for line in source.split("\n"):
-        if line.lstrip().startswith(BOOKKEEPING) and "  # " in line:
-            line = line[:line.index("  # ")]
-        out.append(line)
-    return "\n".join(out)
+def panel_lines(script) -> tuple[list[str], dict[str, int]]:
+    """What the panel shows of ``script``: its setup lines (``optimizer = torch.optim.Adam(...)``,
+    the loss function, a GradScaler), a blank line, then the loop; and each phase's 1-based line.
 
-
-def setup_lines(script) -> list[str]:
-    """The one-line definitions the loop uses (``optimizer = torch.optim.Adam(...)``, the loss
-    function, a GradScaler), in the script's order; multi-line statements are left out."""
-    out = []
-    for line in script.source.splitlines()[:script.loop_start - 1]:
-        name = line.split(" = ", 1)[0]
-        if name in SETUP_NAMES and line.count("(") == line.count(")"):
-            out.append(line)
-    return out
+    Each line is shown without its aside (``Line.code``): in a narrow panel the comments on the
+    CSV bookkeeping would wrap into several grey lines around the lines that matter."""
+    setup = [line for line in script.listing if line.kind == "setup"]
+    loop = [line for line in script.listing if line.kind in ("loop", "bookkeeping")]
+    shown = setup + [None] + loop if setup else loop
+    lines: dict[str, int] = {}
+    for number, line in enumerate(shown, 1):
+        for phase in line.phases if line is not None else ():
+            lines.setdefault(phase, number)
+    return ["" if line is None else line.code for line in shown], lines
 
 
 class CodeView(QtWidgets.QTextEdit):
@@ -100,12 +95,8 @@ class CodeView(QtWidgets.QTextEdit):
 
     def set_scenario(self, scenario, variant: int = 0) -> None:
         try:
-            script = export_torch(scenario, variant)
-            header = setup_lines(script)
-            offset = len(header) + 1 if header else 0
-            loop = _drop_bookkeeping_comments(script.loop_source())
-            source = "\n".join(header + [""]) + "\n" + loop if header else loop
-            lines = {phase: line + offset for phase, line in script.loop_lines.items()}
+            shown, lines = panel_lines(export_torch(scenario, variant))
+            source = "\n".join(shown)
         except Exception as exc:        # the panel must never take the window down
             source, lines = f"# could not generate the PyTorch loop: {exc}", {}
         self.setPlainText(source.rstrip("\n"))

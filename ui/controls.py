@@ -8,21 +8,20 @@ its widget, outlined in red, with the reason right under it; nothing is applied.
 """
 from __future__ import annotations
 
-import copy
 import math
 
 from PySide6 import QtCore, QtWidgets
 
 from gradviz.scenario import (LIMITS, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, OPTIMIZERS, PRECISIONS,
-                              ZERO_GRAD_PLACEMENTS, LoopSpec, OptimizerSpec, ScenarioError, Variant, dumps,
-                              loads)
+                              ZERO_GRAD_PLACEMENTS, LoopSpec, OptimizerSpec)
+from gradviz.scenario.edits import (add_comparison, check_scenario, rename_if_automatic, set_loop_value,
+                                    set_optimizer_kind, variant_name)
 
 from .theme import variant_swatch
 
 LR_MIN, LR_MAX = 1e-6, 10.0       # the log slider's range (the exact field accepts any lr > 0)
 LR_TICKS = 1000
 ERROR_COLOUR = "#dc2626"
-MAX_NAME = 80
 
 HELP = {
     "lr": "learning rate γ: how far each step moves along the (processed) gradient",
@@ -41,9 +40,6 @@ HELP = {
 }
 ZERO_GRAD_TEXT = {"before_backward": "before backward (usual)", "after_step": "after step",
                   "never": "never (grads accumulate!)"}
-LOOP_SHORT = dict(zero_grad="zero_grad", set_to_none="set_to_none", accumulation_steps="accum",
-                  divide_loss="divide_loss", precision="", loss_scaling="scaler", batch_size="batch",
-                  shuffle="shuffle")
 
 
 def fmt_number(value: float) -> str:
@@ -71,41 +67,6 @@ def lr_to_tick(lr: float) -> int:
 def tick_to_lr(tick: int) -> float:
     lo, hi = math.log10(LR_MIN), math.log10(LR_MAX)
     return float(f"{10 ** (lo + (hi - lo) * tick / LR_TICKS):.3g}")
-
-
-def variant_name(optimizer: OptimizerSpec, loop: LoopSpec) -> str:
-    """``SGD(lr=0.01)`` plus the loop settings that differ from the defaults."""
-    base = LoopSpec()
-    parts = []
-    for key in ("zero_grad", "set_to_none", "accumulation_steps", "divide_loss", "precision",
-                "loss_scaling", "batch_size", "shuffle"):
-        value = getattr(loop, key)
-        if value != getattr(base, key):
-            parts.append(str(value) if key == "precision" else f"{LOOP_SHORT[key]}={value}")
-    name = optimizer.label() + (" · " + ", ".join(parts) if parts else "")
-    return name if len(name) <= MAX_NAME else name[:MAX_NAME - 1] + "…"
-
-
-def unique_name(name: str, taken) -> str:
-    taken = set(taken)
-    if name not in taken:
-        return name
-    i = 2
-    while f"{name} ({i})" in taken:
-        i += 1
-    return f"{name} ({i})"
-
-
-def check_scenario(scenario) -> str | None:
-    """None when a scenario file with these values would load; else the loader's explanation."""
-    try:
-        loads(dumps(scenario))
-    except ScenarioError as exc:
-        key = (exc.key or "").split(".")[-1]
-        return f"{key + ': ' if key and not key.isdigit() else ''}expected {exc.expected}, found {exc.found}"
-    except (ValueError, TypeError) as exc:
-        return str(exc)
-    return None
 
 
 class ErrorLabel(QtWidgets.QLabel):
@@ -445,10 +406,7 @@ class ControlsPanel(QtWidgets.QWidget):
             self.show_error(key, str(exc))
             return False
         if self.edit_index > 0:
-            v = new.comparisons[self.edit_index - 1]
-            if v.name == before or v.name.startswith(before + " ("):
-                v.name = unique_name(variant_name(opt, loop),
-                                     [c.name for c in new.comparisons if c is not v])
+            rename_if_automatic(new, new.comparisons[self.edit_index - 1], before)
         problem = check_scenario(new)
         if problem:
             self.show_error(key, problem)
@@ -514,9 +472,7 @@ class ControlsPanel(QtWidgets.QWidget):
             return True
 
         def change(new, opt, loop):
-            setattr(loop, key, value)
-            if key == "precision" and value != "float16":
-                loop.loss_scaling = False
+            set_loop_value(loop, key, value)
         ok = self._apply(key, change)
         if not ok and isinstance(self._widgets_of(key)[0], QtWidgets.QCheckBox):
             box = self._widgets_of(key)[0]
@@ -535,9 +491,7 @@ class ControlsPanel(QtWidgets.QWidget):
             return
 
         def change(new, spec, loop):
-            hyper = dict(OPTIMIZER_DEFAULTS[kind])
-            hyper["lr"] = spec.hyper.get("lr", hyper["lr"])
-            spec.kind, spec.hyper = kind, hyper
+            set_optimizer_kind(spec, kind)
         if not self._apply("kind", change):
             self.kind_box.blockSignals(True)
             self.kind_box.setCurrentIndex(self.kind_box.findData(opt.kind))
@@ -555,10 +509,7 @@ class ControlsPanel(QtWidgets.QWidget):
             return False
 
         def change(new, opt, loop):
-            if len(new.comparisons) >= LIMITS["max_comparisons"]:
-                raise ValueError(f"at most {LIMITS['max_comparisons']} comparisons")
-            name = unique_name(variant_name(new.optimizer, new.loop), [c.name for c in new.comparisons])
-            new.comparisons.append(Variant(name, copy.deepcopy(new.optimizer), copy.deepcopy(new.loop)))
+            add_comparison(new)
         self.edit_index = 0
         return self._apply("comparison", change)
 

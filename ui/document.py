@@ -104,7 +104,7 @@ class Document(QtCore.QObject):
             self.failed.emit(f"{self.scenario.title}: {exc}")
             return
         self._pending = [(s, s.run_chunked(self._chunk)) for s in self.sessions]
-        self._total_steps = sum(s.variant.loop.steps for s in self.sessions)
+        self._total_steps = sum(s.variant_spec.loop.steps for s in self.sessions)
         self._done_steps = 0
         self.runStarted.emit()
         self._timer.start()
@@ -125,7 +125,7 @@ class Document(QtCore.QObject):
                 self._pending.pop(0)
             except Exception as exc:          # never let a run take the app down
                 self._pending.pop(0)
-                self.failed.emit(f"{session.variant.name}: {exc}")
+                self.failed.emit(f"{session.variant_spec.name}: {exc}")
         if not self._pending:
             self._timer.stop()
             self.runFinished.emit()
@@ -135,5 +135,5 @@ class Document(QtCore.QObject):
         for s in self.sessions:
             if s is session:
                 return steps
-            steps += s.variant.loop.steps
+            steps += s.variant_spec.loop.steps
         return steps

@@ -11,9 +11,11 @@ from gradviz.scenario import DEFAULT_SCENARIO, ScenarioError, bundled, bundled_p
 
 from . import icons
 from .code_view import CodeView
+from .controls import ControlsPanel
+from .dashboards import DashboardExporter, Dashboards
 from .theme import variant_swatch
 from .document import Document
-from .graph_view import GraphView
+from .graph import GraphView
 from .inspector import Inspector
 from .player import Player
 
@@ -110,8 +112,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.graph.nodeClicked.connect(self._on_node_clicked)
         self.selected_node: int | None = None
 
-        from .dashboard import install_dashboards
-        install_dashboards(self)
+        self._build_dashboards()
         # one variant everywhere: choosing it in the dashboards animates it in the graph and the code
         self.dashboards.selection.changed.connect(lambda: self.set_variant(self.dashboards.selection.variant))
         self.dashboards.selection.set_variant(self.variant)
@@ -195,7 +196,7 @@ class MainWindow(QtWidgets.QMainWindow):
         m.addSeparator()
         m.addActions([self.act_save, self.act_save_as])
         m.addSeparator()
-        exp = m.addMenu("&Export")
+        self.export_menu = exp = m.addMenu("&Export")
         exp.addActions([self.act_export_png, self.act_export_svg, self.act_export_gif, self.act_export_torch])
         m.addSeparator()
         m.addAction(self.act_quit)
@@ -210,6 +211,37 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view_menu.addSeparator()
         self.view_menu.addAction(self.code_dock.toggleViewAction())
         self.view_menu.addAction(self.inspector_dock.toggleViewAction())
+
+    def _build_dashboards(self):
+        """The plots (bottom dock) and the controls (right, a tab beside the inspector), their View
+        entries and File ▸ Export entries; a click on a plotted point picks that iteration."""
+        Area = QtCore.Qt.DockWidgetArea
+        self.dashboards = Dashboards(self.document, on_pick=self.set_iteration)
+        self.controls = ControlsPanel(self.document)
+        self.dashboards_dock = self._dock("Dashboards", self.dashboards, Area.BottomDockWidgetArea)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setWidget(self.controls)
+        self.controls_dock = self._dock("Controls", scroll, Area.RightDockWidgetArea)
+        # one column on the right: the controls in front, the inspector a tab away (raised on a click)
+        self.tabifyDockWidget(self.inspector_dock, self.controls_dock)
+        self.controls_dock.raise_()
+        self.graph.nodeClicked.connect(lambda _node: self.inspector_dock.raise_())
+        self.iterationChanged.connect(self.dashboards.set_iteration)
+
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self.dashboards_dock.toggleViewAction())
+        self.view_menu.addAction(self.controls_dock.toggleViewAction())
+        self.act_dash_grid = self.dashboards.grid_action
+        self.view_menu.addAction(self.act_dash_grid)
+
+        self.dashboard_exporter = DashboardExporter(self.document, self.dashboards, self)
+        self.dashboard_exporter.wrote.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        self.dashboard_exporter.failed.connect(self.show_error)
+        self.export_menu.addSeparator()
+        self.export_menu.addActions(self.dashboard_exporter.menu_actions)
 
     def _build_transport(self):
         tb = QtWidgets.QToolBar("Transport", self)
@@ -430,7 +462,7 @@ class MainWindow(QtWidgets.QMainWindow):
         path = self._ask_save_path("Export iteration as animated GIF", self._export_name("gif"), "GIF (*.gif)")
         if not path:
             return
-        from .export import export_gif
+        from .graph.export import export_gif
         dialog = QtWidgets.QProgressDialog("Rendering frames…", "Cancel", 0, self.player.count, self)
         dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(200)

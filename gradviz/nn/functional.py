@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..amp import autocast_float32
-from ..tensor import _apply, _torch_dtype_name, Tensor, log_softmax as _log_softmax, softmax as _softmax
+from .._tensor import Tensor, apply_op, log_softmax as _log_softmax, softmax as _softmax, torch_dtype_name
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -43,7 +43,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         if input.shape[1] != weight.shape[1]:
             raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({input.shape[0]}x{input.shape[1]} "
                                f"and {weight.shape[1]}x{weight.shape[0]})")
-        return _apply("addmm", (input, weight, bias))
+        return apply_op("addmm", (input, weight, bias))
     out = input @ weight.T
     return out + bias if bias is not None else out
 
@@ -102,7 +102,7 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     _check_reduction(reduction)
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind not in "iu":
-        raise RuntimeError(f"expected scalar type Long but found {_torch_dtype_name(t.dtype)}: "
+        raise RuntimeError(f"expected scalar type Long but found {torch_dtype_name(t.dtype)}: "
                            "cross_entropy takes class indices")
     if input.ndim != 2 or t.ndim != 1 or t.shape[0] != input.shape[0]:
         raise ValueError(f"Expected input batch_size ({input.shape[0] if input.ndim else 0}) to match target "

@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from .. import trace
-from ..tensor import Tensor, default_generator, float32, no_grad
+from .._tensor import Tensor, default_generator, float32
 from . import functional as F
 
 

@@ -71,6 +71,10 @@ class Adagrad(Optimizer):
             for p in group["params"]:
                 self._init_state(p, initial_accumulator_value)
 
+    @classmethod
+    def state_keys(cls, hyper: dict) -> list[str]:
+        return ["step", "sum"]
+
     def _init_state(self, p, initial_accumulator_value: float) -> None:
         state = self.state[p]
         state["step"] = np.zeros((), dtype=np.float32)

@@ -96,6 +96,10 @@ class Adam(Optimizer):
                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
+    @classmethod
+    def state_keys(cls, hyper: dict) -> list[str]:
+        return ["step", "exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if hyper.get("amsgrad") else [])
+
     def step(self, closure=None):
         """Perform a single optimization step; returns the closure's loss (or None)."""
         loss = _call_closure(closure)

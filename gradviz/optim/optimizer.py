@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .. import trace
-from ..tensor import Tensor, enable_grad
+from .._tensor import Tensor, enable_grad
 
 
 class _RequiredParameter:
@@ -69,9 +69,9 @@ def _traced_step(step: Callable) -> Callable:
 def _copy_state(state: dict[str, Any] | None) -> dict[str, Any]:
     """A snapshot of one parameter's state for the trace.
 
-    State values are numpy arrays, so a copy of each is a deep copy; ``copy.deepcopy`` gives the
-    same result (it also copies in order "K") but costs several times more, and this runs twice per
-    parameter in every traced step.
+    State values are numpy arrays, so a copy of each is a deep copy: the same result as
+    ``copy.deepcopy`` (which also copies in order "K") without its generic machinery, as this runs
+    twice per parameter in every traced step.
     """
     if not state:
         return {}
@@ -81,9 +81,9 @@ def _copy_state(state: dict[str, Any] | None) -> dict[str, Any]:
 def _increment_step(state: dict[str, Any]) -> float:
     """``state["step"] += 1``; returns the new step as a float.
 
-    The step is a 0-d float32 array (PyTorch's float32 step tensor).  numpy's in-place add on a 0-d
-    array costs about 1 us, more than the rest of a parameter's bookkeeping, so the sum is taken
-    in Python floats and written back: ``float32 + 1`` is exact in float64, so rounding it to the
+    The step is a 0-d float32 array (PyTorch's float32 step tensor).  Instead of numpy's in-place
+    add on a 0-d array (slow next to the rest of a parameter's bookkeeping), the sum is taken in
+    Python floats and written back: ``float32 + 1`` is exact in float64, so rounding it to the
     array's dtype gives the same bits as numpy's float32 add.
     """
     step = state["step"]
@@ -113,6 +113,12 @@ class Optimizer:
     """
 
     _recording_step = False
+
+    @classmethod
+    def state_keys(cls, hyper: dict[str, Any]) -> list[str]:
+        """The keys of the state ``step()`` keeps per parameter, in the order it creates them, for a
+        group with the hyperparameters ``hyper`` (PyTorch's defaults where one is missing)."""
+        return []
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

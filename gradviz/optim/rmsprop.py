@@ -83,6 +83,11 @@ class RMSprop(Optimizer):
                         weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
+    @classmethod
+    def state_keys(cls, hyper: dict) -> list[str]:
+        return (["step", "square_avg"] + (["momentum_buffer"] if hyper.get("momentum", 0) > 0 else [])
+                + (["grad_avg"] if hyper.get("centered") else []))
+
     def step(self, closure=None):
         """Perform a single optimization step; returns the closure's loss (or None)."""
         loss = _call_closure(closure)

@@ -66,6 +66,10 @@ class SGD(Optimizer):
                         nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
 
+    @classmethod
+    def state_keys(cls, hyper: dict) -> list[str]:
+        return ["momentum_buffer"] if hyper.get("momentum", 0) != 0 else []
+
     def step(self, closure=None):
         """Perform a single optimization step; returns the closure's loss (or None)."""
         loss = _call_closure(closure)

@@ -103,6 +103,12 @@ _GENERATORS = {"linear": _linear, "xor": _xor, "moons": _moons, "circles": _circ
                "spirals": _spirals, "blobs": _blobs}
 
 
+def generator_options(kind: str) -> dict:
+    """The keyword options of data set ``kind`` with their defaults (``{"factor": 0.5}``)."""
+    return {p.name: p.default for p in inspect.signature(_GENERATORS[kind]).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
 def make_dataset(kind: str, n: int, noise: float, seed: int,
                  **options) -> tuple[np.ndarray, np.ndarray]:
     """Generate ``n`` points of data set ``kind`` (one of DATASETS); see the module docstring."""
@@ -114,8 +120,7 @@ def make_dataset(kind: str, n: int, noise: float, seed: int,
     _require(isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0,
              f"seed must be a non-negative integer, got {seed!r}")
     generator = _GENERATORS[kind]
-    allowed = [p.name for p in inspect.signature(generator).parameters.values()
-               if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    allowed = list(generator_options(kind))
     unknown = sorted(set(options) - set(allowed))
     _require(not unknown, f"{kind}: unknown option(s) {', '.join(unknown)}; "
                           f"allowed: {', '.join(allowed) or '(none)'}")

@@ -22,8 +22,12 @@ import numpy as np
 import tomlkit
 from tomlkit.items import AoT, InlineTable, Table
 
-from .loader import FULL_BATCH, _error, _generator_options, loads
-from .schema import OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, LoopSpec, OptimizerSpec, ParamInit, Scenario
+from .checks import default_input_names
+from .datasets import generator_options
+from .loader import loads
+from .reader import ScenarioError
+from .schema import (FULL_BATCH, OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, LoopSpec, OptimizerSpec, ParamInit,
+                     Scenario)
 
 HEADER = "GradViz scenario; the format is described in docs/scenarios.md"
 
@@ -60,10 +64,6 @@ def _param(spec: ParamInit):
     return table
 
 
-def _default_inputs(d: int) -> list[str]:
-    return ["x"] if d == 1 else [f"x{i + 1}" for i in range(d)]
-
-
 def _data(scenario: Scenario, full: bool) -> dict | None:
     data = scenario.data
     if data.kind == "none" or scenario.model.kind == "objective":
@@ -74,12 +74,12 @@ def _data(scenario: Scenario, full: bool) -> dict | None:
         d = len(first) if isinstance(first, list) else 1
     else:
         table = {"kind": data.kind, "n": int(data.n), "noise": float(data.noise)}
-        for option, default in _generator_options(data.kind).items():
+        for option, default in generator_options(data.kind).items():
             value = _plain(data.options.get(option, default))
             if full or value != default:
                 table[option] = value
         d = 1 if data.kind == "linear" else 2
-    if data.input_names and (full or list(data.input_names) != _default_inputs(d)):
+    if data.input_names and (full or list(data.input_names) != default_input_names(d)):
         table["inputs"] = list(data.input_names)
     return table
 
@@ -292,8 +292,8 @@ def save(scenario: Scenario, path: str | os.PathLike) -> Path:
         mode = stat.S_IMODE(os.stat(path).st_mode) if path.exists() else None
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
-        raise _error("a writable location", f"{type(error).__name__}: {error}",
-                            file=str(path)) from None
+        raise ScenarioError(str(path), expected="a writable location",
+                            found=f"{type(error).__name__}: {error}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
@@ -308,8 +308,8 @@ def save(scenario: Scenario, path: str | os.PathLike) -> Path:
         except OSError:
             pass
         if isinstance(error, OSError):
-            raise _error("a writable location", f"{type(error).__name__}: {error}",
-                                file=str(path)) from None
+            raise ScenarioError(str(path), expected="a writable location",
+                                found=f"{type(error).__name__}: {error}") from None
         raise
     scenario.path, scenario.source_text = path, text
     return path

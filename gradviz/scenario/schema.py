@@ -27,6 +27,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 ZERO_GRAD_PLACEMENTS = ("before_backward", "after_step", "never")
 PRECISIONS = ("float32", "float64", "float16")
 INITS = ("value", "zeros", "ones", "normal", "uniform")
+FULL_BATCH = "full"            # ``batch_size = "full"`` in a file: the whole data set (None here)
 
 # Every hyperparameter each optimizer accepts, with PyTorch's defaults (the loader fills these in).
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -78,6 +79,22 @@ class ParamInit:
     high: float = 1.0
 
 
+@dataclass(frozen=True)
+class LayerModule:
+    """One module of a layers model, named as ``torch.nn.Sequential`` names it."""
+    name: str                                 # its index in the Sequential: "0", "1", ...
+    kind: str                                 # its class: "Linear", or the activation's (ACTIVATION_CLASSES)
+    in_features: int
+    out_features: int
+
+    def parameters(self) -> list[tuple[str, tuple[int, ...]]]:
+        """``[("0.weight", (out, in)), ("0.bias", (out,))]`` for a Linear; ``[]`` for an activation."""
+        if self.kind != "Linear":
+            return []
+        return [(f"{self.name}.weight", (self.out_features, self.in_features)),
+                (f"{self.name}.bias", (self.out_features,))]
+
+
 @dataclass
 class ModelSpec:
     kind: str = "expression"                  # one of MODEL_KINDS
@@ -85,6 +102,24 @@ class ModelSpec:
     parameters: dict[str, ParamInit] = field(default_factory=dict)   # expression/objective
     layers: list[int] = field(default_factory=list)                  # layers: sizes, e.g. [2, 16, 16, 1]
     activation: str = "tanh"                  # layers: between hidden layers (none after the last)
+
+    def layer_modules(self) -> list[LayerModule]:
+        """A layers model's modules in order: a ``Linear`` at indices 0, 2, 4, ..., the activation at
+        1, 3, ... between two Linears (none after the last); ``[]`` for an expression or objective.
+
+        The one statement of this rule: the Session builds, names and traces the model by it, the
+        landscape evaluates it, the exporter writes it and the loader's estimates count it.
+        """
+        if self.kind != "layers":
+            return []
+        sizes = [int(s) for s in self.layers]
+        modules: list[LayerModule] = []
+        for i in range(len(sizes) - 1):
+            modules.append(LayerModule(str(len(modules)), "Linear", sizes[i], sizes[i + 1]))
+            if i < len(sizes) - 2:
+                modules.append(LayerModule(str(len(modules)), ACTIVATION_CLASSES[self.activation],
+                                           sizes[i + 1], sizes[i + 1]))
+        return modules
 
 
 @dataclass

@@ -3,7 +3,8 @@
 
 ``History`` rows are optimizer steps ``k`` (0-based). ``params[name][k]`` is the value *before*
 step k (the one the loss at step k was computed with), so ``params`` has one row more than the
-other arrays: ``params[name][steps]`` is the final value.
+other arrays: ``params[name][steps]`` is the final value. ``HistoryBuffer`` (at the end) holds
+those arrays preallocated while a run fills them.
 """
 from __future__ import annotations
 
@@ -71,6 +72,35 @@ class History:
     diverged_at: int | None = None
     message: str = ""
 
+    def grad_norm(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """‖∇‖ over every parameter's elements at steps ``start:stop``, float64 (nan where a
+        ``.grad`` was None)."""
+        stop = self.steps if stop is None else stop
+        total = np.zeros(max(stop - start, 0))
+        if not len(total):
+            return total              # reshape(0, -1) is ambiguous: nothing to add up anyway
+        for name in self.param_names:
+            g = np.asarray(self.grads[name][start:stop], dtype=np.float64).reshape(len(total), -1)
+            total += np.einsum("ij,ij->i", g, g)
+        return np.sqrt(total)
+
+    def step_sizes(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The step each update took, element by element: ``|θ(k+1) − θ(k)|`` of parameter
+        ``name`` for steps ``start:stop``, float64, shape ``(stop - start, *shape)``."""
+        stop = self.steps if stop is None else stop
+        p = self.params[name]
+        return np.abs(np.asarray(p[start + 1:stop + 1], np.float64) - np.asarray(p[start:stop], np.float64))
+
+    def state_keys(self) -> list[str]:
+        """The optimizer-state buffers of this run (``momentum_buffer``, ``exp_avg``…) in the order
+        the parameters first have them; the ``step`` counter is not a buffer."""
+        keys: list[str] = []
+        for name in self.param_names:
+            for key in (self.state.get(name) or {}):
+                if key != "step" and key not in keys:
+                    keys.append(key)
+        return keys
+
     def columns(self) -> dict[str, np.ndarray]:
         """Flat float64 columns of length ``steps``: ``step``, ``loss``, ``micro_loss[j]`` (when
         accumulating), one column per parameter element (value before the step: ``w``,
@@ -137,3 +167,74 @@ class Landscape:
     xs: np.ndarray
     ys: np.ndarray
     z: np.ndarray
+
+
+def _kind(values) -> str:
+    values = np.asarray(values)
+    return "nan" if np.isnan(values).any() else "inf"
+
+
+class HistoryBuffer:
+    """Preallocated History arrays for ``total`` steps, filled in place as a run goes (the step
+    engine writes rows; the Session checks them for divergence and cuts a ``History`` out)."""
+
+    def __init__(self, names: list[str], params: list, total: int, accumulation_steps: int):
+        self.names, self.total = names, total
+        self.loss = np.full(total, np.nan)
+        self.micro = np.full((total, accumulation_steps), np.nan)
+        self.params = [np.empty((total + 1,) + p.shape, dtype=p.dtype) for p in params]
+        for values, p in zip(self.params, params):
+            values[0] = p.data
+        self.grads = [np.full((total,) + p.shape, np.nan, dtype=p.dtype) for p in params]
+        self.grad_none = [np.zeros(total, dtype=bool) for _ in params]
+        self.state: list[dict[str, np.ndarray]] = [{} for _ in params]
+        self.grad_scale = np.ones(total)
+        self.skipped = np.zeros(total, dtype=bool)
+
+    def record_state(self, i: int, k: int, state: dict) -> None:
+        arrays = self.state[i]
+        for key, value in state.items():
+            values = arrays.get(key)
+            if values is None:
+                value = np.asarray(value)
+                dtype = value.dtype if value.dtype.kind == "f" and value.ndim else np.float64
+                values = arrays[key] = np.full((self.total,) + value.shape, np.nan, dtype=dtype)
+            values[k] = value
+
+    def first_bad(self, start: int, stop: int, check_grads: bool) -> tuple[int, str] | None:
+        """The first step in [start, stop) whose loss, grads or new params are not finite, and why."""
+        if stop <= start:
+            return None
+        found: list[tuple[int, str]] = []
+
+        def first(mask: np.ndarray, what: str, values: np.ndarray) -> None:
+            hits = np.flatnonzero(mask)
+            if hits.size:
+                k = start + int(hits[0])
+                found.append((k, f"{what} is {_kind(values[k])}"))
+
+        first(~np.isfinite(self.loss[start:stop]), "loss", self.loss)
+        for name, grads, none in zip(self.names, self.grads, self.grad_none):
+            if check_grads:
+                rows = grads[start:stop].reshape(stop - start, -1)
+                first(~np.isfinite(rows).all(axis=1) & ~none[start:stop], f"the gradient of {name}", grads)
+        for name, params in zip(self.names, self.params):
+            rows = params[start + 1:stop + 1].reshape(stop - start, -1)
+            first(~np.isfinite(rows).all(axis=1), f"{name}", params[1:])
+        if not found:
+            return None
+        return min(found, key=lambda item: item[0])     # ties keep the order above: loss, grads, params
+
+    def history(self, variant: str, steps: int, diverged_at: int | None, message: str,
+                copy_out: bool = False) -> History:
+        def cut(a: np.ndarray, n: int) -> np.ndarray:
+            return a[:n].copy() if copy_out else a[:n]
+        return History(
+            variant=variant, param_names=list(self.names), steps=steps,
+            accumulation_steps=self.micro.shape[1], loss=cut(self.loss, steps),
+            micro_losses=cut(self.micro, steps),
+            params={n: cut(a, steps + 1) for n, a in zip(self.names, self.params)},
+            grads={n: cut(a, steps) for n, a in zip(self.names, self.grads)},
+            state={n: {key: cut(a, steps) for key, a in s.items()} for n, s in zip(self.names, self.state)},
+            grad_scale=cut(self.grad_scale, steps), skipped=cut(self.skipped, steps),
+            diverged_at=diverged_at, message=message)

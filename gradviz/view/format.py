@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["format_number", "format_array", "brief"]
+__all__ = ["format_number", "format_array", "brief", "format_exact"]
 
 
 def format_number(x, precision: int = 4) -> str:
@@ -59,3 +59,10 @@ def brief(a) -> str:
         return format_array(a)
     with np.errstate(all="ignore"):
         return f"(mean {format_number(a.astype(np.float64).mean(), 3)})"
+
+
+def format_exact(x) -> str:
+    """A number as the plots' hover read-outs show it: 8 significant digits, enough to be exact for
+    float32 (``nan`` for nan); no float-looking ``.0``, the digits are what matter there."""
+    x = float(x)
+    return "nan" if np.isnan(x) else f"{x:.8g}"

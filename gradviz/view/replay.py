@@ -5,6 +5,8 @@
     f = replay.frame(i)          # the state after the first i events (frame 0: nothing happened yet)
     f.nodes[w].grad_badge        # w's .grad at that point
     f.description                # one sentence: what event i did
+    f.event_kind                 # "forward", "backward", "accumulate", "zero_grad", "step", ...
+    replay.contents(w)           # every array w shows over the iteration (a view sizes its box once)
 
 Frames are immutable and share unchanged parts: a node whose state did not change between two
 frames is the *same* ``NodeState`` object in both, so a view can redraw only what changed by
@@ -26,7 +28,7 @@ from .. import trace as _trace
 from .format import brief as _brief, format_array, format_number
 from .phases import phase_sentence
 
-__all__ = ["NODE_STATES", "NodeState", "EdgeState", "Frame", "Replay", "op_symbol"]
+__all__ = ["NODE_STATES", "EdgeState", "Frame", "NodeContents", "NodeState", "Replay", "op_symbol"]
 
 NODE_STATES = ("idle", "forward", "forward_done", "backward", "backward_done")
 _ACTIVE_TO_DONE = {"forward": "forward_done", "backward": "backward_done"}
@@ -70,10 +72,6 @@ class NodeState:
     optimizer_state: dict | None = None          # the optimizer's state for this parameter
     stepped: bool = False                        # optimizer.step() has updated this parameter
 
-    @property
-    def param_value(self):
-        return self.value
-
 
 @dataclass(frozen=True)
 class EdgeState:
@@ -84,6 +82,11 @@ class EdgeState:
 
 _IDLE_NODE = NodeState()
 _IDLE_EDGE = EdgeState()
+
+# What kind of event led to a frame, in the words the views use.
+_EVENT_KINDS = {_trace.PhaseEvent: "phase", _trace.ForwardEvent: "forward", _trace.BackwardEvent: "backward",
+                _trace.AccumulateEvent: "accumulate", _trace.ZeroGradEvent: "zero_grad",
+                _trace.StepEvent: "step", _trace.ScalerEvent: "scaler"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,25 @@ class Frame:
 
     def node(self, node_id: int) -> NodeState:
         return self.nodes[node_id]
+
+    @property
+    def event_kind(self) -> str:
+        """"forward", "backward", "accumulate", "zero_grad", "step", "phase", "scaler"; "" for frame 0."""
+        return _EVENT_KINDS.get(type(self.event), "")
+
+    @property
+    def event_node(self) -> int | None:
+        """The node the event is about (a forward, backward or accumulation), else None."""
+        return getattr(self.event, "node", None)
+
+
+@dataclass(frozen=True)
+class NodeContents:
+    """Every array one node shows in a replay, so that a view can size the node once for all of them."""
+    values: tuple = ()            # its starting value (leaves) and each forward value
+    steps: tuple = ()             # (before, after) of each optimizer.step() that changed it
+    grads: tuple = ()             # each gradient it received in backward
+    accumulations: tuple = ()     # (before, added, after) of its .grad; a starting .grad g as (None, g, g)
 
 
 class Replay:
@@ -135,20 +157,16 @@ class Replay:
         self.micro_batches: int = 1 + max((e.micro_batch for e in self.events
                                            if isinstance(e, _trace.PhaseEvent)), default=0)
         self.modules: dict[int, str] = {nid: self._module_of(nid) for nid in self.nodes}
-        self._exponents: dict[int, float] = {}
         self._keys: list[Frame] = [self._first_frame()]
         self._cache: OrderedDict[int, Frame] = OrderedDict()
         self._last: Frame = self._keys[0]
         self._phase_starts = [(i + 1, e.phase, e.micro_batch) for i, e in enumerate(self.events)
                               if isinstance(e, _trace.PhaseEvent)]
+        self._contents: dict[int, NodeContents] | None = None
 
     # -- structure ------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.events) + 1
-
-    @property
-    def count(self) -> int:
-        return len(self)
 
     def node_name(self, node_id: int) -> str:
         """A parameter's name (``0.weight``), an input's name, or the op's grad_fn name."""
@@ -170,6 +188,18 @@ class Replay:
         return (info.op == "permute" and src is not None and len(info.shape) == 2
                 and tuple(src.shape) == tuple(reversed(info.shape)))
 
+    def is_constant(self, node_id: int) -> bool:
+        """A Python number in an expression (``1 - y``): a scalar data leaf named after itself ("1")."""
+        info = self.nodes[node_id]
+        return (node_id not in self.param_names and not info.inputs and info.kind not in ("op", "param")
+                and info.shape == () and _trace.is_number_label(self.node_name(node_id)))
+
+    def contents(self, node_id: int) -> NodeContents:
+        """Every value, step, gradient and accumulation the node shows over the replay."""
+        if self._contents is None:
+            self._contents = self._collect_contents()
+        return self._contents[node_id]
+
     def module_type(self, module: str) -> str:
         """A readable class name for a module ("Linear"), from the Trace if it knows, else from its ops."""
         known = getattr(self.trace, "module_types", None) or {}
@@ -190,7 +220,7 @@ class Replay:
     def collapsible_modules(self) -> list[str]:
         """Top-level module names with at least two nodes, in order of first appearance."""
         out: dict[str, int] = {}
-        for nid, m in self.modules.items():
+        for m in self.modules.values():
             if m:
                 top = m.split(".")[0]
                 out[top] = out.get(top, 0) + 1
@@ -282,35 +312,11 @@ class Replay:
         return name.rsplit(".", 1)[0] if "." in name else ""
 
     def _exponent(self, nid: int) -> float | None:
-        """The exponent of ``x ** k``, from the node's recorded ``attrs``; a trace without them (made
-        by an older recorder) has it found by trying the usual exponents on the values."""
-        if nid in self._exponents:
-            return self._exponents[nid]
+        """The exponent of ``x ** k``, from the node's recorded ``attrs`` (None when not recorded)."""
         k = (getattr(self.nodes[nid], "attrs", None) or {}).get("exponent")
-        if isinstance(k, (int, float)) and not isinstance(k, bool):
-            self._exponents[nid] = k
-            return k
-        fw = next((e for e in self.events if isinstance(e, _trace.ForwardEvent) and e.node == nid), None)
-        src = fw.inputs[0] if fw is not None and fw.inputs else None
-        x = None
-        if src is not None:
-            src_fw = next((e for e in self.events if isinstance(e, _trace.ForwardEvent) and e.node == src), None)
-            x = src_fw.value if src_fw is not None else self._leaf_value(src)
-        k = None
-        if x is not None and fw is not None and np.size(x) and np.shape(x) == np.shape(fw.value):
-            xs = np.asarray(x, dtype=np.float64)
-            with np.errstate(all="ignore"):
-                for cand in (2, 3, 0.5, -1, -2, 4, -0.5, 1, 0):
-                    if np.allclose(xs ** cand, fw.value, rtol=1e-3, atol=1e-6, equal_nan=True):
-                        k = cand
-                        break
-        self._exponents[nid] = k
-        return k
+        return k if isinstance(k, (int, float)) and not isinstance(k, bool) else None
 
     def _leaf_value(self, nid: int):
-        values = getattr(self.trace, "leaf_values", None) or {}
-        if nid in values:
-            return values[nid]
         name = self.param_names.get(nid)
         before = getattr(self.trace, "params_before", None) or {}
         if name is not None and name in before:
@@ -323,6 +329,30 @@ class Replay:
             except (TypeError, ValueError):
                 value = None
         return value
+
+    def _collect_contents(self) -> dict[int, NodeContents]:
+        values: dict[int, list] = {n: [] for n in self.nodes}
+        steps: dict[int, list] = {n: [] for n in self.nodes}
+        grads: dict[int, list] = {n: [] for n in self.nodes}
+        accs: dict[int, list] = {n: [] for n in self.nodes}
+        for n, ns in self.frame(0).nodes.items():
+            if ns.value is not None:
+                values[n].append(ns.value)
+            if ns.grad_badge is not None:
+                accs[n].append((None, ns.grad_badge, ns.grad_badge))
+        for e in self.events:
+            if isinstance(e, _trace.ForwardEvent) and e.node in values:
+                values[e.node].append(e.value)
+            elif isinstance(e, _trace.BackwardEvent) and e.node in grads:
+                grads[e.node].append(e.grad_output)
+            elif isinstance(e, _trace.AccumulateEvent) and e.node in accs:
+                accs[e.node].append((e.before, e.added, e.after))
+            elif isinstance(e, _trace.StepEvent):
+                for u in e.updates:
+                    if u.node in steps:
+                        steps[u.node].append((u.before, u.after))
+        return {n: NodeContents(tuple(values[n]), tuple(steps[n]), tuple(grads[n]), tuple(accs[n]))
+                for n in self.nodes}
 
     def _first_frame(self) -> Frame:
         grads_before = getattr(self.trace, "grads_before", None) or {}

@@ -15,7 +15,8 @@ from gradviz import trace
 from gradviz.scenario.schema import (
     OPTIMIZER_DEFAULTS, DataSpec, LoopSpec, LossSpec, ModelSpec, OptimizerSpec, ParamInit, Scenario, Variant,
 )
-from gradviz.training.session import Session, SessionError, _BatchOrder, batch_order, run_all
+from gradviz.training.engine import BatchOrder, batch_order
+from gradviz.training.session import Session, SessionError, run_all
 
 # -- scenarios, built from the schema directly -----------------------------------------------------
 LINE_X = np.linspace(-1.0, 1.0, 32)
@@ -192,7 +193,7 @@ def test_unused_parameter_never_gets_a_gradient_or_state():
 
 def test_batches_follow_batch_order():
     for shuffle in (False, True):
-        gen, mirror = batch_order(10, 3, shuffle, 7), _BatchOrder(10, 3, shuffle, 7)
+        gen, mirror = batch_order(10, 3, shuffle, 7), BatchOrder(10, 3, shuffle, 7)
         saved = None
         for k in range(12):
             if k == 5:

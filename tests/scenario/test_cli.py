@@ -74,6 +74,23 @@ def test_python_dash_m_gradviz_list():
     assert out.stdout.startswith(TUTORIAL) and out.stderr == ""
 
 
+def test_python_dash_m_gradviz_runs_a_bundled_scenario_by_name_from_any_folder(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "gradviz", "run", TUTORIAL, "--steps", "3"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert out.stdout.startswith(load(bundled_path(TUTORIAL)).title) and "steps: 3" in out.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_scenario_name_is_one_line_naming_the_bundled_ones(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "gradviz", "run", "01_tutorial"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    line = one_error_line(out.stderr)
+    assert "'01_tutorial' is neither a file nor a bundled scenario" in line
+    assert all(path.stem in line for path in bundled())
+
+
 # -- run -------------------------------------------------------------------------------------------
 
 def test_run_bundled_writes_csv_like_history(tmp_path, capsys):

@@ -19,7 +19,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from gradviz.codegen import PHASES, Script, export_torch
+from gradviz.codegen import LINE_KINDS, PHASES, Script, export_torch
 from gradviz.scenario import bundled, load
 from gradviz.scenario.schema import (OPTIMIZER_DEFAULTS, DataSpec, LoopSpec, LossSpec, ModelSpec,
                                      OptimizerSpec, ParamInit, Scenario, Variant)
@@ -373,8 +373,8 @@ def test_embedded_numbers_round_trip_exactly():
              if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "tensor"]
     values = [np.array(ast.literal_eval(c.args[0])) for c in sorted(calls, key=lambda c: c.lineno)]
     x, y = values[0], values[1]
-    np.testing.assert_array_equal(x, session._data.inputs["x"])
-    np.testing.assert_array_equal(y, session._data.target)
+    np.testing.assert_array_equal(x, session.data.inputs["x"])
+    np.testing.assert_array_equal(y, session.data.target)
     initial = [session.history.params[n][0] for n in session.param_names]
     for got, expected in zip(values[2:], initial):
         np.testing.assert_array_equal(got, expected)
@@ -407,3 +407,26 @@ def test_script_dataclass_loop_map():
     script = Script("a\nfor step in range(STEPS):\n    x\n    y\nz\n", {"forward": 3, "step": 4}, 2, 4)
     assert script.loop_source() == "for step in range(STEPS):\n    x\n    y\n"
     assert script.loop_lines == {"forward": 2, "step": 3}
+
+
+@pytest.mark.parametrize("scenario, variant", scripts())
+def test_listing_is_the_source_line_by_line_tagged(scenario, variant):
+    script = export_torch(scenario, variant)
+    listing = script.listing
+    assert "\n".join(line.text for line in listing) + "\n" == script.source
+    assert {line.kind for line in listing} <= set(LINE_KINDS)
+    assert {phase for line in listing for phase in line.phases} == set(script.lines)
+    for phase, number in script.lines.items():
+        assert phase in listing[number - 1].phases
+    loop = [number for number, line in enumerate(listing, 1) if line.kind in ("loop", "bookkeeping")]
+    assert loop == list(range(script.loop_start, script.loop_end + 1))
+    v = scenario.variants()[variant]
+    scaler = v.loop.precision == "float16" and v.loop.loss_scaling
+    setup = [line.code.split(" = ", 1)[0] for line in listing if line.kind == "setup"]
+    assert setup == ([] if scenario.model.kind == "objective" else ["loss_fn"]) + ["optimizer"] + (
+        ["scaler"] if scaler else [])
+    bookkeeping = [line.code.strip() for line in listing if line.kind == "bookkeeping"]
+    assert bookkeeping[-1] == "break" and any(code.startswith("row = record(") for code in bookkeeping)
+    assert any(code.startswith("if not log(") for code in bookkeeping)
+    assert all(not line.aside for line in listing if line.kind != "bookkeeping")
+    assert not any(line.phases for line in listing if line.kind == "bookkeeping")

@@ -399,6 +399,17 @@ INVALID = [
 ]
 
 
+def test_the_exported_scripts_module_names_are_parameter_names_like_any_other():
+    """The exporter renames what would clash in its script (``torch`` -> ``torch_``): the loader
+    does not need to know the script's names."""
+    from gradviz.codegen import export_torch
+    doc = variant(BASE, model__parameters={"torch": 1.0, "np": 0.0, "math": 0.5})
+    doc["model"]["expression"] = "torch * x + np + 0 * math"
+    source = export_torch(loads(text_of(doc))).source
+    compile(source, "script.py", "exec")
+    assert 'params = {"torch": torch_, "np": np_, "math": math_}' in source
+
+
 @pytest.mark.parametrize("doc, key, fragment", INVALID, ids=[f"{i}-{c[1]}" for i, c in enumerate(INVALID)])
 def test_invalid_documents(doc, key, fragment):
     error = error_of(doc)

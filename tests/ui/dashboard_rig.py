@@ -18,7 +18,7 @@ RUN_TIMEOUT_MS = 60_000
 def rig(qtbot):
     """``rig(stem_or_scenario)``: Document + Dashboards + ControlsPanel side by side, run finished."""
     from ui.controls import ControlsPanel
-    from ui.dashboard import Dashboards
+    from ui.dashboards import Dashboards
     from ui.document import Document
 
     def make(source, grid: bool = True):

@@ -141,7 +141,7 @@ def test_hover_shows_exact_values(rig, qtbot):
 
 
 def test_exports_match_the_history(rig, tmp_path, monkeypatch):
-    from ui.dashboard_export import DashboardExporter, export_history, export_plot
+    from ui.dashboards import DashboardExporter, export_history, export_plot
 
     r = rig("03_gradient_accumulation")
     h = r.doc.histories[0]
@@ -166,11 +166,11 @@ def test_exports_match_the_history(rig, tmp_path, monkeypatch):
 
     # the interactive path: default names, suffix added, overwrite confirmed
     class Window(QtWidgets.QWidget):
-        document = r.doc
-        def show_error(self, message):  # noqa: E301
+        def show_error(self, message):
             raise AssertionError(message)
     window = Window()
-    exporter = DashboardExporter(window, r.dash)
+    exporter = DashboardExporter(r.doc, r.dash, window)
+    exporter.failed.connect(window.show_error)
     assert exporter.default_history_path("csv").name == \
         "03_gradient_accumulation_sgd_lr_0.2_history.csv"
     assert exporter.default_plot_path("png").name.startswith("03_gradient_accumulation_")
@@ -291,6 +291,29 @@ def test_install_adds_docks_menus_and_wiring(window, qtbot):
     assert {"Plot as P&NG…", "History as &CSV…"} <= {a.text() for a in export.actions()}
     window.set_iteration(17)
     assert window.dashboards.loss.plot.cursor.value() == 17
+
+
+def test_the_windows_export_entries_write_and_report(window, tmp_path, no_dialogs):
+    export = next(a.menu() for a in window.file_menu.actions() if a.menu() and "Export" in a.menu().title())
+    entries = {a.text(): a for a in export.actions()}
+    window.dashboard_exporter.ask_path = lambda *a: str(tmp_path / "race")
+    entries["History as &CSV…"].trigger()
+    assert (tmp_path / "race.csv").exists()
+    assert window.statusBar().currentMessage() == f"Wrote {tmp_path / 'race.csv'}"
+    window.dashboard_exporter.ask_path = lambda *a: str(tmp_path / "missing" / "race")
+    entries["History as &JSON…"].trigger()
+    assert len(no_dialogs) == 1 and "Could not write" in no_dialogs[0] and "race.json" in no_dialogs[0]
+
+
+def test_the_grid_entry_and_the_grid_button_agree(window):
+    dash = window.dashboards
+    assert window.act_dash_grid in window.view_menu.actions()
+    window.act_dash_grid.trigger()
+    assert dash.layout_mode == "grid" and dash.grid_button.isChecked()
+    dash.grid_button.click()
+    assert dash.layout_mode == "tabs" and not window.act_dash_grid.isChecked()
+    dash.set_layout_mode("grid")
+    assert window.act_dash_grid.isChecked() and dash.grid_button.isChecked()
 
 
 def test_clicking_a_plot_moves_the_player(window, qtbot):

@@ -22,8 +22,8 @@ from gradviz.scenario import DEFAULT_SCENARIO, bundled, bundled_path, load
 from gradviz.training.session import Session
 from tests.ui.conftest import finish
 from tests.ui.conftest import screenshot as _screenshot
-from ui.export import FRAME_MS
-from ui.graph_view import PRECISION
+from ui.graph.export import FRAME_MS
+from ui.graph import PRECISION
 from ui.main_window import settings
 
 Qt = QtCore.Qt

@@ -19,7 +19,7 @@ from gradviz.view.format import format_array
 from gradviz.scenario import bundled_path, load
 from gradviz.training.session import Session
 from tests.ui.conftest import screenshot as _screenshot
-from ui.graph_view import PRECISION
+from ui.graph import PRECISION
 
 # 1,500 frames per scenario, 3,000 in all (~25 s for both on a busy 2-core box); GRADVIZ_SOAK_FRAMES for more
 FRAMES = int(os.environ.get("GRADVIZ_SOAK_FRAMES", 1500))

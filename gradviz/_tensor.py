@@ -4,11 +4,14 @@ Names, defaults and dtype rules follow PyTorch: ``tensor([1., 2.])`` is float32,
 float64 array stays float64, a Python scalar takes the dtype of the tensor it meets.
 ``.data`` is the underlying numpy array (PyTorch returns a tensor sharing storage; here the
 array itself plays that role, and optimizers update it in place).
+
+The module is ``_tensor`` (as in PyTorch) so that it does not shadow the factory ``gradviz.tensor``;
+its names without a leading underscore (``apply_op``, ``from_array``, ``torch_dtype_name``, the
+autocast hook's getter and setter) are what the rest of the core uses.
 """
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections import namedtuple
 
 import numpy as np
@@ -116,13 +119,6 @@ class Tensor:
                 raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
             self.requires_grad_(True)
 
-    @classmethod
-    def _wrap(cls, arr: np.ndarray, requires_grad: bool = False, grad_fn=None) -> "Tensor":
-        t = object.__new__(Tensor)
-        t._data, t.grad, t.requires_grad, t.grad_fn = arr, None, requires_grad, grad_fn
-        t._retains_grad, t.name = False, None
-        return t
-
     # -- data and metadata -------------------------------------------------------------------
     @property
     def data(self) -> np.ndarray:
@@ -209,12 +205,12 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """A new leaf sharing this tensor's array, cut off from the graph."""
-        return Tensor._wrap(self._data)
+        return from_array(self._data)
 
     def clone(self) -> "Tensor":
         if self.requires_grad:         # a copy in the graph: the "to" rule, named CloneBackward0 as in PyTorch
-            return _apply("to", (self,), alias="clone", dtype=self._data.dtype)
-        return Tensor._wrap(self._data.copy())
+            return apply_op("to", (self,), alias="clone", dtype=self._data.dtype)
+        return from_array(self._data.copy())
 
     def backward(self, gradient=None, retain_graph: bool | None = None) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's ``Tensor.backward``)."""
@@ -230,7 +226,7 @@ class Tensor:
                 raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {tuple(g.shape)} and "
                                    f"output[0] has a shape of {tuple(self.shape)}.")
             g = g.astype(self.dtype)       # a copy: the engine and the trace never alias the caller's array
-        run_backward(self, g, bool(retain_graph))
+        run_backward(self, g, bool(retain_graph), from_array)
 
     # -- ops -----------------------------------------------------------------------------------
     def _scalar(self, other) -> "Tensor":
@@ -241,7 +237,7 @@ class Tensor:
             dtype = self._data.dtype
             if dtype.kind != "f":
                 dtype = _DEFAULT_DTYPE if type(other) is float else int64
-            t = Tensor._wrap(np.array(other, dtype=dtype))
+            t = from_array(np.array(other, dtype=dtype))
             if trace._ACTIVE is not None:                     # the label is only read by a recorder
                 t.name = f"{other:g}"
             return t
@@ -250,20 +246,20 @@ class Tensor:
             dtype = self._data.dtype if self._data.dtype.kind == "f" else _DEFAULT_DTYPE
         else:
             dtype = _infer_dtype(arr, None)
-        t = Tensor._wrap(np.asarray(other, dtype=dtype))
+        t = from_array(np.asarray(other, dtype=dtype))
         if arr.ndim == 0:
             t.name = f"{other:g}" if isinstance(other, (int, float)) else None
         return t
 
-    def __add__(self, o): return _apply("add", (self, self._scalar(o)))
-    def __radd__(self, o): return _apply("add", (self._scalar(o), self))
-    def __sub__(self, o): return _apply("sub", (self, self._scalar(o)))
-    def __rsub__(self, o): return _apply("sub", (self._scalar(o), self), alias="rsub")
-    def __mul__(self, o): return _apply("mul", (self, self._scalar(o)))
-    def __rmul__(self, o): return _apply("mul", (self._scalar(o), self))
-    def __truediv__(self, o): return _apply("div", (self, self._scalar(o)))
-    def __rtruediv__(self, o): return _apply("mul", (self.reciprocal(), self._scalar(o)))  # as PyTorch does
-    def __neg__(self): return _apply("neg", (self,))
+    def __add__(self, o): return apply_op("add", (self, self._scalar(o)))
+    def __radd__(self, o): return apply_op("add", (self._scalar(o), self))
+    def __sub__(self, o): return apply_op("sub", (self, self._scalar(o)))
+    def __rsub__(self, o): return apply_op("sub", (self._scalar(o), self), alias="rsub")
+    def __mul__(self, o): return apply_op("mul", (self, self._scalar(o)))
+    def __rmul__(self, o): return apply_op("mul", (self._scalar(o), self))
+    def __truediv__(self, o): return apply_op("div", (self, self._scalar(o)))
+    def __rtruediv__(self, o): return apply_op("mul", (self.reciprocal(), self._scalar(o)))  # as PyTorch does
+    def __neg__(self): return apply_op("neg", (self,))
     def __pos__(self): return self
     def __matmul__(self, o): return matmul(self, o)
     def __rmatmul__(self, o): return matmul(self._scalar(o), self)
@@ -275,14 +271,14 @@ class Tensor:
             if self.grad_fn is None and self.requires_grad:
                 raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
             # NOTE: a non-leaf gets a new node, like `h = h + 1`; PyTorch would rewrite h itself.
-            return _apply(short, (self, other))
+            return apply_op(short, (self, other))
         out = RULES[short].forward(*_promote(short, self._data, other._data))[0]
         if out.shape != self.shape:
             raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
                                f"{list(out.shape)}")
         if not np.can_cast(out.dtype, self.dtype, "same_kind"):
-            raise RuntimeError(f"result type {_torch_dtype_name(out.dtype)} can't be cast to the desired output "
-                               f"type {_torch_dtype_name(self.dtype)}")
+            raise RuntimeError(f"result type {torch_dtype_name(out.dtype)} can't be cast to the desired output "
+                               f"type {torch_dtype_name(self.dtype)}")
         self._data[...] = out
         return self
 
@@ -293,15 +289,15 @@ class Tensor:
 
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor) or isinstance(exponent, float) and self._data.dtype.kind != "f":
-            return _apply("pow", (self, self._scalar(exponent)))     # int ** 2.5 is float32, not float64
-        return _apply("pow_scalar", (self,), exponent=exponent)
+            return apply_op("pow", (self, self._scalar(exponent)))     # int ** 2.5 is float32, not float64
+        return apply_op("pow_scalar", (self,), exponent=exponent)
 
     def __rpow__(self, base):
-        return _apply("pow", (self._scalar(base), self), alias="rpow")
+        return apply_op("pow", (self._scalar(base), self), alias="rpow")
 
     def _compare(self, other, op):
         other = other._data if isinstance(other, Tensor) else other
-        return Tensor._wrap(op(self._data, other))
+        return from_array(op(self._data, other))
 
     def __eq__(self, o): return self._compare(o, np.equal)
     def __ne__(self, o): return self._compare(o, np.not_equal)
@@ -317,40 +313,40 @@ class Tensor:
     def neg(self): return -self
     def pow(self, e): return self ** e
     def matmul(self, o): return matmul(self, o)
-    def exp(self): return _apply("exp", (self,))
-    def log(self): return _apply("log", (self,))
-    def sqrt(self): return _apply("sqrt", (self,))
-    def abs(self): return _apply("abs", (self,))
-    def tanh(self): return _apply("tanh", (self,))
-    def sigmoid(self): return _apply("sigmoid", (self,))
-    def relu(self): return _apply("relu", (self,))
-    def reciprocal(self): return _apply("reciprocal", (self,))
+    def exp(self): return apply_op("exp", (self,))
+    def log(self): return apply_op("log", (self,))
+    def sqrt(self): return apply_op("sqrt", (self,))
+    def abs(self): return apply_op("abs", (self,))
+    def tanh(self): return apply_op("tanh", (self,))
+    def sigmoid(self): return apply_op("sigmoid", (self,))
+    def relu(self): return apply_op("relu", (self,))
+    def reciprocal(self): return apply_op("reciprocal", (self,))
 
     def clamp(self, min=None, max=None):  # noqa: A002 (PyTorch's names)
         if min is None and max is None:
             raise RuntimeError("At least one of 'min' or 'max' must not be None")
-        return _apply("clamp", (self,), min=min, max=max)
+        return apply_op("clamp", (self,), min=min, max=max)
 
-    def clamp_min(self, min): return _apply("clamp", (self,), alias="min", min=min, max=None)  # noqa: A002
+    def clamp_min(self, min): return apply_op("clamp", (self,), alias="min", min=min, max=None)  # noqa: A002
 
     def sum(self, dim=None, keepdim: bool = False):
         dim = _norm_dims(dim, self.ndim)
-        return _apply("sum", (self,), alias=None if dim is not None else "all", dim=dim, keepdim=keepdim)
+        return apply_op("sum", (self,), alias=None if dim is not None else "all", dim=dim, keepdim=keepdim)
 
     def mean(self, dim=None, keepdim: bool = False):
         if self._data.dtype not in _FLOATS:
             raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating "
-                               f"point or complex dtype. Got: {_torch_dtype_name(self._data.dtype)}")
+                               f"point or complex dtype. Got: {torch_dtype_name(self._data.dtype)}")
         dim = _norm_dims(dim, self.ndim)
-        return _apply("mean", (self,), alias=None if dim is not None else "all", dim=dim, keepdim=keepdim)
+        return apply_op("mean", (self,), alias=None if dim is not None else "all", dim=dim, keepdim=keepdim)
 
     def max(self, dim=None, keepdim: bool = False):
         if dim is None:
-            return _apply("max", (self,))
+            return apply_op("max", (self,))
         dim = _norm_dims(dim, self.ndim)
-        values = _apply("max_dim", (self,), dim=dim, keepdim=keepdim)
+        values = apply_op("max_dim", (self,), dim=dim, keepdim=keepdim)
         idx = np.argmax(self._data, axis=dim)
-        return MaxResult(values, Tensor._wrap(np.expand_dims(idx, dim) if keepdim else idx))
+        return MaxResult(values, from_array(np.expand_dims(idx, dim) if keepdim else idx))
 
     def _new_shape(self, shape):
         """The target shape (``-1`` resolved) and whether numpy must copy to produce it."""
@@ -368,24 +364,24 @@ class Tensor:
         # NOTE: PyTorch's reshape views a contiguous tensor (ViewBackward0), aliases a strided one it can
         # view (ReshapeAliasBackward0) and copies one it cannot (UnsafeViewBackward0, e.g. x.T.reshape(-1)).
         kind = "copy" if copies else None if self._data.flags.c_contiguous else "alias"
-        return _apply("reshape", (self,), alias=kind, shape=shape)
+        return apply_op("reshape", (self,), alias=kind, shape=shape)
 
     def view(self, *shape):
         shape, copies = self._new_shape(shape)
         if copies:
             raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
                                "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
-        return _apply("reshape", (self,), shape=shape)
+        return apply_op("reshape", (self,), shape=shape)
 
     def unsqueeze(self, dim: int):
         shape = list(self.shape)
         shape.insert(dim if dim >= 0 else self.ndim + 1 + dim, 1)
-        return _apply("reshape", (self,), alias="unsqueeze", shape=tuple(shape))
+        return apply_op("reshape", (self,), alias="unsqueeze", shape=tuple(shape))
 
     def squeeze(self, dim=None):
         shape = tuple(n for i, n in enumerate(self.shape)
                       if n != 1 or (dim is not None and i != dim % max(self.ndim, 1)))
-        return _apply("reshape", (self,), alias="squeeze" if dim is None else "squeeze_dim", shape=shape)
+        return apply_op("reshape", (self,), alias="squeeze" if dim is None else "squeeze_dim", shape=shape)
 
     def flatten(self):
         return self.reshape(-1)
@@ -393,16 +389,16 @@ class Tensor:
     def transpose(self, dim0: int, dim1: int):
         axes = list(range(self.ndim))
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
-        return _apply("permute", (self,), alias="transpose", axes=tuple(axes))
+        return apply_op("permute", (self,), alias="transpose", axes=tuple(axes))
 
     def permute(self, *dims):
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        return _apply("permute", (self,), axes=tuple(d % self.ndim for d in dims))
+        return apply_op("permute", (self,), axes=tuple(d % self.ndim for d in dims))
 
     @property
     def T(self):
         ndim = self._data.ndim
-        return _apply("permute", (self,), axes=(1, 0) if ndim == 2 else tuple(reversed(range(ndim))))
+        return apply_op("permute", (self,), axes=(1, 0) if ndim == 2 else tuple(reversed(range(ndim))))
 
     def __getitem__(self, index):
         if isinstance(index, Tensor):
@@ -413,8 +409,8 @@ class Tensor:
             index = tuple(i._data if isinstance(i, Tensor) else i for i in index)
         kind = _index_kind(index, self.shape)
         if kind is None:
-            return _apply("index", (self,), index=index)
-        return _apply("getitem", (self,), alias=kind, index=index)
+            return apply_op("index", (self,), index=index)
+        return apply_op("getitem", (self,), alias=kind, index=index)
 
     def softmax(self, dim: int):
         return softmax(self, dim)
@@ -426,7 +422,7 @@ class Tensor:
         dtype = np.dtype(dtype)
         if dtype == self._data.dtype and not copy:
             return self
-        return _apply("to", (self,), dtype=dtype)
+        return apply_op("to", (self,), dtype=dtype)
 
     def float(self): return self.to(float32)
     def double(self): return self.to(float64)
@@ -447,11 +443,36 @@ class Tensor:
 
 
 # -- the one place ops are applied ----------------------------------------------------------------
-_wrap = Tensor._wrap
+def from_array(arr: np.ndarray) -> Tensor:
+    """A leaf tensor over ``arr`` itself: no copy and no dtype rules (the array's dtype is kept).
+
+    For arrays the core made (op results, gradients) and arrays their owner hands over (a batch of
+    data); what a user passes goes through :func:`tensor`, which copies and applies PyTorch's rules.
+    """
+    t = object.__new__(Tensor)
+    t._data, t.grad, t.requires_grad, t.grad_fn = arr, None, False, None
+    t._retains_grad, t.name = False, None
+    return t
+
+
 _autocast_hook = None      # set by gradviz.amp.autocast while active: (short, inputs) -> inputs
 
 
-def _apply(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> Tensor:
+def autocast_hook():
+    """The function :func:`apply_op` hands each op's inputs to first, or None (autocast is off)."""
+    return _autocast_hook
+
+
+def set_autocast_hook(hook) -> None:
+    """Install ``hook(short, inputs) -> inputs`` for every op (``gradviz.amp.autocast``), or None."""
+    global _autocast_hook
+    _autocast_hook = hook
+
+
+def apply_op(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> Tensor:
+    """Run the rule ``RULES[short]`` on ``inputs`` (tensors): promote dtypes, compute, and link the
+    result into the graph when an input requires grad; ``alias`` picks PyTorch's grad_fn name for
+    this call (``ALIASES``). Every differentiable op goes through here."""
     if _autocast_hook is not None:
         inputs = _autocast_hook(short, inputs)     # may cast matmul inputs to float16 (gradviz.amp)
     rule = RULES[short]
@@ -470,7 +491,7 @@ def _apply(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> Ten
     if type(out_data) is not np.ndarray:         # numpy reductions and 0-d arithmetic give scalars
         out_data = np.asarray(out_data)
     label = ALIASES.get((short, alias), rule.name) if alias else rule.name
-    out = _wrap(out_data)
+    out = from_array(out_data)
     if _grad_enabled:
         for t in inputs:
             if t.requires_grad:
@@ -516,7 +537,8 @@ def _norm_dims(dim, ndim):
     return dim % max(ndim, 1)
 
 
-def _torch_dtype_name(dtype) -> str:
+def torch_dtype_name(dtype) -> str:
+    """PyTorch's name of a dtype in its error messages: ``Float``, ``Long``, ..."""
     return {"int64": "Long", "bool": "Bool", "int32": "Int", "float16": "Half", "float32": "Float",
             "float64": "Double"}.get(str(dtype), str(dtype))
 
@@ -536,10 +558,10 @@ def matmul(a, b) -> Tensor:
         if message:
             raise RuntimeError(message)
     if na == 2 and nb == 2:
-        return _apply("matmul", (a, b))
+        return apply_op("matmul", (a, b))
     kind = ("dot" if na == 1 and nb == 1 else "mv" if na == 2 and nb == 1 else "vm" if na == 1 and nb == 2
             else _batched_matmul_kind(a, b))
-    return _apply("matmul", (a, b), alias=kind)
+    return apply_op("matmul", (a, b), alias=kind)
 
 
 def _broadcast_error(sa: tuple, sb: tuple) -> str | None:

@@ -1,7 +1,8 @@
 """Exports from the dashboards: a plot as PNG or SVG, a History as CSV or JSON.
 
 The writers (``export_plot``, ``export_history``) are plain functions; ``DashboardExporter`` adds
-the file dialog (sensible default names), the overwrite question and the status-bar message.
+the File ▸ Export actions, the file dialog (sensible default names) and the overwrite question, and
+reports what it wrote or why it could not (``wrote``, ``failed``) for the window to show.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 from pathlib import Path
 
 import pyqtgraph.exporters as pg_exporters
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 PNG_MIN_WIDTH = 1600          # exported bitmaps are drawn at least this wide (slides, papers)
 FILTERS = {"png": "PNG images (*.png)", "svg": "SVG images (*.svg)", "csv": "CSV tables (*.csv)",
@@ -51,7 +52,7 @@ def _export_svg(panel, path: Path) -> Path:
     the scene is rendered straight into a QSvgGenerator instead. Item caches are switched off while
     rendering so that curves come out as paths, not bitmaps.
     """
-    from PySide6 import QtCore, QtGui, QtSvg
+    from PySide6 import QtSvg
     view = panel.view
     scene = view.scene()
     size = view.viewport().size()
@@ -111,16 +112,28 @@ def ask_save_path(parent, title: str, default: str, kind: str) -> str | None:
     return path or None
 
 
-class DashboardExporter:
-    """File ▸ Export entries for the dashboards of ``window``."""
+class DashboardExporter(QtCore.QObject):
+    """The dashboards' File ▸ Export entries: the current plot as PNG/SVG, the selected variant's
+    History as CSV/JSON. ``parent`` is the widget the dialogs belong to."""
+    wrote = QtCore.Signal(str)           # "Wrote <path>"
+    failed = QtCore.Signal(str)          # what went wrong, for an error box
 
-    def __init__(self, window, dashboards):
-        self.window = window
+    def __init__(self, document, dashboards, parent=None):
+        super().__init__(parent)
+        self.document = document
         self.dashboards = dashboards
         self.ask_path = ask_save_path        # tests replace this
+        self.menu_actions: list[QtGui.QAction] = []
+        for text, slot in (("Plot as P&NG…", lambda: self.export_plot("png")),
+                           ("Plot as S&VG…", lambda: self.export_plot("svg")),
+                           ("History as &CSV…", lambda: self.export_history("csv")),
+                           ("History as &JSON…", lambda: self.export_history("json"))):
+            action = QtGui.QAction(text, self)
+            action.triggered.connect(slot)
+            self.menu_actions.append(action)
 
     def _stem(self) -> str:
-        path = self.window.document.path
+        path = self.document.path
         return path.stem if path else "scenario"
 
     def default_plot_path(self, kind: str) -> Path:
@@ -128,31 +141,21 @@ class DashboardExporter:
         return Path.home() / f"{self._stem()}_{slug(panel.title)}.{kind}"
 
     def default_history_path(self, kind: str) -> Path:
-        variants = self.window.document.scenario.variants()
+        variants = self.document.scenario.variants()
         i = min(self.dashboards.selection.variant, len(variants) - 1)
         return Path.home() / f"{self._stem()}_{slug(variants[i].name)}_history.{kind}"
 
     def _target(self, title: str, default: Path, kind: str, path) -> Path | None:
         if path is None:
-            path = self.ask_path(self.window, title, str(default), kind)
+            path = self.ask_path(self.parent(), title, str(default), kind)
             if not path:
                 return None
         path = Path(path)
         if path.suffix.lower() != f".{kind}":
             path = path.with_name(path.name + f".{kind}")
-        if not confirm_overwrite(self.window, path):
+        if not confirm_overwrite(self.parent(), path):
             return None
         return path
-
-    def _done(self, path: Path) -> None:
-        bar = getattr(self.window, "statusBar", None)
-        if bar is not None:
-            bar().showMessage(f"Wrote {path}", 4000)
-
-    def _fail(self, path, exc) -> None:
-        show = getattr(self.window, "show_error", None)
-        if show is not None:
-            show(f"Could not write {path}: {exc}")
 
     def export_plot(self, kind: str, path: str | Path | None = None) -> Path | None:
         panel = self.dashboards.current_panel()
@@ -162,13 +165,13 @@ class DashboardExporter:
         try:
             export_plot(panel, target)
         except (OSError, ValueError) as exc:
-            self._fail(target, exc)
+            self.failed.emit(f"Could not write {target}: {exc}")
             return None
-        self._done(target)
+        self.wrote.emit(f"Wrote {target}")
         return target
 
     def export_history(self, kind: str, path: str | Path | None = None) -> Path | None:
-        doc = self.window.document
+        doc = self.document
         if doc.scenario is None or not doc.sessions:
             return None
         if doc.running:
@@ -181,7 +184,7 @@ class DashboardExporter:
         try:
             export_history(histories[i], target)
         except (OSError, ValueError) as exc:
-            self._fail(target, exc)
+            self.failed.emit(f"Could not write {target}: {exc}")
             return None
-        self._done(target)
+        self.wrote.emit(f"Wrote {target}")
         return target

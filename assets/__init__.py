@@ -1,0 +1,2 @@
+"""Package data, installed as ``gradviz.assets`` (see pyproject.toml): ``scenarios/*.toml``, the
+bundled scenarios, found by ``gradviz.scenario.bundled``."""

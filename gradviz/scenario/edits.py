@@ -1,0 +1,93 @@
+"""The rules of editing a scenario's runs (what the Controls do), on a copy, without any UI.
+
+- ``variant_name``: the name a run gets from its settings (``SGD(lr=0.01) · accum=4``), and
+  ``unique_name`` among the others (``... (2)``); ``rename_if_automatic`` keeps a comparison's
+  name in step with its settings unless the user named it;
+- ``set_optimizer_kind``: another optimizer starts at PyTorch's defaults, keeping the lr;
+- ``set_loop_value``: one loop setting (leaving float16 also turns loss scaling off);
+- ``add_comparison``: the main run, as it is now, kept as a comparison;
+- ``check_scenario``: None when the edited scenario is valid (``checks.validate``), else the
+  reason in one short line for the field that was edited.
+"""
+from __future__ import annotations
+
+import copy
+
+from .checks import validate
+from .reader import ScenarioError
+from .schema import LIMITS, OPTIMIZER_DEFAULTS, LoopSpec, OptimizerSpec, Scenario, Variant
+
+MAX_NAME = 80
+# The loop settings a name shows when they differ from the defaults, and their short labels.
+LOOP_SHORT = dict(zero_grad="zero_grad", set_to_none="set_to_none", accumulation_steps="accum",
+                  divide_loss="divide_loss", precision="", loss_scaling="scaler", batch_size="batch",
+                  shuffle="shuffle")
+
+
+def variant_name(optimizer: OptimizerSpec, loop: LoopSpec) -> str:
+    """``SGD(lr=0.01)`` plus the loop settings that differ from the defaults."""
+    base = LoopSpec()
+    parts = []
+    for key in ("zero_grad", "set_to_none", "accumulation_steps", "divide_loss", "precision",
+                "loss_scaling", "batch_size", "shuffle"):
+        value = getattr(loop, key)
+        if value != getattr(base, key):
+            parts.append(str(value) if key == "precision" else f"{LOOP_SHORT[key]}={value}")
+    name = optimizer.label() + (" · " + ", ".join(parts) if parts else "")
+    return name if len(name) <= MAX_NAME else name[:MAX_NAME - 1] + "…"
+
+
+def unique_name(name: str, taken) -> str:
+    """``name``, or ``name (2)``, ``name (3)``, ... if it is taken."""
+    taken = set(taken)
+    if name not in taken:
+        return name
+    i = 2
+    while f"{name} ({i})" in taken:
+        i += 1
+    return f"{name} ({i})"
+
+
+def rename_if_automatic(scenario: Scenario, variant: Variant, before: str) -> None:
+    """After an edit of comparison ``variant``: if its name was the one its old settings gave
+    (``before``, or ``before (n)``), it takes the name of its new settings."""
+    if variant.name == before or variant.name.startswith(before + " ("):
+        variant.name = unique_name(variant_name(variant.optimizer, variant.loop),
+                                   [c.name for c in scenario.comparisons if c is not variant])
+
+
+def set_optimizer_kind(spec: OptimizerSpec, kind: str) -> None:
+    """Switch ``spec`` to optimizer ``kind``: its hyperparameters start at PyTorch's defaults,
+    the learning rate is kept."""
+    hyper = dict(OPTIMIZER_DEFAULTS[kind])
+    hyper["lr"] = spec.hyper.get("lr", hyper["lr"])
+    spec.kind, spec.hyper = kind, hyper
+
+
+def set_loop_value(loop: LoopSpec, key: str, value) -> None:
+    """Set one loop setting; a precision other than float16 turns loss scaling off."""
+    setattr(loop, key, value)
+    if key == "precision" and value != "float16":
+        loop.loss_scaling = False
+
+
+def add_comparison(scenario: Scenario) -> Variant:
+    """Keep the main run, as it is now, as a new comparison named after its settings.
+
+    Raises ValueError when there are already ``LIMITS["max_comparisons"]``."""
+    if len(scenario.comparisons) >= LIMITS["max_comparisons"]:
+        raise ValueError(f"at most {LIMITS['max_comparisons']} comparisons")
+    name = unique_name(variant_name(scenario.optimizer, scenario.loop), [c.name for c in scenario.comparisons])
+    variant = Variant(name, copy.deepcopy(scenario.optimizer), copy.deepcopy(scenario.loop))
+    scenario.comparisons.append(variant)
+    return variant
+
+
+def check_scenario(scenario: Scenario) -> str | None:
+    """None when ``scenario`` is valid, else why not: ``"momentum: expected ..., found ..."``."""
+    try:
+        validate(scenario)
+    except ScenarioError as exc:
+        key = (exc.key or "").split(".")[-1]
+        return f"{key + ': ' if key and not key.isdigit() else ''}expected {exc.expected}, found {exc.found}"
+    return None

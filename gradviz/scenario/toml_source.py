@@ -1,0 +1,253 @@
+"""A scenario file as text: reading it safely, parsing it, and finding the line of each key.
+
+- ``read(path, shown)`` and ``decode(raw, name)``: the file's bytes as UTF-8 text, refusing files
+  over ``LIMITS["max_file_bytes"]`` before reading them whole;
+- ``checked(text, name)``: the same size limit for text, and a leading byte-order mark dropped;
+- ``parse(text, file)``: the TOML document as dicts, after refusing what would make ``tomllib``
+  slow (too many keys and table headers, dotted keys nested too deep);
+- ``line_finder(text)``: the line each key path is defined on, for error messages.
+
+Every refusal is one ``ScenarioError``; nothing here evaluates anything, so any input, however
+hostile, is rejected quickly.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Callable
+
+from .reader import ScenarioError
+from .schema import LIMITS
+
+MAX_KEY_DEPTH = 32
+MAX_STRUCTURE_LINES = 5_000
+
+_KEYPART = r'''(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')'''
+_KEY = rf"{_KEYPART}(?:[ \t]*\.[ \t]*{_KEYPART})*"
+_HEADER = re.compile(rf"[ \t]*(\[\[?)[ \t]*({_KEY})[ \t]*\]")
+_ASSIGN = re.compile(rf"[ \t]*({_KEY})[ \t]*=")
+_PART = re.compile(_KEYPART)
+_SPECIAL = re.compile(r"[\"'{}#]")
+
+# A dotted key or table header of more than MAX_KEY_DEPTH parts. tomllib takes quadratic time in
+# the number of parts (50,000 parts: 5 s), so such keys are refused before it sees them. Each
+# candidate starts where a key part can start, and parts never backtrack: linear time.
+_DEEP_KEY = re.compile(r"""(?<![A-Za-z0-9_"'.-])(?:(?:[A-Za-z0-9_-]++|"[^"\n]{0,200}"|'[^'\n]{0,200}')"""
+                       rf"[ \t]*+\.[ \t]*+){{{MAX_KEY_DEPTH}}}")
+
+# Lines that open a table or assign a key. A scenario has a few dozen; tomllib needs about 10 us
+# per table header, so hundreds of thousands of them would take seconds to parse.
+_STRUCTURE_LINE = re.compile(
+    r"""^[ \t]*+(?:\[\[?[ \t]*+[A-Za-z0-9_"'-][^,\n\[\]]*+\]\]?[ \t]*+(?:\#[^\n]*)?$"""   # [table]
+    rf"""|{_KEYPART}(?:[ \t]*+\.[ \t]*+{_KEYPART})*+[ \t]*+=)""", re.MULTILINE)     # key =
+
+
+# --- text -----------------------------------------------------------------------------------
+
+def _too_large(found: str, file: str) -> ScenarioError:
+    return ScenarioError(file, expected=f"a file of at most {LIMITS['max_file_bytes']} bytes", found=found)
+
+
+def checked(text: str, name: str) -> str:
+    """``text`` within the size limit, without a leading byte-order mark."""
+    if not isinstance(text, str):
+        raise ScenarioError(name, expected="scenario text (a str)", found=type(text).__name__)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > LIMITS["max_file_bytes"]:
+        raise _too_large(f"{size} bytes", name)
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def read(path: str | os.PathLike, shown: str) -> str:
+    """The text of the file at ``path``; ``shown`` is its name in error messages."""
+    limit = LIMITS["max_file_bytes"]
+    try:
+        size = Path(path).stat().st_size
+        if size > limit:
+            raise _too_large(f"{size} bytes", shown)
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except (OSError, ValueError) as error:     # ValueError: a NUL character in the path
+        if isinstance(error, ScenarioError):
+            raise
+        reason = getattr(error, "strerror", None) or error
+        raise ScenarioError(shown, expected="a readable scenario file",
+                            found=f"{type(error).__name__}: {reason}") from None
+    if len(raw) > limit:
+        raise _too_large(f"more than {limit} bytes", shown)
+    return decode(raw, shown)
+
+
+def decode(raw: bytes, name: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise ScenarioError(name, line=line, expected="UTF-8 text",
+                            found=f"byte 0x{raw[error.start]:02x} at byte offset {error.start}, "
+                                  "which is not UTF-8") from None
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+def parse(text: str, file: str) -> dict:
+    """The TOML document, or one ScenarioError (with the line tomllib names, when it names one)."""
+    count = 0
+    for match in _STRUCTURE_LINE.finditer(text):
+        count += 1
+        if count > MAX_STRUCTURE_LINES:
+            raise ScenarioError(file, line=text.count("\n", 0, match.start()) + 1,
+                                expected=f"at most {MAX_STRUCTURE_LINES} keys and table headers",
+                                found=f"more than {MAX_STRUCTURE_LINES}")
+    deep = _DEEP_KEY.search(text)
+    if deep:
+        raise ScenarioError(file, line=text.count("\n", 0, deep.start()) + 1,
+                            expected=f"keys nested at most {MAX_KEY_DEPTH} deep",
+                            found=f"a dotted key or table name of more than {MAX_KEY_DEPTH} parts")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        message = str(error)
+        match = re.search(r"\(at line (\d+), column (\d+)\)|\(at end of document\)", message)
+        line = column = None
+        if match and match.group(1):
+            line, column = int(match.group(1)), int(match.group(2))
+        elif match:
+            line = text.count("\n") + 1
+        found = message[:match.start()].strip() if match else message
+        where = f" at column {column}" if column else ""
+        raise ScenarioError(file, line=line, column=column, expected="valid TOML",
+                            found=f"{found}{where}") from None
+    except RecursionError:
+        raise ScenarioError(file, expected="valid TOML", found="values nested too deeply") from None
+    except Exception as error:       # tomllib can also raise ValueError (e.g. a 5000-digit integer)
+        raise ScenarioError(file, expected="valid TOML", found=f"{type(error).__name__}: {error}") from None
+
+
+# --- the line of a key ----------------------------------------------------------------------
+
+def _split_key(key: str) -> tuple[str, ...]:
+    parts = []
+    for part in _PART.findall(key):
+        parts.append(part[1:-1] if part[:1] in "\"'" else part)
+    return tuple(parts)
+
+
+class KeyLines:
+    """Where each key path is defined in the source: a line scanner, not a parser.
+
+    It follows table headers (``[a.b]``, ``[[comparison]]`` with its running index), ``key =``
+    assignments (dotted keys too) and the keys of inline tables, and skips strings, comments and
+    continuation lines of multi-line arrays and strings. Good enough to point at a line; when a
+    path is not found, the line of its closest enclosing key is used.
+    """
+
+    def __init__(self, text: str):
+        self.index: dict[tuple, int] = {}
+        aot: dict[tuple, int] = {}            # array-of-tables path -> current index
+        current: tuple = ()
+        depth = 0                             # open '[' / '{' of a value continuing on later lines
+        in_string = None                      # the delimiter of an open multi-line string
+        for lineno, line in enumerate(text.splitlines()[:200_000], 1):
+            if len(line) > 10_000:
+                line = line[:10_000]
+            if in_string:
+                if line.count(in_string) % 2 == 1:
+                    in_string = None
+                continue
+            if depth > 0:
+                depth, in_string = self._scan_value(line, 0, (), lineno, depth)
+                continue
+            header = _HEADER.match(line)
+            if header:
+                parts = _split_key(header.group(2))
+                resolved: tuple = ()
+                for i, part in enumerate(parts):
+                    resolved += (part,)
+                    if parts[:i + 1] in aot and not (header.group(1) == "[[" and i == len(parts) - 1):
+                        resolved += (aot[parts[:i + 1]],)
+                if header.group(1) == "[[":
+                    aot[parts] = aot.get(parts, -1) + 1
+                    resolved += (aot[parts],)
+                current = resolved
+                self._record(current, lineno)
+                continue
+            match = _ASSIGN.match(line)
+            if match:
+                key = current + _split_key(match.group(1))
+                self._record(key, lineno)
+                depth, in_string = self._scan_value(line, match.end(), key, lineno, 0)
+
+    def _scan_value(self, line: str, pos: int, key: tuple, lineno: int, depth: int):
+        """Record the keys of inline tables in ``line[pos:]``; return (open brackets, open string)."""
+        if not _SPECIAL.search(line, pos):      # plain numbers and brackets (rows of data): fast
+            return max(depth + line.count("[", pos) - line.count("]", pos), 0), None
+        stack, last, expect_key = [key], key, False
+        while pos < len(line):
+            char = line[pos]
+            if char in "\"'":
+                triple = line[pos:pos + 3]
+                if triple in ('"""', "'''"):
+                    end = line.find(triple, pos + 3)
+                    if end < 0:
+                        return depth, triple
+                    pos = end + 3
+                    continue
+                pos = self._skip_string(line, pos)
+                continue
+            if char == "#":
+                break
+            if char in "[{":
+                depth += 1
+                if char == "{":
+                    stack.append(last)
+                    expect_key = True
+            elif char in "]}":
+                depth = max(depth - 1, 0)
+                if char == "}" and len(stack) > 1:
+                    stack.pop()
+            elif char == ",":
+                expect_key = len(stack) > 1
+            elif expect_key and not char.isspace():
+                expect_key = False
+                match = _ASSIGN.match(line, pos)
+                if match and key:
+                    last = stack[-1] + _split_key(match.group(1))
+                    self._record(last, lineno)
+                    pos = match.end()
+                    continue
+            pos += 1
+        return depth, None
+
+    def _record(self, key: tuple, lineno: int) -> None:
+        for k in range(1, len(key) + 1):       # a.b.c = 1 also defines a and a.b here
+            self.index.setdefault(key[:k], lineno)
+
+    @staticmethod
+    def _skip_string(line: str, pos: int) -> int:
+        quote, pos = line[pos], pos + 1
+        while pos < len(line) and line[pos] != quote:
+            pos += 2 if quote == '"' and line[pos] == "\\" else 1
+        return pos + 1
+
+    def find(self, path: tuple) -> int | None:
+        for k in range(len(path), 0, -1):
+            line = self.index.get(tuple(path[:k]))
+            if line is not None:
+                return line
+        return None
+
+
+def line_finder(text: str) -> Callable[[tuple], int | None]:
+    """``find(path)``: the line of a key path in ``text``; the text is scanned on the first call
+    only (most files load without an error, so most are never scanned)."""
+    lines: KeyLines | None = None
+
+    def find(path: tuple) -> int | None:
+        nonlocal lines
+        if lines is None:
+            lines = KeyLines(text)
+        return lines.find(path)
+    return find

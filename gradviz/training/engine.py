@@ -1,0 +1,205 @@
+"""The step engine: one live model, optimizer, GradScaler and batch order, and the optimizer step.
+
+``Engine.step(k)`` is exactly ``docs/contracts.md`` ("One optimizer step k"): it only calls
+``forward``, the loss, ``backward()``, ``zero_grad()`` and ``step()`` in the order the toggles say,
+marks each phase for a recorder, and copies what it sees into a History buffer. A ``Checkpoint``
+holds everything step k depends on, so restoring one and stepping replays a step bit for bit.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from .. import amp, trace
+from .._tensor import Tensor, float16, from_array
+from .build import Setup, batch_tensors, build_loss, build_model, build_optimizer, build_scaler, loss_module_name
+from .history import HistoryBuffer
+
+__all__ = ["Engine", "Checkpoint", "BatchOrder", "batch_order"]
+
+
+def batch_order(n: int, batch_size: int, shuffle: bool, seed: int) -> Iterator[np.ndarray]:
+    """One index array per optimizer step, forever (docs/contracts.md; the exporter copies it)."""
+    rng = np.random.default_rng(seed + 1)      # only for shuffling
+    per_epoch = n // batch_size                # a partial last batch is dropped
+    while True:
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        for i in range(per_epoch):
+            yield order[i * batch_size:(i + 1) * batch_size]
+
+
+class BatchOrder:
+    """:func:`batch_order` with a state that can be saved and restored (for exact replays)."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int):
+        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
+        self.rng = np.random.default_rng(seed + 1)
+        self.per_epoch = n // batch_size
+        self.position = self.per_epoch          # the next call starts an epoch
+        self.order: np.ndarray | None = None
+
+    def next(self) -> tuple[int, np.ndarray | None]:
+        """(position in the epoch, indices); indices are None when not shuffling (use the position)."""
+        if self.position == self.per_epoch:
+            self.order = self.rng.permutation(self.n) if self.shuffle else None
+            self.position = 0
+        i = self.position
+        self.position += 1
+        if self.order is None:
+            return i, None
+        return i, self.order[i * self.batch_size:(i + 1) * self.batch_size]
+
+    def get_state(self):
+        return copy.deepcopy(self.rng.bit_generator.state), self.order, self.position
+
+    def set_state(self, state) -> None:
+        self.rng.bit_generator.state = copy.deepcopy(state[0])
+        self.order, self.position = state[1], state[2]
+
+
+@dataclass
+class Checkpoint:
+    """Everything step k depends on, taken before it: enough to replay it exactly."""
+    params: list[np.ndarray]
+    grads: list[np.ndarray | None]
+    optimizer: dict
+    scaler: dict | None
+    batches: tuple | None
+
+
+class Engine:
+    """One live copy of the model, optimizer, scaler and batch order, and the step that drives them.
+
+    The Session keeps one engine for the recorded run and another for replays, so that tracing
+    an iteration never disturbs a run in progress.
+    """
+
+    def __init__(self, setup: Setup):
+        loop = setup.variant_spec.loop
+        self.loop = loop
+        self.model = build_model(setup)
+        self.names, self.params, self.forward = self.model.names, self.model.params, self.model.forward
+        self.objective = setup.objective
+        self.float16 = setup.float16
+        self.acc = setup.accumulation_steps
+        self.optimizer = build_optimizer(setup.variant_spec, self.params)
+        self.scaler = build_scaler(setup)
+        self.zero_before = loop.zero_grad == "before_backward"
+        self.zero_after = loop.zero_grad == "after_step"
+        self.set_to_none = bool(loop.set_to_none)
+        self.loss_fn = build_loss(setup)
+        self.data = setup.data
+        self.batches: BatchOrder | None = None
+        self._cache: dict[int, list] = {}
+        if not self.objective:
+            self.batch_size = setup.batch_size
+            self.micro_size = setup.micro_size
+            self.batches = BatchOrder(self.data.n, self.batch_size, loop.shuffle, setup.scenario.seed)
+
+    # -- data ---------------------------------------------------------------------------------
+    def micro_batches(self) -> list:
+        """[(inputs, target)] for the next optimizer step (an empty dict and None for objectives)."""
+        if self.objective:
+            return self._cache.setdefault(0, [({}, None)] * self.acc)
+        position, order = self.batches.next()
+        if order is None:         # no shuffling: the same batches every epoch, built once
+            cached = self._cache.get(position)
+            if cached is None:
+                start, mb = position * self.batch_size, self.micro_size
+                cached = self._cache[position] = [batch_tensors(self.data, slice(start + j * mb, start + (j + 1) * mb))
+                                                  for j in range(self.acc)]
+            return cached
+        mb = self.micro_size
+        return [batch_tensors(self.data, order[j * mb:(j + 1) * mb]) for j in range(self.acc)]
+
+    # -- one optimizer step (docs/contracts.md) -------------------------------------------------
+    def step(self, k: int, buf: HistoryBuffer | None = None, rec=None) -> Tensor:
+        """Run optimizer step k; record into ``buf`` (if given). Returns the last micro-batch's loss."""
+        optimizer, scaler, acc = self.optimizer, self.scaler, self.acc
+        if self.zero_before:
+            if rec is not None:
+                rec.phase("zero_grad", 0, k)
+            optimizer.zero_grad(self.set_to_none)
+        total = 0.0
+        loss = None
+        for j, (inputs, target) in enumerate(self.micro_batches()):
+            if rec is not None:
+                rec.phase("forward", j, k)
+            with amp.autocast(dtype=float16) if self.float16 else contextlib.nullcontext():
+                pred = self.forward(inputs)
+                if rec is not None:
+                    rec.phase("loss", j, k)
+                if self.objective:
+                    loss = pred
+                elif rec is not None:       # group the loss's ops so the graph view can fold them into one box
+                    with trace.module_scope(loss_module_name(j, acc)):
+                        loss = self.loss_fn(pred, target)
+                else:
+                    loss = self.loss_fn(pred, target)
+            value = loss.item()
+            total += value
+            if buf is not None:
+                buf.micro[k, j] = value
+            if acc > 1 and self.loop.divide_loss:
+                loss = loss / acc
+            if rec is not None:
+                rec.phase("backward", j, k)
+            if scaler is not None:
+                if buf is not None and j == 0:
+                    buf.grad_scale[k] = scaler.get_scale()
+                scaler.scale(loss).backward()
+            else:
+                loss.backward()
+        if rec is not None:
+            rec.phase("step", 0, k)
+        if scaler is not None:
+            scaler.unscale_(optimizer)          # so that the grads recorded are the ones step() sees
+        if buf is not None:
+            buf.loss[k] = total / acc
+            for i, p in enumerate(self.params):
+                if p.grad is None:
+                    buf.grad_none[i][k] = True
+                else:
+                    buf.grads[i][k] = p.grad.data
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        if buf is not None:
+            if scaler is not None:
+                buf.skipped[k] = scaler.last_step_skipped()
+            state = optimizer.state
+            for i, p in enumerate(self.params):
+                buf.params[i][k + 1] = p.data
+                s = state.get(p)
+                if s:
+                    buf.record_state(i, k, s)
+        if self.zero_after:
+            if rec is not None:
+                rec.phase("zero_grad_after", 0, k)
+            optimizer.zero_grad(self.set_to_none)
+        return loss
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(
+            params=[p.data.copy() for p in self.params],
+            grads=[None if p.grad is None else p.grad.data.copy() for p in self.params],
+            optimizer=copy.deepcopy(self.optimizer.state_dict()),
+            scaler=None if self.scaler is None else dict(self.scaler.state_dict()),
+            batches=None if self.batches is None else self.batches.get_state())
+
+    def restore(self, c: Checkpoint) -> None:
+        for p, value, grad in zip(self.params, c.params, c.grads):
+            np.copyto(p.data, value)
+            p.grad = None if grad is None else from_array(grad.copy())
+        self.optimizer.load_state_dict(copy.deepcopy(c.optimizer))
+        if self.scaler is not None:
+            self.scaler.load_state_dict(c.scaler)
+        if self.batches is not None:
+            self.batches.set_state(c.batches)

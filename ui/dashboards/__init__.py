@@ -1,0 +1,18 @@
+"""Optimizer dashboards: the whole run at a glance, synchronised with the player's iteration.
+
+- ``panel``: the PlotPanel base, the shared Selection, the plots' look, cursor and markers;
+- ``time_series``: loss, parameters, gradients and optimizer state over the optimizer step;
+- ``param_space``: loss contours over two parameters with every variant's trajectory;
+- ``container``: the Dashboards widget (tabs or grid, variant and series pickers);
+- ``export``: a plot as PNG/SVG, a History as CSV/JSON.
+
+The panels read the Document's Histories and ``gradviz.view.series``; they never compute gradients.
+"""
+from .container import Dashboards, SeriesPicker
+from .export import DashboardExporter, export_history, export_plot
+from .panel import PlotPanel, Selection
+from .param_space import ParamSpacePlot
+from .time_series import GradsPlot, LossPlot, ParamsPlot, StatePlot
+
+__all__ = ["DashboardExporter", "Dashboards", "GradsPlot", "LossPlot", "ParamSpacePlot", "ParamsPlot",
+           "PlotPanel", "Selection", "SeriesPicker", "StatePlot", "export_history", "export_plot"]

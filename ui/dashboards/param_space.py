@@ -1,0 +1,335 @@
+"""The parameter-space panel: filled loss contours over two parameters (the Session's Landscape)
+with every variant's trajectory on top, the optimizer race.
+
+The axes are scalar parameters or tensor elements (``0.weight[0,1]``); the trajectories, ranges,
+contour levels and bands come from ``gradviz.view.series``, the landscape from the Session.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from gradviz.view.format import format_exact
+from gradviz.view.series import (completed, contour_levels, element_values, fill_non_finite, filled_bands, finite,
+                                 nice_range, thinned, trajectory_extent)
+
+from ..theme import variant_colour
+from .panel import FOREGROUND, Marker, PlotPanel, Segment, cached, make_legend, make_pen
+
+MAX_MARKERS = 500              # a marker per step up to this many steps in parameter space
+MAX_TRAJECTORY_POINTS = 2000   # longer trajectories are drawn through evenly spaced points
+LANDSCAPE_N = 100              # grid resolution of the contour plot
+BAND_UPSAMPLE = 4              # the filled bands are drawn on a finer (interpolated) grid
+PICK_RADIUS_PX = 14
+
+
+def _pastel(name: str, white: float = 0.5) -> pg.ColorMap:
+    """A colour map blended towards white, so coloured trajectories stand out on it."""
+    base = pg.colormap.get(name)
+    pos = np.linspace(0, 1, 9)
+    rgba = base.map(pos, mode="float")[:, :3]
+    rgba = (1 - white) * rgba + white
+    return pg.ColorMap(pos, (rgba * 255).astype(np.ubyte))
+
+
+CONTOUR_MAP = _pastel("viridis", 0.55)
+
+
+class ParamSpacePlot(PlotPanel):
+    """Filled loss contours over two scalar parameters, with every variant's trajectory on them."""
+    title = "Parameter space"
+
+    def __init__(self, document, selection=None, on_pick=None, parent=None):
+        super().__init__(document, selection, on_pick, parent)
+        self.x_box, self.y_box = QtWidgets.QComboBox(), QtWidgets.QComboBox()
+        self.levels_box = QtWidgets.QComboBox()
+        self.levels_box.addItems(["auto", "log", "linear"])
+        self.levels_box.setToolTip("Spacing of the contour levels (auto: log when the loss spans decades)")
+        for box in (self.x_box, self.y_box):
+            box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(11)        # room for "0.weight[0,1]"
+            box.setToolTip("A scalar parameter or one element of a tensor parameter")
+        for text, box in (("x", self.x_box), ("y", self.y_box), ("levels", self.levels_box)):
+            self.header.addWidget(QtWidgets.QLabel(text))
+            self.header.addWidget(box)
+        self.note = QtWidgets.QLabel("others at initial values")
+        self.note.setStyleSheet("color: #6b7280; font-style: italic;")
+        self.note.setToolTip("The landscape is the loss over these two values with every other parameter "
+                             "fixed at its initial value; the trajectory moves all of them")
+        self.note.hide()
+        self.header.insertWidget(1, self.note)
+        self.x_box.activated.connect(lambda _i: self._axes_changed())
+        self.y_box.activated.connect(lambda _i: self._axes_changed())
+        self.levels_box.activated.connect(lambda _i: self._draw_landscape())
+        self.plot = self._new_plot(0, cursor=False)
+        self.plot.setDownsampling(auto=False)
+        self.plot.setClipToView(False)
+        self.image = cached(pg.ImageItem(axisOrder="row-major"))
+        self.image.setZValue(-10)
+        self.plot.addItem(self.image)
+        self.isocurves: list[QtWidgets.QGraphicsPathItem] = []     # one contour line item per level
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=CONTOUR_MAP, interactive=False, width=12)
+        self.colorbar.setImageItem(self.image, insert_in=self.plot)
+        self.colorbar.axis.setPen(pg.mkPen(FOREGROUND))
+        self.colorbar.axis.setTextPen(pg.mkPen(FOREGROUND))
+        self.colorbar.hide()
+        # The legend sits beside the contours (not under them): the landscape needs the height.
+        self.legend = make_legend(1)
+        self.legend.beside_plot = True
+        self.legend.setContentsMargins(4, 0, 0, 0)
+        self.view.addItem(self.legend, row=0, col=1)
+        self.plot.legend_box = self.legend
+        self.trajectories: list[pg.PlotDataItem] = []
+        self.current: list[pg.ScatterPlotItem] = []
+        self.step_segments: list[pg.PlotCurveItem] = []
+        self.message = pg.TextItem("", color=FOREGROUND, anchor=(0.5, 0.5))
+        self.plot.addItem(self.message, ignoreBounds=True)
+        self.landscape = None
+        self.levels = None
+        self.log_levels = False
+        self._landscape_key = None
+        self._landscape_stale = False
+        self._points: list[tuple[np.ndarray, np.ndarray]] = []
+        self._names: list[str] = []
+        document.scenarioChanged.connect(self._fill_axes)
+
+    def axes(self) -> tuple[str | None, str | None]:
+        return self.x_box.currentText() or None, self.y_box.currentText() or None
+
+    def _fill_axes(self) -> None:
+        """Scalar parameters first (the classic picture), then tensor elements (``0.weight[0,1]``)."""
+        sessions = self.document.sessions
+        names: list[str] = []
+        if sessions:
+            try:
+                names = list(sessions[0].scalar_parameters())
+            except Exception:
+                names = []
+        current = [self.x_box.itemText(i) for i in range(self.x_box.count())]
+        if names == current:
+            return
+        p1, p2 = self.axes()
+        for box in (self.x_box, self.y_box):
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(names)
+            box.setMaxVisibleItems(20)
+            box.blockSignals(False)
+        self.note.setVisible(len(names) > 2)
+        if len(names) >= 2:
+            x = p1 if p1 in names else names[0]
+            y = p2 if p2 in names and p2 != x else next(n for n in names if n != x)
+            self.x_box.setCurrentText(x)
+            self.y_box.setCurrentText(y)
+        self._landscape_key = None
+
+    def _axes_changed(self) -> None:
+        self._landscape_key = None
+        self.refresh()
+
+    def _refresh(self) -> None:
+        self._fill_axes()
+        p1, p2 = self.axes()
+        histories = self.document.histories
+        variants = self.document.scenario.variants() if self.document.scenario else []
+        if p1 is None or p2 is None or p1 == p2 or not histories:
+            self._show_message("Parameter space needs two scalar parameters."
+                               if not (p1 and p2) else "Choose two different parameters.")
+            self._set_trajectories([], [])
+            return
+        self.message.hide()
+        points, names = [], []
+        for i, h in enumerate(histories):
+            if h is None or not h.params or i >= len(variants):
+                continue
+            n = completed(h)
+            xs, ys = element_values(h, p1, n + 1), element_values(h, p2, n + 1)
+            points.append((xs, ys))
+            names.append(variants[i].name)
+        self._set_trajectories(points, names)
+        if not self.document.running:
+            # the landscape costs a grid of forward passes: a hidden tab computes it when it is shown
+            self._landscape_stale = not self.isVisible()
+            if not self._landscape_stale:
+                self._update_landscape(p1, p2)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._landscape_stale:
+            self.refresh()
+
+    def _show_message(self, text: str) -> None:
+        self.image.clear()
+        self._clear_isocurves()
+        self.colorbar.hide()
+        self.landscape = None
+        self.message.setText(text)
+        vr = self.plot.vb.viewRect()
+        self.message.setPos(vr.center())
+        self.message.show()
+
+    def _set_trajectories(self, points, names) -> None:
+        self._points, self._names = points, names
+        while len(self.trajectories) > len(points):
+            for items in (self.trajectories, self.current, self.step_segments):
+                self.plot.removeItem(items.pop())
+        while len(self.trajectories) < len(points):
+            i = len(self.trajectories)
+            colour = variant_colour(i)
+            curve = pg.PlotDataItem()
+            cached(curve.curve)
+            cached(curve.scatter)
+            curve.setZValue(10 + i)
+            self.plot.addItem(curve)
+            self.trajectories.append(curve)
+            segment = Segment(pen=make_pen(colour, 3))
+            segment.setZValue(30 + i)
+            self.plot.addItem(segment, ignoreBounds=True)
+            self.step_segments.append(segment)
+            marker = Marker(size=12, brush=pg.mkBrush(colour), pen=pg.mkPen("w", width=2))
+            marker.setZValue(40 + i)
+            self.plot.addItem(marker, ignoreBounds=True)
+            self.current.append(marker)
+        self.legend.clear()
+        for i, ((xs, ys), name) in enumerate(zip(points, names)):
+            colour = variant_colour(i)
+            curve = self.trajectories[i]
+            n = len(xs)
+            if n > MAX_TRAJECTORY_POINTS:
+                idx = thinned(n, MAX_TRAJECTORY_POINTS)
+                xs, ys = xs[idx], ys[idx]
+            markers = n <= MAX_MARKERS
+            curve.setData(finite(xs), finite(ys), pen=make_pen(colour, 2 if markers else 1), name=name,
+                          symbol="o" if markers else None, symbolSize=5, symbolBrush=pg.mkBrush(colour),
+                          symbolPen=None)
+            self.legend.addItem(curve, name)
+        self.legend.setVisible(bool(points))
+
+    def _update_landscape(self, p1: str, p2: str) -> None:
+        sessions = self.document.sessions
+        if not sessions or not self._points:
+            return
+        xr = nice_range(*trajectory_extent([p[0] for p in self._points]))
+        yr = nice_range(*trajectory_extent([p[1] for p in self._points]))
+        sc = self.document.scenario
+        key = (p1, p2, xr, yr, repr(sc.model), repr(sc.data), repr(sc.loss), sc.seed)
+        if key == self._landscape_key and self.landscape is not None:
+            return
+        try:
+            landscape = sessions[0].landscape(p1, p2, n=LANDSCAPE_N, x_range=xr, y_range=yr)
+        except Exception as exc:          # the core refuses (e.g. too expensive): say so, keep the rest
+            self._show_message(f"No landscape: {exc}")
+            return
+        self._landscape_key = key
+        self.landscape = landscape
+        self._draw_landscape()
+        self.plot.vb.setRange(xRange=xr, yRange=yr, padding=0.01)   # the image inside the view: cacheable
+
+    def _draw_landscape(self) -> None:
+        ls = self.landscape
+        if ls is None:
+            return
+        z = np.asarray(ls.z, dtype=np.float64)
+        self.levels, self.log_levels = contour_levels(z, self.levels_box.currentText())
+        self.band_image, t_levels = filled_bands(z, self.levels, self.log_levels, BAND_UPSAMPLE)
+        xs, ys = np.asarray(ls.xs, dtype=np.float64), np.asarray(ls.ys, dtype=np.float64)
+        dx = (xs[-1] - xs[0]) / max(len(xs) - 1, 1)
+        dy = (ys[-1] - ys[0]) / max(len(ys) - 1, 1)
+        rows, cols = self.band_image.shape
+        self.image.setImage(self.band_image, autoLevels=False, levels=(t_levels[0], t_levels[-1]))
+        fx, fy = (xs[-1] - xs[0]) / max(cols - 1, 1), (ys[-1] - ys[0]) / max(rows - 1, 1)
+        self.image.setRect(QtCore.QRectF(xs[0] - fx / 2, ys[0] - fy / 2, fx * cols, fy * rows))
+        self.colorbar.setLevels((t_levels[0], t_levels[-1]))
+        self.colorbar.axis.setLabel("log₁₀ loss" if self.log_levels else "loss", color=FOREGROUND)
+        self.colorbar.show()
+        self._clear_isocurves()
+        # contour lines on the original grid, one pixel = one sample, centred on the samples
+        holder = self.plot.vb.childGroup
+        transform = QtGui.QTransform()
+        transform.translate(xs[0], ys[0])
+        transform.scale(dx if dx else 1.0, dy if dy else 1.0)
+        zc = fill_non_finite(z)
+        pen = pg.mkPen(40, 50, 70, 90, width=1)
+        pen.setCosmetic(True)
+        for level in self.levels[1:-1]:
+            # Qt's own path item (fast paint); no closing along the edges of the grid
+            path = QtGui.QPainterPath()
+            for line in pg.functions.isocurve(zc.T, float(level), connected=True, extendToEdge=False):
+                if len(line) < 2:
+                    continue
+                path.moveTo(*line[0])
+                for point in line[1:]:
+                    path.lineTo(*point)
+            iso = QtWidgets.QGraphicsPathItem(path)
+            iso.setPen(pen)
+            iso.setParentItem(holder)
+            iso.setTransform(transform)
+            iso.setZValue(-5)
+            cached(iso)
+            self.isocurves.append(iso)
+
+    def _clear_isocurves(self) -> None:
+        for iso in self.isocurves:
+            if iso.scene() is not None:
+                iso.scene().removeItem(iso)
+            iso.setParentItem(None)
+        self.isocurves = []
+
+    def set_iteration(self, k: int) -> None:
+        self.iteration = int(k)
+        for i, (xs, ys) in enumerate(self._points):
+            if i >= len(self.current):
+                break
+            j = min(self.iteration, len(xs) - 1)
+            if j < 0:
+                self.current[i].setData([], [])
+                self.step_segments[i].setData([], [])
+                continue
+            self.current[i].setData([xs[j]], [ys[j]])
+            nxt = min(j + 1, len(xs) - 1)
+            self.step_segments[i].setData(finite(xs[j:nxt + 1]), finite(ys[j:nxt + 1]))
+
+    def _nearest(self, x: float, y: float):
+        pw, ph = self.plot.vb.viewPixelSize()
+        best = None
+        for i, (xs, ys) in enumerate(self._points):
+            if not len(xs):
+                continue
+            with np.errstate(invalid="ignore", over="ignore"):
+                d = np.hypot((xs - x) / (pw or 1), (ys - y) / (ph or 1))
+            if not np.isfinite(d).any():
+                continue
+            j = int(np.nanargmin(d))
+            if best is None or d[j] < best[0]:
+                best = (float(d[j]), i, j)
+        return best
+
+    def hover_html(self, plot, x, y) -> str:
+        best = self._nearest(x, y)
+        rows = []
+        if best is not None and best[0] <= PICK_RADIUS_PX * 2:
+            _d, i, j = best
+            xs, ys = self._points[i]
+            h = self.document.histories[i]
+            p1, p2 = self.axes()
+            rows.append(f'<span style="color:{variant_colour(i)}">■</span> <b>{self._names[i]}</b>')
+            rows.append(f"before step {j}: {p1} = {format_exact(xs[j])}, {p2} = {format_exact(ys[j])}")
+            if j < completed(h):
+                rows.append(f"loss at step {j}: {format_exact(h.loss[j])}")
+        if self.landscape is not None:
+            ls = self.landscape
+            cj = int(np.argmin(np.abs(np.asarray(ls.xs) - x)))
+            ci = int(np.argmin(np.abs(np.asarray(ls.ys) - y)))
+            if ls.xs[0] <= x <= ls.xs[-1] and ls.ys[0] <= y <= ls.ys[-1]:
+                where = f"{format_exact(ls.xs[cj])}, {format_exact(ls.ys[ci])}"
+                rows.append(f"<i>landscape ({where})</i>: {format_exact(ls.z[ci, cj])}")
+        return "<br>".join(rows)
+
+    def pick(self, plot, x, y) -> int | None:
+        best = self._nearest(x, y)
+        if best is None or best[0] > PICK_RADIUS_PX:
+            return None
+        _d, i, j = best
+        n = completed(self.document.histories[i])
+        return min(j, max(n - 1, 0))

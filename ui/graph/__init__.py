@@ -1,0 +1,14 @@
+"""The computation graph view: ``GraphView(player)`` draws the Player's replay and follows its cursor.
+
+- ``view``: the QGraphicsView (scene, zoom and level of detail, mouse, menus, following the Player);
+- ``items``: the graphics items (node box, ``.grad`` badge text, edge);
+- ``sizing``: each box's size and look, decided once per replay;
+- ``text``: the text a node shows, through ``gradviz.view.format``;
+- ``caption``: the phase/position/sentence overlay;
+- ``export``: PNG, SVG and animated GIF.
+"""
+from .export import FRAME_MS, export_gif
+from .text import PRECISION
+from .view import FIT_MAX_ZOOM, GraphView
+
+__all__ = ["FIT_MAX_ZOOM", "FRAME_MS", "PRECISION", "GraphView", "export_gif"]

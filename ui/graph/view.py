@@ -1,0 +1,550 @@
+"""The computation graph of one iteration, animated by the Player.
+
+Items are built once per Replay (and again when a module is collapsed or expanded), placed by
+``gradviz.view.layout.layered_layout``; on every cursor move only the nodes and edges whose state
+changed are touched.  What is drawn (nodes, boxes of folded modules, their states) comes from the
+view model (``gradviz.view.replay``, ``gradviz.view.folding``); this module manages the scene, the
+zoom and level of detail, the mouse and the menus.
+
+Node look:  parameters = amber rounded boxes with a ``.grad`` badge hanging below; data = small grey
+boxes; ops = white boxes headed by PyTorch's grad_fn name, with a symbol pill (×, +, tanh, @) left of
+the value row and the gradient row (∇); an op on data only (``1 - y``) is grey, the loss is rose with
+a "loss" tab.  Values are numbers or compact matrices, larger tensors a heat map and their mean.
+Active nodes glow (blue forward, orange backward, green step, violet zero_grad); edges turn orange
+and, while the gradient travels along them, show it.
+
+Text is sized in scene pixels and the columns are packed (each as wide as its widest box, 36 px
+apart) so that the tutorial, fitted into the main window's graph panel, reads at 10 px or more; a
+tiny graph is fitted larger than life (up to ``FIT_MAX_ZOOM``).
+"""
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from gradviz.view.folding import FoldedGraph, default_collapsed, foldable_module, module_label
+from gradviz.view.layout import LayoutNode, layered_layout
+
+from .. import theme as T
+from . import export
+from .caption import Caption
+from .items import EdgeGfx, NodeGfx, edge_pens
+from .sizing import NODE_GAP, SMALL_GRAPH, Metrics, fits, layer_gap, make_specs
+
+Qt = QtCore.Qt
+
+FIT_MARGIN = 4.0            # scene units around the drawing when fitted to the view
+FIT_MAX_ZOOM = 1.6          # a tiny graph is drawn larger than life, up to this
+LOD_DETAIL = 0.42           # below this zoom, node text, heat maps and badges are hidden
+LOD_SYMBOL = 0.16           # below this, op symbols too
+
+
+class GraphView(QtWidgets.QGraphicsView):
+    """The animated computation graph.  ``GraphView(player)``; see the module docstring."""
+
+    nodeClicked = QtCore.Signal(int)
+    moduleClicked = QtCore.Signal(str)
+    collapsedChanged = QtCore.Signal()
+
+    def __init__(self, player, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.player = player
+        self.replay = None
+        self.setScene(QtWidgets.QGraphicsScene(self))
+        self.setRenderHints(QtGui.QPainter.RenderHint.Antialiasing | QtGui.QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QtWidgets.QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QtWidgets.QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QtWidgets.QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QtWidgets.QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
+        self.setOptimizationFlags(QtWidgets.QGraphicsView.OptimizationFlag.DontSavePainterState)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        # The dotted canvas is the viewport's own background, painted in device space: a scene-space
+        # brush would be re-sampled under the zoom transform on every repaint (several ms).
+        palette = self.viewport().palette()
+        palette.setBrush(QtGui.QPalette.ColorRole.Base, self._background_brush())
+        self.viewport().setPalette(palette)
+        self.viewport().setAutoFillBackground(True)
+        self.lod_detail = True
+        self._lod = (True, True)
+        self._pending: dict[int, tuple] = {}             # node key -> (state, active, event kind) not drawn yet
+        self._visible_rect = None                        # per frame: the scene rect on screen
+        self.setMinimumSize(320, 200)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
+
+        self.metrics = Metrics()
+        self.fonts = self.metrics.fonts
+        self.edge_pens = edge_pens()
+
+        self.node_items: dict[int, NodeGfx] = {}        # displayed key -> items (node id or box id)
+        self.edge_items: dict[tuple, EdgeGfx] = {}
+        self.layout = None
+        self._collapsed: set[str] = set()
+        self.folded: FoldedGraph | None = None          # what is drawn: nodes, and boxes of folded modules
+        self._display_of: dict[int, int] = {}           # node id -> displayed key
+        self._shown_nodes: dict[int, object] = {}
+        self._shown_edges: dict[tuple, object] = {}
+        self._prev_active: set[int] = set()
+        self._prev_active_edges: set = set()
+        self._frame_index = -1
+        self._selected: int | None = None
+        self._auto_fit = True
+        self.follow_active = True          # when zoomed in, pan to the node the current event is about
+        self._press_pos = None
+
+        self.caption = Caption(self)                 # not the viewport's child: scrolling would move it
+        self.caption.move(12, 12)
+        self.caption.hide()
+
+        player.replayChanged.connect(self._on_replay_changed)
+        player.positionChanged.connect(self._on_position_changed)
+        if player.replay is not None:
+            self._on_replay_changed()
+            self._on_position_changed(player.position)
+
+    # -- public API ---------------------------------------------------------------------------------
+    def set_collapsed(self, module: str, collapsed: bool) -> None:
+        """Collapse the nodes of ``module`` (e.g. "0" = the first layer of a Sequential) into one box."""
+        if self.replay is None or module not in self.replay.collapsible_modules():
+            return
+        if collapsed == (module in self._collapsed):
+            return
+        (self._collapsed.add if collapsed else self._collapsed.discard)(module)
+        self._rebuild()
+        self.collapsedChanged.emit()
+
+    def is_collapsed(self, module: str) -> bool:
+        return module in self._collapsed
+
+    def collapsible_modules(self) -> list[str]:
+        return self.replay.collapsible_modules() if self.replay is not None else []
+
+    def module_label(self, module: str) -> str:
+        return module_label(self.replay, module)
+
+    def set_zoom(self, scale: float) -> None:
+        """Zoom to ``scale`` (1 = 100 %) around the view's centre; stops following fit-to-view."""
+        centre = self.mapToScene(self.viewport().rect().center())
+        self.resetTransform()
+        self.scale(scale, scale)
+        self.centerOn(centre)
+        self._auto_fit = False
+        self._apply_lod()
+
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def fit_to_view(self) -> None:
+        """Show the whole drawing below the caption, as large as fits (a small graph up to
+        ``FIT_MAX_ZOOM``: its text then reads larger than at 100 %)."""
+        rect = self._graph_rect().adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN)
+        if rect.isEmpty():
+            return
+        top = 0.0
+        if self.caption.isVisible():          # keep the caption from covering the graph's top
+            top = self.caption.height() + 12
+        self.resetTransform()
+        avail = QtCore.QRectF(self.viewport().rect()).adjusted(0, top, 0, 0)
+        scale = min(avail.width() / rect.width(), avail.height() / rect.height(), FIT_MAX_ZOOM)
+        self.scale(scale, scale)
+        centre = rect.center() - QtCore.QPointF(0, top / 2 / scale)
+        self.centerOn(centre)
+        self._apply_lod()
+
+    # -- deferred detail updates --------------------------------------------------------------------
+    def _update_node(self, gfx: NodeGfx, ns, active: bool, kind: str, selected: bool) -> None:
+        """Border and glow change at once; text and heat maps of a node outside the viewport (or when
+        zoomed far out) wait until it shows."""
+        gfx.update(ns, active, kind, selected)
+        if self._visible_rect is None:
+            self._visible_rect = self.mapToScene(self.viewport().rect()).boundingRect().adjusted(-60, -60, 60, 60)
+        if self.lod_detail and gfx.root.sceneBoundingRect().intersects(self._visible_rect):
+            self._pending.pop(gfx.spec.key, None)
+            gfx.update_detail(ns, active, kind)
+        else:
+            self._pending[gfx.spec.key] = (ns, active, kind)
+
+    def _flush_pending(self, everything: bool = False) -> None:
+        if not self._pending:
+            return
+        self._visible_rect = None
+        if not everything and not self.lod_detail:
+            return
+        rect = self.mapToScene(self.viewport().rect()).boundingRect().adjusted(-60, -60, 60, 60)
+        for key in list(self._pending):
+            gfx = self.node_items.get(key)
+            if gfx is None:
+                del self._pending[key]
+            elif everything or gfx.root.sceneBoundingRect().intersects(rect):
+                gfx.update_detail(*self._pending.pop(key))
+
+    def _flush_node(self, node_id: int) -> None:
+        key = self._display_of.get(node_id)
+        if key in self._pending:
+            self.node_items[key].update_detail(*self._pending.pop(key))
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self._visible_rect = None
+        self._flush_pending()
+
+    def _apply_lod(self) -> None:
+        """Hide text and heat maps when they would be unreadably small (and cost paint time)."""
+        scale = self.transform().m11()
+        lod = (scale >= LOD_DETAIL, scale >= LOD_SYMBOL)
+        self._visible_rect = None
+        if lod == self._lod:
+            self._flush_pending()
+            return
+        self._lod = lod
+        self.lod_detail = lod[0]
+        # Far out, antialiasing buys little and costs half the paint time of a large graph.
+        self.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, lod[1])
+        for gfx in self.node_items.values():
+            gfx.detail.setVisible(lod[0])
+            if gfx.symbol_bg is not None:
+                gfx.symbol_bg.setVisible(lod[1])
+        for edge in self.edge_items.values():
+            edge.label.setVisible(edge.want_label and lod[0])
+        self._flush_pending()
+
+    def select_node(self, node_id: int | None) -> None:
+        self._selected = node_id
+        for key, gfx in self.node_items.items():
+            gfx.selection.setVisible(node_id is not None and self._display_of.get(node_id) == key)
+
+    def node_badge_text(self, node_id: int) -> str:
+        self._flush_node(node_id)
+        gfx = self.node_items.get(self._display_of.get(node_id))
+        return gfx.badge_text.text() if gfx is not None and gfx.badge_text is not None else ""
+
+    def node_value_text(self, node_id: int) -> str:
+        self._flush_node(node_id)
+        gfx = self.node_items.get(self._display_of.get(node_id))
+        return gfx.value[1].text() if gfx is not None else ""
+
+    def node_grad_text(self, node_id: int) -> str:
+        self._flush_node(node_id)
+        gfx = self.node_items.get(self._display_of.get(node_id))
+        return gfx.grad[1].text() if gfx is not None and gfx.grad is not None else ""
+
+    def node_scene_rect(self, node_id: int) -> QtCore.QRectF:
+        gfx = self.node_items[self._display_of[node_id]]
+        return gfx.root.sceneBoundingRect()
+
+    def visible_node_count(self) -> int:
+        return len(self.node_items)
+
+    def export_png(self, path: str, scale: float = 2.0) -> bool:
+        return export.export_png(self, path, scale)
+
+    def export_svg(self, path: str) -> bool:
+        return export.export_svg(self, path)
+
+    def render_frame_image(self, width: int) -> QtGui.QImage:
+        """The whole graph at the current frame, ``width`` pixels wide (for GIF export)."""
+        return export.render_frame_image(self, width)
+
+    # -- building -----------------------------------------------------------------------------------
+    def _on_replay_changed(self) -> None:
+        replay = self.player.replay
+        same_graph = (self.replay is not None and replay is not None
+                      and self._graph_signature(self.replay) == self._graph_signature(replay))
+        self.replay = replay
+        if not same_graph:
+            self._collapsed = default_collapsed(replay)
+            self._auto_fit = True
+        elif self.node_items and self._reuse_items(replay):
+            return
+        self._rebuild()
+        self.caption.setVisible(self.replay is not None)
+        if self.replay is not None:
+            self._update_caption(self.replay.frame(self.player.position))
+            if self._auto_fit:
+                self.fit_to_view()                        # again, now that the caption takes its room
+
+    def _reuse_items(self, replay) -> bool:
+        """The next iteration of the same graph: keep the items (and the zoom) when every node keeps
+        its size; only their contents change."""
+        folded = FoldedGraph(replay, self._collapsed)
+        specs = make_specs(replay, folded, self.metrics, slack=False)
+        if list(specs) != list(self.node_items) or not all(fits(specs[k], g.spec) for k, g in self.node_items.items()):
+            return False
+        self.folded, self._display_of = folded, folded.display_of
+        self._shown_nodes.clear()
+        self._shown_edges.clear()
+        self._prev_active = set(self._display_of)         # touch every node once
+        self._prev_active_edges = set(replay.edges)
+        self._pending.clear()
+        self._visible_rect = None
+        self._on_position_changed(self.player.position)
+        return True
+
+    @staticmethod
+    def _graph_signature(replay):
+        return tuple((n, i.label, tuple(i.inputs)) for n, i in replay.nodes.items())
+
+    def _rebuild(self) -> None:
+        scene = self.scene()
+        scene.clear()
+        self.node_items.clear()
+        self.edge_items.clear()
+        self._shown_nodes.clear()
+        self._shown_edges.clear()
+        self._prev_active, self._prev_active_edges = set(), set()
+        self._pending.clear()
+        self._visible_rect = None
+        self._frame_index = -1
+        replay = self.replay
+        if replay is None:
+            self.folded, self._display_of = None, {}
+            return
+        self.folded = folded = FoldedGraph(replay, self._collapsed)
+        self._display_of = folded.display_of
+        specs = make_specs(replay, folded, self.metrics)
+        shown = folded.display_of
+        edges = [(shown[src], shown[dst]) for src, dst in replay.edges if shown[src] != shown[dst]]
+        self.layout = layered_layout([LayoutNode(k, max(specs[k].width, specs[k].layout_w), specs[k].height)
+                                      for k in specs], edges, node_gap=NODE_GAP, layer_gap=layer_gap(len(specs)))
+        for key, spec in specs.items():
+            gfx = NodeGfx(spec, self.metrics)
+            cx, cy = self.layout.positions[key]
+            gfx.root.setPos(cx - spec.width / 2, cy - spec.height / 2)
+            scene.addItem(gfx.root)
+            gfx.detail.setVisible(self._lod[0])
+            if gfx.symbol_bg is not None:
+                gfx.symbol_bg.setVisible(self._lod[1])
+            self.node_items[key] = gfx
+        label_chars = 13 if len(specs) <= SMALL_GRAPH else 9
+        # Input ports: a node's incoming edges end at separate points of its left side, ordered by
+        # where they come from, so that they neither cross nor merge into one arrow head.
+        incoming: dict = {}
+        for (a, b), route in self.layout.routes.items():
+            incoming.setdefault(b, []).append((route[-2][1], a))
+        port_y = {}
+        for b, sources in incoming.items():
+            sources.sort()
+            spec = specs[b]
+            cy = self.layout.positions[b][1] - spec.height / 2 + spec.body_h / 2
+            step = min(14.0, (spec.body_h - 12) / max(len(sources) - 1, 1))
+            for i, (_y, a) in enumerate(sources):
+                port_y[(a, b)] = cy + (i - (len(sources) - 1) / 2) * step
+        for (a, b), route in self.layout.routes.items():
+            sa, sb = specs[a], specs[b]
+            ax, ay = self.layout.positions[a]
+            bx, _by = self.layout.positions[b]
+            start = (ax + sa.width / 2, ay - sa.height / 2 + sa.body_h / 2)
+            end = (bx - sb.width / 2 - 1, port_y[(a, b)])
+            points = [start, *route[1:-1], end]
+            edge = EdgeGfx((a, b), points, self.fonts[5], label_chars, self.edge_pens)
+            for item in edge.items():
+                scene.addItem(item)
+            self.edge_items[(a, b)] = edge
+        rect = QtCore.QRectF(0, 0, self.layout.width, self.layout.height).adjusted(-3000, -3000, 3000, 3000)
+        scene.setSceneRect(rect)
+        if self.player.replay is replay:
+            self._on_position_changed(self.player.position)
+        if self._selected is not None:
+            self.select_node(self._selected)
+        if self._auto_fit:
+            self.fit_to_view()
+
+    # -- per frame ----------------------------------------------------------------------------------
+    def _on_position_changed(self, position: int) -> None:
+        replay = self.replay
+        if replay is None or not self.node_items:
+            return
+        frame = replay.frame(position)
+        self._frame_index = position
+        self._visible_rect = None
+        kind = frame.event_kind
+        active = frame.active_nodes
+        dirty = {n for n, ns in frame.nodes.items() if self._shown_nodes.get(n) is not ns}
+        dirty |= active | self._prev_active
+        boxes_dirty = set()
+        display_of = self._display_of
+        sel = self._selected
+        for nid in dirty:
+            key = display_of.get(nid)
+            if key is None:
+                continue
+            if key < 0:
+                boxes_dirty.add(key)
+            else:
+                self._update_node(self.node_items[key], frame.nodes[nid], nid in active, kind, sel == nid)
+            self._shown_nodes[nid] = frame.nodes[nid]
+        folds = self.folded.folds
+        for key in boxes_dirty:
+            fold = folds[key]
+            self._update_node(self.node_items[key], fold.state_at(frame), fold.is_active(frame), kind,
+                              sel is not None and display_of.get(sel) == key)
+        self._prev_active = set(active)
+
+        edges_dirty = {k for k, es in frame.edges.items() if self._shown_edges.get(k) is not es}
+        edges_dirty |= frame.active_edges | self._prev_active_edges
+        touched = set()
+        for k in edges_dirty:
+            dk = (display_of.get(k[0]), display_of.get(k[1]))
+            if dk in self.edge_items:
+                touched.add(dk)
+            self._shown_edges[k] = frame.edges.get(k)
+        for dk in touched:
+            self.edge_items[dk].update(*self.folded.edge_state(dk, frame), self.lod_detail)
+        self._prev_active_edges = set(frame.active_edges)
+        if self.follow_active and not self._auto_fit:
+            self._follow(frame)
+        self._update_caption(frame)
+
+    def _follow(self, frame) -> None:
+        """Zoomed in, keep the node the current event is about on screen."""
+        nid = frame.event_node
+        key = self._display_of.get(nid) if nid is not None else None
+        if key is None:
+            return
+        rect = self.node_items[key].root.sceneBoundingRect()
+        view = self.mapToScene(self.viewport().rect()).boundingRect()
+        if not view.contains(rect):
+            self.centerOn(rect.center())
+
+    def _update_caption(self, frame) -> None:
+        if not self.caption.isVisible():
+            return
+        self.caption.show_frame(self.replay, frame)
+        self._size_caption()
+
+    def _size_caption(self) -> None:
+        self.caption.fit(int(min(max(260, self.viewport().width() - 24), 720)))
+
+    # -- rendering helpers ------------------------------------------------------------------------
+    def _graph_rect(self) -> QtCore.QRectF:
+        """The drawing's extent: the layout's box (stable from frame to frame, unlike the items' box,
+        which grows while a halo or a wide label shows)."""
+        if self.layout is None or not self.node_items:
+            return self.scene().itemsBoundingRect()
+        return QtCore.QRectF(0, 0, self.layout.width, self.layout.height).adjusted(-9, -12, 9, 12)
+
+    def export_rect(self) -> QtCore.QRectF:
+        """What an export draws: the whole drawing, every node's text up to date."""
+        self._flush_pending(everything=True)
+        return self._graph_rect().adjusted(-16, -16, 16, 16)
+
+    def show_all_detail(self, show: bool) -> None:
+        """Exports draw every label whatever the zoom; afterwards the level of detail is restored."""
+        if show:
+            for gfx in self.node_items.values():
+                gfx.detail.setVisible(True)
+                if gfx.symbol_bg is not None:
+                    gfx.symbol_bg.setVisible(True)
+            self.lod_detail = True
+            for edge in self.edge_items.values():
+                edge.label.setVisible(edge.want_label)
+        else:
+            self._lod = (None, None)
+            self._apply_lod()
+
+    @staticmethod
+    def _background_brush() -> QtGui.QBrush:
+        size = 22
+        pm = QtGui.QPixmap(size, size)
+        pm.fill(QtGui.QColor(T.BACKGROUND))
+        p = QtGui.QPainter(pm)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QtGui.QColor(T.CANVAS_DOT))
+        p.drawEllipse(QtCore.QRectF(size / 2 - 1, size / 2 - 1, 2, 2))
+        p.end()
+        return QtGui.QBrush(pm)
+
+    # -- interaction --------------------------------------------------------------------------------
+    def wheelEvent(self, event: QtGui.QWheelEvent) -> None:
+        delta = event.angleDelta().y()
+        if delta == 0:
+            return
+        factor = 1.0015 ** delta
+        current = self.transform().m11()
+        factor = max(0.05 / current, min(factor, 6.0 / current))
+        self.scale(factor, factor)
+        self._auto_fit = False
+        self._apply_lod()
+        event.accept()
+
+    def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:
+        self._press_pos = event.position().toPoint()
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event: QtGui.QMouseEvent) -> None:
+        super().mouseReleaseEvent(event)
+        press, self._press_pos = self._press_pos, None
+        if press is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        if (event.position().toPoint() - press).manhattanLength() > 4:
+            self._auto_fit = False            # the user panned
+            return
+        key = self._key_at(press)
+        if key is None:
+            return
+        if key >= 0:
+            self.select_node(key)
+            self.nodeClicked.emit(key)
+        else:
+            module = self._module_of_box(key)
+            if module is not None:
+                self.moduleClicked.emit(module)
+
+    def mouseDoubleClickEvent(self, event: QtGui.QMouseEvent) -> None:
+        key = self._key_at(event.position().toPoint())
+        module = self._module_for_key(key)
+        if module is not None:
+            self.set_collapsed(module, not self.is_collapsed(module))
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def contextMenuEvent(self, event: QtGui.QContextMenuEvent) -> None:
+        menu = QtWidgets.QMenu(self)
+        key = self._key_at(event.pos())
+        module = self._module_for_key(key)
+        if module is not None:
+            label = self.module_label(module)
+            if self.is_collapsed(module):
+                menu.addAction(f"Expand {label}", lambda: self.set_collapsed(module, False))
+            else:
+                menu.addAction(f"Collapse module {label}", lambda: self.set_collapsed(module, True))
+            menu.addSeparator()
+        modules = self.collapsible_modules()
+        if modules:
+            menu.addAction("Collapse all modules", lambda: [self.set_collapsed(m, True) for m in modules])
+            menu.addAction("Expand all modules", lambda: [self.set_collapsed(m, False) for m in modules])
+        menu.addAction("Fit to view", self._fit_and_follow)
+        menu.exec(event.globalPos())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._visible_rect = None
+        self._flush_pending()
+        if self.caption.isVisible() and self.replay is not None:
+            self._size_caption()
+        if self._auto_fit:
+            self.fit_to_view()
+
+    def _fit_and_follow(self) -> None:
+        self._auto_fit = True
+        self.fit_to_view()
+
+    def _key_at(self, pos: QtCore.QPoint):
+        for item in self.items(pos):
+            while item is not None:
+                key = item.data(0)
+                if key is not None:
+                    return int(key)
+                item = item.parentItem()
+        return None
+
+    def _module_of_box(self, key: int) -> str | None:
+        return self.folded.module_of_box(key) if self.folded is not None else None
+
+    def _module_for_key(self, key) -> str | None:
+        if key is None or self.replay is None:
+            return None
+        if key < 0:
+            return self._module_of_box(key)
+        return foldable_module(self.replay, key)
