@@ -1,4 +1,4 @@
-"""The layout keeps showing the architecture (../shared/ARCHITECTURE.md): the import contracts in
+"""The layout keeps showing the architecture (README.md, Layout): the import contracts in
 pyproject.toml hold, ruff is clean, no import cycles, no module over 800 lines.
 
 lint-imports and ruff come with the ``test`` extra; run outside that environment, these tests
