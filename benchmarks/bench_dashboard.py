@@ -54,9 +54,10 @@ def scenarios(steps: int, quick: bool):
 def bench_refresh(app, name, scenario, repeats: int) -> None:
     from ui.dashboards import Dashboards
     from ui.document import Document
+    from ui.view_state import ViewState
 
     doc = Document()
-    dash = Dashboards(doc)
+    dash = Dashboards(doc, ViewState(doc))
     dash.set_layout_mode("grid")
     dash.resize(1600, 900)
     dash.show()

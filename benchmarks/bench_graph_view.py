@@ -68,13 +68,15 @@ def traced_mlp(sizes, batch=16, seed=0):
 
 
 def bench(name, tr, frames, size, app, zoom=None):
+    from ui.document import Document
     from ui.graph import GraphView
     from ui.player import Player
+    from ui.view_state import ViewState
 
     t0 = time.perf_counter()
     replay = Replay(tr)
     player = Player(replay)
-    view = GraphView(player)
+    view = GraphView(player, ViewState(Document()))
     view.resize(*size)
     view.show()
     app.processEvents()

@@ -42,19 +42,20 @@ class _Graph:
         return v
 
 
-def mlp_graph(depth: int, micro_batches: int = 1, transpose: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
-    """Tensor MLP forward + MSE loss, ``micro_batches`` forwards sharing the parameters."""
+def mlp_graph(depth: int, accumulation_steps: int = 1,
+              transpose: bool = False) -> tuple[list[int], list[tuple[int, int]]]:
+    """Tensor MLP forward + MSE loss, ``accumulation_steps`` forwards sharing the parameters."""
     g = _Graph()
     params = [(g.node(), g.node()) for _ in range(depth)]  # (W, b) leaves, created with the model
     losses = []
-    for _ in range(micro_batches):
+    for _ in range(accumulation_steps):
         h, target = g.node(), g.node()  # x, y leaves
         for k, (w, b) in enumerate(params):
             h = g.node(g.node(h, g.node(w) if transpose else w), b)  # matmul (of W.T), add
             if k < depth - 1:
                 h = g.node(h)  # relu
         loss = g.node(g.node(g.node(h, target)))  # mean(pow(sub(out, y), 2))
-        losses.append(g.node(loss) if micro_batches > 1 else loss)  # / accumulation_steps
+        losses.append(g.node(loss) if accumulation_steps > 1 else loss)  # / accumulation_steps
     total = losses[0]
     for loss in losses[1:]:
         total = g.node(total, loss)

@@ -87,7 +87,7 @@ def main() -> None:
         s.run()
         names = s.scalar_parameters()
         p1, p2 = p1 or names[0], p2 or names[1]
-        t = median_time(lambda: s.landscape(p1, p2, n=100), repeats=3)
+        t = median_time(lambda s=s, p1=p1, p2=p2: s.landscape(p1, p2, n=100), repeats=3)
         print(f"landscape 100x100 {stem} ({p1}, {p2}): {t * 1e3:7.1f} ms")
 
 

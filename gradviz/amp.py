@@ -44,8 +44,9 @@ import contextlib
 import functools
 import warnings
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 

@@ -9,12 +9,13 @@ PyTorch's rules, which micrograd does not follow:
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from . import trace
-from .functions import Rule, unbroadcast as _unbroadcast
+from .functions import Rule
+from .functions import unbroadcast as _unbroadcast
 
 _FLOAT16 = np.dtype(np.float16)
 

@@ -96,7 +96,7 @@ class Script:
     listing: tuple[Line, ...] = ()
 
     @classmethod
-    def from_listing(cls, listing: tuple[Line, ...], variant: str = "") -> "Script":
+    def from_listing(cls, listing: tuple[Line, ...], variant: str = "") -> Script:
         lines: dict[str, int] = {}
         for number, line in enumerate(listing, 1):
             for phase in line.phases:
@@ -296,7 +296,7 @@ class _Exporter:
         self.v = setup.variant_spec
         self.loop = self.v.loop
         self.kind = scenario.model.kind
-        self.acc = int(self.loop.accumulation_steps)
+        self.accumulation_steps = int(self.loop.accumulation_steps)
         self.float16 = self.loop.precision == "float16"
         self.scaler = self.float16 and bool(self.loop.loss_scaling)
         # The Session's own data (converted to the run's dtype) and initial parameter values.
@@ -306,7 +306,7 @@ class _Exporter:
         self.batch_size = self.n if self.loop.batch_size is None else int(self.loop.batch_size)
         # Batches are spelled out only when they differ from "all the data at once".
         self.batched = self.kind != "objective" and (
-            self.batch_size < self.n or self.loop.shuffle or self.acc > 1)
+            self.batch_size < self.n or self.loop.shuffle or self.accumulation_steps > 1)
         taken: set[str] = set()
         if self.kind == "layers":
             self.param_vars = {name: name for name in model.names}
@@ -424,15 +424,16 @@ class _Exporter:
 
     def batches_section(self) -> None:
         w, loop = self.w, self.loop
-        if self.acc > 1 and not self.batched:          # an objective: no data, no batches
+        if self.accumulation_steps > 1 and not self.batched:  # an objective: no data, no batches
             w.blank()
-            w.add(f"ACCUMULATION_STEPS = {self.acc}  # forward/backward passes per optimizer step")
+            w.add(f"ACCUMULATION_STEPS = {self.accumulation_steps}  "
+                  "# forward/backward passes per optimizer step")
         if not self.batched:
             return
         w.blank()
         w.add(f"BATCH_SIZE = {self.batch_size}  # examples per optimizer step")
-        if self.acc > 1:
-            w.add(f"ACCUMULATION_STEPS = {self.acc}  # micro-batches per optimizer step",
+        if self.accumulation_steps > 1:
+            w.add(f"ACCUMULATION_STEPS = {self.accumulation_steps}  # micro-batches per optimizer step",
                   "MICRO_BATCH = BATCH_SIZE // ACCUMULATION_STEPS")
         w.add("",
               "",
@@ -452,7 +453,8 @@ class _Exporter:
     def logging_section(self) -> None:
         w = self.w
         keys = getattr(optim, OPTIMIZER_CLASSES[self.v.optimizer.kind]).state_keys(self.v.optimizer.hyper)
-        micro = (f' + [f"micro_loss[{{j}}]" for j in range({self.acc})]') if self.acc > 1 else ""
+        micro = (f' + [f"micro_loss[{{j}}]" for j in range({self.accumulation_steps})]'
+                 if self.accumulation_steps > 1 else "")
         w.blank()
         w.add("# -- printing GradViz's History columns (bookkeeping, not part of the training) --",
               "")
@@ -477,7 +479,7 @@ class _Exporter:
               "",
               "def record(step, losses):",
               '    """The row so far: the loss, each parameter before the step and the grad step() will use."""',
-              "    row = [step, sum(losses) / len(losses)]" + (" + losses" if self.acc > 1 else ""),
+              "    row = [step, sum(losses) / len(losses)]" + (" + losses" if self.accumulation_steps > 1 else ""),
               "    row += [v for p in params.values() for v in flat(p, p.numel())]",
               "    row += [v for p in params.values() for v in flat(p.grad, p.numel())]",
               "    return row",
@@ -520,7 +522,7 @@ class _Exporter:
         return expr.to_python(_rename(expr.parse(self.scenario.model.expression), mapping))
 
     def training_loop(self) -> None:
-        loop, w, acc = self.loop, self.w, self.acc
+        loop, w, accumulation_steps = self.loop, self.w, self.accumulation_steps
         set_to_none = "" if loop.set_to_none else "set_to_none=False"
         zero_note = "" if loop.set_to_none else "  # zero the grads in place (they stay tensors, not None)"
         w.loop("for step in range(STEPS):")
@@ -533,13 +535,14 @@ class _Exporter:
         if self.batched:
             w.loop("    idx = next(batches)")
         indent = "    "
-        if acc > 1:
+        if accumulation_steps > 1:
             w.loop("    losses = []", kind="bookkeeping")
-            w.loop(f"    for micro in range(ACCUMULATION_STEPS):  # {acc} forward/backward passes, one step")
+            w.loop(f"    for micro in range(ACCUMULATION_STEPS):  "
+                   f"# {accumulation_steps} forward/backward passes, one step")
             if self.batched:
                 w.loop("        mb = idx[micro * MICRO_BATCH:(micro + 1) * MICRO_BATCH]")
             indent = "        "
-        rows = ("[mb]" if acc > 1 else "[idx]") if self.batched else ""
+        rows = ("[mb]" if accumulation_steps > 1 else "[idx]") if self.batched else ""
         body = indent
         if self.float16:
             w.loop(f'{indent}with torch.autocast("cpu", dtype=torch.float16):  # Linear/matmul in float16')
@@ -551,18 +554,18 @@ class _Exporter:
         else:
             w.loop(f"{body}pred = {self.forward_text(rows)}", phases=("forward",))
             w.loop(f"{body}loss = loss_fn(pred, {self.target_var}{rows})", phases=("loss",))
-        if acc > 1:
+        if accumulation_steps > 1:
             w.loop(f"{indent}losses.append(loss.item())", kind="bookkeeping")
             if loop.divide_loss:
                 w.loop(f"{indent}loss = loss / ACCUMULATION_STEPS  # so the summed grads are the batch mean")
             else:
                 w.loop(f"{indent}# the loss is not divided by ACCUMULATION_STEPS: the accumulated gradient "
-                       f"is {acc}x too large")
+                       f"is {accumulation_steps}x too large")
         if self.scaler:
             w.loop(f"{indent}scaler.scale(loss).backward()  # backward of loss * scale", phases=("backward",))
         else:
             w.loop(f"{indent}loss.backward()", phases=("backward",))
-        losses = "losses" if acc > 1 else "[loss.item()]"
+        losses = "losses" if accumulation_steps > 1 else "[loss.item()]"
         if self.scaler:
             w.loop("    scaler.unscale_(optimizer)  # grads back to their true size (the ones GradViz records)")
             w.loop(f"    row = record(step, {losses})", kind="bookkeeping")

@@ -12,8 +12,8 @@ something refuse a second backward after their saved values were freed (``a + b`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

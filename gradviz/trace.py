@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-_ACTIVE: "Recorder | None" = None
+_ACTIVE: Recorder | None = None
 
 
-def current() -> "Recorder | None":
+def current() -> Recorder | None:
     """The active recorder, or None (the common, free case)."""
     return _ACTIVE
 
@@ -65,8 +65,9 @@ class PhaseEvent:
 
 @dataclass
 class ForwardEvent:
+    """An op ran: node ``node`` (its ``grad_fn`` name, "MulBackward0") was computed from ``inputs``."""
     node: int
-    op: str
+    grad_fn: str
     inputs: tuple
     value: np.ndarray
 
@@ -76,7 +77,7 @@ class BackwardEvent:
     """A node's backward ran: it received ``grad_output`` and sent ``grad_inputs[i]`` to ``inputs[i]``
     (None where that input needs no gradient)."""
     node: int
-    op: str
+    grad_fn: str
     grad_output: np.ndarray
     inputs: tuple
     grad_inputs: tuple
@@ -171,8 +172,9 @@ class Recorder:
         return self._ids.get(id(t))
 
     # -- hooks called by the engine -----------------------------------------------------------
-    def on_forward(self, out, op_name: str, short: str, inputs, kwargs=None) -> None:
-        """``kwargs`` are the op's keyword arguments; the plain ones (numbers, names, shapes, dtypes)
+    def on_forward(self, out, grad_fn: str, op: str, inputs, kwargs=None) -> None:
+        """``out`` was computed by ``op`` (``"mul"``, its grad_fn ``"MulBackward0"``) from ``inputs``.
+        ``kwargs`` are the op's keyword arguments; the plain ones (numbers, names, shapes, dtypes)
         become the node's ``attrs``, others (index arrays, slices) are left out."""
         ids, node_id = self._ids, self.node_id
         in_ids = tuple([ids[id(t)] if id(t) in ids else node_id(t) for t in inputs])
@@ -184,19 +186,19 @@ class Recorder:
         value = data.copy()
         dtype_name = _DTYPE_NAMES.get(data.dtype) or _DTYPE_NAMES.setdefault(data.dtype, str(data.dtype))
         requires, is_op = out.requires_grad, out.grad_fn is not None
-        self.nodes[nid] = NodeInfo(nid, "op" if is_op else "param" if requires else "input", op_name, short,
+        self.nodes[nid] = NodeInfo(nid, "op" if is_op else "param" if requires else "input", grad_fn, op,
                                    data.shape, dtype_name, in_ids, requires,
                                    _MODULE_STACK[-1] if _MODULE_STACK else "",
                                    None if is_op or data.size > LEAF_VALUE_LIMIT else value,
                                    _plain_attrs(kwargs) if kwargs else {})
-        self.events.append(ForwardEvent(nid, op_name, in_ids, value))
+        self.events.append(ForwardEvent(nid, grad_fn, in_ids, value))
 
-    def on_backward(self, out, op_name, grad_output, inputs, grad_inputs) -> None:
+    def on_backward(self, out, grad_fn: str, grad_output, inputs, grad_inputs) -> None:
         # Gradients in flight are arrays the engine made (backward() copies a caller's gradient) and
         # never changes afterwards (a leaf's .grad is a copy of them), so they are kept, not copied.
         node_id = self.node_id
         self.events.append(BackwardEvent(
-            node_id(out), op_name, grad_output, tuple([node_id(t) for t in inputs]), tuple(grad_inputs)))
+            node_id(out), grad_fn, grad_output, tuple([node_id(t) for t in inputs]), tuple(grad_inputs)))
 
     def on_accumulate(self, t, before, added, after) -> None:
         """``before`` must already be a copy (taken before ``.grad`` changed in place); ``after`` is
@@ -291,6 +293,6 @@ class Trace:
     grads_before: dict[str, np.ndarray | None]
     params_before: dict[str, np.ndarray]
     params_after: dict[str, np.ndarray]
-    micro_batches: int = 1
+    accumulation_steps: int = 1       # micro-batches in the iteration (PhaseEvent.micro_batch < this)
     input_nodes: dict[str, list[int]] = field(default_factory=dict)   # input name -> node per micro-batch
     module_types: dict[str, str] = field(default_factory=dict)  # module name ("0", "loss") -> "Linear", "MSELoss"

@@ -1,13 +1,14 @@
 """The PyTorch training loop of the current scenario, with the line of the current phase lit.
 
 The lines come tagged from the exporter (``Script.listing``): the panel shows the definitions the
-loop calls, then the loop, leaving out the asides on GradViz's CSV bookkeeping."""
+loop calls, then the loop, leaving out the asides on GradViz's CSV bookkeeping. ``CodeView(document,
+view_state, player)`` follows the Document's scenario, the ViewState's variant and the Player's
+phase by itself."""
 from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradviz.codegen import export_torch
-
 
 # Colours of the code panel (a light theme that matches the graph view's palette).
 CODE_KEYWORD, CODE_NUMBER, CODE_CALL = "#7c3aed", "#b45309", "#1d4ed8"
@@ -67,15 +68,17 @@ def panel_lines(script) -> tuple[list[str], dict[str, int]]:
 
 
 class CodeView(QtWidgets.QTextEdit):
-    """Read-only training loop, under the optimizer (and loss function) it uses; ``set_phase``
-    highlights the line of a loop phase.  ``lines`` maps a phase to its 1-based line number in the
-    panel's text, ``current_line`` is the lit line.
+    """Read-only training loop of the current variant, under the optimizer (and loss function) it
+    uses, with the line of the Player's phase lit.  ``lines`` maps a phase to its 1-based line
+    number in the panel's text, ``current_line`` is the lit line.
 
     The dock is narrow: instead of scrolling sideways, a long line wraps with a hanging indent (its
     continuation sits deeper than the line itself), so a long objective reads whole."""
 
-    def __init__(self, parent=None):
+    def __init__(self, document, view_state, player, parent=None):
         super().__init__(parent)
+        # not ``self.document``: QTextEdit.document() is the text it shows
+        self._document, self.view_state, self.player = document, view_state, player
         self.setReadOnly(True)
         self.setUndoRedoEnabled(False)
         self.setLineWrapMode(QtWidgets.QTextEdit.LineWrapMode.WidgetWidth)
@@ -92,8 +95,20 @@ class CodeView(QtWidgets.QTextEdit):
         self.current_phase: str | None = None
         self.current_line: int | None = None
         self._shown = None
+        self._listing = None                      # (scenario, variant) whose loop is shown
+        document.scenarioChanged.connect(self._show_loop)
+        view_state.variantChanged.connect(self._show_loop)
+        player.positionChanged.connect(self._follow_player)      # also sent for every new replay
+        self._show_loop()
+        self._follow_player()
 
-    def set_scenario(self, scenario, variant: int = 0) -> None:
+    def _show_loop(self) -> None:
+        scenario, variant = self._document.scenario, self.view_state.variant
+        if scenario is None:
+            return
+        if self._listing is not None and self._listing[0] is scenario and self._listing[1] == variant:
+            return                     # a scenario change can also move the variant: one export
+        self._listing = (scenario, variant)
         try:
             shown, lines = panel_lines(export_torch(scenario, variant))
             source = "\n".join(shown)
@@ -104,6 +119,11 @@ class CodeView(QtWidgets.QTextEdit):
         self.lines = lines
         self._shown = None
         self.set_phase(self.current_phase)
+
+    def _follow_player(self, _position: int = 0) -> None:
+        frame = self.player.frame
+        if frame is not None:
+            self.set_phase(frame.phase)
 
     def _hang_indents(self) -> None:
         """Each line's wrapped continuation starts HANGING_INDENT columns deeper than the line."""

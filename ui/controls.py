@@ -5,6 +5,9 @@ same rules a scenario file must pass (the loader's: PyTorch's optimizer rules, b
 split into equal micro-batches, graph-size limits) and only then hands it to ``document.edit``,
 which re-runs every variant in chunks and marks the document modified. A refused value stays in
 its widget, outlined in red, with the reason right under it; nothing is applied.
+
+The controls edit the ViewState's variant (the one the graph, the code and the plots show): the
+"Edit" box shows and chooses it.
 """
 from __future__ import annotations
 
@@ -12,10 +15,24 @@ import math
 
 from PySide6 import QtCore, QtWidgets
 
-from gradviz.scenario import (LIMITS, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, OPTIMIZERS, PRECISIONS,
-                              ZERO_GRAD_PLACEMENTS, LoopSpec, OptimizerSpec)
-from gradviz.scenario.edits import (add_comparison, check_scenario, rename_if_automatic, set_loop_value,
-                                    set_optimizer_kind, variant_name)
+from gradviz.scenario import (
+    LIMITS,
+    OPTIMIZER_CLASSES,
+    OPTIMIZER_DEFAULTS,
+    OPTIMIZERS,
+    PRECISIONS,
+    ZERO_GRAD_PLACEMENTS,
+    LoopSpec,
+    OptimizerSpec,
+)
+from gradviz.scenario.edits import (
+    add_comparison,
+    check_scenario,
+    rename_if_automatic,
+    set_loop_value,
+    set_optimizer_kind,
+    variant_name,
+)
 
 from .theme import variant_swatch
 
@@ -80,10 +97,10 @@ class ErrorLabel(QtWidgets.QLabel):
 class ControlsPanel(QtWidgets.QWidget):
     """Optimizer kind and hyperparameters, loop toggles, steps, and the comparison list."""
 
-    def __init__(self, document, parent=None):
+    def __init__(self, document, view_state, parent=None):
         super().__init__(parent)
         self.document = document
-        self.edit_index = 0                  # 0 = main run, i = comparisons[i - 1]
+        self.view_state = view_state
         self.fields: dict[str, object] = {}
         self.errors: dict[str, ErrorLabel] = {}
         self._form_kind: str | None = None
@@ -94,7 +111,7 @@ class ControlsPanel(QtWidgets.QWidget):
         top = QtWidgets.QFormLayout()
         self.variant_box = QtWidgets.QComboBox()
         self.variant_box.setToolTip("Which run these controls edit: the main run or one of the comparisons")
-        self.variant_box.activated.connect(self._on_variant_chosen)
+        self.variant_box.activated.connect(view_state.set_variant)
         self.variant_box.setSizeAdjustPolicy(
             QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.variant_box.setMinimumContentsLength(14)
@@ -148,6 +165,7 @@ class ControlsPanel(QtWidgets.QWidget):
         outer.addStretch(1)
 
         document.scenarioChanged.connect(self.sync)
+        view_state.variantChanged.connect(lambda _i: self.sync())
         document.runStarted.connect(self._on_run_started)
         document.runProgress.connect(self._on_run_progress)
         document.runFinished.connect(self.progress.hide)
@@ -273,7 +291,8 @@ class ControlsPanel(QtWidgets.QWidget):
 
     # -- reading the document -------------------------------------------------------------------
     def _spec(self, scenario, index: int | None = None) -> tuple[OptimizerSpec, LoopSpec]:
-        i = self.edit_index if index is None else index
+        """The optimizer and loop of variant ``index`` (default: the edited one, the ViewState's)."""
+        i = self.view_state.variant if index is None else index
         if i == 0:
             return scenario.optimizer, scenario.loop
         v = scenario.comparisons[i - 1]
@@ -285,20 +304,16 @@ class ControlsPanel(QtWidgets.QWidget):
         self.setEnabled(sc is not None)
         if sc is None:
             return
-        variants = sc.variants()
-        self.edit_index = min(self.edit_index, len(variants) - 1)
-        self.variant_box.blockSignals(True)
         self.variant_box.clear()
-        for i, v in enumerate(variants):
+        for i, v in enumerate(sc.variants()):
             self.variant_box.addItem(variant_swatch(i), "Main run: " + v.name if i == 0 else v.name)
-        self.variant_box.setCurrentIndex(self.edit_index)
-        self.variant_box.blockSignals(False)
+        self.variant_box.setCurrentIndex(self.view_state.variant)
         opt, loop = self._spec(sc)
         if opt.kind != self._form_kind:
             self._build_hyper_form(opt.kind)
         widgets = [self.kind_box, self.zero_grad_box, self.set_to_none_box, self.batch_box, self.shuffle_box,
                    self.accumulation_box, self.divide_box, self.precision_box, self.scaling_box, self.steps_box]
-        for key, w in self.fields.items():
+        for w in self.fields.values():
             widgets.extend(w if isinstance(w, tuple) else [w])
         widgets.append(self.lr_slider)
         for w in widgets:
@@ -393,20 +408,22 @@ class ControlsPanel(QtWidgets.QWidget):
         return label.text() if label is not None else ""
 
     # -- applying ---------------------------------------------------------------------------------
-    def _apply(self, key: str, change) -> bool:
-        """Copy, change, check, and only then edit the document; False (and a reason) if refused."""
+    def _apply(self, key: str, change, index: int | None = None) -> bool:
+        """Copy, change, check, and only then edit the document; False (and a reason) if refused.
+        ``change(new, opt, loop)`` gets the optimizer and loop of variant ``index`` (the edited one)."""
         if self.document.scenario is None:
             return False
+        index = self.view_state.variant if index is None else index
         new = self.document.editable_copy()
-        opt, loop = self._spec(new)
+        opt, loop = self._spec(new, index)
         before = variant_name(opt, loop)
         try:
             change(new, opt, loop)
         except ValueError as exc:
             self.show_error(key, str(exc))
             return False
-        if self.edit_index > 0:
-            rename_if_automatic(new, new.comparisons[self.edit_index - 1], before)
+        if index > 0:
+            rename_if_automatic(new, new.comparisons[index - 1], before)
         problem = check_scenario(new)
         if problem:
             self.show_error(key, problem)
@@ -497,21 +514,19 @@ class ControlsPanel(QtWidgets.QWidget):
             self.kind_box.setCurrentIndex(self.kind_box.findData(opt.kind))
             self.kind_box.blockSignals(False)
 
-    def _on_variant_chosen(self, index: int) -> None:
-        self.edit_index = max(0, index)
-        self.sync()
-
     # -- comparisons ------------------------------------------------------------------------------
     def add_comparison(self) -> bool:
-        """Keep the main run (as it is now) as a comparison; the controls go on editing the main run."""
+        """Keep the main run (as it is now) as a comparison; the controls (and every view) go on with
+        the main run."""
         sc = self.document.scenario
         if sc is None:
             return False
 
         def change(new, opt, loop):
             add_comparison(new)
-        self.edit_index = 0
-        return self._apply("comparison", change)
+        ok = self._apply("comparison", change, index=0)
+        self.view_state.set_variant(0)
+        return ok
 
     def remove_comparison(self, row: int | None = None) -> bool:
         sc = self.document.scenario
@@ -521,13 +536,11 @@ class ControlsPanel(QtWidgets.QWidget):
 
         def change(new, opt, loop):
             del new.comparisons[row]
-        old = self.edit_index
+        old = self.view_state.variant
         keep = old - 1 if old > row + 1 else 0 if old == row + 1 else old
-        self.edit_index = 0
-        ok = self._apply("comparison", change)
-        self.edit_index = keep if ok else old
-        if self.edit_index:
-            self.sync()
+        ok = self._apply("comparison", change, index=0)
+        if ok:                              # the same run as before, wherever it now is in the list
+            self.view_state.set_variant(keep)
         return ok
 
     # -- run progress -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ FRAME_BUDGET_S = 0.010     # work per timer tick while re-running: keeps the UI 
 
 
 class Document(QtCore.QObject):
+    opened = QtCore.Signal()                   # another scenario, not an edit: just before scenarioChanged
     scenarioChanged = QtCore.Signal()          # a different scenario (or edited values) is current
     modifiedChanged = QtCore.Signal(bool)
     runStarted = QtCore.Signal()
@@ -47,8 +48,10 @@ class Document(QtCore.QObject):
         self.set_scenario(scenario, Path(path))
 
     def set_scenario(self, scenario: Scenario, path: Path | None = None, modified: bool = False) -> None:
+        self._drop_runs()
         self.scenario, self.path = scenario, path
         self._set_modified(modified)
+        self.opened.emit()
         self.scenarioChanged.emit()
         self.rerun()
 
@@ -57,6 +60,7 @@ class Document(QtCore.QObject):
         scenario.path = self.scenario.path if self.scenario else None
         if self.scenario is not None:
             scenario.source_text = self.scenario.source_text   # Save edits the original text
+        self._drop_runs()
         self.scenario = scenario
         self._set_modified(True)
         self.scenarioChanged.emit()
@@ -92,6 +96,12 @@ class Document(QtCore.QObject):
     @property
     def histories(self):
         return [s.history for s in self.sessions]
+
+    def _drop_runs(self) -> None:
+        """The runs of the scenario being replaced are not the new one's: while ``scenarioChanged``
+        is handled, nothing may show a trace or a History of the old runs as if they were current."""
+        self._timer.stop()
+        self.sessions, self._pending = [], []
 
     def rerun(self) -> None:
         """(Re)start every variant's run; progress and completion arrive as signals."""

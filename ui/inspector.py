@@ -1,6 +1,9 @@
 """Everything about one node at one point of the iteration: op, shape, full value and gradient, and
 for a parameter its optimizer state and (given a History) its value and gradient over the last
-iterations.  The inspector only reads a Replay's frames and a History; it computes nothing."""
+iterations.  The inspector only reads a Replay's frames and a History; it computes nothing.
+
+``Inspector(player, view_state, document)`` shows the ViewState's selected node at the Player's
+frame, with the History of the ViewState's variant, and is blank while no node is selected."""
 from __future__ import annotations
 
 import math
@@ -9,7 +12,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from gradviz.view.format import format_array
+from gradviz.view.folding import module_label
+from gradviz.view.format import format_array, format_full
 
 from . import theme as T
 
@@ -26,8 +30,7 @@ def array_text(a) -> str:
     if a is None:
         return "None"
     a = np.asarray(a)
-    body = np.array2string(a, precision=6, suppress_small=False, max_line_width=72, threshold=4000,
-                           floatmode="maxprec")
+    body = format_full(a)
     return body if a.ndim == 0 else f"{body}\n\nshape {tuple(a.shape)}  ·  dtype {a.dtype}"
 
 
@@ -73,13 +76,15 @@ class _TextBox(QtWidgets.QPlainTextEdit):
 
 
 class Inspector(QtWidgets.QWidget):
-    """``show_node(replay, frame_index, node_id, history=None)``; ``clear()``.
+    """Follows the models (see the module docstring); ``show_node(replay, frame_index, node_id,
+    history=None)`` draws one node, ``clear()`` the blank state.
 
     The sections sit in a scroll area: whatever a node shows (a big matrix, the history plot), the
     dock keeps its size and the main window never grows to make room."""
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, player, view_state, document, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
+        self.player, self.view_state, self.document = player, view_state, document
         self.replay = None
         self.frame_index = None
         self.node_id = None
@@ -153,6 +158,9 @@ class Inspector(QtWidgets.QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.scroll)
         self.clear()
+        player.positionChanged.connect(self._follow)          # also sent for every new replay
+        view_state.selectedNodeChanged.connect(self._follow)
+        self._follow()
 
     def sizeHint(self) -> QtCore.QSize:
         return QtCore.QSize(340, 480)
@@ -180,6 +188,17 @@ class Inspector(QtWidgets.QWidget):
     def _set_note(label: QtWidgets.QLabel, text: str) -> None:
         label.setText(text)
         label.setVisible(bool(text))
+
+    # -- following the models ---------------------------------------------------------------------
+    def _follow(self, *_) -> None:
+        """The selected node at the Player's frame; blank when there is none (or not in this graph)."""
+        replay, node = self.player.replay, self.view_state.selected_node
+        if replay is None or node is None or node not in replay.nodes:
+            if self.node_id is not None:
+                self.clear()
+            return
+        histories, variant = self.document.histories, self.view_state.variant
+        self.show_node(replay, self.player.position, node, histories[variant] if variant < len(histories) else None)
 
     # -- API --------------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -210,7 +229,7 @@ class Inspector(QtWidgets.QWidget):
         self.fields["kind"].setText(kind)
         self.fields["shape"].setText(str(tuple(info.shape)))
         self.fields["dtype"].setText(info.dtype)
-        self.fields["module"].setText(f"{replay.module_type(module.split('.')[0])} {module}" if module else "—")
+        self.fields["module"].setText(module_label(replay, module) if module else "—")
         self.fields["state"].setText(ns.state.replace("_", " ") + (" (active now)" if node_id in frame.active_nodes
                                                                     else ""))
 
@@ -284,7 +303,7 @@ class Inspector(QtWidgets.QWidget):
             return "{}"
         lines = []
         for key, value in state.items():
-            text = np.array2string(np.asarray(value), precision=6, max_line_width=72, threshold=400)
+            text = format_full(value, threshold=400)
             lines.append(f"{key}:\n  " + text.replace("\n", "\n  ") if "\n" in text else f"{key}: {text}")
         return "\n".join(lines)
 

@@ -1,23 +1,27 @@
-"""The GradViz main window: graph in the centre, transport, code panel, inspector, status bar."""
+"""The GradViz main window: builds the models (Document, ViewState, Player) and the views that take
+them (graph in the centre, code panel, inspector, dashboards, controls), wires actions and menus, and
+does the window's own jobs: title, transport toolbar, status bar, files, exports, and loading the
+trace of the ViewState's (variant, iteration) into the Player."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from gradviz.scenario import DEFAULT_SCENARIO, ScenarioError, bundled, bundled_path, load
 from gradviz.view.phases import phase_label
 from gradviz.view.replay import Replay
-from gradviz.scenario import DEFAULT_SCENARIO, ScenarioError, bundled, bundled_path, load
 
 from . import icons
 from .code_view import CodeView
 from .controls import ControlsPanel
 from .dashboards import DashboardExporter, Dashboards
-from .theme import variant_swatch
 from .document import Document
 from .graph import GraphView
 from .inspector import Inspector
 from .player import Player
+from .theme import variant_swatch
+from .view_state import ViewState
 
 ORG, APP = "GradViz", "GradViz"
 MAX_RECENT = 8
@@ -76,24 +80,21 @@ class BundledDialog(QtWidgets.QDialog):
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    iterationChanged = QtCore.Signal(int)
-
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("GradVizMainWindow")
         self.setAcceptDrops(True)
         self.document = Document(self)
+        # made before every view, so that it has fitted itself to a new scenario before they look
+        self.view_state = ViewState(self.document, self)
         self.player = Player(parent=self)
-        self.replay: Replay | None = None
-        self.iteration = 0
-        self.variant = 0
-        self._auto_advance = False
+        self._traced = (None, -1)               # (session, iteration) whose trace the Player shows
 
-        self.graph = GraphView(self.player)
+        self.graph = GraphView(self.player, self.view_state)
         self.setCentralWidget(self.graph)
-        self.code = CodeView()
+        self.code = CodeView(self.document, self.view_state, self.player)
         self.code.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.inspector = Inspector()
+        self.inspector = Inspector(self.player, self.view_state, self.document)
         self.code_dock = self._dock("Code", self.code, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.inspector_dock = self._dock("Inspector", self.inspector, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self._build_actions()
@@ -107,15 +108,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.document.runProgress.connect(self._on_run_progress)
         self.document.runFinished.connect(self._on_run_finished)
         self.document.failed.connect(self.show_error)
+        self.player.replayChanged.connect(self._on_replay_changed)
         self.player.positionChanged.connect(self._on_position)
         self.player.iterationEndReached.connect(self._on_iteration_end)
+        self.view_state.variantChanged.connect(self._show_variant)
+        for changed in (self.view_state.variantChanged, self.view_state.iterationChanged):
+            changed.connect(self._show_iteration_box)
+            changed.connect(self._show_trace)
         self.graph.nodeClicked.connect(self._on_node_clicked)
-        self.selected_node: int | None = None
 
         self._build_dashboards()
-        # one variant everywhere: choosing it in the dashboards animates it in the graph and the code
-        self.dashboards.selection.changed.connect(lambda: self.set_variant(self.dashboards.selection.variant))
-        self.dashboards.selection.set_variant(self.variant)
         self.resize(1400, 860)
         self.resizeDocks([self.code_dock], [CODE_DOCK_WIDTH], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.dashboards_dock], [380], QtCore.Qt.Orientation.Vertical)
@@ -216,8 +218,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """The plots (bottom dock) and the controls (right, a tab beside the inspector), their View
         entries and File ▸ Export entries; a click on a plotted point picks that iteration."""
         Area = QtCore.Qt.DockWidgetArea
-        self.dashboards = Dashboards(self.document, on_pick=self.set_iteration)
-        self.controls = ControlsPanel(self.document)
+        self.dashboards = Dashboards(self.document, self.view_state)
+        self.controls = ControlsPanel(self.document, self.view_state)
         self.dashboards_dock = self._dock("Dashboards", self.dashboards, Area.BottomDockWidgetArea)
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
@@ -228,8 +230,6 @@ class MainWindow(QtWidgets.QMainWindow):
         # one column on the right: the controls in front, the inspector a tab away (raised on a click)
         self.tabifyDockWidget(self.inspector_dock, self.controls_dock)
         self.controls_dock.raise_()
-        self.graph.nodeClicked.connect(lambda _node: self.inspector_dock.raise_())
-        self.iterationChanged.connect(self.dashboards.set_iteration)
 
         self.view_menu.addSeparator()
         self.view_menu.addAction(self.dashboards_dock.toggleViewAction())
@@ -264,7 +264,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.iteration_box = QtWidgets.QSpinBox()
         self.iteration_box.setKeyboardTracking(False)
         self.iteration_box.setToolTip("Jump to optimizer step k (0-based)")
-        self.iteration_box.valueChanged.connect(self.set_iteration)
+        self.iteration_box.valueChanged.connect(self.view_state.set_iteration)
         # after Enter, give the keys back to the transport shortcuts (Space, arrows, Home/End)
         self.iteration_box.lineEdit().returnPressed.connect(lambda: self.graph.setFocus())
         tb.addWidget(self.iteration_box)
@@ -277,7 +277,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.variant_box.setToolTip("The run the graph and the code animate (the dashboards follow)")
         self.variant_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.variant_box.setMaximumWidth(190)
-        self.variant_box.activated.connect(self.set_variant)
+        self.variant_box.activated.connect(self.view_state.set_variant)
         tb.addWidget(self.variant_box)
         tb.addSeparator()
         tb.addWidget(QtWidgets.QLabel(" Speed "))
@@ -336,8 +336,6 @@ class MainWindow(QtWidgets.QMainWindow):
         except OSError as exc:
             self.show_error(f"{path}: {exc.strerror or exc}")
             return False
-        self.iteration = 0              # another file starts at its first step (edits keep the current one)
-        self.set_variant(0)             # ... and with its main run
         self.add_recent(Path(path))
         return True
 
@@ -491,78 +489,100 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.statusBar().showMessage(f"Wrote {path}", 4000)
 
-    # -- iteration and player -----------------------------------------------------------------
+    # -- the current variant and iteration ------------------------------------------------------
+    @property
+    def variant(self) -> int:
+        return self.view_state.variant
+
+    @property
+    def iteration(self) -> int:
+        return self.view_state.iteration
+
+    @property
+    def replay(self) -> Replay | None:
+        return self.player.replay
+
     @property
     def session(self):
         sessions = self.document.sessions
         return sessions[self.variant] if self.variant < len(sessions) else None
 
-    def steps_available(self) -> int:
-        s = self.session
-        return 0 if s is None or s.history is None else int(s.history.steps)
-
     def set_iteration(self, k: int) -> None:
-        if self.document.running:
-            self.iteration = max(0, int(k))     # remembered: shown as soon as the run finishes
+        """Show optimizer step ``k``, as typing it into the iteration box does."""
+        self.view_state.set_iteration(k)
+
+    def _show_trace(self, *_) -> None:
+        """Load the trace of the ViewState's (variant, iteration) into the Player, once. While the
+        Document runs there is nothing to trace yet: the end of the run comes back here."""
+        session, k = self.session, self.view_state.iteration
+        if self.document.running or session is None or k >= self.view_state.steps:
             return
-        n = self.steps_available()
-        if n == 0:
+        if self._traced[0] is session and self._traced[1] == k:
             return
-        k = max(0, min(int(k), n - 1))
         try:
-            trace = self.session.trace_iteration(k)
+            trace = session.trace_iteration(k)
         except Exception as exc:
             self.show_error(f"Could not replay iteration {k}: {exc}")
             return
+        self._traced = (session, k)
         was_playing = self.player.playing
-        self.iteration = k
-        self.replay = Replay(trace)
-        self.player.set_replay(self.replay)
-        self.scrubber.blockSignals(True)
-        self.scrubber.setRange(0, max(self.player.count - 1, 0))
-        self.scrubber.blockSignals(False)
-        self.iteration_box.blockSignals(True)
-        self.iteration_box.setValue(k)
-        self.iteration_box.blockSignals(False)
-        self._on_position(self.player.position)
-        self.iterationChanged.emit(k)
+        self.player.set_replay(Replay(trace))
+        node = self.view_state.selected_node
+        if node is not None and node not in self.replay.nodes:
+            self.view_state.select_node(None)      # a variant may trace another graph: nothing to show
         if was_playing:
             self.player.play()
 
+    def _show_iteration_box(self, *_) -> None:
+        """The box shows the ViewState's iteration, within the finished run's steps (its range and
+        its value are set together: a value beyond an old range would be clamped and sent back)."""
+        n = self.view_state.steps
+        self.iteration_box.blockSignals(True)
+        if not self.document.running:
+            self.iteration_box.setRange(0, max(n - 1, 0))
+            self.iteration_total.setText(f" of {n} ")
+        self.iteration_box.setValue(self.view_state.iteration)
+        self.iteration_box.blockSignals(False)
+
+    def _show_variant(self, *_) -> None:
+        """The toolbar's variant box and the status bar name the ViewState's variant."""
+        variants = self.document.scenario.variants() if self.document.scenario else []
+        i = self.view_state.variant
+        self.variant_box.setCurrentIndex(i)
+        self.variant_label.setText(f"Variant: {variants[i].name if i < len(variants) else ''}")
+        self.variant_label.setVisible(len(variants) > 1)
+
     def _on_iteration_end(self) -> None:
-        if self.auto_box.isChecked() and self.iteration + 1 < self.steps_available():
-            self.set_iteration(self.iteration + 1)
+        if self.auto_box.isChecked() and self.iteration + 1 < self.view_state.steps:
+            self.view_state.set_iteration(self.iteration + 1)
             self.player.play()
 
     def _on_scrub(self, value: int) -> None:
         if value != self.player.position:
             self.player.seek(value)
 
+    def _on_replay_changed(self) -> None:
+        self.scrubber.blockSignals(True)
+        self.scrubber.setRange(0, max(self.player.count - 1, 0))
+        self.scrubber.blockSignals(False)
+
     def _on_position(self, pos: int) -> None:
-        if self.replay is None:
+        frame = self.player.frame
+        if frame is None:
             return
-        frame = self.replay.frame(pos)
         self.scrubber.blockSignals(True)
         self.scrubber.setValue(pos)
         self.scrubber.blockSignals(False)
-        self.phase_label.setText("Phase: " + phase_label(frame.phase, frame.micro_batch, self.replay.micro_batches))
+        self.phase_label.setText("Phase: " + phase_label(frame.phase, frame.micro_batch,
+                                                         self.replay.accumulation_steps))
         self.event_label.setText(frame.description)
-        self.iteration_label.setText(f"Iteration {self.iteration} / {self.steps_available()}"
+        self.iteration_label.setText(f"Iteration {self.replay.iteration} / {self.view_state.steps}"
                                      f" · event {pos}/{max(self.player.count - 1, 0)}")
-        self.code.set_phase(frame.phase)
-        if self.selected_node is not None and self.selected_node in self.replay.nodes:
-            self.inspector.show_node(self.replay, pos, self.selected_node, self.session.history)
 
-    def _clear_selection(self) -> None:
-        """No node selected: neither in the inspector nor highlighted in the graph."""
-        self.selected_node = None
-        self.inspector.clear()
-        self.graph.select_node(None)
-
-    def _on_node_clicked(self, node_id: int) -> None:
-        self.selected_node = node_id
+    def _on_node_clicked(self, _node_id: int) -> None:
+        """The inspector (a tab behind the controls) comes to the front to show the clicked node."""
         self.inspector_dock.show()
-        self.inspector.show_node(self.replay, self.player.position, node_id, self.session.history)
+        self.inspector_dock.raise_()
 
     def _on_playing_changed(self, playing: bool) -> None:
         self.act_play.setIcon(icons.icon("pause" if playing else "play"))
@@ -572,51 +592,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_scenario_changed(self) -> None:
         self._update_title()
         variants = self.document.scenario.variants()
-        self.variant = max(0, min(self.variant, len(variants) - 1))
-        self.variant_box.blockSignals(True)
         self.variant_box.clear()
         for i, v in enumerate(variants):
             self.variant_box.addItem(variant_swatch(i), v.name)
-        self.variant_box.setCurrentIndex(self.variant)
-        self.variant_box.blockSignals(False)
         self.variant_box.setEnabled(len(variants) > 1)
         self._show_variant()
         self.title_label.setText(self.document.scenario.title)
-
-    def set_variant(self, i: int) -> None:
-        """Animate variant ``i`` (0 = the main run, i = ``comparisons[i-1]``): its trace of the current
-        iteration, its loop in the code panel; the toolbar and the dashboards' selectors follow."""
-        variants = self.document.scenario.variants() if self.document.scenario else []
-        if not 0 <= i < len(variants) or i == self.variant:
-            return
-        self.variant = i
-        self.variant_box.blockSignals(True)
-        self.variant_box.setCurrentIndex(i)
-        self.variant_box.blockSignals(False)
-        self._show_variant()
-        if self.document.running:              # runFinished loads the iteration
-            return
-        n = self.steps_available()
-        self._set_iteration_range(n)
-        self.set_iteration(min(self.iteration, max(n - 1, 0)))
-        if self.selected_node is not None and self.selected_node not in getattr(self.replay, "nodes", {}):
-            self._clear_selection()            # a variant may trace another graph: nothing left to show
-
-    def _show_variant(self) -> None:
-        variants = self.document.scenario.variants()
-        name = variants[self.variant].name if self.variant < len(variants) else ""
-        self.code.set_scenario(self.document.scenario, self.variant)
-        self.variant_label.setText(f"Variant: {name}")
-        self.variant_label.setVisible(len(variants) > 1)
-        dashboards = getattr(self, "dashboards", None)
-        if dashboards is not None:
-            dashboards.selection.set_variant(self.variant)
-
-    def _set_iteration_range(self, n: int) -> None:
-        self.iteration_box.blockSignals(True)
-        self.iteration_box.setRange(0, max(n - 1, 0))
-        self.iteration_box.blockSignals(False)
-        self.iteration_total.setText(f" of {n} ")
 
     def _update_title(self) -> None:
         sc = self.document.scenario
@@ -635,13 +616,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_run_finished(self) -> None:
         self.progress.setVisible(False)
-        n = self.steps_available()
-        self._set_iteration_range(n)
+        self._show_iteration_box()
         history = self.session.history if self.session else None
         if history is not None and history.diverged_at is not None:
             self.statusBar().showMessage(history.message, 10000)
-        self._clear_selection()         # the selection is gone: do not keep showing its old numbers
-        self.set_iteration(min(self.iteration, max(n - 1, 0)))
+        self._show_trace()
         if self.replay is not None:
             self.graph.fit_to_view()
 

@@ -1,8 +1,9 @@
 """The Player: a QTimer-driven cursor over a Replay's frames.
 
 Views subscribe to ``positionChanged`` and read ``player.frame``; they never move the cursor except
-through these methods.  Changing the iteration is the main window's job: it asks the Session for
-a new Trace and calls ``set_replay``; ``iterationEndReached`` tells it that playing ran off the end.
+through these methods.  Which iteration is shown is the ViewState's; the main window asks the
+Session for its Trace and calls ``set_replay``; ``iterationEndReached`` tells it that playing ran
+off the end.
 """
 from __future__ import annotations
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._tensor import Tensor, apply_op, torch_dtype_name
+from .._tensor import log_softmax as _log_softmax
+from .._tensor import softmax as _softmax
 from ..amp import autocast_float32
-from .._tensor import Tensor, apply_op, log_softmax as _log_softmax, softmax as _softmax, torch_dtype_name
 
 _REDUCTIONS = ("mean", "sum", "none")
 

@@ -12,8 +12,9 @@ import copy
 import functools
 import warnings
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from itertools import chain
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 

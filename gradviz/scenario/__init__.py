@@ -15,10 +15,30 @@ from .checks import estimate_graph_nodes, validate
 from .loader import load, loads
 from .reader import ScenarioError
 from .saver import dumps, save
-from .schema import (ACTIVATION_CLASSES, ACTIVATIONS, INITS, LIMITS, LOSS_CLASSES, LOSSES, MODEL_KINDS,
-                     OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, OPTIMIZERS, PRECISIONS, REDUCTIONS, SCALER_DEFAULTS,
-                     ZERO_GRAD_PLACEMENTS, DataSpec, LoopSpec, LossSpec, ModelSpec, OptimizerSpec,
-                     ParamInit, Scenario, Variant)
+from .schema import (
+                     ACTIVATION_CLASSES,
+                     ACTIVATIONS,
+                     INITS,
+                     LIMITS,
+                     LOSS_CLASSES,
+                     LOSSES,
+                     MODEL_KINDS,
+                     OPTIMIZER_CLASSES,
+                     OPTIMIZER_DEFAULTS,
+                     OPTIMIZERS,
+                     PRECISIONS,
+                     REDUCTIONS,
+                     SCALER_DEFAULTS,
+                     ZERO_GRAD_PLACEMENTS,
+                     DataSpec,
+                     LoopSpec,
+                     LossSpec,
+                     ModelSpec,
+                     OptimizerSpec,
+                     ParamInit,
+                     Scenario,
+                     Variant,
+)
 
 __all__ = [
     "Scenario", "ModelSpec", "DataSpec", "LossSpec", "OptimizerSpec", "LoopSpec", "Variant",

@@ -2,10 +2,11 @@
 
 ``validate(scenario)`` raises one ``ScenarioError`` for the first rule a ``Scenario`` breaks, or
 returns None. The loader calls it on every scenario it reads (with its ``Reader``, so errors name
-the line of the key the file spells out); the Controls call it on each edit. A scenario it accepts
-runs in the Session: each value is in range (PyTorch's rules for the optimizer), the model, data
-and loss fit together, the expression's shapes work out (see ``shapes.py``), and each run stays
-within ``LIMITS`` (graph nodes per traced iteration, recorded values).
+the line of the key the file spells out); the Controls call it on each edit, and the Session
+(``training.build.prepare``) before it builds anything. A scenario it accepts runs in the
+Session: each value is in range (PyTorch's rules for the optimizer), the model, data and loss fit
+together, the expression's shapes work out (see ``shapes.py``), and each run stays within
+``LIMITS`` (graph nodes per traced iteration, recorded values).
 
 The section readers check each value as they read it, with the same rules (the tables and helpers
 below), so a file's error shows what the file says; ``validate`` checks them again on the typed
@@ -18,9 +19,25 @@ import re
 
 from . import datasets, expr
 from .reader import BOOLEAN, Choice, Integer, Number, Pair, Reader, Text, show, suggest
-from .schema import (ACTIVATIONS, INITS, LIMITS, LOSSES, MODEL_KINDS, OPTIMIZER_DEFAULTS, OPTIMIZERS,
-                     PRECISIONS, REDUCTIONS, SCALER_DEFAULTS, ZERO_GRAD_PLACEMENTS, DataSpec, LoopSpec,
-                     ModelSpec, OptimizerSpec, ParamInit, Scenario)
+from .schema import (
+    ACTIVATIONS,
+    INITS,
+    LIMITS,
+    LOSSES,
+    MODEL_KINDS,
+    OPTIMIZER_DEFAULTS,
+    OPTIMIZERS,
+    PRECISIONS,
+    REDUCTIONS,
+    SCALER_DEFAULTS,
+    ZERO_GRAD_PLACEMENTS,
+    DataSpec,
+    LoopSpec,
+    ModelSpec,
+    OptimizerSpec,
+    ParamInit,
+    Scenario,
+)
 from .shapes import check_shapes, graph_nodes
 
 MAX_PARAM_NDIM = 4
@@ -30,8 +47,9 @@ MAX_PARAM_NDIM = 4
 META_RULES = {"title": Text(nonempty=True, max_length=200), "description": Text(max_length=20_000),
               "seed": Integer(0, 2 ** 63 - 1)}
 COMPARISON_NAME = Text(nonempty=True, max_length=200)
-HYPER_BOUNDS = {
-    "lr": Number(gt=0), "momentum": Number(ge=0), "dampening": Number(ge=0, le=1),
+HYPER_BOUNDS = {     # a learning rate out of range is named in the words of the optimizers' own check
+    "lr": Number(gt=0, invalid="Invalid learning rate"), "momentum": Number(ge=0),
+    "dampening": Number(ge=0, le=1),
     "weight_decay": Number(ge=0), "eps": Number(ge=0), "alpha": Number(ge=0, le=1),
     "lr_decay": Number(ge=0), "initial_accumulator_value": Number(ge=0),
 }
@@ -99,6 +117,11 @@ def input_names(r: Reader, raw, d: int, path: tuple) -> list[str]:
     return names
 
 
+def no_data(kind: str) -> str:
+    """What a model fitted to data (``kind``: expression or layers) found when it has none."""
+    return f"none (the {kind} model needs data to fit)"
+
+
 def default_input_names(d: int) -> list[str]:
     return ["x"] if d == 1 else [f"x{i + 1}" for i in range(d)]
 
@@ -122,7 +145,7 @@ def inline_data(r: Reader, x_raw, y_raw, path: tuple):
     y, y_shape = r.array(y_raw, path + ("y",), max_ndim=2, max_elements=max_points * max_features,
                          integers=integers)
     if y_shape[0] != n:
-        r.fail(path + ("y",), f"as many targets as points in x ({n})", f"{y_shape[0]}")
+        r.fail(path + ("y",), f"as many targets as points in x ({n})", f"{y_shape[0]} rows")
     flat = y if len(y_shape) == 1 else [v for row in y for v in row]
     facts = dict(n=n, d=d, integers=integers, binary=all(v in (0, 1) for v in flat),
                  y_flat=len(y_shape) == 1, y_width=y_shape[1] if len(y_shape) == 2 else 1,
@@ -224,7 +247,7 @@ def _data(r: Reader, s: Scenario) -> dict:
     if s.model.kind == "objective":
         return dict(n=0, d=0)
     if data.kind == "none":
-        r.fail(path, "a [data] table", "none")
+        r.fail(path, "a [data] table", no_data(s.model.kind))
     kind = r.choice_value(data.kind, path + ("kind",), ("inline",) + datasets.DATASETS)
     if kind == "inline":
         for key in ("x", "y"):
@@ -273,7 +296,8 @@ def _names(r: Reader, s: Scenario, tree) -> None:
                    f"unknown name {name!r}{where}{suggest(name, declared)}", column)
     if not set(used) & set(model.parameters):
         r.fail(("model", model.kind), f"an {model.kind} that uses at least one parameter "
-               f"({', '.join(model.parameters)}), or there is nothing to train", repr(model.expression))
+               f"({', '.join(model.parameters)}), or there is nothing to train",
+               f"{model.expression!r}, which uses none of the parameters")
 
 
 def _inputs(s: Scenario) -> list[str]:
@@ -293,7 +317,7 @@ def _layers_fit(r: Reader, model: ModelSpec, facts: dict) -> None:
     sizes = model.layers
     if sizes[0] != facts["d"]:
         r.fail(("model", "layers"), f"a first size equal to the number of input features "
-               f"({facts['d']})", f"{sizes[0]}")
+               f"({facts['d']})", f"{sizes[0]} input features but the data has {facts['d']}")
     count = _elements(model, {})
     if count > LIMITS["max_param_elements"]:
         r.fail(("model", "layers"), f"at most {LIMITS['max_param_elements']} parameter elements",

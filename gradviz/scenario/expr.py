@@ -20,9 +20,10 @@ import keyword
 import math
 import operator
 import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping, NamedTuple, Union
+from typing import NamedTuple
 
 import numpy as np
 
@@ -60,26 +61,26 @@ class Name:
 @dataclass(frozen=True)
 class UnaryOp:
     op: str                   # "-" or "+"
-    operand: "Expr"
+    operand: Expr
     column: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
 class BinOp:
     op: str                   # "+", "-", "*", "/", "**" or "@"
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     column: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
 class Call:
     func: str                 # one of FUNCTIONS
-    arg: "Expr"
+    arg: Expr
     column: int = field(default=0, compare=False)
 
 
-Expr = Union[Num, Name, UnaryOp, BinOp, Call]
+Expr = Num | Name | UnaryOp | BinOp | Call
 
 
 # --- tokenizer ------------------------------------------------------------------------------

@@ -14,13 +14,46 @@ import os
 from pathlib import Path
 
 from . import datasets, toml_source
-from .checks import (COMPARISON_NAME, LOOP_RULES, META_RULES, NOISE, POINTS, SCALER_RULES, STD,
-                     default_input_names, hyper_rule, inline_data, input_names, layer_sizes,
-                     option_rule, param_shape, param_value, uniform_bounds, validate)
+from .checks import (
+    COMPARISON_NAME,
+    LOOP_RULES,
+    META_RULES,
+    NOISE,
+    POINTS,
+    SCALER_RULES,
+    STD,
+    default_input_names,
+    hyper_rule,
+    inline_data,
+    input_names,
+    layer_sizes,
+    no_data,
+    option_rule,
+    param_shape,
+    param_value,
+    uniform_bounds,
+    validate,
+)
 from .reader import Reader, show
-from .schema import (ACTIVATIONS, FULL_BATCH, INITS, LIMITS, LOSSES, OPTIMIZER_DEFAULTS, OPTIMIZERS,
-                     REDUCTIONS, SCALER_DEFAULTS, DataSpec, LoopSpec, LossSpec, ModelSpec, OptimizerSpec,
-                     ParamInit, Scenario, Variant)
+from .schema import (
+    ACTIVATIONS,
+    FULL_BATCH,
+    INITS,
+    LIMITS,
+    LOSSES,
+    OPTIMIZER_DEFAULTS,
+    OPTIMIZERS,
+    REDUCTIONS,
+    SCALER_DEFAULTS,
+    DataSpec,
+    LoopSpec,
+    LossSpec,
+    ModelSpec,
+    OptimizerSpec,
+    ParamInit,
+    Scenario,
+    Variant,
+)
 
 SECTIONS = ("scenario", "model", "data", "loss", "optimizer", "loop", "comparison")
 
@@ -157,7 +190,9 @@ def _read_data(r: Reader, doc: dict, model: ModelSpec) -> DataSpec:
             r.fail(path, "no [data] for an objective (it depends on the parameters alone; use "
                    "'expression' for a model fitted to data)", "a [data] table")
         return DataSpec(kind="none")
-    table = r.table(doc, "data", (), required=True)
+    if doc.get("data") is None:
+        r.fail(path, "a [data] table", no_data(model.kind))
+    table = r.table(doc, "data", ())
     kind = r.choice(table, "kind", path, "inline", ("inline",) + datasets.DATASETS)
     if kind == "inline":
         r.check_keys(table, path, ("kind", "x", "y", "inputs"))

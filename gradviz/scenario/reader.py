@@ -20,8 +20,9 @@ import json
 import keyword
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 from . import expr
 
@@ -126,11 +127,13 @@ class Integer:
 
 @dataclass(frozen=True)
 class Number:
-    """A finite number (an integer is accepted and becomes a float) within the bounds."""
+    """A finite number (an integer is accepted and becomes a float) within the bounds; ``invalid``
+    names a finite number outside them in the error (``"Invalid learning rate"``)."""
     gt: float | None = None
     ge: float | None = None
     lt: float | None = None
     le: float | None = None
+    invalid: str = ""
 
 
 @dataclass(frozen=True)
@@ -305,10 +308,11 @@ class Reader:
         if not is_number(value):
             self.fail(path, expected, show(value))
         number = float(value)
-        if (not math.isfinite(number) or (gt is not None and not number > gt)
-                or (ge is not None and not number >= ge) or (lt is not None and not number < lt)
-                or (le is not None and not number <= le)):
+        if not math.isfinite(number):
             self.fail(path, expected, show(value))
+        if ((gt is not None and not number > gt) or (ge is not None and not number >= ge)
+                or (lt is not None and not number < lt) or (le is not None and not number <= le)):
+            self.fail(path, expected, show(value) + (f": {rule.invalid}" if rule.invalid else ""))
         return number
 
     def name(self, value, path: tuple, what: str) -> str:

@@ -26,8 +26,7 @@ from .checks import default_input_names
 from .datasets import generator_options
 from .loader import loads
 from .reader import ScenarioError
-from .schema import (FULL_BATCH, OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, LoopSpec, OptimizerSpec, ParamInit,
-                     Scenario)
+from .schema import FULL_BATCH, OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, LoopSpec, OptimizerSpec, ParamInit, Scenario
 
 HEADER = "GradViz scenario; the format is described in docs/scenarios.md"
 

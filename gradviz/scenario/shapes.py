@@ -118,17 +118,19 @@ _SHAPE_FUNCTIONS = {name: _reduce_shape if name in ("sum", "mean") else _same_sh
 
 
 def check_shapes(kind: str, tree, params: dict[str, tuple], inputs: list[str],
-                 micro_batch: int) -> tuple[str, str] | None:
+                 micro_size: int) -> tuple[str, str] | None:
     """None when the value of the expression or objective ``tree`` is one number per example
     (an objective: one number), else (expected, found) for the error at ``model.<kind>``.
-    ``params`` maps each parameter to its shape; each input is a column of ``micro_batch``."""
+    ``params`` maps each parameter to its shape; each input is a column of ``micro_size`` (the
+    micro-batch size)."""
     env = {name: _Shape(shape) for name, shape in params.items()}
     if kind == "expression":
-        env.update({name: _Shape((micro_batch,)) for name in inputs})
+        env.update({name: _Shape((micro_size,)) for name in inputs})
     try:
         shape = _Shape.of(expr.evaluate(tree, env, _SHAPE_FUNCTIONS))
     except ValueError as error:
-        return ("operands whose shapes fit (elementwise: broadcasting; '@': (m, k) @ (k, n))", str(error))
+        return ("operands whose shapes fit (elementwise: broadcasting; '@': (m, k) @ (k, n))",
+                f"{error}, so the {kind} cannot run")
     except ArithmeticError as error:      # numbers alone: 1 / 0, 10.0 ** 400
         reason = error.args[-1] if error.args else ""
         return ("numbers whose arithmetic has a finite, real result",
@@ -136,7 +138,7 @@ def check_shapes(kind: str, tree, params: dict[str, tuple], inputs: list[str],
     if kind == "objective" and math.prod(shape) != 1:
         return ("an objective that is one number (use sum(...) or mean(...) over array parameters)",
                 f"a value of shape {shape}")
-    if kind == "expression" and shape != (micro_batch,):
-        return (f"one value per example: shape ({micro_batch},) for a micro-batch of {micro_batch} "
+    if kind == "expression" and shape != (micro_size,):
+        return (f"one value per example: shape ({micro_size},) for a micro-batch of {micro_size} "
                 "(each input is a column of that length)", f"a value of shape {shape}")
     return None

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .reader import ScenarioError
 from .schema import LIMITS

@@ -4,7 +4,7 @@ build (data, model, loss and optimizer of one variant) -> engine (the optimizer 
 -> session (runs, divergence, replays) -> history (what a run records) and landscape (the loss
 over a grid of two parameters).
 """
-from .build import SessionError, TENSOR_FUNCTIONS
+from .build import TENSOR_FUNCTIONS, SessionError
 from .engine import batch_order
 from .history import History, Landscape, element_name, element_names, parse_element
 from .session import Session, run_all

@@ -1,30 +1,35 @@
 """Building one variant of a Scenario on the core: its data, model, loss function and optimizer.
 
-    setup = prepare(scenario, variant)     # checked: the variant, dtype, parsed expression, data, batch size
+    setup = prepare(scenario, variant)     # checked (checks.validate); the dtype, parsed expression, data
     model = build_model(setup)             # fresh parameters at their initial values, and forward()
     optimizer = build_optimizer(setup.variant_spec, model.params)
     check(setup, model, build_loss(setup)) # one forward pass and the loss on the first micro-batch
 
-Everything a scenario can get wrong is a one-line ``SessionError`` raised here, in the order the
-Session has always checked (so the same file gives the same message). Nothing here is random
-except through the scenario's seeds (``docs/contracts.md``, "Deterministic building blocks"):
-building twice gives the same parameters bit for bit. A layers model is named by the one rule of
-``ModelSpec.layer_modules`` (Linear layers at 0, 2, 4, ..., parameters ``0.weight``, ``0.bias``).
+``prepare`` checks the scenario with ``gradviz.scenario.checks.validate``, the one statement of
+what a scenario may contain (the loader and the Controls use it too): whatever it refuses is a
+one-line ``SessionError`` with the same text as its ``ScenarioError``. What is left to check here
+is what only building can see: which variant was asked for, and the real forward pass and loss
+(the last safety net: a scenario ``validate`` accepts should always pass it). Nothing here is
+random except through the scenario's seeds (``docs/contracts.md``, "Deterministic building
+blocks"): building twice gives the same parameters bit for bit. A layers model is named by the one
+rule of ``ModelSpec.layer_modules`` (Linear layers at 0, 2, 4, ..., parameters ``0.weight``, ``0.bias``).
 """
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable
 
 import numpy as np
 
 from .. import amp, optim
-from .._tensor import Tensor, float16, float32, float64, from_array, int64, manual_seed, no_grad
+from .._tensor import Tensor, float16, float32, float64, from_array, int64, no_grad
 from ..nn import Linear, Parameter, ReLU, Sequential, Sigmoid, Tanh
 from ..nn import functional as F
-from ..scenario import expr
+from ..random import manual_seed
+from ..scenario import ScenarioError, expr, validate
+from ..scenario.checks import default_input_names
 from ..scenario.datasets import make_dataset
 from ..scenario.schema import LOSS_CLASSES, OPTIMIZER_CLASSES, Scenario, Variant
 
@@ -115,90 +120,51 @@ class Model:
 
 
 def prepare(scenario: Scenario, variant: int = 0) -> Setup:
-    """Check the variant's loop, parse the model's expression and load the data; or SessionError."""
+    """Check the scenario (``checks.validate``) and the variant, parse the model's expression and
+    load the data; or SessionError."""
     variants = scenario.variants()
     if not 0 <= variant < len(variants):
         which = ("only the main run, 0" if len(variants) == 1 else
                  f"{len(variants)}: 0 = main run, 1..{len(variants) - 1} = comparisons")
         raise SessionError(f"variant {variant} does not exist: the scenario has {which}")
+    try:
+        validate(scenario)
+    except ScenarioError as exc:
+        raise SessionError(str(exc)) from exc
     spec = variants[variant]
     loop = spec.loop
-    if loop.precision not in _DTYPES:
-        raise SessionError(f"unknown precision {loop.precision!r}; expected one of {', '.join(_DTYPES)}")
-    if int(loop.accumulation_steps) < 1:
-        raise SessionError(f"accumulation_steps must be at least 1, found {loop.accumulation_steps}")
-    if scenario.loss.kind not in LOSS_FUNCTIONS:
-        raise SessionError(f"unknown loss {scenario.loss.kind!r}; expected one of {', '.join(LOSS_FUNCTIONS)}")
     dtype = _DTYPES[loop.precision]
-    ast = None
     kind = scenario.model.kind
-    if kind in ("expression", "objective"):
-        try:
-            ast = expr.parse(scenario.model.expression)
-        except expr.ExprError as exc:
-            raise SessionError(f"model.expression: {one_line(exc)}") from None
-    elif kind != "layers":
-        raise SessionError(f"unknown model kind {kind!r}; expected expression, objective or layers")
+    ast = None if kind == "layers" else expr.parse(scenario.model.expression)
     data = _load_data(scenario, dtype)
     batch_size = None
     if kind != "objective":
-        n = data.n
-        size = n if loop.batch_size is None else int(loop.batch_size)
-        if not 1 <= size <= n:
-            raise SessionError(f"batch_size {size} must be from 1 to the number of data points ({n})")
-        if size // int(loop.accumulation_steps) < 1:
-            raise SessionError(f"batch_size {size} cannot be split into {loop.accumulation_steps} "
-                               "micro-batches")
-        batch_size = size
+        batch_size = data.n if loop.batch_size is None else int(loop.batch_size)
     return Setup(scenario, variant, spec, dtype, ast, data, batch_size)
 
 
 def _load_data(scenario: Scenario, dtype: np.dtype) -> Data:
+    """The data set in the run's dtype: one (n,) column per input name for an expression, (n, d)
+    for layers; class indices (int64) for cross_entropy."""
     spec, kind = scenario.data, scenario.model.kind
     if kind == "objective":
         return Data(0, {}, None, spec.target_name)
-    if spec.kind == "none":
-        raise SessionError(f"a {kind} model needs data (data.kind is 'none')")
-    classes = scenario.loss.kind == "cross_entropy"
-    try:
-        if spec.kind == "inline":
-            if spec.x is None or spec.y is None:
-                raise SessionError("inline data needs both x and y")
-            x = np.asarray(spec.x, dtype=np.float64)
-            y = np.asarray(spec.y, dtype=np.float64)
-        else:
-            x, y = make_dataset(spec.kind, spec.n, spec.noise, scenario.seed, **dict(spec.options))
-    except SessionError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise SessionError(f"data: {one_line(exc)}") from None
-    if x.ndim not in (1, 2) or y.ndim not in (1, 2) or len(x) != len(y) or len(x) == 0:
-        raise SessionError(f"data: x has shape {x.shape} and y {y.shape}: expected the same number "
-                           "of rows (x as (n,) or (n, features))")
+    if spec.kind == "inline":
+        x = np.asarray(spec.x, dtype=np.float64)
+        y = np.asarray(spec.y, dtype=np.float64)
+    else:
+        x, y = make_dataset(spec.kind, spec.n, spec.noise, scenario.seed, **dict(spec.options))
     n = len(x)
+    classes = scenario.loss.kind == "cross_entropy"
     if classes:
-        if not np.array_equal(y, np.round(y)):
-            raise SessionError("data.y must be class indices (integers) for cross_entropy")
         y = y.reshape(n).astype(int64)
     if kind == "layers":
-        sizes = scenario.model.layers
-        x = x.reshape(n, -1)
-        if len(sizes) < 2:
-            raise SessionError(f"model.layers needs at least an input and an output size, found {sizes}")
-        if x.shape[1] != sizes[0]:
-            raise SessionError(f"the model takes {sizes[0]} input features but the data has {x.shape[1]}")
         if not classes:
             y = y.reshape(n, -1)
-            if y.shape[1] != sizes[-1]:
-                raise SessionError(f"the model has {sizes[-1]} outputs but the targets have {y.shape[1]} "
-                                   "columns")
-        inputs = {"x": np.ascontiguousarray(x, dtype=dtype)}
+        inputs = {"x": np.ascontiguousarray(x.reshape(n, -1), dtype=dtype)}
     else:
         columns = [x] if x.ndim == 1 else [x[:, i] for i in range(x.shape[1])]
-        names = list(spec.input_names) or (["x"] if len(columns) == 1 else
-                                           [f"x{i + 1}" for i in range(len(columns))])
-        if len(names) != len(columns):
-            raise SessionError(f"data.input_names has {len(names)} names for {len(columns)} input columns")
+        names = list(spec.input_names) or default_input_names(len(columns))
         inputs = {name: np.ascontiguousarray(c, dtype=dtype) for name, c in zip(names, columns)}
         if not classes and y.ndim == 2 and y.shape[1] == 1:
             y = y.reshape(n)
@@ -211,10 +177,7 @@ def build_model(setup: Setup) -> Model:
     model, dtype = setup.scenario.model, setup.dtype
     if model.kind == "layers":
         manual_seed(setup.scenario.seed)
-        activation = _ACTIVATIONS.get(model.activation)
-        if activation is None:
-            raise SessionError(f"unknown activation {model.activation!r}; expected one of "
-                               f"{', '.join(_ACTIVATIONS)}")
+        activation = _ACTIVATIONS[model.activation]
         net = Sequential(*[Linear(m.in_features, m.out_features, dtype=dtype) if m.kind == "Linear" else activation()
                            for m in model.layer_modules()])
         named = list(net.named_parameters())
@@ -224,12 +187,10 @@ def build_model(setup: Setup) -> Model:
     rng = np.random.default_rng(setup.scenario.seed)
     names, params = [], []
     for name, init in model.parameters.items():
-        p = Parameter(np.asarray(initial_value(name, init, rng), dtype=dtype))
+        p = Parameter(np.asarray(initial_value(init, rng), dtype=dtype))
         p.name = name
         names.append(name)
         params.append(p)
-    if not params:
-        raise SessionError("the model has no parameters to train")
     env = dict(zip(names, params))
     ast = setup.ast
 
@@ -238,16 +199,12 @@ def build_model(setup: Setup) -> Model:
     return Model(names, params, forward)
 
 
-def initial_value(name: str, init, rng: np.random.Generator) -> np.ndarray:
+def initial_value(init, rng: np.random.Generator) -> np.ndarray:
     """The initial value of an expression's parameter (a ``ParamInit``), drawn from ``rng`` if random."""
     shape = tuple(int(s) for s in (init.shape or ()))
     kind = init.init
     if kind == "value":
-        try:
-            value = np.asarray(init.value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise SessionError(f"model.parameters.{name}: value must be a number or nested lists of numbers, "
-                               f"found {init.value!r}") from None
+        value = np.asarray(init.value, dtype=np.float64)
         return np.broadcast_to(value, shape).copy() if shape and value.shape != shape else value
     if kind == "zeros":
         return np.zeros(shape)
@@ -255,16 +212,12 @@ def initial_value(name: str, init, rng: np.random.Generator) -> np.ndarray:
         return np.ones(shape)
     if kind == "normal":
         return rng.normal(0.0, float(init.std), shape)
-    if kind == "uniform":
-        return rng.uniform(float(init.low), float(init.high), shape)
-    raise SessionError(f"model.parameters.{name}: unknown init {kind!r}")
+    return rng.uniform(float(init.low), float(init.high), shape)       # "uniform" (INITS)
 
 
 def build_optimizer(variant_spec: Variant, params: list[Parameter]):
-    """The ``gradviz.optim`` optimizer the variant names, over ``params``; bad hyperparameters are a SessionError."""
+    """The ``gradviz.optim`` optimizer the variant names, over ``params``."""
     kind = variant_spec.optimizer.kind
-    if kind not in OPTIMIZER_CLASSES:
-        raise SessionError(f"unknown optimizer {kind!r}; expected one of {', '.join(OPTIMIZER_CLASSES)}")
     hyper = dict(variant_spec.optimizer.hyper)
     if "betas" in hyper:
         hyper["betas"] = tuple(float(b) for b in hyper["betas"])
@@ -272,10 +225,7 @@ def build_optimizer(variant_spec: Variant, params: list[Parameter]):
                 "initial_accumulator_value"):
         if key in hyper:
             hyper[key] = float(hyper[key])
-    try:
-        return getattr(optim, OPTIMIZER_CLASSES[kind])(params, **hyper)
-    except (TypeError, ValueError) as exc:
-        raise SessionError(f"optimizer {kind}: {one_line(exc)}") from None
+    return getattr(optim, OPTIMIZER_CLASSES[kind])(params, **hyper)
 
 
 def build_scaler(setup: Setup) -> amp.GradScaler | None:
@@ -284,8 +234,11 @@ def build_scaler(setup: Setup) -> amp.GradScaler | None:
     return amp.GradScaler(**loop.scaler) if setup.float16 and loop.loss_scaling else None
 
 
-def build_loss(setup: Setup) -> Callable[[Tensor, Tensor], Tensor]:
-    """``loss_fn(pred, target)`` with the scenario's reduction (in float32 under autocast, as PyTorch's)."""
+def build_loss(setup: Setup) -> Callable[[Tensor, Tensor], Tensor] | None:
+    """``loss_fn(pred, target)`` with the scenario's reduction (in float32 under autocast, as
+    PyTorch's); None for an objective (the objective is the loss)."""
+    if setup.objective:
+        return None
     loss = LOSS_FUNCTIONS[setup.scenario.loss.kind]
     reduction = setup.scenario.loss.reduction
     if setup.float16:
@@ -305,19 +258,12 @@ def batch_tensors(data: Data, rows) -> tuple[dict[str, Tensor], Tensor]:
     return inputs, target
 
 
-def check(setup: Setup, model: Model, loss_fn: Callable) -> None:
-    """Run one forward pass and the loss on the first micro-batch (no graph), or raise SessionError."""
-    kind = setup.scenario.model.kind
-    if setup.ast is not None:
-        known = set(model.names) | set(setup.data.inputs)
-        used = expr.names(setup.ast)
-        unknown = [n for n in used if n not in known]
-        if unknown:
-            raise SessionError(f"model.expression uses unknown name {unknown[0]!r}; available: "
-                               f"{', '.join(sorted(known))}")
-        if not set(used) & set(model.names):
-            raise SessionError("model.expression uses none of the parameters, so nothing can be trained")
-    if kind == "objective":
+def check(setup: Setup, model: Model, loss_fn: Callable | None) -> None:
+    """Run one forward pass and the loss on the first micro-batch (no graph), or raise SessionError.
+
+    ``validate`` has already checked names and shapes; this runs them for real, the safety net for
+    whatever it could not foresee."""
+    if setup.objective:
         inputs, target = {}, None
     else:
         inputs, target = batch_tensors(setup.data, slice(0, setup.micro_size))
@@ -325,19 +271,10 @@ def check(setup: Setup, model: Model, loss_fn: Callable) -> None:
         with no_grad(), np.errstate(all="ignore"):
             with amp.autocast(dtype=float16) if setup.float16 else contextlib.nullcontext():
                 pred = model.forward(inputs)
-                if not isinstance(pred, Tensor):
-                    raise SessionError("model.expression does not depend on any parameter")
-                loss = pred if kind == "objective" else loss_fn(pred, target)
-    except SessionError:
-        raise
+                if loss_fn is not None:
+                    loss_fn(pred, target)
     except Exception as exc:           # user-facing: shapes, dtypes, unknown names
         raise SessionError(f"the model or the loss cannot run on this data: {one_line(exc)}") from None
-    if kind != "objective" and setup.scenario.loss.kind != "cross_entropy" and pred.shape != target.shape:
-        raise SessionError(f"the model's output has shape {tuple(pred.shape)} but the target "
-                           f"{tuple(target.shape)}")
-    if loss.numel() != 1:
-        raise SessionError(f"the {'objective' if kind == 'objective' else 'loss'} must be one number, "
-                           f"found shape {tuple(loss.shape)}")
 
 
 def build(scenario: Scenario, variant: int = 0) -> tuple[Setup, Model]:
@@ -345,8 +282,6 @@ def build(scenario: Scenario, variant: int = 0) -> tuple[Setup, Model]:
     code that needs its data and initial parameters but no run (the exporter)."""
     setup = prepare(scenario, variant)
     model = build_model(setup)
-    build_optimizer(setup.variant_spec, model.params)       # bad hyperparameters raise here, as in a Session
-    build_scaler(setup)
     check(setup, model, build_loss(setup))
     return setup, model
 
@@ -355,7 +290,7 @@ def module_types(setup: Setup) -> dict[str, str]:
     """Class names of the modules a trace groups nodes by: "0" -> "Linear", "loss" -> "MSELoss"."""
     types = {m.name: m.kind for m in setup.scenario.model.layer_modules()}
     if not setup.objective:
-        acc = setup.accumulation_steps
-        for j in range(acc):
-            types[loss_module_name(j, acc)] = LOSS_CLASSES[setup.scenario.loss.kind]
+        for micro_batch in range(setup.accumulation_steps):
+            name = loss_module_name(micro_batch, setup.accumulation_steps)
+            types[name] = LOSS_CLASSES[setup.scenario.loss.kind]
     return types

@@ -1,6 +1,6 @@
 """The step engine: one live model, optimizer, GradScaler and batch order, and the optimizer step.
 
-``Engine.step(k)`` is exactly ``docs/contracts.md`` ("One optimizer step k"): it only calls
+``Engine.step(step)`` is exactly ``docs/contracts.md`` ("One optimizer step k"): it only calls
 ``forward``, the loss, ``backward()``, ``zero_grad()`` and ``step()`` in the order the toggles say,
 marks each phase for a recorder, and copies what it sees into a History buffer. A ``Checkpoint``
 holds everything step k depends on, so restoring one and stepping replays a step bit for bit.
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -63,7 +63,7 @@ class BatchOrder:
 
 @dataclass
 class Checkpoint:
-    """Everything step k depends on, taken before it: enough to replay it exactly."""
+    """Everything an optimizer step depends on, taken before it: enough to replay it exactly."""
     params: list[np.ndarray]
     grads: list[np.ndarray | None]
     optimizer: dict
@@ -85,7 +85,7 @@ class Engine:
         self.names, self.params, self.forward = self.model.names, self.model.params, self.model.forward
         self.objective = setup.objective
         self.float16 = setup.float16
-        self.acc = setup.accumulation_steps
+        self.accumulation_steps = setup.accumulation_steps
         self.optimizer = build_optimizer(setup.variant_spec, self.params)
         self.scaler = build_scaler(setup)
         self.zero_before = loop.zero_grad == "before_backward"
@@ -101,70 +101,73 @@ class Engine:
             self.batches = BatchOrder(self.data.n, self.batch_size, loop.shuffle, setup.scenario.seed)
 
     # -- data ---------------------------------------------------------------------------------
-    def micro_batches(self) -> list:
-        """[(inputs, target)] for the next optimizer step (an empty dict and None for objectives)."""
+    def next_micro_batches(self) -> list:
+        """[(inputs, target)] for the next optimizer step, one per micro-batch (an empty dict and None
+        for objectives)."""
+        accumulation_steps = self.accumulation_steps
         if self.objective:
-            return self._cache.setdefault(0, [({}, None)] * self.acc)
+            return self._cache.setdefault(0, [({}, None)] * accumulation_steps)
         position, order = self.batches.next()
         if order is None:         # no shuffling: the same batches every epoch, built once
             cached = self._cache.get(position)
             if cached is None:
                 start, mb = position * self.batch_size, self.micro_size
                 cached = self._cache[position] = [batch_tensors(self.data, slice(start + j * mb, start + (j + 1) * mb))
-                                                  for j in range(self.acc)]
+                                                  for j in range(accumulation_steps)]
             return cached
         mb = self.micro_size
-        return [batch_tensors(self.data, order[j * mb:(j + 1) * mb]) for j in range(self.acc)]
+        return [batch_tensors(self.data, order[j * mb:(j + 1) * mb]) for j in range(accumulation_steps)]
 
     # -- one optimizer step (docs/contracts.md) -------------------------------------------------
-    def step(self, k: int, buf: HistoryBuffer | None = None, rec=None) -> Tensor:
-        """Run optimizer step k; record into ``buf`` (if given). Returns the last micro-batch's loss."""
-        optimizer, scaler, acc = self.optimizer, self.scaler, self.acc
+    def step(self, step: int, buf: HistoryBuffer | None = None, rec=None) -> Tensor:
+        """Run optimizer step ``step`` (0-based); record into ``buf`` (if given) and mark its phases
+        for ``rec`` (if given). Returns the last micro-batch's loss."""
+        optimizer, scaler, accumulation_steps = self.optimizer, self.scaler, self.accumulation_steps
         if self.zero_before:
             if rec is not None:
-                rec.phase("zero_grad", 0, k)
+                rec.phase("zero_grad", 0, step)
             optimizer.zero_grad(self.set_to_none)
         total = 0.0
         loss = None
-        for j, (inputs, target) in enumerate(self.micro_batches()):
+        for micro_batch, (inputs, target) in enumerate(self.next_micro_batches()):
             if rec is not None:
-                rec.phase("forward", j, k)
+                rec.phase("forward", micro_batch, step)
             with amp.autocast(dtype=float16) if self.float16 else contextlib.nullcontext():
                 pred = self.forward(inputs)
                 if rec is not None:
-                    rec.phase("loss", j, k)
+                    rec.phase("loss", micro_batch, step)
                 if self.objective:
                     loss = pred
                 elif rec is not None:       # group the loss's ops so the graph view can fold them into one box
-                    with trace.module_scope(loss_module_name(j, acc)):
+                    with trace.module_scope(loss_module_name(micro_batch, accumulation_steps)):
                         loss = self.loss_fn(pred, target)
                 else:
                     loss = self.loss_fn(pred, target)
             value = loss.item()
             total += value
             if buf is not None:
-                buf.micro[k, j] = value
-            if acc > 1 and self.loop.divide_loss:
-                loss = loss / acc
+                buf.micro[step, micro_batch] = value
+            if accumulation_steps > 1 and self.loop.divide_loss:
+                loss = loss / accumulation_steps
             if rec is not None:
-                rec.phase("backward", j, k)
+                rec.phase("backward", micro_batch, step)
             if scaler is not None:
-                if buf is not None and j == 0:
-                    buf.grad_scale[k] = scaler.get_scale()
+                if buf is not None and micro_batch == 0:
+                    buf.grad_scale[step] = scaler.get_scale()
                 scaler.scale(loss).backward()
             else:
                 loss.backward()
         if rec is not None:
-            rec.phase("step", 0, k)
+            rec.phase("step", 0, step)
         if scaler is not None:
             scaler.unscale_(optimizer)          # so that the grads recorded are the ones step() sees
         if buf is not None:
-            buf.loss[k] = total / acc
+            buf.loss[step] = total / accumulation_steps
             for i, p in enumerate(self.params):
                 if p.grad is None:
-                    buf.grad_none[i][k] = True
+                    buf.grad_none[i][step] = True
                 else:
-                    buf.grads[i][k] = p.grad.data
+                    buf.grads[i][step] = p.grad.data
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
@@ -172,16 +175,16 @@ class Engine:
             optimizer.step()
         if buf is not None:
             if scaler is not None:
-                buf.skipped[k] = scaler.last_step_skipped()
+                buf.skipped[step] = scaler.last_step_skipped()
             state = optimizer.state
             for i, p in enumerate(self.params):
-                buf.params[i][k + 1] = p.data
+                buf.params[i][step + 1] = p.data
                 s = state.get(p)
                 if s:
-                    buf.record_state(i, k, s)
+                    buf.record_state(i, step, s)
         if self.zero_after:
             if rec is not None:
-                rec.phase("zero_grad_after", 0, k)
+                rec.phase("zero_grad_after", 0, step)
             optimizer.zero_grad(self.set_to_none)
         return loss
 

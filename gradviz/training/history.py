@@ -1,5 +1,6 @@
 """What a Session records: a ``History`` of every optimizer step and a loss ``Landscape`` (the
-``Trace`` of one iteration is ``gradviz.trace.Trace``). Plain dataclasses of numpy arrays; no computing beyond flattening.
+``Trace`` of one iteration is ``gradviz.trace.Trace``). Plain dataclasses of numpy arrays; no
+computing beyond flattening.
 
 ``History`` rows are optimizer steps ``k`` (0-based). ``params[name][k]`` is the value *before*
 step k (the one the loss at step k was computed with), so ``params`` has one row more than the
@@ -11,11 +12,10 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 
 _ELEMENT = re.compile(r"^(?P<name>.+?)(?:\[(?P<index>\s*\d+\s*(?:,\s*\d+\s*)*)\])?$")
 
@@ -191,7 +191,8 @@ class HistoryBuffer:
         self.grad_scale = np.ones(total)
         self.skipped = np.zeros(total, dtype=bool)
 
-    def record_state(self, i: int, k: int, state: dict) -> None:
+    def record_state(self, i: int, step: int, state: dict) -> None:
+        """Parameter ``i``'s optimizer state after step ``step`` (a buffer appears the step it exists)."""
         arrays = self.state[i]
         for key, value in state.items():
             values = arrays.get(key)
@@ -199,7 +200,7 @@ class HistoryBuffer:
                 value = np.asarray(value)
                 dtype = value.dtype if value.dtype.kind == "f" and value.ndim else np.float64
                 values = arrays[key] = np.full((self.total,) + value.shape, np.nan, dtype=dtype)
-            values[k] = value
+            values[step] = value
 
     def first_bad(self, start: int, stop: int, check_grads: bool) -> tuple[int, str] | None:
         """The first step in [start, stop) whose loss, grads or new params are not finite, and why."""
@@ -210,8 +211,8 @@ class HistoryBuffer:
         def first(mask: np.ndarray, what: str, values: np.ndarray) -> None:
             hits = np.flatnonzero(mask)
             if hits.size:
-                k = start + int(hits[0])
-                found.append((k, f"{what} is {_kind(values[k])}"))
+                step = start + int(hits[0])
+                found.append((step, f"{what} is {_kind(values[step])}"))
 
         first(~np.isfinite(self.loss[start:stop]), "loss", self.loss)
         for name, grads, none in zip(self.names, self.grads, self.grad_none):

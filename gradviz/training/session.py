@@ -14,7 +14,7 @@ checkpoint (that is how ``trace_iteration`` works). The loss landscape is landsc
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -36,8 +36,9 @@ CHUNK = 200                              # steps between divergence checks / pro
 class Session:
     """Runs one variant of a scenario (0 = the main run, i = ``scenario.comparisons[i - 1]``).
 
-    Building checks the scenario by running one forward pass and the loss on the first
-    micro-batch, so a bad expression or a shape mismatch is a ``SessionError`` here, not later.
+    Building checks the scenario (``gradviz.scenario.validate``) and runs one forward pass and the
+    loss on the first micro-batch, so a bad expression or a shape mismatch is a ``SessionError``
+    here, not later.
     ``variant_index`` is that number and ``variant_spec`` the ``Variant`` it names (its name,
     optimizer and loop).
     """
@@ -54,7 +55,7 @@ class Session:
         self._replay: Engine | None = None
         self._checkpoints: dict[int, Checkpoint] = {0: self._engine.checkpoint()}
         self._every = 1
-        self._buffer = HistoryBuffer(self.param_names, self._engine.params, 0, self._engine.acc)
+        self._buffer = HistoryBuffer(self.param_names, self._engine.params, 0, self._engine.accumulation_steps)
         self._done = 0
         self._total = 0
         self._diverged_at: int | None = None
@@ -105,23 +106,23 @@ class Session:
         while self._done < total:
             start = self._done
             stop = min(total, start + chunk)
-            k = start
+            step = start
             try:
                 with np.errstate(all="ignore"):
-                    for k in range(start, stop):
-                        if k % every == 0 and k not in checkpoints:
-                            checkpoints[k] = engine.checkpoint()
-                        engine.step(k, buf)
-                        if math.isnan(buf.loss[k]) or math.isinf(buf.loss[k]):
-                            stop = k + 1
+                    for step in range(start, stop):
+                        if step % every == 0 and step not in checkpoints:
+                            checkpoints[step] = engine.checkpoint()
+                        engine.step(step, buf)
+                        if math.isnan(buf.loss[step]) or math.isinf(buf.loss[step]):
+                            stop = step + 1
                             break
             except Exception as exc:
-                bad = buf.first_bad(start, k, check_grads)
+                bad = buf.first_bad(start, step, check_grads)
                 if bad is None:
-                    self._done = k
-                    self._finish(f"stopped at step {k}: {one_line(exc)}")
-                    raise SessionError(f"step {k}: {one_line(exc)}") from None
-                stop = k
+                    self._done = step
+                    self._finish(f"stopped at step {step}: {one_line(exc)}")
+                    raise SessionError(f"step {step}: {one_line(exc)}") from None
+                stop = step
             bad = buf.first_bad(start, stop, check_grads)
             if bad is not None:
                 at, what = bad
@@ -148,7 +149,7 @@ class Session:
             raise SessionError(f"recording {total} steps of {sum(p.data.size for p in engine.params)} "
                                f"parameter values needs about {needed / 1024 ** 3:.1f} GB; "
                                "use fewer steps or a smaller model")
-        self._buffer = HistoryBuffer(self.param_names, engine.params, total, engine.acc)
+        self._buffer = HistoryBuffer(self.param_names, engine.params, total, engine.accumulation_steps)
         self._done, self._total = 0, total
         self._diverged_at, self._message = None, ""
         self._history = None
@@ -161,42 +162,42 @@ class Session:
                                              self._message, copy_out=self._done < self._buffer.total)
 
     # -- replaying one iteration ------------------------------------------------------------------
-    def trace_iteration(self, k: int) -> Trace:
-        """Optimizer step ``k`` (0-based) node by node: restore the state before it from the nearest
-        checkpoint, replay the steps in between without recording, then record step k."""
-        k = int(k)
+    def trace_iteration(self, iteration: int) -> Trace:
+        """Optimizer step ``iteration`` (0-based) node by node: restore the state before it from the
+        nearest checkpoint, replay the steps in between without recording, then record that step."""
+        iteration = int(iteration)
         limit = max(self._done, self.variant_spec.loop.steps)
-        if not 0 <= k < limit:
-            raise IndexError(f"iteration {k} is out of range (0..{limit - 1})")
-        if self._diverged_at is not None and k > self._diverged_at:
-            raise IndexError(f"iteration {k} is after the run diverged (at step {self._diverged_at})")
+        if not 0 <= iteration < limit:
+            raise IndexError(f"iteration {iteration} is out of range (0..{limit - 1})")
+        if self._diverged_at is not None and iteration > self._diverged_at:
+            raise IndexError(f"iteration {iteration} is after the run diverged (at step {self._diverged_at})")
         if self._replay is None:
             self._replay = Engine(self._setup)
         engine = self._replay
-        start = max(c for c in self._checkpoints if c <= k)
+        start = max(c for c in self._checkpoints if c <= iteration)
         engine.restore(self._checkpoints[start])
         with np.errstate(all="ignore"):
-            for s in range(start, k):
-                engine.step(s)
+            for step in range(start, iteration):
+                engine.step(step)
             names, params = self.param_names, engine.params
             grads_before = {n: None if p.grad is None else p.grad.data.copy() for n, p in zip(names, params)}
             params_before = {n: p.data.copy() for n, p in zip(names, params)}
             with trace.record() as rec:
                 param_nodes = {n: rec.node_id(p) for n, p in zip(names, params)}
-                loss = engine.step(k, rec=rec)
+                loss = engine.step(iteration, rec=rec)
             params_after = {n: p.data.copy() for n, p in zip(names, params)}
         if len(rec.nodes) > LIMITS["max_graph_nodes"]:
-            raise SessionError(f"iteration {k} has {len(rec.nodes)} graph nodes, more than "
+            raise SessionError(f"iteration {iteration} has {len(rec.nodes)} graph nodes, more than "
                                f"{LIMITS['max_graph_nodes']}: use fewer accumulation steps")
         data = self.data
         input_nodes: dict[str, list[int]] = {}
         for nid, info in rec.nodes.items():
             if info.kind == "input" and (info.label in data.inputs or info.label == data.target_name):
                 input_nodes.setdefault(info.label, []).append(nid)
-        return Trace(iteration=k, nodes=rec.nodes, events=rec.events, param_nodes=param_nodes,
+        return Trace(iteration=iteration, nodes=rec.nodes, events=rec.events, param_nodes=param_nodes,
                      loss_node=rec.find(loss), grads_before=grads_before, params_before=params_before,
-                     params_after=params_after, micro_batches=engine.acc, input_nodes=input_nodes,
-                     module_types=module_types(self._setup))
+                     params_after=params_after, accumulation_steps=engine.accumulation_steps,
+                     input_nodes=input_nodes, module_types=module_types(self._setup))
 
     # -- loss landscape (landscape.py) -------------------------------------------------------------
     def scalar_parameters(self) -> list[str]:

@@ -112,7 +112,8 @@ class Fold:
             for n in self.members:
                 if nodes[n].grad is not None and nodes[n].state.startswith("backward"):
                     grad = nodes[n].grad
-        param_grads = tuple((name.split(".")[-1], nodes[n].grad_badge) for n, name in zip(self.params, self.param_names))
+        param_grads = tuple((name.split(".")[-1], nodes[n].grad_badge)
+                            for n, name in zip(self.params, self.param_names))
         return FoldedState(state=state, value=out.value, grad=grad, param_grads=param_grads)
 
 

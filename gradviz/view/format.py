@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["format_number", "format_array", "brief", "format_exact"]
+__all__ = ["format_number", "format_array", "brief", "format_exact", "format_full"]
 
 
 def format_number(x, precision: int = 4) -> str:
@@ -59,6 +59,13 @@ def brief(a) -> str:
         return format_array(a)
     with np.errstate(all="ignore"):
         return f"(mean {format_number(a.astype(np.float64).mean(), 3)})"
+
+
+def format_full(a, threshold: int = 4000) -> str:
+    """Every element, as the inspector shows a tensor: numpy's layout with up to 6 significant
+    digits, lines of at most 72 characters; beyond ``threshold`` elements numpy's ``...``."""
+    return np.array2string(np.asarray(a), precision=6, suppress_small=False, max_line_width=72,
+                           threshold=threshold, floatmode="maxprec")
 
 
 def format_exact(x) -> str:

@@ -40,23 +40,23 @@ def phase_title(phase: str | None) -> str:
     return PHASE_TITLES.get(phase, phase)
 
 
-def micro_batch_label(micro_batch: int, micro_batches: int) -> str:
-    """``"micro-batch 2 of 4"`` for the 0-based ``micro_batch`` 1 of 4."""
-    return f"micro-batch {micro_batch + 1} of {micro_batches}"
+def micro_batch_label(micro_batch: int, accumulation_steps: int) -> str:
+    """``"micro-batch 2 of 4"`` for the 0-based ``micro_batch`` 1 of ``accumulation_steps`` 4."""
+    return f"micro-batch {micro_batch + 1} of {accumulation_steps}"
 
 
-def phase_label(phase: str | None, micro_batch: int = 0, micro_batches: int = 1) -> str:
+def phase_label(phase: str | None, micro_batch: int = 0, accumulation_steps: int = 1) -> str:
     """The title, with the micro-batch when the loop accumulates and the phase runs per micro-batch:
     ``"loss.backward() · micro-batch 2 of 4"``."""
     text = phase_title(phase)
-    if micro_batches > 1 and phase in ACCUMULATING_PHASES:
-        text += " · " + micro_batch_label(micro_batch, micro_batches)
+    if accumulation_steps > 1 and phase in ACCUMULATING_PHASES:
+        text += " · " + micro_batch_label(micro_batch, accumulation_steps)
     return text
 
 
-def phase_sentence(phase: str, micro_batch: int = 0, micro_batches: int = 1) -> str:
+def phase_sentence(phase: str, micro_batch: int = 0, accumulation_steps: int = 1) -> str:
     """One sentence saying what the phase does (the replay's description of a PhaseEvent)."""
     text = _SENTENCES.get(phase, f"Phase {phase}")
-    if micro_batches > 1 and phase in ACCUMULATING_PHASES:
-        text += f" ({micro_batch_label(micro_batch, micro_batches)})"
+    if accumulation_steps > 1 and phase in ACCUMULATING_PHASES:
+        text += f" ({micro_batch_label(micro_batch, accumulation_steps)})"
     return text + "."

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from .. import trace as _trace
-from .format import brief as _brief, format_array, format_number
+from .format import brief as _brief
+from .format import format_array, format_number
 from .phases import phase_sentence
 
 __all__ = ["NODE_STATES", "EdgeState", "Frame", "NodeContents", "NodeState", "Replay", "op_symbol"]
@@ -154,8 +155,8 @@ class Replay:
         self.badge_nodes: set[int] = ({n for n, i in self.nodes.items() if i.kind == "param"}
                                       | set(self.param_names)
                                       | {e.node for e in self.events if isinstance(e, _trace.AccumulateEvent)})
-        self.micro_batches: int = 1 + max((e.micro_batch for e in self.events
-                                           if isinstance(e, _trace.PhaseEvent)), default=0)
+        self.accumulation_steps: int = 1 + max((e.micro_batch for e in self.events
+                                                if isinstance(e, _trace.PhaseEvent)), default=0)
         self.modules: dict[int, str] = {nid: self._module_of(nid) for nid in self.nodes}
         self._keys: list[Frame] = [self._first_frame()]
         self._cache: OrderedDict[int, Frame] = OrderedDict()
@@ -504,7 +505,7 @@ class Replay:
 
     # -- descriptions ---------------------------------------------------------------------------
     def _phase_description(self, e) -> str:
-        return phase_sentence(e.phase, e.micro_batch, self.micro_batches)
+        return phase_sentence(e.phase, e.micro_batch, self.accumulation_steps)
 
     def _forward_description(self, e) -> str:
         info = self.nodes.get(e.node)
@@ -527,14 +528,14 @@ class Replay:
         elif op == "permute" and names:
             expr = f"{names[0]}ᵀ" if self.is_transpose(e.node) else f"{names[0]}.permute(…)"
         elif names:
-            expr = f"{op or e.op}({', '.join(names)})"
+            expr = f"{op or e.grad_fn}({', '.join(names)})"
         else:
-            expr = op or e.op
-        return f"{e.op}: {expr} = {format_array(e.value)}"
+            expr = op or e.grad_fn
+        return f"{e.grad_fn}: {expr} = {format_array(e.value)}"
 
     def _backward_description(self, e) -> str:
         sent = [f"{format_array(g)} to {self.node_name(s)}" for s, g in zip(e.inputs, e.grad_inputs) if g is not None]
-        head = f"{e.op} received ∂loss/∂out = {format_array(e.grad_output)}"
+        head = f"{e.grad_fn} received ∂loss/∂out = {format_array(e.grad_output)}"
         if not sent:
             return head + " and sent nothing back (no input needs a gradient)."
         return head + " and sent " + (", ".join(sent[:-1]) + " and " + sent[-1] if len(sent) > 1 else sent[0]) + "."

@@ -8,8 +8,8 @@ see a smooth function, and away from 0 where the op needs a positive input (``lo
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -409,5 +409,5 @@ def test_trace_sees_the_autocast_casts():
     with trace.record() as rec, amp.autocast():
         x = gv.rand(1, 2)
         x @ w
-    ops = [e.op for e in rec.events if isinstance(e, trace.ForwardEvent)]
-    assert ops == ["ToCopyBackward0", "ToCopyBackward0", "MmBackward0"]
+    grad_fns = [e.grad_fn for e in rec.events if isinstance(e, trace.ForwardEvent)]
+    assert grad_fns == ["ToCopyBackward0", "ToCopyBackward0", "MmBackward0"]

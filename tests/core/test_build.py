@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from gradviz.scenario.schema import (
-    OPTIMIZER_DEFAULTS, DataSpec, LoopSpec, LossSpec, ModelSpec, OptimizerSpec, ParamInit, Scenario,
+    OPTIMIZER_DEFAULTS,
+    DataSpec,
+    LoopSpec,
+    LossSpec,
+    ModelSpec,
+    OptimizerSpec,
+    ParamInit,
+    Scenario,
 )
 from gradviz.training.build import SessionError, build, module_types, prepare
 from gradviz.training.session import Session

@@ -8,8 +8,15 @@ import pytest
 import gradviz as gv
 from gradviz import nn, trace
 from gradviz.optim import SGD
-from gradviz.view.folding import (AUTO_COLLAPSE_NODES, FoldedGraph, FoldedState, default_collapsed,
-                                  foldable_module, module_label, top_module)
+from gradviz.view.folding import (
+    AUTO_COLLAPSE_NODES,
+    FoldedGraph,
+    FoldedState,
+    default_collapsed,
+    foldable_module,
+    module_label,
+    top_module,
+)
 from gradviz.view.replay import NODE_STATES, Replay
 from tests.core.test_replay import mlp, record_iteration, tutorial
 

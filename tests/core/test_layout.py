@@ -20,7 +20,7 @@ EPS = 1e-9
 # ------------------------------------------------------------------------------------ helpers
 
 
-def mlp_graph(depth: int, micro_batches: int = 1):
+def mlp_graph(depth: int, accumulation_steps: int = 1):
     """A computation graph shaped like a traced MLP: per layer h @ W, + b, relu; MSE loss chain."""
     nodes, edges = [], []
 
@@ -32,7 +32,7 @@ def mlp_graph(depth: int, micro_batches: int = 1):
 
     params = [(node(), node()) for _ in range(depth)]
     losses = []
-    for _ in range(micro_batches):
+    for _ in range(accumulation_steps):
         h, target = node(), node()
         for w, b in params:
             h = node(node(node(h, w), b))
@@ -418,7 +418,8 @@ def test_thousand_node_graph_is_fast_enough():
     [
         ([1, 2], [(1, 2), (2, 1)], r"graph has a cycle: (1 -> 2 -> 1|2 -> 1 -> 2)"),
         ([1], [(1, 1)], r"graph has a cycle: 1 -> 1"),
-        ([0, 1, 2, 3], [(0, 1), (1, 2), (2, 3), (3, 1)], r"graph has a cycle: (1 -> 2 -> 3 -> 1|2 -> 3 -> 1 -> 2|3 -> 1 -> 2 -> 3)"),
+        ([0, 1, 2, 3], [(0, 1), (1, 2), (2, 3), (3, 1)],
+         r"graph has a cycle: (1 -> 2 -> 3 -> 1|2 -> 3 -> 1 -> 2|3 -> 1 -> 2 -> 3)"),
         ([1, 2], [(1, 3)], r"unknown node 3"),
         ([1, 2], [(0, 2)], r"unknown node 0"),
         ([], [(0, 1)], r"unknown node 0"),

@@ -142,7 +142,8 @@ def test_index_grad_fn_name(index):
 
 
 LAYOUTS = {"contiguous": lambda x: x, "reversed": lambda x: x.permute(2, 1, 0), "step": lambda x: x[:, ::2],
-           "slice": lambda x: x[:, 1:], "permute": lambda x: x.permute(1, 0, 2), "transpose": lambda x: x.transpose(1, 2)}
+           "slice": lambda x: x[:, 1:], "permute": lambda x: x.permute(1, 0, 2),
+           "transpose": lambda x: x.transpose(1, 2)}
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -167,7 +167,7 @@ def test_forward_values_and_edge_grads_match_the_events():
 def test_two_micro_batches_show_before_plus_added_equals_after():
     tr, w, b = tutorial(accumulation_steps=2)
     r = Replay(tr)
-    assert r.micro_batches == 2
+    assert r.accumulation_steps == 2
     wid = tr.param_nodes["w"]
     accs = []
     for i in range(len(r)):
@@ -277,7 +277,7 @@ def test_descriptions_name_what_happened():
     r = Replay(tr)
     texts = [r.frame(i).description for i in range(len(r))]
     assert texts[0].startswith("Iteration 0 begins")
-    mul = next(e for e in tr.events if isinstance(e, trace.BackwardEvent) and e.op == "MulBackward0")
+    mul = next(e for e in tr.events if isinstance(e, trace.BackwardEvent) and e.grad_fn == "MulBackward0")
     i = tr.events.index(mul) + 1
     assert texts[i] == (f"MulBackward0 received ∂loss/∂out = {format_array(mul.grad_output)} and sent "
                         f"{format_array(mul.grad_inputs[0])} to w.")

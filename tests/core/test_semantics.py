@@ -254,7 +254,7 @@ def test_topological_order_is_deterministic_and_valid():
     def events():
         with gradviz.trace.record() as rec:
             build().backward()
-        return [(type(e).__name__, getattr(e, "node", None), getattr(e, "op", None)) for e in rec.events]
+        return [(type(e).__name__, getattr(e, "node", None), getattr(e, "grad_fn", None)) for e in rec.events]
 
     assert events() == events()
     loss = build()

@@ -13,7 +13,15 @@ import pytest
 
 from gradviz import trace
 from gradviz.scenario.schema import (
-    OPTIMIZER_DEFAULTS, DataSpec, LoopSpec, LossSpec, ModelSpec, OptimizerSpec, ParamInit, Scenario, Variant,
+    OPTIMIZER_DEFAULTS,
+    DataSpec,
+    LoopSpec,
+    LossSpec,
+    ModelSpec,
+    OptimizerSpec,
+    ParamInit,
+    Scenario,
+    Variant,
 )
 from gradviz.training.engine import BatchOrder, batch_order
 from gradviz.training.session import Session, SessionError, run_all
@@ -333,7 +341,7 @@ def test_trace_replays_the_recorded_step_exactly(name):
     assert h.diverged_at is None
     for k in (0, 1, 2, 7, 64, 66, 129):
         t = s.trace_iteration(k)
-        assert t.iteration == k and t.micro_batches == sc.loop.accumulation_steps
+        assert t.iteration == k and t.accumulation_steps == sc.loop.accumulation_steps
         phases = [e for e in t.events if isinstance(e, trace.PhaseEvent)]
         assert [e.phase for e in phases] == expected_phases(sc.loop, k)
         assert {e.iteration for e in phases} == {k}

@@ -50,7 +50,7 @@ def test_forward_events_in_evaluation_order(recorded):
     ref = reference()
     forwards = [e for e in rec.events if isinstance(e, ForwardEvent)]
     nid = {name: rec.find(tensor) for name, tensor in t.items()}
-    assert [(e.node, e.op, e.inputs) for e in forwards] == [
+    assert [(e.node, e.grad_fn, e.inputs) for e in forwards] == [
         (nid["z"], "MulBackward0", (nid["w"], nid["x"])),
         (nid["y"], "AddBackward0", (nid["z"], nid["b"])),
         (nid["sq"], "MulBackward0", (nid["y"], nid["y"])),
@@ -184,7 +184,8 @@ def test_nested_record_restores_the_outer_recorder():
             gradviz.tensor([1.0]) * 2
         assert trace.current() is outer
         gradviz.tensor([1.0]) + 2
-    assert [e.op for e in inner.events] == ["MulBackward0"] and [e.op for e in outer.events] == ["AddBackward0"]
+    assert [e.grad_fn for e in inner.events] == ["MulBackward0"]
+    assert [e.grad_fn for e in outer.events] == ["AddBackward0"]
 
 
 def test_same_graph_records_the_same_events_twice():
@@ -192,7 +193,7 @@ def test_same_graph_records_the_same_events_twice():
         x, w, b = leaves()
         with trace.record() as rec:
             forward(x, w, b)[-1].backward()
-        return [(type(e).__name__, e.node, getattr(e, "op", None), getattr(e, "inputs", None)) for e in rec.events]
+        return [(type(e).__name__, e.node, getattr(e, "grad_fn", None), getattr(e, "inputs", None)) for e in rec.events]
     assert run() == run()
 
 
@@ -214,5 +215,5 @@ def test_division_by_a_tensor_records_reciprocal_then_mul_like_torch():
     x = gradviz.tensor([2.0, 4.0], requires_grad=True)
     with trace.record() as rec:
         y = 2 / x
-    assert [e.op for e in rec.events] == ["ReciprocalBackward0", "MulBackward0"]
+    assert [e.grad_fn for e in rec.events] == ["ReciprocalBackward0", "MulBackward0"]
     assert y.grad_fn.name() == "MulBackward0"

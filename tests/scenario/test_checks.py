@@ -8,8 +8,18 @@ import math
 
 import pytest
 
-from gradviz.scenario import (LIMITS, OPTIMIZER_DEFAULTS, ParamInit, ScenarioError, Variant, bundled, dumps,
-                              load, loads, validate)
+from gradviz.scenario import (
+    LIMITS,
+    OPTIMIZER_DEFAULTS,
+    ParamInit,
+    ScenarioError,
+    Variant,
+    bundled,
+    dumps,
+    load,
+    loads,
+    validate,
+)
 
 from .test_loader import BASE, CLASSES, LAYERS, OBJECTIVE, text_of, variant
 

@@ -21,8 +21,17 @@ import pytest
 
 from gradviz.codegen import LINE_KINDS, PHASES, Script, export_torch
 from gradviz.scenario import bundled, load
-from gradviz.scenario.schema import (OPTIMIZER_DEFAULTS, DataSpec, LoopSpec, LossSpec, ModelSpec,
-                                     OptimizerSpec, ParamInit, Scenario, Variant)
+from gradviz.scenario.schema import (
+    OPTIMIZER_DEFAULTS,
+    DataSpec,
+    LoopSpec,
+    LossSpec,
+    ModelSpec,
+    OptimizerSpec,
+    ParamInit,
+    Scenario,
+    Variant,
+)
 from gradviz.training.session import Session
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None     # the scripts import it, not this module
@@ -174,7 +183,7 @@ def torch_runs(tmp_path_factory):
         pytest.skip("PyTorch is not installed")
     folder = tmp_path_factory.mktemp("torch_scripts")
     args = []
-    for i, (name, (scenario, variant)) in enumerate(CASES.items()):
+    for i, (scenario, variant) in enumerate(CASES.values()):
         script = folder / f"case{i}.py"
         script.write_text(export_torch(scenario, variant).source)
         args += [str(script), str(folder / f"case{i}.csv")]
@@ -384,16 +393,25 @@ def test_hostile_text_and_names_stay_comments_and_identifiers():
     scenario = line_scenario()
     scenario.title = 'T"""\nimport os; os.system("echo pwned")\n\u2028x = 1'
     scenario.description = "line one\r\nimport shutil\x0b\x00 eval(1)\n\\"
-    scenario.model = ModelSpec("expression", "loss * x + print",
-                               {"loss": ParamInit(value=0.5), "print": ParamInit(value=0.1)})
+    scenario.model = ModelSpec("expression", "loss_fn * x + print",
+                               {"loss_fn": ParamInit(value=0.5), "print": ParamInit(value=0.1)})
     source = export_torch(scenario).source
     tree = ast.parse(source)
     assert imported_modules(source) <= {"torch", "numpy", "math"}
     assert not any(isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "system"
                    for node in ast.walk(tree))
     assert "\x00" not in source and "\u2028" not in source and "\x0b" not in source
-    assert "params = {\"loss\": loss_, \"print\": print_}" in source
-    assert "pred = loss_ * x + print_" in source
+    assert "params = {\"loss_fn\": loss_fn_, \"print\": print_}" in source
+    assert "pred = loss_fn_ * x + print_" in source
+
+
+def test_a_parameter_named_like_a_history_column_is_refused():
+    """A parameter ``loss`` would overwrite the loss column of the History (and of the script's
+    CSV): the exporter refuses it as the loader and the Session do."""
+    scenario = line_scenario()
+    scenario.model = ModelSpec("expression", "loss * x", {"loss": ParamInit(value=0.5)})
+    with pytest.raises(ValueError, match=r"\[model.parameters.loss\] .*History column"):
+        export_torch(scenario)
 
 
 @needs_torch

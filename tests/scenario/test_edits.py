@@ -2,8 +2,16 @@
 import pytest
 
 from gradviz.scenario import LIMITS, OPTIMIZER_DEFAULTS, bundled_path, load
-from gradviz.scenario.edits import (MAX_NAME, add_comparison, check_scenario, rename_if_automatic,
-                                    set_loop_value, set_optimizer_kind, unique_name, variant_name)
+from gradviz.scenario.edits import (
+    MAX_NAME,
+    add_comparison,
+    check_scenario,
+    rename_if_automatic,
+    set_loop_value,
+    set_optimizer_kind,
+    unique_name,
+    variant_name,
+)
 
 
 @pytest.fixture

@@ -6,11 +6,26 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gradviz.scenario.expr import (FUNCTIONS, MAX_DEPTH, MAX_NODES, NUMPY_FUNCTIONS, BinOp, Call,
-                                   ExprError, Name, Num, UnaryOp, evaluate, names, parse,
-                                   to_python, to_text)
+from gradviz.scenario.expr import (
+    FUNCTIONS,
+    MAX_DEPTH,
+    MAX_NODES,
+    NUMPY_FUNCTIONS,
+    BinOp,
+    Call,
+    ExprError,
+    Name,
+    Num,
+    UnaryOp,
+    evaluate,
+    names,
+    parse,
+    to_python,
+    to_text,
+)
 
 # Fixed literal strings: evaluating them with Python's eval is the oracle for precedence.
 PRECEDENCE = [

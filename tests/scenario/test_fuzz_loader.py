@@ -7,10 +7,10 @@ import tomllib
 
 import pytest
 import tomlkit
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-from gradviz.scenario import (LIMITS, OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, Scenario, ScenarioError,
-                              bundled, load, loads)
+from gradviz.scenario import LIMITS, OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, Scenario, ScenarioError, bundled, load, loads
 from gradviz.scenario.datasets import DATASETS
 
 TIME_LIMIT = 2.0
@@ -195,7 +195,7 @@ def test_mutated_bundled_text(stem, data):
 
 
 def test_every_bundled_file_survives_deleting_each_line():
-    for stem, text in BUNDLED.items():
+    for text in BUNDLED.values():
         lines = text.splitlines(keepends=True)
         for i in range(len(lines)):
             check("".join(lines[:i] + lines[i + 1:]))

@@ -7,9 +7,18 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from gradviz.scenario import (DEFAULT_SCENARIO, LIMITS, OPTIMIZER_DEFAULTS, SCALER_DEFAULTS,
-                              ScenarioError, bundled, bundled_path, estimate_graph_nodes, load,
-                              loads)
+from gradviz.scenario import (
+    DEFAULT_SCENARIO,
+    LIMITS,
+    OPTIMIZER_DEFAULTS,
+    SCALER_DEFAULTS,
+    ScenarioError,
+    bundled,
+    bundled_path,
+    estimate_graph_nodes,
+    load,
+    loads,
+)
 
 BASE = {
     "scenario": {"title": "t", "seed": 0},

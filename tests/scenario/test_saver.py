@@ -6,10 +6,20 @@ import stat
 
 import pytest
 import tomlkit
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from gradviz.scenario import (OPTIMIZER_DEFAULTS, OptimizerSpec, ScenarioError, Variant, bundled_path,
-                              dumps, load, loads, save)
+from gradviz.scenario import (
+    OPTIMIZER_DEFAULTS,
+    OptimizerSpec,
+    ScenarioError,
+    Variant,
+    bundled_path,
+    dumps,
+    load,
+    loads,
+    save,
+)
 from gradviz.scenario.saver import render
 
 from .strategies import scenario_docs

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ui.dashboard_rig import rig  # noqa: F401  (the dashboards rig fixture, for every UI test)
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -45,6 +47,7 @@ def no_dialogs(monkeypatch):
 def make_window(qtbot, no_dialogs):
     """``make_window(path=None)`` -> a shown MainWindow whose runs have finished."""
     from PySide6 import QtWidgets
+
     from ui.app import make_window as build
 
     before = {id(w) for w in QtWidgets.QApplication.topLevelWidgets()}

@@ -16,17 +16,21 @@ RUN_TIMEOUT_MS = 60_000
 
 @pytest.fixture
 def rig(qtbot):
-    """``rig(stem_or_scenario)``: Document + Dashboards + ControlsPanel side by side, run finished."""
+    """``rig(stem_or_scenario)``: Document + Dashboards + ControlsPanel side by side, run finished;
+    ``picks`` records the iterations chosen (by clicking a plot)."""
     from ui.controls import ControlsPanel
     from ui.dashboards import Dashboards
     from ui.document import Document
+    from ui.view_state import ViewState
 
     def make(source, grid: bool = True):
         scenario = load(bundled_path(source)) if isinstance(source, str) else source
         doc = Document()
+        view_state = ViewState(doc)
         picks: list[int] = []
-        dash = Dashboards(doc, on_pick=picks.append)
-        controls = ControlsPanel(doc)
+        view_state.iterationChanged.connect(picks.append)
+        dash = Dashboards(doc, view_state)
+        controls = ControlsPanel(doc, view_state)
         window = QtWidgets.QWidget()
         layout = QtWidgets.QHBoxLayout(window)
         layout.addWidget(dash, 1)
@@ -39,7 +43,8 @@ def rig(qtbot):
         qtbot.waitExposed(window)
         with qtbot.waitSignal(doc.runFinished, timeout=RUN_TIMEOUT_MS):
             doc.set_scenario(scenario, scenario.path)
-        return SimpleNamespace(doc=doc, dash=dash, controls=controls, window=window, picks=picks)
+        return SimpleNamespace(doc=doc, view_state=view_state, dash=dash, controls=controls, window=window,
+                               picks=picks)
     return make
 
 

@@ -23,10 +23,20 @@ def test_panel_lines_of_the_tutorial():
 @pytest.mark.parametrize("phase, text", [("zero_grad", "optimizer.zero_grad()"), ("forward", "pred = "),
                                          ("backward", "loss.backward()"), ("step", "optimizer.step()")])
 def test_a_phase_lights_its_line(qtbot, phase, text):
+    """The panel follows the Document's scenario and the Player's phase by itself."""
+    from gradviz.view.replay import Replay
     from ui.code_view import CodeView
-    view = CodeView()
+    from ui.document import Document
+    from ui.player import Player
+    from ui.view_state import ViewState
+    document, player = Document(), Player()
+    view = CodeView(document, ViewState(document), player)
     qtbot.addWidget(view)
-    view.set_scenario(load(bundled_path(DEFAULT_SCENARIO)))
-    view.set_phase(phase)
+    document.set_scenario(load(bundled_path(DEFAULT_SCENARIO)))
+    document.finish_now()
+    replay = Replay(document.sessions[0].trace_iteration(0))
+    player.set_replay(replay)
+    player.seek(replay.phase_range(phase)[0])
+    assert player.frame.phase == phase and view.current_phase == phase
     assert text in view.line_text(view.current_line)
     assert view.toPlainText().splitlines()[view.current_line - 1] == view.line_text(view.current_line)

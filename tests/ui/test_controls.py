@@ -9,8 +9,7 @@ import pytest
 from PySide6 import QtCore
 
 from gradviz.scenario import bundled_path, load
-from tests.ui.dashboard_rig import (RUN_TIMEOUT_MS, choose, click_checkbox, original, rig,  # noqa: F401
-                                   run_core, type_into)
+from tests.ui.dashboard_rig import RUN_TIMEOUT_MS, choose, click_checkbox, original, run_core, type_into
 
 
 def test_typing_lr_replots_what_the_core_computes(rig, qtbot):

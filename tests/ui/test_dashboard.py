@@ -13,7 +13,7 @@ from PySide6 import QtCore, QtWidgets
 from gradviz.scenario import bundled_path, load
 from gradviz.training.session import Session
 from tests.ui.conftest import screenshot
-from tests.ui.dashboard_rig import RUN_TIMEOUT_MS, original, rig, run_core  # noqa: F401
+from tests.ui.dashboard_rig import RUN_TIMEOUT_MS, original, run_core
 
 
 def rosenbrock(steps: int = 300):
@@ -324,7 +324,7 @@ def test_clicking_a_plot_moves_the_player(window, qtbot):
     qtbot.wait(20)
     h = window.document.histories[0]
     pos = scene_point(dash.loss, dash.loss.plot, 25, float(h.loss[25]))
-    with qtbot.waitSignal(window.iterationChanged, timeout=5000) as blocker:
+    with qtbot.waitSignal(window.view_state.iterationChanged, timeout=5000) as blocker:
         qtbot.mouseClick(dash.loss.view.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=pos)
     assert blocker.args == [25]
     assert window.iteration == 25

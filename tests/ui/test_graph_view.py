@@ -15,17 +15,29 @@ from gradviz.optim import SGD
 from gradviz.view.format import format_number
 from gradviz.view.replay import Replay
 from tests.core.test_replay import FakeTrace, mlp, record_iteration, tutorial
+from ui.document import Document
 from ui.graph import PRECISION, GraphView
 from ui.inspector import Inspector
 from ui.player import Player
+from ui.view_state import ViewState
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def new_view_state() -> ViewState:
+    return ViewState(Document())
+
+
+def make_inspector() -> Inspector:
+    """An inspector on models of its own (the tests hand it a replay and a history directly)."""
+    state = new_view_state()
+    return Inspector(Player(), state, state.document)
 
 
 def make_view(qtbot, tr, size=(1400, 800)):
     replay = Replay(tr)
     player = Player(replay)
-    view = GraphView(player)
+    view = GraphView(player, new_view_state())
     qtbot.addWidget(view)
     view.resize(*size)
     view.show()
@@ -195,7 +207,7 @@ def test_inspector_shows_node_state_and_history(qtbot):
     steps = 5
     history = FakeHistory({"w": np.linspace(0.5, 2.0, steps + 1), "b": np.zeros(steps + 1)},
                           {"w": np.linspace(-5, -1, steps), "b": np.zeros(steps)}, steps)
-    ins = Inspector()
+    ins = make_inspector()
     qtbot.addWidget(ins)
     ins.show()
     wid = tr.param_nodes["w"]
@@ -235,7 +247,7 @@ def test_next_iteration_reuses_the_items(qtbot):
 def test_inspector_screenshot(qtbot):
     tr, w, b = tutorial(accumulation_steps=2)
     replay = Replay(tr)
-    ins = Inspector()
+    ins = make_inspector()
     qtbot.addWidget(ins)
     ins.resize(420, 720)
     ins.show()
@@ -271,7 +283,7 @@ def test_wheel_zooms_under_the_mouse(qtbot):
 
 def test_no_replay(qtbot):
     player = Player()
-    view = GraphView(player)
+    view = GraphView(player, new_view_state())
     qtbot.addWidget(view)
     view.show()
     assert view.visible_node_count() == 0 and player.count == 0 and player.frame is None

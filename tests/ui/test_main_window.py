@@ -16,14 +16,14 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradviz import trace as T
 from gradviz.codegen import export_torch
-from gradviz.view.format import format_array, format_number
-from gradviz.view.phases import micro_batch_label
 from gradviz.scenario import DEFAULT_SCENARIO, bundled, bundled_path, load
 from gradviz.training.session import Session
+from gradviz.view.format import format_array, format_number
+from gradviz.view.phases import micro_batch_label
 from tests.ui.conftest import finish
 from tests.ui.conftest import screenshot as _screenshot
-from ui.graph.export import FRAME_MS
 from ui.graph import PRECISION
+from ui.graph.export import FRAME_MS
 from ui.main_window import settings
 
 Qt = QtCore.Qt
@@ -448,7 +448,7 @@ def test_accumulation_shows_the_sum_over_micro_batches(qtbot, make_window):
     window = make_window(path)
     history = core_history(path)
     acc = load(path).loop.accumulation_steps
-    assert window.replay.micro_batches == acc
+    assert window.replay.accumulation_steps == acc
     key(qtbot, window, Key.Key_Home)
     shown = {"w": [], "b": []}
     while window.player.frame.phase != "backward":

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
 
-from gradviz.view.format import format_array
 from gradviz.scenario import bundled_path, load
 from gradviz.training.session import Session
+from gradviz.view.format import format_array
 from tests.ui.conftest import screenshot as _screenshot
 from ui.graph import PRECISION
 

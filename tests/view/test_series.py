@@ -4,10 +4,25 @@ import numpy as np
 import pytest
 
 from gradviz.training.history import element_names, parse_element
-from gradviz.view.series import (CONTOUR_LEVELS, MAX_DEFAULT_SERIES, MAX_ELEMENTS_LISTED, SeriesCache,
-                                 available_series, completed, contour_levels, default_series, element_values,
-                                 fill_non_finite, filled_bands, finite, nice_range, spans_decades, thinned,
-                                 trajectory_extent, upsample)
+from gradviz.view.series import (
+    CONTOUR_LEVELS,
+    MAX_DEFAULT_SERIES,
+    MAX_ELEMENTS_LISTED,
+    SeriesCache,
+    available_series,
+    completed,
+    contour_levels,
+    default_series,
+    element_values,
+    fill_non_finite,
+    filled_bands,
+    finite,
+    nice_range,
+    spans_decades,
+    thinned,
+    trajectory_extent,
+    upsample,
+)
 from tests.core.test_history_derived import run
 
 

@@ -1,12 +1,12 @@
 """The dashboards widget: the five panels in tabs or in a grid, under one bar that picks the variant
 and the parameter series they show.
 
-Clicking a plotted point calls ``on_pick(step)``; ``set_iteration(k)`` moves every cursor. The
-``grid_action`` is the View menu's "Dashboards in a grid", kept in step with the bar's Grid button.
+``Dashboards(document, view_state)``: the bar's variant box shows and chooses the ViewState's
+variant, every cursor follows its iteration (``set_iteration(k)``), and clicking a plotted point
+chooses that iteration. The ``grid_action`` is the View menu's "Dashboards in a grid", kept in step
+with the bar's Grid button.
 """
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -57,12 +57,12 @@ class SeriesPicker(QtWidgets.QToolButton):
 class Dashboards(QtWidgets.QWidget):
     """The five panels with a shared variant/series selection, in tabs or in a grid."""
 
-    def __init__(self, document, on_pick: Callable[[int], None] | None = None, parent=None):
+    def __init__(self, document, view_state, parent=None):
         super().__init__(parent)
         self.document = document
-        self.on_pick = on_pick
-        self.selection = Selection(document, self)
-        pick = self._pick
+        self.view_state = view_state
+        self.selection = Selection(document, view_state, self)
+        pick = view_state.set_iteration
         self.loss = LossPlot(document, self.selection, pick)
         self.params = ParamsPlot(document, self.selection, pick)
         self.grads = GradsPlot(document, self.selection, pick)
@@ -76,7 +76,7 @@ class Dashboards(QtWidgets.QWidget):
         self.variant_box = QtWidgets.QComboBox()
         self.variant_box.setToolTip("The run the Parameters, Gradients and Optimizer state plots show")
         self.variant_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.variant_box.activated.connect(self.selection.set_variant)
+        self.variant_box.activated.connect(view_state.set_variant)
         bar.addWidget(self.variant_box)
         self.picker = SeriesPicker(self.selection)
         bar.addWidget(self.picker)
@@ -110,15 +110,13 @@ class Dashboards(QtWidgets.QWidget):
 
         document.runStarted.connect(self._fill_variants)
         document.runFinished.connect(self._fill_variants)
-        self.selection.changed.connect(self._sync_variant_box)
+        view_state.variantChanged.connect(self.variant_box.setCurrentIndex)
+        view_state.iterationChanged.connect(self.set_iteration)
+        self.set_iteration(view_state.iteration)
         if document.scenario is not None:          # made after a run: catch up with it
             self._fill_variants()
             if document.sessions:
                 self.refresh()
-
-    def _pick(self, step: int) -> None:
-        if self.on_pick is not None:
-            self.on_pick(step)
 
     def set_layout_mode(self, mode: str) -> None:
         """``"tabs"`` (one plot at a time) or ``"grid"`` (all five visible)."""
@@ -154,23 +152,15 @@ class Dashboards(QtWidgets.QWidget):
     def _fill_variants(self) -> None:
         if self.document.scenario is None:
             return
-        names = [v.name for v in self.document.scenario.variants()]
-        self.variant_box.blockSignals(True)
         self.variant_box.clear()
-        for i, name in enumerate(names):
-            self.variant_box.addItem(variant_swatch(i), name)
-        self.variant_box.setCurrentIndex(min(self.selection.variant, len(names) - 1))
-        self.variant_box.blockSignals(False)
+        for i, v in enumerate(self.document.scenario.variants()):
+            self.variant_box.addItem(variant_swatch(i), v.name)
+        self.variant_box.setCurrentIndex(self.view_state.variant)
         if self.selection.sync():
             self.picker.fill()
 
-    def _sync_variant_box(self) -> None:
-        if self.variant_box.currentIndex() != self.selection.variant:
-            self.variant_box.blockSignals(True)
-            self.variant_box.setCurrentIndex(self.selection.variant)
-            self.variant_box.blockSignals(False)
-
     def set_iteration(self, k: int) -> None:
+        """Move every panel's cursor to optimizer step ``k``."""
         for p in self.panels:
             p.set_iteration(k)
 

@@ -1,5 +1,5 @@
 """What every dashboard panel shares: the ``PlotPanel`` base (live refresh, cursor, hover, pick),
-the ``Selection`` of variant and series the panels show, and the plots' look.
+the ``Selection`` of series the panels show (of the ViewState's variant), and the plots' look.
 
 A panel takes the Document in its constructor, refreshes live (at most ~10 Hz) while a run is in
 progress and once more when it finishes, creates its curves once and only ``setData``s them,
@@ -24,16 +24,22 @@ LIVE_INTERVAL_S = 0.1          # refresh at most ~10 Hz while a run is in progre
 
 
 class Selection(QtCore.QObject):
-    """Which variant the single-variant panels show, and which parameter series are drawn."""
+    """Which parameter series the panels draw, of the ViewState's variant; ``changed`` also fires
+    when that variant changes (the single-variant panels then show another run)."""
     changed = QtCore.Signal()
 
-    def __init__(self, document, parent=None):
+    def __init__(self, document, view_state, parent=None):
         super().__init__(parent)
         self.document = document
-        self.variant = 0
+        self.view_state = view_state
         self.series: list[Series] = []
         self.labels: list[str] = []
         self._signature = None
+        view_state.variantChanged.connect(lambda _i: self.changed.emit())
+
+    @property
+    def variant(self) -> int:
+        return self.view_state.variant
 
     def history(self, variant: int | None = None):
         histories = self.document.histories
@@ -44,32 +50,23 @@ class Selection(QtCore.QObject):
         by_label = {s.label: s for s in self.series}
         return [by_label[label] for label in self.labels if label in by_label]
 
-    def set_variant(self, i: int) -> None:
-        if i != self.variant and i >= 0:
-            self.variant = i
-            self.changed.emit()
-
     def set_labels(self, labels: list[str]) -> None:
         if list(labels) != self.labels:
             self.labels = list(labels)
             self.changed.emit()
 
     def sync(self) -> bool:
-        """Pick up new parameter names/shapes and variant count; True when something changed."""
-        n_variants = len(self.document.histories)
-        changed = False
-        if self.variant >= max(n_variants, 1):
-            self.variant, changed = 0, True
+        """Pick up new parameter names/shapes; True when the series changed."""
         h = self.history()
         if h is None or not getattr(h, "params", None):
-            return changed
+            return False
         signature = tuple((n, tuple(np.shape(h.params[n])[1:])) for n in h.param_names)
-        if signature != self._signature:
-            self._signature = signature
-            self.series = available_series(h)
-            self.labels = default_series(self.series)
-            changed = True
-        return changed
+        if signature == self._signature:
+            return False
+        self._signature = signature
+        self.series = available_series(h)
+        self.labels = default_series(self.series)
+        return True
 
 
 # -- the look of the plots ---------------------------------------------------------------------
@@ -141,10 +138,10 @@ class PlotPanel(QtWidgets.QWidget):
     """A header (title, options) above a pyqtgraph layout; live refresh, cursor, hover and pick."""
     title = ""
 
-    def __init__(self, document, selection: Selection | None = None, on_pick=None, parent=None):
+    def __init__(self, document, selection: Selection, on_pick=None, parent=None):
         super().__init__(parent)
         self.document = document
-        self.selection = selection if selection is not None else Selection(document, self)
+        self.selection = selection
         self.on_pick = on_pick
         self.iteration = 0
         self.refreshes = 0

@@ -11,8 +11,17 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradviz.view.format import format_exact
-from gradviz.view.series import (completed, contour_levels, element_values, fill_non_finite, filled_bands, finite,
-                                 nice_range, thinned, trajectory_extent)
+from gradviz.view.series import (
+    completed,
+    contour_levels,
+    element_values,
+    fill_non_finite,
+    filled_bands,
+    finite,
+    nice_range,
+    thinned,
+    trajectory_extent,
+)
 
 from ..theme import variant_colour
 from .panel import FOREGROUND, Marker, PlotPanel, Segment, cached, make_legend, make_pen
@@ -40,7 +49,7 @@ class ParamSpacePlot(PlotPanel):
     """Filled loss contours over two scalar parameters, with every variant's trajectory on them."""
     title = "Parameter space"
 
-    def __init__(self, document, selection=None, on_pick=None, parent=None):
+    def __init__(self, document, selection, on_pick=None, parent=None):
         super().__init__(document, selection, on_pick, parent)
         self.x_box, self.y_box = QtWidgets.QComboBox(), QtWidgets.QComboBox()
         self.levels_box = QtWidgets.QComboBox()

@@ -34,7 +34,7 @@ class TimeSeriesPanel(PlotPanel):
     log_option = True
     hover_skip: tuple = ()
 
-    def __init__(self, document, selection=None, on_pick=None, parent=None):
+    def __init__(self, document, selection, on_pick=None, parent=None):
         super().__init__(document, selection, on_pick, parent)
         self.curves: dict = {}            # key -> PlotDataItem
         self.values: dict = {}            # key -> (label, colour, y) raw values for the hover
@@ -138,7 +138,7 @@ class LossPlot(TimeSeriesPanel):
     title = "Loss"
     hover_skip = ("micro",)          # listed on one line of their own
 
-    def __init__(self, document, selection=None, on_pick=None, parent=None):
+    def __init__(self, document, selection, on_pick=None, parent=None):
         super().__init__(document, selection, on_pick, parent)
         self.plot = self._main_plot("loss")
         self.diverged = pg.InfiniteLine(angle=90, movable=False, pen=make_pen(DIVERGED_COLOUR, 1, dash=True),
@@ -196,7 +196,7 @@ class ParamsPlot(TimeSeriesPanel):
     title = "Parameters"
     log_option = False
 
-    def __init__(self, document, selection=None, on_pick=None, parent=None):
+    def __init__(self, document, selection, on_pick=None, parent=None):
         super().__init__(document, selection, on_pick, parent)
         self.plot = self._main_plot("value before step k")
 
@@ -211,7 +211,7 @@ class GradsPlot(TimeSeriesPanel):
     """``.grad`` as ``optimizer.step()`` saw it (after unscaling), per series, and its total norm."""
     title = "Gradients"
 
-    def __init__(self, document, selection=None, on_pick=None, parent=None):
+    def __init__(self, document, selection, on_pick=None, parent=None):
         super().__init__(document, selection, on_pick, parent)
         self.plot = self._main_plot(".grad at step k")
 
@@ -231,7 +231,7 @@ class StatePlot(TimeSeriesPanel):
     """One row per optimizer-state buffer, then the step actually taken, then the GradScaler scale."""
     title = "Optimizer state"
 
-    def __init__(self, document, selection=None, on_pick=None, parent=None):
+    def __init__(self, document, selection, on_pick=None, parent=None):
         super().__init__(document, selection, on_pick, parent)
         self.rows: dict[str, pg.PlotItem] = {}
         self._structure = None

@@ -1,4 +1,5 @@
-"""The computation graph view: ``GraphView(player)`` draws the Player's replay and follows its cursor.
+"""The computation graph view: ``GraphView(player, view_state)`` draws the Player's replay, follows its
+cursor and shows (and sets) the ViewState's selected node.
 
 - ``view``: the QGraphicsView (scene, zoom and level of detail, mouse, menus, following the Player);
 - ``items``: the graphics items (node box, ``.grad`` badge text, edge);

@@ -35,7 +35,7 @@ class Caption(QtWidgets.QFrame):
 
     def show_frame(self, replay, frame) -> None:
         """Show ``frame`` of ``replay``: its phase, its position, and the replay's description of it."""
-        phase = phase_label(frame.phase, frame.micro_batch, replay.micro_batches)
+        phase = phase_label(frame.phase, frame.micro_batch, replay.accumulation_steps)
         self.show_text(phase, T.PHASE_COLOURS.get(frame.phase, T.TEXT_MUTED),
                        f"iteration {replay.iteration} · event {frame.index}/{len(replay) - 1}", frame.description)
 

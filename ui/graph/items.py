@@ -15,8 +15,23 @@ from gradviz.view.replay import EdgeState, NodeState
 
 from .. import theme as T
 from . import text
-from .sizing import (BADGE_GAP, BADGE_LINE_GAP, BADGE_PAD_X, BADGE_PAD_Y, BADGE_RULE_GAP, CAPTION_H, HEAT_H,
-                     HEAT_ROW_H, HEAT_W, PAD, PILL_GAP, PILL_H, ROWS_Y, Metrics, Spec)
+from .sizing import (
+    BADGE_GAP,
+    BADGE_LINE_GAP,
+    BADGE_PAD_X,
+    BADGE_PAD_Y,
+    BADGE_RULE_GAP,
+    CAPTION_H,
+    HEAT_H,
+    HEAT_ROW_H,
+    HEAT_W,
+    PAD,
+    PILL_GAP,
+    PILL_H,
+    ROWS_Y,
+    Metrics,
+    Spec,
+)
 
 Qt = QtCore.Qt
 EDGE_PIECE = 4              # route segments per path item
@@ -233,9 +248,9 @@ class NodeGfx:
                 else:
                     self._set_text(self.value[1], "value", text.step_text(ns.param_before, value), T.STEP)
             else:
+                missing = "" if spec.kind in ("op", "module") else f"{spec.shape or 'scalar'} (value not recorded)"
                 self._set_row(self.value, "value", value, "= " if spec.kind == "op" and not spec.heat else "",
-                              T.TEXT if spec.kind != "input" else T.TEXT_MUTED,
-                              empty="" if spec.kind in ("op", "module") else f"{spec.shape or 'scalar'} (value not recorded)")
+                              T.TEXT if spec.kind != "input" else T.TEXT_MUTED, empty=missing)
         if self.grad is not None and ns.grad is not self._grad_sig:
             self._grad_sig = ns.grad
             self._set_row(self.grad, "grad", ns.grad, "∇ ", T.BACKWARD)

@@ -199,7 +199,8 @@ def _module_spec(key: int, fold: Fold, metrics: Metrics) -> Spec:
     width = max(PAD + HEAT_W + 6 + 14 * metrics.char_w + PAD,
                 PAD + metrics.text_width(1, fold.label) + ops_w + PAD)
     width = math.ceil(width / 2) * 2
-    tip = f"{fold.label}: {fold.n_ops} ops, parameters {', '.join(fold.param_names) or 'none'}\n(double-click to expand)"
+    listed = ", ".join(fold.param_names) or "none"
+    tip = f"{fold.label}: {fold.n_ops} ops, parameters {listed}\n(double-click to expand)"
     ops = f"{fold.n_ops} op" + ("s" if fold.n_ops != 1 else "")
     params = fold.param_names
     sample = "\n".join(f"{p.split('.')[-1]}.grad: μ -0.0000" for p in params)

@@ -39,15 +39,18 @@ LOD_SYMBOL = 0.16           # below this, op symbols too
 
 
 class GraphView(QtWidgets.QGraphicsView):
-    """The animated computation graph.  ``GraphView(player)``; see the module docstring."""
+    """The animated computation graph.  ``GraphView(player, view_state)``: it draws the Player's
+    replay, outlines the ViewState's selected node, and a click on a node selects it there (and
+    emits ``nodeClicked``); see the module docstring."""
 
     nodeClicked = QtCore.Signal(int)
     moduleClicked = QtCore.Signal(str)
     collapsedChanged = QtCore.Signal()
 
-    def __init__(self, player, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, player, view_state, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.player = player
+        self.view_state = view_state
         self.replay = None
         self.setScene(QtWidgets.QGraphicsScene(self))
         self.setRenderHints(QtGui.QPainter.RenderHint.Antialiasing | QtGui.QPainter.RenderHint.TextAntialiasing)
@@ -87,7 +90,6 @@ class GraphView(QtWidgets.QGraphicsView):
         self._prev_active: set[int] = set()
         self._prev_active_edges: set = set()
         self._frame_index = -1
-        self._selected: int | None = None
         self._auto_fit = True
         self.follow_active = True          # when zoomed in, pan to the node the current event is about
         self._press_pos = None
@@ -98,6 +100,7 @@ class GraphView(QtWidgets.QGraphicsView):
 
         player.replayChanged.connect(self._on_replay_changed)
         player.positionChanged.connect(self._on_position_changed)
+        view_state.selectedNodeChanged.connect(self._show_selection)
         if player.replay is not None:
             self._on_replay_changed()
             self._on_position_changed(player.position)
@@ -208,8 +211,7 @@ class GraphView(QtWidgets.QGraphicsView):
             edge.label.setVisible(edge.want_label and lod[0])
         self._flush_pending()
 
-    def select_node(self, node_id: int | None) -> None:
-        self._selected = node_id
+    def _show_selection(self, node_id: int | None) -> None:
         for key, gfx in self.node_items.items():
             gfx.selection.setVisible(node_id is not None and self._display_of.get(node_id) == key)
 
@@ -344,8 +346,8 @@ class GraphView(QtWidgets.QGraphicsView):
         scene.setSceneRect(rect)
         if self.player.replay is replay:
             self._on_position_changed(self.player.position)
-        if self._selected is not None:
-            self.select_node(self._selected)
+        if self.view_state.selected_node is not None:
+            self._show_selection(self.view_state.selected_node)
         if self._auto_fit:
             self.fit_to_view()
 
@@ -363,7 +365,7 @@ class GraphView(QtWidgets.QGraphicsView):
         dirty |= active | self._prev_active
         boxes_dirty = set()
         display_of = self._display_of
-        sel = self._selected
+        sel = self.view_state.selected_node
         for nid in dirty:
             key = display_of.get(nid)
             if key is None:
@@ -483,7 +485,7 @@ class GraphView(QtWidgets.QGraphicsView):
         if key is None:
             return
         if key >= 0:
-            self.select_node(key)
+            self.view_state.select_node(key)
             self.nodeClicked.emit(key)
         else:
             module = self._module_of_box(key)
