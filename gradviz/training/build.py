@@ -24,10 +24,9 @@ from types import MappingProxyType
 import numpy as np
 
 from .. import amp, optim
-from .._tensor import Tensor, float16, float32, float64, from_array, int64, no_grad
+from .._tensor import Tensor, float16, float32, float64, from_array, int64, manual_seed, no_grad
 from ..nn import Linear, Parameter, ReLU, Sequential, Sigmoid, Tanh
 from ..nn import functional as F
-from ..random import manual_seed
 from ..scenario import ScenarioError, expr, validate
 from ..scenario.checks import default_input_names
 from ..scenario.datasets import make_dataset
