@@ -6,9 +6,30 @@ import functools as _functools
 
 from . import trace
 from ._tensor import (
-    Tensor, tensor, zeros, ones, full, zeros_like, ones_like, randn, rand, arange,
-    manual_seed, default_generator, no_grad, enable_grad, is_grad_enabled, is_tensor,
-    matmul, softmax, log_softmax, float16, float32, float64, int64, bool_,
+    Tensor,
+    arange,
+    bool_,
+    default_generator,
+    enable_grad,
+    float16,
+    float32,
+    float64,
+    full,
+    int64,
+    is_grad_enabled,
+    is_tensor,
+    log_softmax,
+    manual_seed,
+    matmul,
+    no_grad,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    softmax,
+    tensor,
+    zeros,
+    zeros_like,
 )
 
 half, double, long = float16, float64, int64      # PyTorch's aliases ("float" would shadow the builtin)

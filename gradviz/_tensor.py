@@ -183,7 +183,7 @@ class Tensor:
         return "tensor(" + ", ".join([body] + extras) + ")"
 
     # -- autograd ------------------------------------------------------------------------------
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self._data.dtype not in _FLOATS:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if not requires_grad and self.grad_fn is not None:
@@ -203,11 +203,11 @@ class Tensor:
     def retains_grad(self) -> bool:
         return self._retains_grad
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A new leaf sharing this tensor's array, cut off from the graph."""
         return from_array(self._data)
 
-    def clone(self) -> "Tensor":
+    def clone(self) -> Tensor:
         if self.requires_grad:         # a copy in the graph: the "to" rule, named CloneBackward0 as in PyTorch
             return apply_op("to", (self,), alias="clone", dtype=self._data.dtype)
         return from_array(self._data.copy())
@@ -229,7 +229,7 @@ class Tensor:
         run_backward(self, g, bool(retain_graph), from_array)
 
     # -- ops -----------------------------------------------------------------------------------
-    def _scalar(self, other) -> "Tensor":
+    def _scalar(self, other) -> Tensor:
         """Python numbers meet a tensor in the tensor's dtype (floats in float32 if it is an int tensor)."""
         if isinstance(other, Tensor):
             return other
@@ -264,7 +264,7 @@ class Tensor:
     def __matmul__(self, o): return matmul(self, o)
     def __rmatmul__(self, o): return matmul(self._scalar(o), self)
 
-    def _inplace(self, short: str, o) -> "Tensor":
+    def _inplace(self, short: str, o) -> Tensor:
         """``w -= lr * w.grad`` under ``no_grad()`` updates ``w`` itself, as in PyTorch's tutorials."""
         other = self._scalar(o)
         if _grad_enabled and (self.requires_grad or other.requires_grad):

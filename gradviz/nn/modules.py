@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class Module:
         else:
             setattr(self, name, param)
 
-    def add_module(self, name: str, module: "Module") -> None:
+    def add_module(self, name: str, module: Module) -> None:
         setattr(self, name, module)
 
     def forward(self, *args, **kwargs):
@@ -75,7 +75,7 @@ class Module:
             return self.forward(*args, **kwargs)
 
     # -- traversal ------------------------------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         seen, stack = set(), [(prefix, self)]
         while stack:
             name, mod = stack.pop()
@@ -112,15 +112,15 @@ class Module:
             else:
                 p.grad.data[...] = 0
 
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         return OrderedDict((n, p.data.copy()) for n, p in self.named_parameters())
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
@@ -138,7 +138,7 @@ class Module:
                                        f"the shape in current model is {own[k].shape}")
                 np.copyto(own[k].data, v, casting="unsafe")
 
-    def to(self, dtype) -> "Module":
+    def to(self, dtype) -> Module:
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             if p.grad is not None:
