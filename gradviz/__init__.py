@@ -4,12 +4,13 @@ No Qt here (a test enforces it): the app in ``ui/`` only shows what this package
 """
 import functools as _functools
 
-from . import trace
+from . import random, trace
+from ._dtypes import bfloat16  # ml_dtypes' bfloat16, a numpy dtype
+from ._printing import Size, get_printoptions, set_printoptions
 from ._tensor import (
     Tensor,
     arange,
     bool_,
-    default_generator,
     enable_grad,
     float16,
     float32,
@@ -19,17 +20,27 @@ from ._tensor import (
     is_grad_enabled,
     is_tensor,
     log_softmax,
-    manual_seed,
     matmul,
     no_grad,
     ones,
     ones_like,
     rand,
+    randint,
     randn,
+    randperm,
     softmax,
     tensor,
     zeros,
     zeros_like,
+)
+from .random import (
+    Generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_rng_state,
 )
 
 half, double, long = float16, float64, int64      # PyTorch's aliases ("float" would shadow the builtin)
@@ -49,5 +60,6 @@ exp, log, sqrt, abs, tanh, sigmoid, relu, sum, mean, max, clamp, reshape, transp
                              "clamp", "reshape", "transpose"))
 
 from . import amp, nn, optim  # noqa: E402  (like torch.nn / torch.optim after `import torch`)
+from .amp import autocast  # noqa: E402  (torch.autocast)
 
 __version__ = "0.1.0"

@@ -2,8 +2,8 @@
 
 Names, defaults and dtype rules follow PyTorch: ``tensor([1., 2.])`` is float32, a numpy
 float64 array stays float64, a Python scalar takes the dtype of the tensor it meets.
-``.data`` is the underlying numpy array (PyTorch returns a tensor sharing storage; here the
-array itself plays that role, and optimizers update it in place).
+``.data`` is a tensor sharing storage (as in PyTorch); the core itself works on the numpy array
+``_data``. In-place ops, version counters and ``__setitem__`` live in ``_inplace``.
 
 The module is ``_tensor`` (as in PyTorch) so that it does not shadow the factory ``gradviz.tensor``;
 its names without a leading underscore (``apply_op``, ``from_array``, ``torch_dtype_name``, the
@@ -12,18 +12,25 @@ autocast hook's getter and setter) are what the rest of the core uses.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections import namedtuple
 
 import numpy as np
 
-from . import trace
-from .autograd import Node, run_backward
+from . import _inplace, trace
+from ._dtypes import bfloat16, is_floating, is_low_precision, run_forward, torch_dtype_name
+from ._indexing import index_kind
+from ._inplace import InplaceOps
+from ._printing import Size, tensor_repr
+from ._shape_errors import batched_matmul_kind, broadcast_error, matmul_shape_error
+from .autograd import Node, record_versions, run_backward
 from .functions import ALIASES, RULES
+from .random import integer_values, normal_values, permutation, uniform_values
 
 float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
 int64, bool_ = np.dtype("int64"), np.dtype("bool")
-_FLOATS = (float16, float32, float64)
-_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+_FLOATS = (float16, float32, float64, bfloat16)
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "V": 2}     # "V": ml_dtypes' bfloat16
 _DEFAULT_DTYPE = float32
 
 # -- grad mode --------------------------------------------------------------------------------
@@ -57,27 +64,6 @@ def enable_grad():
     return _GradMode(True)
 
 
-# -- random numbers -----------------------------------------------------------------------------
-_DEFAULT_SEED = 67280421310721     # PyTorch's default_generator seed
-_generator = np.random.Generator(np.random.PCG64(_DEFAULT_SEED))
-
-
-def manual_seed(seed: int):
-    """Reseed the global generator so runs are reproducible (like ``torch.manual_seed``).
-
-    gradviz draws from numpy's PCG64, not PyTorch's Mersenne Twister: the same seed gives
-    reproducible but *different* numbers from PyTorch's. Exported scripts therefore carry the
-    initial values explicitly rather than a seed.
-    """
-    global _generator
-    _generator = np.random.Generator(np.random.PCG64(int(seed)))
-    return _generator
-
-
-def default_generator() -> np.random.Generator:
-    return _generator
-
-
 # -- the tensor ---------------------------------------------------------------------------------
 MaxResult = namedtuple("max", ["values", "indices"])
 
@@ -85,7 +71,7 @@ MaxResult = namedtuple("max", ["values", "indices"])
 def _infer_dtype(arr: np.ndarray, given):
     if given is not None:
         return np.dtype(given)
-    if arr.dtype.kind in "fc":
+    if arr.dtype.kind in "fc" or arr.dtype == bfloat16:
         return arr.dtype
     if arr.dtype.kind in "iu":
         return int64
@@ -94,8 +80,11 @@ def _infer_dtype(arr: np.ndarray, given):
     raise TypeError(f"can't convert data of dtype {arr.dtype} to a tensor")
 
 
-class Tensor:
-    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_retains_grad", "name", "__weakref__")
+class Tensor(InplaceOps):
+    # _version: the version counter (a one-element list) shared with aliases; _history: snapshots
+    # of this tensor before in-place ops that autograd recorded (gradviz._inplace)
+    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_retains_grad", "name", "_version", "_history",
+                 "__weakref__")
     __array_priority__ = 1000      # numpy scalars/arrays on the left defer to our operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
@@ -108,7 +97,7 @@ class Tensor:
             if dtype is None and arr.dtype.kind == "f":
                 dtype = _DEFAULT_DTYPE      # Python floats become float32, as in PyTorch
             arr = np.array(arr, dtype=_infer_dtype(arr, dtype), copy=True)
-        self._data = arr
+        self._data, self._version, self._history = arr, [0], None
         self.grad = None
         self.grad_fn = None
         self._retains_grad = False
@@ -121,20 +110,26 @@ class Tensor:
 
     # -- data and metadata -------------------------------------------------------------------
     @property
-    def data(self) -> np.ndarray:
-        return self._data
+    def data(self) -> Tensor:
+        """A tensor sharing this one's storage, outside the graph, with a version counter of its own
+        (as in PyTorch: in-place changes made through ``.data`` are not seen by autograd)."""
+        return from_array(self._data)
 
     @data.setter
     def data(self, value):
         self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
 
-    shape = property(lambda self: self._data.shape)
+    def __array__(self, dtype=None, copy=None):
+        arr = self._data if dtype is None else self._data.astype(dtype, copy=False)
+        return arr.copy() if copy and arr is self._data else arr
+
+    shape = property(lambda self: Size(self._data.shape))
     dtype = property(lambda self: self._data.dtype)
     ndim = property(lambda self: self._data.ndim)
     is_leaf = property(lambda self: self.grad_fn is None)
 
     def size(self, dim=None):
-        return self._data.shape if dim is None else self._data.shape[dim]
+        return Size(self._data.shape) if dim is None else self._data.shape[dim]
 
     def dim(self) -> int:
         return self._data.ndim
@@ -172,15 +167,9 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
-        extras = []
-        if self._data.dtype not in (float32, int64, bool_):
-            extras.append(f"dtype=gradviz.{self._data.dtype}")
-        if self.grad_fn is not None:
-            extras.append(f"grad_fn=<{self.grad_fn.label}>")
-        elif self.requires_grad:
-            extras.append("requires_grad=True")
-        return "tensor(" + ", ".join([body] + extras) + ")"
+        # PyTorch's printing, ported in gradviz._printing
+        return tensor_repr(self._data, _DEFAULT_DTYPE, self.grad_fn.label if self.grad_fn is not None else None,
+                           self.requires_grad)
 
     # -- autograd ------------------------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -205,7 +194,9 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's array, cut off from the graph."""
-        return from_array(self._data)
+        t = from_array(self._data)
+        t._version = self._version       # an alias: in-place changes through it are seen by autograd
+        return t
 
     def clone(self) -> Tensor:
         if self.requires_grad:         # a copy in the graph: the "to" rule, named CloneBackward0 as in PyTorch
@@ -223,8 +214,8 @@ class Tensor:
         else:
             g = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient, dtype=self.dtype)
             if g.shape != self.shape:
-                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {tuple(g.shape)} and "
-                                   f"output[0] has a shape of {tuple(self.shape)}.")
+                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {Size(g.shape)} and "
+                                   f"output[0] has a shape of {Size(self.shape)}.")
             g = g.astype(self.dtype)       # a copy: the engine and the trace never alias the caller's array
         run_backward(self, g, bool(retain_graph), from_array)
 
@@ -235,15 +226,17 @@ class Tensor:
             return other
         if type(other) is float or type(other) is int:       # the common case, fast
             dtype = self._data.dtype
-            if dtype.kind != "f":
+            if not is_floating(dtype):
                 dtype = _DEFAULT_DTYPE if type(other) is float else int64
+            elif self._data.ndim and is_low_precision(dtype):
+                dtype = float32      # half kernels use a scalar in float32, not rounded to half (_dtypes)
             t = from_array(np.array(other, dtype=dtype))
             if trace._ACTIVE is not None:                     # the label is only read by a recorder
                 t.name = f"{other:g}"
             return t
         arr = np.asarray(other)
-        if arr.dtype.kind == "f" or self._data.dtype.kind == "f":
-            dtype = self._data.dtype if self._data.dtype.kind == "f" else _DEFAULT_DTYPE
+        if arr.dtype.kind == "f" or is_floating(self._data.dtype):
+            dtype = self._data.dtype if is_floating(self._data.dtype) else _DEFAULT_DTYPE
         else:
             dtype = _infer_dtype(arr, None)
         t = from_array(np.asarray(other, dtype=dtype))
@@ -264,31 +257,8 @@ class Tensor:
     def __matmul__(self, o): return matmul(self, o)
     def __rmatmul__(self, o): return matmul(self._scalar(o), self)
 
-    def _inplace(self, short: str, o) -> Tensor:
-        """``w -= lr * w.grad`` under ``no_grad()`` updates ``w`` itself, as in PyTorch's tutorials."""
-        other = self._scalar(o)
-        if _grad_enabled and (self.requires_grad or other.requires_grad):
-            if self.grad_fn is None and self.requires_grad:
-                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-            # NOTE: a non-leaf gets a new node, like `h = h + 1`; PyTorch would rewrite h itself.
-            return apply_op(short, (self, other))
-        out = RULES[short].forward(*_promote(short, self._data, other._data))[0]
-        if out.shape != self.shape:
-            raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
-                               f"{list(out.shape)}")
-        if not np.can_cast(out.dtype, self.dtype, "same_kind"):
-            raise RuntimeError(f"result type {torch_dtype_name(out.dtype)} can't be cast to the desired output "
-                               f"type {torch_dtype_name(self.dtype)}")
-        self._data[...] = out
-        return self
-
-    def __iadd__(self, o): return self._inplace("add", o)
-    def __isub__(self, o): return self._inplace("sub", o)
-    def __imul__(self, o): return self._inplace("mul", o)
-    def __itruediv__(self, o): return self._inplace("div", o)
-
     def __pow__(self, exponent):
-        if isinstance(exponent, Tensor) or isinstance(exponent, float) and self._data.dtype.kind != "f":
+        if isinstance(exponent, Tensor) or isinstance(exponent, float) and not is_floating(self._data.dtype):
             return apply_op("pow", (self, self._scalar(exponent)))     # int ** 2.5 is float32, not float64
         return apply_op("pow_scalar", (self,), exponent=exponent)
 
@@ -407,10 +377,12 @@ class Tensor:
                 index = int(index)
         elif isinstance(index, tuple):
             index = tuple(i._data if isinstance(i, Tensor) else i for i in index)
-        kind = _index_kind(index, self.shape)
+        kind = index_kind(index, self.shape)
         if kind is None:
             return apply_op("index", (self,), index=index)
-        return apply_op("getitem", (self,), alias=kind, index=index)
+        out = apply_op("getitem", (self,), alias=kind, index=index)
+        out._version = self._version      # a view of the same storage
+        return out
 
     def softmax(self, dim: int):
         return softmax(self, dim)
@@ -427,19 +399,27 @@ class Tensor:
     def float(self): return self.to(float32)
     def double(self): return self.to(float64)
     def half(self): return self.to(float16)
+    def bfloat16(self): return self.to(bfloat16)
 
-    # in-place helpers PyTorch users reach for (no graph: use under no_grad or on leaves' data)
-    def zero_(self):
-        self._data[...] = 0
+    # random fills: torch's CPU stream (gradviz.random), element by element in row-major order
+    def _random_fill(self, kernel: str, values_fn, *args, generator=None):
+        if self._data.dtype not in _FLOATS:
+            raise RuntimeError(f'"{kernel}" not implemented for \'{torch_dtype_name(self.dtype)}\'')
+        if _grad_enabled and self.requires_grad and self.grad_fn is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        self._data[...] = values_fn(self.shape, self._data.dtype, *args, generator=generator)
+        self._version[0] += 1
         return self
 
-    def fill_(self, value):
-        self._data[...] = value
-        return self
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
+        if std < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        return self._random_fill("normal_kernel_cpu", normal_values, mean, std, generator=generator)
 
-    def copy_(self, other):
-        np.copyto(self._data, other._data if isinstance(other, Tensor) else other, casting="unsafe")
-        return self
+    def uniform_(self, from_: float = 0.0, to: float = 1.0, *, generator=None):
+        if from_ > to:
+            raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={from_} > to={to}")
+        return self._random_fill("check_uniform_bounds", uniform_values, from_, to, generator=generator)
 
 
 # -- the one place ops are applied ----------------------------------------------------------------
@@ -451,7 +431,7 @@ def from_array(arr: np.ndarray) -> Tensor:
     """
     t = object.__new__(Tensor)
     t._data, t.grad, t.requires_grad, t.grad_fn = arr, None, False, None
-    t._retains_grad, t.name = False, None
+    t._retains_grad, t.name, t._version, t._history = False, None, [0], None
     return t
 
 
@@ -478,13 +458,18 @@ def apply_op(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> T
     rule = RULES[short]
     if rule.elementwise:                           # the binary ops: promote dtypes as PyTorch does
         a, b = inputs[0]._data, inputs[1]._data
-        arrays = (a, b) if a.dtype == b.dtype and a.dtype.kind == "f" else _promote(short, a, b)
+        if a.dtype == b.dtype and a.dtype.kind == "f":
+            arrays, out_dtype = (a, b), a.dtype
+        else:
+            out_dtype = _result_dtype(short, a, b)      # half/bfloat16: operands enter float32 unrounded
+            arrays = (a, b) if is_low_precision(out_dtype) else _promote(short, a, b)
     else:
         arrays = [t._data for t in inputs]
+        out_dtype = arrays[0].dtype if arrays else None
     try:
-        out_data, saved = rule.forward(*arrays, **kwargs)
+        out_data, saved = run_forward(rule, arrays, kwargs, out_dtype)
     except ValueError:
-        message = rule.elementwise and _broadcast_error(arrays[0].shape, arrays[1].shape)
+        message = rule.elementwise and broadcast_error(arrays[0].shape, arrays[1].shape)
         if message:
             raise RuntimeError(message) from None
         raise
@@ -496,6 +481,8 @@ def apply_op(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> T
         for t in inputs:
             if t.requires_grad:
                 out.requires_grad, out.grad_fn = True, Node(rule, inputs, saved, kwargs, label)
+                if rule.saves:
+                    record_versions(out.grad_fn, short, out)
                 break
     rec = trace._ACTIVE
     if rec is not None:
@@ -516,17 +503,22 @@ def _promote(short: str, a: np.ndarray, b: np.ndarray) -> tuple:
       category: float32 vector + float64 0-d is float32.
     True division of integers gives the default float dtype.
     """
+    dtype = _result_dtype(short, a, b)
+    return a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+
+
+def _result_dtype(short: str, a: np.ndarray, b: np.ndarray) -> np.dtype:
     if bool(a.ndim) == bool(b.ndim):
         dtype = _promote_types(a.dtype, b.dtype)
     else:
         higher, lower = (a.dtype, b.dtype) if a.ndim else (b.dtype, a.dtype)
-        if higher.kind == "f" or (higher.kind != "b" and lower.kind != "f"):
+        if is_floating(higher) or (higher.kind != "b" and not is_floating(lower)):
             dtype = higher
         else:
             dtype = _promote_types(higher, lower)
-    if short == "div" and dtype.kind != "f":
+    if short == "div" and not is_floating(dtype):
         dtype = _DEFAULT_DTYPE
-    return a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    return dtype
 
 
 def _norm_dims(dim, ndim):
@@ -535,12 +527,6 @@ def _norm_dims(dim, ndim):
     if isinstance(dim, (tuple, list)):
         return tuple(sorted(d % max(ndim, 1) for d in dim))
     return dim % max(ndim, 1)
-
-
-def torch_dtype_name(dtype) -> str:
-    """PyTorch's name of a dtype in its error messages: ``Float``, ``Long``, ..."""
-    return {"int64": "Long", "bool": "Bool", "int32": "Int", "float16": "Half", "float32": "Float",
-            "float64": "Double"}.get(str(dtype), str(dtype))
 
 
 def _as_tensor(x) -> Tensor:
@@ -554,116 +540,24 @@ def matmul(a, b) -> Tensor:
     if na == 0 or nb == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {na}D and {nb}D")
     if sa[-1] != (sb[0] if nb == 1 else sb[-2]) or na > 2 and nb > 2:
-        message = _matmul_shape_error(a, b)
+        message = matmul_shape_error(a, b)
         if message:
             raise RuntimeError(message)
     if na == 2 and nb == 2:
         return apply_op("matmul", (a, b))
     kind = ("dot" if na == 1 and nb == 1 else "mv" if na == 2 and nb == 1 else "vm" if na == 1 and nb == 2
-            else _batched_matmul_kind(a, b))
+            else batched_matmul_kind(a, b))
     return apply_op("matmul", (a, b), alias=kind)
 
 
-def _broadcast_error(sa: tuple, sb: tuple) -> str | None:
-    """PyTorch's message when two shapes do not broadcast (it reports the last mismatching dim)."""
-    n = max(len(sa), len(sb))
-    for i in range(n - 1, -1, -1):
-        da = sa[i - n + len(sa)] if i - n + len(sa) >= 0 else 1
-        db = sb[i - n + len(sb)] if i - n + len(sb) >= 0 else 1
-        if da != db and da != 1 and db != 1:
-            return f"The size of tensor a ({da}) must match the size of tensor b ({db}) at non-singleton dimension {i}"
-    return None
-
-
-def _matmul_shape_error(a, b) -> str | None:
-    """PyTorch's message for shapes matmul cannot multiply; it names the op matmul dispatched to
-    (dot, mv, mm on folded batches, bmm), so the sizes it shows are that op's."""
-    sa, sb = a.shape, b.shape
-    if len(sa) == len(sb) == 3 and sa[0] != sb[0]:            # ATen squeezes a batch of 1 needing grad
-        if sa[0] == 1 and a.requires_grad:
-            sa = sa[1:]
-        elif sb[0] == 1 and b.requires_grad:
-            sb = sb[1:]
-    ka, kb = sa[-1], sb[0] if len(sb) == 1 else sb[-2]
-    mm = "mat1 and mat2 shapes cannot be multiplied ({}x{} and {}x{})"
-    mv = "size mismatch, got input ({0}), mat ({0}x{1}), vec ({2})"
-    rows_a = int(np.prod(sa[:-1]))
-    rows_b = int(np.prod(sb[:-2])) * sb[-1] if len(sb) >= 2 else 0
-    strides = a._data.strides
-    fold_a = len(sa) >= 3 and len(sb) <= 2 and (b.requires_grad or len(sa) < a.ndim or all(
-        strides[i] == strides[i + 1] * sa[i + 1] for i in range(len(sa) - 2)))
-    if len(sa) == len(sb) == 1:
-        message = (f"inconsistent tensor size, expected tensor [{ka}] and src [{kb}] to have the same number "
-                   f"of elements, but got {ka} and {kb} elements respectively")
-    elif len(sa) == 2 and len(sb) == 1 or fold_a and len(sb) == 1:
-        message = mv.format(rows_a, ka, kb)
-    elif len(sa) <= 2 and len(sb) == 2 or fold_a:
-        message = mm.format(rows_a, ka, kb, sb[1])
-    elif len(sa) == 1 and a.requires_grad:                     # vector @ batch: an mv on b's transpose
-        message = mv.format(rows_b, kb, ka)
-    elif len(sa) == 2 and a.requires_grad:                     # matrix @ batch: an mm on b's transpose
-        message = mm.format(rows_b, kb, ka, sa[0])
-    else:
-        message = _broadcast_error(sa[:-2], sb[:-2] if len(sb) > 1 else ())
-        batch = int(np.prod(np.broadcast_shapes(sa[:-2], sb[:-2] if len(sb) > 1 else ()))) if not message else 0
-        if not message and ka != kb:
-            message = (f"Expected size for first two dimensions of batch2 tensor to be: [{batch}, {ka}] but got: "
-                       f"[{batch}, {kb}].")
-    return message if ka != kb or message and message.startswith("The size") else None
-
-
-def _batched_matmul_kind(a, b) -> str:
-    """Which op ends PyTorch's batched matmul, for its grad_fn name (ATen's ``_matmul_impl``).
-
-    A matrix ``a`` that requires grad times a batch ``b`` is computed as one mm on ``b``'s
-    transpose; the transposed result is then copied (CloneBackward0), unless it is already
-    contiguous (a single row or column: TransposeBackward0).  A 3-D ``a`` with a broadcast batch
-    of 1 is squeezed to a matrix first.  Every other case ends in a reshape (UnsafeViewBackward0).
-    """
-    a_ndim = a.ndim
-    if a.ndim == b.ndim == 3 and a.shape[0] == 1 != b.shape[0] and a.requires_grad:
-        a_ndim = 2
-    if a_ndim == 2 and b.ndim >= 3 and a.requires_grad:
-        return "fold_t" if a.shape[-2] > 1 and b.shape[-1] > 1 else "fold_t_vector"
-    return "bmm"
-
-
-def _index_kind(index, shape) -> str | None:
-    """PyTorch's grad_fn for basic indexing is the last view it applies (None: advanced indexing).
-
-    ``x[i]`` is a select, ``x[a:b]`` a slice, ``x[None]`` an unsqueeze; inside a tuple, slices that
-    cover their whole dimension are skipped, and if nothing is left the result is an alias.
-    """
-    if isinstance(index, slice):
-        return "slice"
-    index = index if isinstance(index, tuple) else (index,)
-    kind, dim = "alias", 0
-    for i in index:
-        if i is None:
-            kind = "unsqueeze"
-        elif i is Ellipsis:
-            dim += len(shape) - sum(1 for j in index if j is not None and j is not Ellipsis)
-        elif isinstance(i, slice):
-            if dim < len(shape) and i.indices(shape[dim]) != (0, shape[dim], 1):
-                kind = "slice"
-            dim += 1
-        elif isinstance(i, (int, np.integer)) and not isinstance(i, bool):
-            kind, dim = "select", dim + 1
-        else:
-            return None
-    return kind
-
-
 def softmax(x: Tensor, dim: int) -> Tensor:
-    """exp(x - max) / sum(exp(x - max)), composed from primitives (the max is a constant shift)."""
-    e = (x - x.max(dim, keepdim=True).values.detach()).exp()
-    return e / e.sum(dim, keepdim=True)
+    """exp(x - max) / sum(exp(x - max)): one node, SoftmaxBackward0 (``functions.RULES``)."""
+    return apply_op("softmax", (x,), dim=_norm_dims(dim, x.ndim))
 
 
 def log_softmax(x: Tensor, dim: int) -> Tensor:
-    """x - max - log(sum(exp(x - max))): the stable form PyTorch computes."""
-    shifted = x - x.max(dim, keepdim=True).values.detach()
-    return shifted - shifted.exp().sum(dim, keepdim=True).log()
+    """x - max - log(sum(exp(x - max))): one node, LogSoftmaxBackward0 (``functions.RULES``)."""
+    return apply_op("log_softmax", (x,), dim=_norm_dims(dim, x.ndim))
 
 
 # -- factories ------------------------------------------------------------------------------------
@@ -698,14 +592,29 @@ def ones_like(t: Tensor, dtype=None) -> Tensor:
     return ones(t.shape, dtype=dtype or t.dtype)
 
 
-def randn(*size, dtype=None, requires_grad=False, generator=None) -> Tensor:
-    g = generator or _generator
-    return Tensor(g.standard_normal(_size(size)).astype(dtype or _DEFAULT_DTYPE), requires_grad=requires_grad)
+def randn(*size, generator=None, dtype=None, requires_grad=False) -> Tensor:
+    """N(0, 1) samples, the same numbers as ``torch.randn`` for the same seed (``gradviz.random``)."""
+    t = from_array(np.empty(_size(size), dtype=dtype or _DEFAULT_DTYPE)).normal_(generator=generator)
+    return t.requires_grad_() if requires_grad else t
 
 
-def rand(*size, dtype=None, requires_grad=False, generator=None) -> Tensor:
-    g = generator or _generator
-    return Tensor(g.random(_size(size)).astype(dtype or _DEFAULT_DTYPE), requires_grad=requires_grad)
+def rand(*size, generator=None, dtype=None, requires_grad=False) -> Tensor:
+    """U[0, 1) samples, the same numbers as ``torch.rand`` for the same seed."""
+    t = from_array(np.empty(_size(size), dtype=dtype or _DEFAULT_DTYPE)).uniform_(generator=generator)
+    return t.requires_grad_() if requires_grad else t
+
+
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, requires_grad=False) -> Tensor:
+    """``randint(high, size)`` or ``randint(low, high, size)``: integers in [low, high), int64 by default."""
+    if size is None:
+        low, high, size = 0, low, high
+    values = integer_values(tuple(size), int(low), int(high), dtype or int64, generator=generator)
+    return Tensor(values, requires_grad=requires_grad)
+
+
+def randperm(n: int, *, generator=None, dtype=None, requires_grad=False) -> Tensor:
+    """A random permutation of 0..n-1, the same as ``torch.randperm`` for the same seed."""
+    return Tensor(permutation(n, generator=generator).astype(dtype or int64), requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None) -> Tensor:
@@ -716,3 +625,6 @@ def arange(start, end=None, step=1, dtype=None) -> Tensor:
 
 def is_tensor(x) -> bool:
     return isinstance(x, Tensor)
+
+
+_inplace.bind(sys.modules[__name__])      # the in-place ops call back into this module (no import cycle)

@@ -1,4 +1,4 @@
-r"""Mixed precision: ``autocast`` runs matmuls in float16, ``GradScaler`` keeps their gradients alive.
+r"""Mixed precision: ``autocast`` runs matmuls in float16 or bfloat16, ``GradScaler`` keeps float16's gradients alive.
 
 This is ``torch.amp`` on the CPU (PyTorch 2.13), computed in numpy float16, so gradient underflow
 and overflow are real, not simulated::
@@ -6,7 +6,7 @@ and overflow are real, not simulated::
     scaler = gradviz.amp.GradScaler()                     # init_scale=2**16, float32 scale
     for x, y in data:
         optimizer.zero_grad()
-        with gradviz.amp.autocast():                      # dtype=gradviz.float16
+        with gradviz.amp.autocast(dtype=gradviz.float16): # autocast("cpu") alone means bfloat16, as in torch
             loss = loss_fn(model(x), y)
         scaler.scale(loss).backward()                     # loss * scale
         scaler.step(optimizer)                            # unscale_, then step unless inf/nan
@@ -28,6 +28,11 @@ we measured op by op under ``torch.autocast("cpu", dtype=torch.float16)``:
 - PyTorch's losses (``mse_loss``, ``cross_entropy``, ``nll_loss``, ``l1_loss``, ...) are in its
   float32 list: they cast float16 inputs up.  gradviz builds losses from primitives, so a loss
   function marks itself with :func:`autocast_float32`, which does exactly that.
+
+``dtype=bfloat16`` (the default, as ``torch.autocast("cpu")``'s) casts the same ops: PyTorch's CPU
+autocast has one lower-precision list for both dtypes.  bfloat16 keeps float32's exponent range, so
+its gradients do not underflow and need no ``GradScaler``; it has 8 significant bits to float16's 11.
+Either way each op computes in float32 and rounds once (``gradviz._dtypes``).
 
 float64 tensors are never cast (PyTorch's rule).  Within one ``autocast`` region the float16
 copy of a leaf parameter is cached, so a weight used twice has one ``ToCopyBackward0`` node, as in
@@ -51,15 +56,16 @@ from typing import Any
 import numpy as np
 
 from . import trace
+from ._dtypes import bfloat16, is_low_precision
 from ._tensor import Tensor, autocast_hook, float16, float32, from_array, is_grad_enabled, set_autocast_hook
 
 __all__ = ["GradScaler", "OptState", "autocast", "autocast_float32", "amp_update_scale",
            "is_autocast_enabled", "FLOAT16_OPS"]
 
 # -- autocast ---------------------------------------------------------------------------------------
-FLOAT16_OPS = frozenset({"matmul", "addmm"})     # gradviz op names (``Rule.short``) that autocast runs in float16
+FLOAT16_OPS = frozenset({"matmul", "addmm"})     # gradviz op names (``Rule.short``) autocast runs in float16/bfloat16
 
-_cast_cache: dict[int, tuple[Tensor, Tensor]] = {}   # id(leaf) -> (leaf, its float16 copy)
+_cast_cache: dict[tuple, tuple[Tensor, Tensor]] = {}   # (id(leaf), dtype) -> (leaf, its float16/bfloat16 copy)
 _nesting = 0                                           # autocast regions entered and not yet left
 _cache_enabled = True
 
@@ -68,52 +74,55 @@ def is_autocast_enabled() -> bool:
     return autocast_hook() is not None
 
 
-def _cast_to_float16(t: Tensor) -> Tensor:
-    if t.dtype != float32:               # float16 already; float64 and ints are never cast
+def _cast_to(t: Tensor, dtype: np.dtype) -> Tensor:
+    if t.dtype != float32 and not is_low_precision(t.dtype):    # float64 and ints are never cast
+        return t
+    if t.dtype == dtype:
         return t
     cacheable = _cache_enabled and t.requires_grad and t.is_leaf and is_grad_enabled()
     if cacheable:
-        hit = _cast_cache.get(id(t))
+        hit = _cast_cache.get((id(t), dtype))
         if hit is not None and hit[0] is t:
             return hit[1]
-    out = t.to(float16)
+    out = t.to(dtype)
     if cacheable:
-        _cast_cache[id(t)] = (t, out)    # keeping t alive keeps id(t) unique
+        _cast_cache[(id(t), dtype)] = (t, out)    # keeping t alive keeps id(t) unique
     return out
 
 
-def _autocast_inputs(short: str, inputs: tuple) -> tuple:
+def _autocast_inputs(dtype: np.dtype, short: str, inputs: tuple) -> tuple:
     """The autocast hook (``gradviz._tensor.set_autocast_hook``) while autocast is active."""
     if short not in FLOAT16_OPS:
         return inputs
-    return tuple(_cast_to_float16(t) for t in inputs)
+    return tuple(_cast_to(t, dtype) for t in inputs)
 
 
 class autocast(contextlib.ContextDecorator):
-    """Context manager / decorator: ops in :data:`FLOAT16_OPS` run in float16 inside it.
+    """Context manager / decorator: ops in :data:`FLOAT16_OPS` run in ``dtype`` inside it.
 
-    Same arguments as ``torch.autocast``.  Only ``device_type="cpu"`` and ``dtype=float16`` exist
-    here (numpy has no bfloat16); another dtype warns and disables autocast, as PyTorch does for
-    an unsupported dtype.  ``enabled=False`` turns autocast off inside an enclosing region.
+    Same arguments as ``torch.autocast``.  Only ``device_type="cpu"`` exists; ``dtype`` is
+    bfloat16 (the default, as PyTorch's CPU autocast) or float16; another dtype warns and disables
+    autocast, as PyTorch does.  ``enabled=False`` turns autocast off inside an enclosing region.
     """
 
-    def __init__(self, device_type: str = "cpu", dtype=float16, enabled: bool = True,
+    def __init__(self, device_type: str = "cpu", dtype=None, enabled: bool = True,
                  cache_enabled: bool | None = None):
         if device_type != "cpu":
             raise RuntimeError(f"User specified an unsupported autocast device_type '{device_type}'")
         self.device = device_type
-        self.fast_dtype = np.dtype(dtype) if dtype is not None else float16
+        self.fast_dtype = np.dtype(dtype) if dtype is not None else bfloat16
         self._cache_enabled = _cache_enabled if cache_enabled is None else cache_enabled
-        if enabled and self.fast_dtype != float16:
+        if enabled and not is_low_precision(self.fast_dtype):
             warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.\n"
-                          "gradviz's CPU Autocast only supports dtypes of float16 currently.", stacklevel=2)
+                          "CPU Autocast only supports dtype of gradviz.bfloat16, gradviz.float16 currently.",
+                          stacklevel=2)
             enabled = False
         self._enabled = enabled
 
     def __enter__(self):
         global _nesting, _cache_enabled
         self._prev = (autocast_hook(), _cache_enabled)
-        set_autocast_hook(_autocast_inputs if self._enabled else None)
+        set_autocast_hook(functools.partial(_autocast_inputs, self.fast_dtype) if self._enabled else None)
         _cache_enabled = self._cache_enabled
         _nesting += 1
         return self
@@ -130,7 +139,7 @@ class autocast(contextlib.ContextDecorator):
 
 def _cast_float32(value):
     if isinstance(value, Tensor):
-        return value.to(float32) if value.dtype == float16 else value
+        return value.to(float32) if is_low_precision(value.dtype) else value
     if isinstance(value, (list, tuple)):
         return type(value)(_cast_float32(v) for v in value)
     return value
@@ -270,7 +279,7 @@ class GradScaler:
             for param in group["params"]:
                 if param.grad is None:
                     continue
-                grad = param.grad.data
+                grad = param.grad._data
                 if not allow_fp16 and grad.dtype == float16:
                     raise ValueError("Attempting to unscale FP16 gradients.")
                 if found_inf is None:

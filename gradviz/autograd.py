@@ -9,15 +9,16 @@ PyTorch's rules, which micrograd does not follow:
 """
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable
 
 import numpy as np
 
 from . import trace
-from .functions import Rule
+from ._dtypes import backward_in_float32, torch_dtype_name, upcast
+from .functions import SAVED_TENSORS, Rule
 from .functions import unbroadcast as _unbroadcast
-
-_FLOAT16 = np.dtype(np.float16)
 
 SECOND_BACKWARD = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
@@ -26,13 +27,22 @@ SECOND_BACKWARD = (
     "graph a second time or if you need to access saved tensors after calling backward.")
 
 
+_SEQ = itertools.count()
+
+
 class Node:
-    """A ``grad_fn``: the rule that produced a tensor, its inputs and what it saved for backward."""
-    __slots__ = ("rule", "inputs", "saved", "kwargs", "freed", "label")
+    """A ``grad_fn``: the rule that produced a tensor, its inputs and what it saved for backward.
+
+    ``seq`` orders nodes by creation (an in-place op tells older nodes from newer ones by it);
+    ``versions`` holds ``(counter, version, tensor, node)`` for each saved tensor (``node``: this one
+    for its own output, None for an input), or None.
+    """
+    __slots__ = ("rule", "inputs", "saved", "kwargs", "freed", "label", "seq", "versions")
+    next_seq = staticmethod(_SEQ.__next__)
 
     def __init__(self, rule: Rule, inputs: tuple, saved, kwargs: dict, label: str):
         self.rule, self.inputs, self.saved, self.kwargs = rule, inputs, saved, kwargs
-        self.freed, self.label = False, label
+        self.freed, self.label, self.seq, self.versions = False, label, next(_SEQ), None
 
     def name(self) -> str:
         return self.label
@@ -71,6 +81,8 @@ def topological_order(root) -> list:
         push(t)
         push(None)
         for inp in reversed(fn.inputs):
+            if inp._history is not None:
+                inp = as_of(inp, fn)
             if inp.requires_grad and inp not in visited:
                 push(inp)
     post.reverse()
@@ -89,14 +101,6 @@ def _accumulate(t, g: np.ndarray, rec, new_tensor: Callable) -> None:
         grad._data += g              # in place, as PyTorch's AccumulateGrad does
     if rec is not None:
         rec.on_accumulate(t, before, g, t.grad._data)
-
-
-def _upcast_half(saved):
-    if isinstance(saved, np.ndarray):
-        return saved.astype(np.float32) if saved.dtype == np.float16 else saved
-    if isinstance(saved, tuple):
-        return tuple(_upcast_half(x) for x in saved)
-    return saved
 
 
 def run_backward(root, gradient: np.ndarray, retain_graph: bool, new_tensor: Callable) -> None:
@@ -120,20 +124,29 @@ def run_backward(root, gradient: np.ndarray, retain_graph: bool, new_tensor: Cal
         rule = fn.rule
         if fn.freed and rule.saves:
             raise RuntimeError(SECOND_BACKWARD)
-        if g.dtype == _FLOAT16:
-            # NOTE: PyTorch's CPU half kernels compute each backward formula in float32 and round once;
-            # numpy would round after every operation of the formula.
-            in_grads = rule.backward(g.astype(np.float32), _upcast_half(fn.saved), **fn.kwargs)
+        if fn.versions is not None:
+            for counter, version, saved_t, producer in fn.versions:
+                if counter[0] != version:
+                    raise RuntimeError(_modified_message(saved_t, producer, counter[0], version))
+        in_float32 = backward_in_float32(rule, g.dtype)
+        if in_float32:
+            # NOTE: PyTorch's CPU half/bfloat16 kernels compute a backward formula in float32 and round
+            # once; numpy would round after every operation of the formula (see gradviz._dtypes).
+            in_grads = rule.backward(g.astype(np.float32), upcast(fn.saved), **fn.kwargs)
         else:
             in_grads = rule.backward(g, fn.saved, **fn.kwargs)
         elementwise = rule.elementwise
         sent = [] if rec is not None else None       # what the recorder is told each input received
         for inp, gi in zip(fn.inputs, in_grads):
+            if inp._history is not None:
+                inp = as_of(inp, fn)
             if gi is None or not inp.requires_grad:
                 if sent is not None:
                     sent.append(None)
                 continue
             data = inp._data
+            if in_float32:                       # round once, before un-broadcasting (PyTorch's sum_to)
+                gi = np.asarray(gi).astype(g.dtype, copy=False)
             if elementwise and gi.shape != data.shape:
                 gi = _unbroadcast(gi, data.shape)
             if type(gi) is not np.ndarray or gi.dtype != data.dtype:     # numpy scalars, promoted dtypes
@@ -148,3 +161,57 @@ def run_backward(root, gradient: np.ndarray, retain_graph: bool, new_tensor: Cal
             fn.freed = True
             if rule.saves:           # rules that save no tensors keep their metadata (shapes), so
                 fn.saved = None      # backward through them again works, as in PyTorch
+
+
+# -- in-place ops: version checks and the history of a tensor changed in place ---------------------
+def record_versions(node: Node, short: str, out) -> None:
+    """Remember the version of each tensor ``node`` saved for backward (``SAVED_TENSORS``), with
+    the node that made it (for the error message)."""
+    spec = SAVED_TENSORS.get(short)
+    if spec is None:
+        return
+    inputs = node.inputs
+    if spec == "cross":          # mul, mm, addmm: each factor is saved when the other needs a gradient
+        x, y = inputs[0], inputs[1]
+        saved = (x, y) if x.requires_grad and y.requires_grad else (x,) if y.requires_grad else (y,)
+    elif spec == "div":          # the divisor always, the dividend when the divisor needs a gradient
+        saved = (inputs[1], inputs[0]) if inputs[1].requires_grad else (inputs[1],)
+    elif spec == "o":
+        node.versions = ((out._version, out._version[0], out, node),)
+        return
+    elif spec == "0":
+        x = inputs[0]
+        node.versions = ((x._version, x._version[0], x, None),)
+        return
+    else:
+        saved = [out if c == "o" else inputs[int(c)] for c in spec]
+    node.versions = tuple([(t._version, t._version[0], t, node if t is out else None) for t in saved])
+
+
+def _modified_message(t, producer: Node | None, version: int, expected: int) -> str:
+    shape = ", ".join(str(n) for n in t._data.shape)
+    # PyTorch names the node that made a saved output, and an input's grad_fn as it is now
+    producer = producer or t.grad_fn
+    which = f", which is output 0 of {_short_name(producer.label)}," if producer else ""
+    return ("one of the variables needed for gradient computation has been modified by an inplace operation: "
+            f"[torch.{torch_dtype_name(t._data.dtype)}Tensor [{shape}]]{which} is at version {version}; "
+            f"expected version {expected} instead. Hint: enable anomaly detection to find the operation that "
+            "failed to compute its gradient, with torch.autograd.set_detect_anomaly(True, check_nan=False).")
+
+
+def _short_name(label: str) -> str:
+    """The node name PyTorch's message uses: ``Exp`` for ExpBackward0, ``Clamp1`` for ClampBackward1,
+    ``torch::autograd::CopySlices`` for the nodes without "Backward<n>"."""
+    match = re.fullmatch(r"(.*)Backward([0-9]+)", label)
+    if match is None:
+        return "torch::autograd::" + label
+    return match.group(1) + ("" if match.group(2) == "0" else match.group(2))
+
+
+def as_of(t, node: Node):
+    """``t`` as ``node`` saw it: the snapshot taken by the first in-place op on ``t`` after ``node``
+    was made, or ``t`` itself (``t._history`` lists ``(seq, snapshot)`` oldest first)."""
+    for seq, old in t._history:
+        if node.seq < seq:
+            return old
+    return t

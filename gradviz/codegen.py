@@ -41,7 +41,8 @@ __all__ = ["Script", "Line", "export_torch", "PHASES", "LINE_KINDS"]
 
 WIDTH = 100                      # wrap embedded arrays at this many characters
 
-_DTYPES = {"float64": "torch.float64", "float32": "torch.float32", "float16": "torch.float32"}
+_DTYPES = {"float64": "torch.float64", "float32": "torch.float32", "float16": "torch.float32",
+           "bfloat16": "torch.float32"}
 
 
 # Names the script itself defines or uses; a scenario name equal to one of these is renamed.
@@ -298,10 +299,11 @@ class _Exporter:
         self.kind = scenario.model.kind
         self.accumulation_steps = int(self.loop.accumulation_steps)
         self.float16 = self.loop.precision == "float16"
+        self.autocast = self.loop.precision if self.loop.precision in ("float16", "bfloat16") else None
         self.scaler = self.float16 and bool(self.loop.loss_scaling)
         # The Session's own data (converted to the run's dtype) and initial parameter values.
         self.data = setup.data
-        self.initial = {name: p.data for name, p in zip(model.names, model.params)}
+        self.initial = {name: p._data for name, p in zip(model.names, model.params)}
         self.n = self.data.n
         self.batch_size = self.n if self.loop.batch_size is None else int(self.loop.batch_size)
         # Batches are spelled out only when they differ from "all the data at once".
@@ -349,7 +351,8 @@ class _Exporter:
               "")
         precision = self.loop.precision
         note = {"float64": "", "float32": "",
-                "float16": "  # float32 master weights; autocast runs Linear/matmul in float16"}[precision]
+                "float16": "  # float32 master weights; autocast runs Linear/matmul in float16",
+                "bfloat16": "  # float32 master weights; autocast runs Linear/matmul in bfloat16"}[precision]
         w.add(f"DTYPE = {_DTYPES[precision]}{note}",
               f"STEPS = {int(self.loop.steps)}")
 
@@ -544,8 +547,9 @@ class _Exporter:
             indent = "        "
         rows = ("[mb]" if accumulation_steps > 1 else "[idx]") if self.batched else ""
         body = indent
-        if self.float16:
-            w.loop(f'{indent}with torch.autocast("cpu", dtype=torch.float16):  # Linear/matmul in float16')
+        if self.autocast:
+            dtype = self.autocast
+            w.loop(f'{indent}with torch.autocast("cpu", dtype=torch.{dtype}):  # Linear/matmul in {dtype}')
             body = indent + "    "
         if self.kind == "objective":
             line = f"{body}loss = {self.forward_text('')}"

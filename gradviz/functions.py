@@ -1,7 +1,9 @@
 """The one table of primitive ops: how each computes its value and its gradient.
 
 Every differentiable op in gradviz is either a row of ``RULES`` or a composition of rows
-(``softmax``, ``log_softmax``, the losses in ``gradviz.nn.functional``, ...).  A rule's
+(``l1_loss`` is ``(x - y).abs().mean()``, as in PyTorch).  Ops PyTorch runs as one fused node
+(``softmax``, ``log_softmax``, ``mse_loss``, ``binary_cross_entropy_with_logits``, ``nll_loss``)
+are one row each, so the graph and ``grad_fn`` name them as PyTorch does.  A rule's
 ``forward(*arrays, **kw)`` returns ``(out, saved)``; its ``backward(grad_out, saved, **kw)``
 returns one gradient per input (``None`` where the input gets none).  Broadcasting is undone by
 the engine (``unbroadcast``), so elementwise rules never think about shapes.
@@ -16,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._dtypes import sum_to
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +38,10 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
         return g
     extra = g.ndim - len(shape)
     if extra:
-        g = g.sum(axis=tuple(range(extra)))
+        g = sum_to(g, tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     if axes:
-        g = g.sum(axis=axes, keepdims=True)
+        g = sum_to(g, axes, keepdims=True)
     return g
 
 
@@ -57,7 +61,25 @@ def _pow_scalar_bw(g, s, exponent):
         # exact) with two numpy calls instead of three and no Python number to convert.  (A numpy
         # scalar exponent may promote g's dtype, so it takes the general formula.)
         return ((g + g) * x,)
-    return (g * exponent * x ** (exponent - 1),)
+    return (g * (exponent * x ** (exponent - 1)),)      # PyTorch's order: grad * (e * x ** (e - 1))
+
+
+def _pow(a, b):
+    """``a ** b``; for integer tensors a negative exponent gives 0 (1 for a base of 1, +-1 for -1),
+    as PyTorch's integer pow, where numpy raises."""
+    if b.dtype.kind in "iu" and a.dtype.kind in "iu" and (b < 0).any():
+        neg = b < 0
+        out = np.where(neg, 0, a) ** np.where(neg, 1, b)
+        return np.where(neg & (a == 1), 1, np.where(neg & (a == -1), 1 - 2 * (b % 2), out)).astype(out.dtype)
+    return a ** b
+
+
+def _pow_scalar_fw(x, exponent):
+    if x.dtype.kind in "iu" and type(exponent) is int and exponent < 0:
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    if x.dtype.kind == "b":          # bool ** 2 is int64 in PyTorch (numpy: int8)
+        x = x.astype(np.int64) if type(exponent) is int else x.astype(np.float32)
+    return x ** exponent, (x,)
 
 
 def _mm(a, b):
@@ -92,6 +114,26 @@ def _sum_rows(g):
 def _addmm_bw(g, s):
     x, w = s         # float16 never gets here: the engine runs half backward formulas in float32
     return g @ w, g.T @ x, _sum_rows(g)
+
+
+def _float(x):
+    """An integer or bool array as the default float dtype, float32: floating ops on integer tensors
+    (``tensor([1, 2]).exp()``) give float32 in PyTorch, where numpy gives float64."""
+    return x if x.dtype.kind == "f" or x.dtype.kind == "V" else x.astype(np.float32)
+
+
+def _libm(fn, x):
+    """``fn(x)`` (exp, log, tanh) in the dtype PyTorch gives; float32 is computed in float64 and rounded once.
+
+    .. note::
+        torch's float32 kernels (SLEEF, within 1 ulp) are correctly rounded far more often than
+        numpy's float32 ``expf``/``tanhf``: on uniform inputs in [-5, 5] the float64-then-round result
+        has torch's bits for 99% of exp and tanh, numpy's float32 for 61% and 67%.
+    """
+    x = _float(x)
+    if x.dtype == np.float32:
+        return fn(x.astype(np.float64)).astype(np.float32)
+    return fn(x)
 
 
 def _reciprocal_fw(x):
@@ -151,17 +193,22 @@ def _mean_fw(x, dim, keepdim):
 def _clamp_fw(x, min, max):
     # For floats np.clip with one bound is np.maximum / np.minimum behind a Python wrapper (numpy's
     # _methods._clip), so calling them directly gives the same result; integers keep np.clip's checks.
-    if x.dtype.kind == "f" and max is None:
-        return np.maximum(x, min), (x,)
-    if x.dtype.kind == "f" and min is None:
-        return np.minimum(x, max), (x,)
+    # np.clip gives float32 for bfloat16 (kind "V"), so floats take min(max(x, lo), hi) with both bounds.
+    if x.dtype.kind in "fV":
+        if max is None:
+            return np.maximum(x, min), (x,)
+        if min is None:
+            return np.minimum(x, max), (x,)
+        return np.minimum(np.maximum(x, min), max), (x,)
     return np.clip(x, min, max), (x,)
 
 
 def _max_all_bw(g, s):
     # NOTE: max() over all elements splits the gradient evenly among ties (PyTorch's MaxBackward1).
+    # PyTorch multiplies by the mask here (evenly_distribute_backward on CPU), so no select; a nan
+    # maximum marks the nan elements.
     x, out = s
-    mask = x == out
+    mask = np.isnan(x) if np.isnan(out) else x == out
     return (mask * (g / mask.sum()),)
 
 
@@ -188,14 +235,114 @@ def _getitem_bw(g, s, index):
 def _clamp_bw(g, s, min, max):
     (x,) = s
     if min is None:
-        return (g * (x <= max),)
+        return (np.where(x <= max, g, 0),)
     if max is None:
-        return (g * (x >= min),)
-    return (g * ((x >= min) & (x <= max)),)
+        return (np.where(x >= min, g, 0),)
+    return (np.where((x >= min) & (x <= max), g, 0),)
+
+
+def _setitem_bw(g, s, index):
+    shape, dtype = s
+    gx = g.copy()
+    gx[index] = 0
+    return gx, unbroadcast(np.asarray(g[index]), shape).reshape(shape).astype(dtype, copy=False)
 
 
 def _inverse_perm(axes):
     return tuple(sorted(range(len(axes)), key=axes.__getitem__))
+
+
+# -- softmax and the losses: fused ops with their own formulas, as PyTorch's CPU kernels compute them --
+def _softmax_fw(x, dim):
+    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    out = e * (1 / e.sum(axis=dim, keepdims=True))     # PyTorch multiplies by the reciprocal of the sum
+    return out, out
+
+
+def _log_softmax_fw(x, dim):
+    shifted = x - x.max(axis=dim, keepdims=True)
+    # NOTE: x - max - log(sum) in that order (PyTorch keeps it: adding max + log(sum) first loses digits).
+    out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+    return out, out
+
+
+def _reduce_loss(loss, reduction):
+    if reduction == "mean":
+        return _mean_fw(loss, None, False)[0]
+    return loss.sum() if reduction == "sum" else loss
+
+
+def _mse_fw(x, y, reduction):
+    d = x - y
+    return _reduce_loss(d * d, reduction), (x, y)
+
+
+def _mse_bw(g, s, reduction):
+    # PyTorch's mse_loss_backward: norm * (x - y) * g with norm = 2/n (mean) or 2, in x's dtype.
+    x, y = s
+    if reduction == "mean":
+        n = x.size if x.shape == y.shape else math.prod(np.broadcast_shapes(x.shape, y.shape))
+        norm = x.dtype.type(2 / n)
+    else:
+        norm = x.dtype.type(2)
+    gx = norm * (x - y) * g
+    gy = norm * (y - x) * g
+    return unbroadcast(gx, x.shape), unbroadcast(gy, y.shape)
+
+
+def _bce_logits_fw(x, y, reduction):
+    # NOTE: (1 - y) x - log σ(x) with log σ(x) = min(x, 0) - log1p(exp(-|x|)): nothing overflows
+    # (PyTorch's binary_cross_entropy_with_logits over its log_sigmoid kernel).
+    log_sigmoid = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+    return _reduce_loss((1 - y) * x - log_sigmoid, reduction), (x, y)
+
+
+def _bce_logits_bw(g, s, reduction):
+    # ∂/∂x = (σ(x) - y) g and ∂/∂y = -x g, divided by n for the mean, as PyTorch's backward kernels.
+    x, y = s
+    gx = (1 / (1 + np.exp(-x)) - y) * g
+    gy = -x * g
+    if reduction == "mean":
+        gx, gy = gx / x.size, gy / y.size
+    return gx, gy
+
+
+def _cascade_sum(values):
+    """Minus the sum of a 1-D array, added as PyTorch's nll_loss kernel does: a cascade of up to 8 partial sums, each
+    level adding 2**p elements of the level below (p >= 4), so the bits are PyTorch's."""
+    n = len(values)
+    power = max(4, (n - 1).bit_length() // 8)
+    mask = (1 << power) - 1
+    zero = values.dtype.type(0)
+    partial = [zero] * 8
+    for b, v in enumerate(values.tolist() if values.dtype == np.float64 else values):
+        partial[0] = partial[0] - v
+        for j in range(7):
+            if b & (mask << (j * power)):
+                break
+            partial[j + 1] = partial[j + 1] + partial[j]
+            partial[j] = zero
+    total = zero
+    for p in partial:
+        total = total + p
+    return total
+
+
+def _nll_fw(logp, target, reduction):
+    picked = logp[np.arange(len(target)), target]
+    saved = (logp.shape, logp.dtype)
+    if reduction == "none":
+        return -picked, saved
+    total = _cascade_sum(picked)
+    return (total / logp.dtype.type(len(target)) if reduction == "mean" else total), saved
+
+
+def _nll_bw(g, s, target, reduction):
+    # NOTE: only the picked log-probabilities get a gradient: -g (divided by n for the mean).
+    shape, dtype = s
+    gx = np.zeros(shape, dtype=dtype)
+    gx[np.arange(len(target)), target] = -(g / dtype.type(len(target)) if reduction == "mean" else g)
+    return (gx,)
 
 
 _RULE_LIST = [
@@ -204,22 +351,25 @@ _RULE_LIST = [
     Rule("SubBackward0", "sub", lambda a, b: (a - b, None), lambda g, s: (g, -g), False, True),
     Rule("MulBackward0", "mul", lambda a, b: (a * b, (a, b)), lambda g, s: (g * s[1], g * s[0]), True, True),
     Rule("DivBackward0", "div", lambda a, b: (a / b, (a, b)),
-         lambda g, s: (g / s[1], -g * s[0] / (s[1] * s[1])), True, True),
-    Rule("PowBackward1", "pow", lambda a, b: ((out := a ** b), (a, b, out)),
-         lambda g, s: (np.where(s[1] == 0, 0.0, g * s[1] * s[0] ** (s[1] - 1)).astype(s[2].dtype, copy=False),
+         lambda g, s: (g / s[1], -g * ((s[0] / s[1]) / s[1])), True, True),     # PyTorch's order
+    Rule("PowBackward1", "pow", lambda a, b: ((out := _pow(a, b)), (a, b, out)),
+         lambda g, s: (np.where(s[1] == 0, 0.0, g * (s[1] * s[0] ** (s[1] - 1))).astype(s[2].dtype, copy=False),
                         _pow_grad_exponent(g, s[0], s[1], s[2])), True, True),
     # unary
-    Rule("PowBackward0", "pow_scalar", lambda x, exponent: (x ** exponent, (x,)), _pow_scalar_bw),
+    Rule("PowBackward0", "pow_scalar", _pow_scalar_fw, _pow_scalar_bw),
     Rule("NegBackward0", "neg", lambda x: (-x, None), lambda g, s: (-g,), False),
-    Rule("ReciprocalBackward0", "reciprocal", _reciprocal_fw, lambda g, s: (-g * s * s,)),
-    Rule("ExpBackward0", "exp", lambda x: ((out := np.exp(x)), out), lambda g, s: (g * s,)),
-    Rule("LogBackward0", "log", lambda x: (np.log(x), x), lambda g, s: (g / s,)),
-    Rule("SqrtBackward0", "sqrt", lambda x: ((out := np.sqrt(x)), out), lambda g, s: (g / (2 * s),)),
+    Rule("ReciprocalBackward0", "reciprocal", _reciprocal_fw, lambda g, s: (-g * (s * s),)),
+    Rule("ExpBackward0", "exp", lambda x: ((out := _libm(np.exp, x)), out), lambda g, s: (g * s,)),
+    Rule("LogBackward0", "log", lambda x: (_libm(np.log, x), x), lambda g, s: (g / s,)),
+    Rule("SqrtBackward0", "sqrt", lambda x: ((out := np.sqrt(_float(x))), out), lambda g, s: (g / (2 * s),)),
     Rule("AbsBackward0", "abs", lambda x: (np.abs(x), x), lambda g, s: (g * np.sign(s),)),
-    Rule("TanhBackward0", "tanh", lambda x: ((out := np.tanh(x)), out), lambda g, s: (g * (1 - s * s),)),
-    Rule("SigmoidBackward0", "sigmoid", lambda x: ((out := 1 / (1 + np.exp(-x))), out),
+    Rule("TanhBackward0", "tanh", lambda x: ((out := _libm(np.tanh, x)), out), lambda g, s: (g * (1 - s * s),)),
+    Rule("SigmoidBackward0", "sigmoid", lambda x: ((out := 1 / (1 + _libm(np.exp, -_float(x)))), out),
          lambda g, s: (g * (1 - s) * s,)),
-    Rule("ReluBackward0", "relu", lambda x: ((out := np.maximum(x, 0)), out), lambda g, s: (g * (s > 0),)),
+    # NOTE: relu and clamp select (PyTorch's threshold_backward / clamp_backward): an inf or nan arriving
+    # at a masked element gives 0, where multiplying by the mask would give nan.
+    Rule("ReluBackward0", "relu", lambda x: ((out := np.maximum(x, 0)), out),
+         lambda g, s: (np.where(s <= 0, 0, g),)),
     Rule("ClampBackward1", "clamp", _clamp_fw, _clamp_bw),
     Rule("ToCopyBackward0", "to", lambda x, dtype: (x.astype(dtype), x.dtype),
          lambda g, s, dtype: (g.astype(s),), False),
@@ -242,6 +392,22 @@ _RULE_LIST = [
     Rule("IndexBackward0", "getitem", lambda x, index: (x[index], (x.shape, x.dtype)), _getitem_bw, False),
     # advanced indexing (integer arrays, masks): PyTorch saves the indices, so a second backward raises
     Rule("IndexBackward0", "index", lambda x, index: (x[index], (x.shape, x.dtype)), _getitem_bw, True),
+    # softmax and the losses: one node each, as in PyTorch (the formula of the gradient is for the view)
+    Rule("SoftmaxBackward0", "softmax", _softmax_fw,
+         lambda g, s, dim: ((g - (g * s).sum(axis=dim, keepdims=True)) * s,)),
+    Rule("LogSoftmaxBackward0", "log_softmax", _log_softmax_fw,
+         lambda g, s, dim: (g - np.exp(s) * g.sum(axis=dim, keepdims=True),)),
+    Rule("MseLossBackward0", "mse_loss", _mse_fw, _mse_bw),
+    Rule("BinaryCrossEntropyWithLogitsBackward0", "bce_with_logits", _bce_logits_fw, _bce_logits_bw),
+    # the class indices are a keyword (not an input): PyTorch's NllLossBackward0 has one next function
+    Rule("NllLossBackward0", "nll_loss", _nll_fw, _nll_bw),
+    # in-place writes (gradviz._inplace): the overwritten values get no gradient
+    Rule("ZeroBackward0", "zero", lambda x: (np.zeros_like(x), None), lambda g, s: (np.zeros_like(g),), False),
+    Rule("FillBackward2", "fill", lambda x, value: (np.full_like(x, value), None),
+         lambda g, s, value: (np.zeros_like(g),), False),
+    Rule("CopyBackwards", "copy", lambda x, src: (src, None), lambda g, s: (np.zeros_like(g), g), False, True),
+    # t[index] = v: the assigned part of the gradient goes to v (summed over broadcast dims), the rest to t
+    Rule("CopySlices", "setitem", None, _setitem_bw, False),
 ]
 RULES: dict[str, Rule] = {r.short: r for r in _RULE_LIST}
 
@@ -259,4 +425,14 @@ ALIASES = {
     ("permute", "transpose"): "TransposeBackward0",
     ("getitem", "select"): "SelectBackward0", ("getitem", "slice"): "SliceBackward0",
     ("pow", "rpow"): "PowBackward2", ("to", "clone"): "CloneBackward0",
+}
+
+# The tensors each rule saves for backward, as PyTorch saves them (``autograd.record_versions`` checks
+# that none was changed in place before backward): input positions, "o" for the output; "cross" for
+# products (each factor is saved when the other needs a gradient), "div" for the quotient.
+SAVED_TENSORS = {
+    "mul": "cross", "matmul": "cross", "addmm": "cross", "div": "div", "pow": "01o", "pow_scalar": "0",
+    "reciprocal": "o", "exp": "o", "sqrt": "o", "tanh": "o", "sigmoid": "o", "relu": "o", "softmax": "o",
+    "log_softmax": "o", "log": "0", "abs": "0", "clamp": "0", "max": "0o", "mse_loss": "01",
+    "bce_with_logits": "01", "nll_loss": "0",
 }

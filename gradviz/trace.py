@@ -207,7 +207,7 @@ class Recorder:
 
     def on_zero_grad(self, params, set_to_none: bool) -> None:
         self.events.append(ZeroGradEvent(set_to_none, [
-            ParamClear(self.node_id(p), _copy(None if p.grad is None else p.grad.data)) for p in params]))
+            ParamClear(self.node_id(p), _copy(None if p.grad is None else p.grad._data)) for p in params]))
 
     def add(self, event) -> None:
         self.events.append(event)

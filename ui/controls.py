@@ -225,7 +225,7 @@ class ControlsPanel(QtWidgets.QWidget):
             self.precision_box.addItem(p, p)
         self.precision_box.activated.connect(self._on_precision_chosen)
         self._row(f, "precision", "precision", self.precision_box,
-                  "float16: float32 master weights, forward under autocast(float16)")
+                  "float16 / bfloat16: float32 master weights, forward under autocast(float16 / bfloat16)")
         self.scaling_box = QtWidgets.QCheckBox("loss scaling (GradScaler)")
         self.scaling_box.toggled.connect(lambda on: self._apply_loop("loss_scaling", on))
         self._row(f, "", "loss_scaling", self.scaling_box,

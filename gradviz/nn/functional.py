@@ -1,4 +1,7 @@
-"""Activations and losses, composed from the primitive ops (so their gradients come for free).
+"""Activations and losses, as PyTorch builds them: ``mse_loss``, ``binary_cross_entropy_with_logits``,
+``softmax``, ``log_softmax`` and ``nll_loss`` are one fused node each (a row of ``functions.RULES``),
+``cross_entropy`` is ``nll_loss(log_softmax(x, 1))`` and ``l1_loss`` is composed (Sub, Abs, Mean),
+so ``loss.grad_fn`` and the graph show PyTorch's nodes.
 
 Each loss takes ``reduction='mean' | 'sum' | 'none'`` like PyTorch's.
 """
@@ -6,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._tensor import Tensor, apply_op, torch_dtype_name
+from .._tensor import Size, Tensor, apply_op, torch_dtype_name
 from .._tensor import log_softmax as _log_softmax
 from .._tensor import softmax as _softmax
 from ..amp import autocast_float32
@@ -57,12 +60,17 @@ def softmax(x, dim): return _softmax(x, dim)
 def log_softmax(x, dim): return _log_softmax(x, dim)
 
 
+def _target_like(target, input: Tensor) -> Tensor:
+    target = _as_tensor(target, input)
+    return target if target.dtype == input.dtype else target.to(input.dtype)
+
+
 @autocast_float32   # losses run in float32 under autocast, as in PyTorch
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """mean((input - target)^2)."""
+    r"""mean((input - target)^2): one node, MseLossBackward0, whose gradient is
+    :math:`\tfrac{2}{n}(x - y)` (``2 (x - y)`` for ``reduction='sum'``)."""
     _check_reduction(reduction)
-    diff = input - _as_tensor(target, input)
-    return _reduce(diff ** 2, reduction)
+    return apply_op("mse_loss", (input, _target_like(target, input)), reduction=reduction)
 
 
 @autocast_float32
@@ -74,35 +82,37 @@ def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
 
 @autocast_float32
 def binary_cross_entropy_with_logits(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    r"""Binary cross entropy on logits, in the overflow-free form PyTorch uses
-    (:math:`\ell = (1 - y)\,x + m + \log(e^{-m} + e^{-x - m})` with :math:`m = \max(-x, 0)`),
-    written with :math:`c = -m = \min(x, 0)` so that it takes fewer ops:
+    r"""Binary cross entropy on logits: one node, BinaryCrossEntropyWithLogitsBackward0.
 
-    .. math:: \ell = (1 - y)\,x - c + \log(e^{c} + e^{c - x}),\quad c = \min(x, 0)
+    .. math:: \ell = (1 - y)\,x - \log\sigma(x),\qquad
+              \log\sigma(x) = \min(x, 0) - \log(1 + e^{-|x|})
 
     which equals :math:`-[y \log\sigma(x) + (1-y)\log(1-\sigma(x))]` and has gradient
-    :math:`\sigma(x) - y`.
+    :math:`\sigma(x) - y` (divided by n for the mean).
 
     .. note::
-        One of :math:`e^{c}`, :math:`e^{c-x}` is exactly 1, so nothing overflows; and keeping both
-        terms is what makes the gradient right at :math:`x = 0` (:math:`\tfrac12 - y`), where
-        ``clamp`` passes the whole gradient to one side.
+        :math:`e^{-|x|} \le 1`, so nothing overflows for large logits of either sign: the form
+        PyTorch's kernel computes.
     """
     _check_reduction(reduction)
-    target = _as_tensor(target, input)
+    target = _target_like(target, input)
     if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(f"Target size ({tuple(target.shape)}) must be the same as input size "
-                         f"({tuple(input.shape)})")
-    c = input.clamp(max=0)
-    loss = (1 - target) * input - c + (c.exp() + (c - input).exp()).log()
-    return _reduce(loss, reduction)
+        raise ValueError(f"Target size ({Size(target.shape)}) must be the same as input size "
+                         f"({Size(input.shape)})")
+    return apply_op("bce_with_logits", (input, target), reduction=reduction)
 
 
 @autocast_float32
-def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Cross entropy of logits ``input`` (N, C) against class indices ``target`` (N,)."""
+def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Negative log likelihood of class indices ``target`` (N,) under log-probabilities ``input``
+    (N, C): one node, NllLossBackward0."""
     _check_reduction(reduction)
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    t = _class_indices(input, target)
+    return apply_op("nll_loss", (input,), target=t, reduction=reduction)
+
+
+def _class_indices(input: Tensor, target) -> np.ndarray:
+    t = target._data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind not in "iu":
         raise RuntimeError(f"expected scalar type Long but found {torch_dtype_name(t.dtype)}: "
                            "cross_entropy takes class indices")
@@ -113,5 +123,13 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     if t.size and (t.min() < 0 or t.max() >= n_classes):
         raise IndexError(f"Target {int(t.max() if t.max() >= n_classes else t.min())} is out of bounds "
                          f"(classes are 0..{n_classes - 1})")
-    picked = -log_softmax(input, 1)[np.arange(t.shape[0]), t]
-    return _reduce(picked, reduction)
+    return t
+
+
+@autocast_float32
+def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Cross entropy of logits ``input`` (N, C) against class indices ``target`` (N,):
+    ``nll_loss(log_softmax(input, 1), target)``, two nodes as in PyTorch."""
+    _check_reduction(reduction)
+    t = _class_indices(input, target)
+    return apply_op("nll_loss", (log_softmax(input, 1),), target=t, reduction=reduction)

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import numpy as np
 
 from .. import trace
-from .._tensor import Tensor, default_generator, float32
+from .._tensor import Tensor, float32
 from . import functional as F
+from . import init
 
 
 class Parameter(Tensor):
@@ -19,7 +20,7 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad: bool = True):
         if data is None:
             data = np.empty((0,), dtype=float32)
-        super().__init__(data.data if isinstance(data, Tensor) else data,
+        super().__init__(data._data if isinstance(data, Tensor) else data,
                          dtype=data.dtype if isinstance(data, Tensor) else None, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
@@ -110,7 +111,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                p.grad._data[...] = 0
 
     def train(self, mode: bool = True) -> Module:
         for m in self.modules():
@@ -121,7 +122,7 @@ class Module:
         return self.train(False)
 
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        return OrderedDict((n, p.data.copy()) for n, p in self.named_parameters())
+        return OrderedDict((n, p._data.copy()) for n, p in self.named_parameters())
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         own = dict(self.named_parameters())
@@ -132,17 +133,17 @@ class Module:
                                f"missing keys {missing}, unexpected keys {unexpected}")
         for k, v in state.items():
             if k in own:
-                v = v.data if isinstance(v, Tensor) else np.asarray(v)
+                v = v._data if isinstance(v, Tensor) else np.asarray(v)
                 if v.shape != own[k].shape:
                     raise RuntimeError(f"size mismatch for {k}: copying a param with shape {v.shape}, "
                                        f"the shape in current model is {own[k].shape}")
-                np.copyto(own[k].data, v, casting="unsafe")
+                np.copyto(own[k]._data, v, casting="unsafe")
 
     def to(self, dtype) -> Module:
         for p in self.parameters():
-            p.data = p.data.astype(dtype)
+            p._data = p._data.astype(dtype)
             if p.grad is not None:
-                p.grad.data = p.grad.data.astype(dtype)
+                p.grad._data = p.grad._data.astype(dtype)
         return self
 
     def double(self): return self.to(np.float64)
@@ -159,10 +160,12 @@ class Module:
 
 
 class Linear(Module):
-    r"""y = x W^T + b, with PyTorch's default init: W, b ~ U(-1/\sqrt{in}, 1/\sqrt{in}).
+    r"""y = x W^T + b, initialised as PyTorch does it, draw for draw.
 
-    (``kaiming_uniform_(a=sqrt(5))`` for the weight reduces to that bound.) Values are drawn from
-    gradviz's seeded generator, so ``manual_seed`` makes them reproducible.
+    ``reset_parameters`` is torch's: ``kaiming_uniform_(weight, a=sqrt(5))`` (a bound of about
+    :math:`1/\sqrt{in}`), then ``uniform_(bias, -1/sqrt(in), 1/sqrt(in))``, weight first, from torch's
+    CPU stream (``gradviz.random``): after ``manual_seed(s)``, ``Linear(i, o)`` holds the numbers
+    ``torch.nn.Linear(i, o)`` holds after ``torch.manual_seed(s)``, in float32 and float64 alike.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
@@ -172,11 +175,16 @@ class Linear(Module):
                 raise ValueError(f"Linear: {name} must be a positive integer, got {v!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         dtype = np.dtype(dtype or float32)
-        bound = 1.0 / math.sqrt(in_features)
-        g = default_generator()
-        self.weight = Parameter(g.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
-        self.register_parameter("bias", Parameter(g.uniform(-bound, bound, (out_features,)).astype(dtype))
-                                if bias else None)
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        self.register_parameter("bias", Parameter(np.empty((out_features,), dtype=dtype)) if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight, self.bias)

@@ -3,7 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, _call_closure, _increment_step
+from .optimizer import (
+    Optimizer,
+    _add,
+    _addcdiv_,
+    _addcmul_,
+    _call_closure,
+    _check_kernel_flags,
+    _check_step_flags,
+    _increment_step,
+    _sqrt,
+)
 
 
 def adagrad_update(param: np.ndarray, grad: np.ndarray, state_sum: np.ndarray, *, step: float,
@@ -27,16 +37,16 @@ def adagrad_update(param: np.ndarray, grad: np.ndarray, state_sum: np.ndarray, *
         ``initial_accumulator_value``; with the default 0 the first step moves every coordinate by
         about the full learning rate (:math:`g/\sqrt{g^2} = \pm 1`).
     """
-    # Python floats never upcast a float32 array (numpy float64 scalars would): math stays in param's dtype.
+    # Each line is one torch op, rounded as its CPU kernel rounds (see optimizer.py and docs/numerics.md).
     lr, lr_decay, weight_decay, eps = float(lr), float(lr_decay), float(weight_decay), float(eps)
     grad = -grad if maximize else grad
     if weight_decay != 0:
-        grad = grad + weight_decay * param
+        grad = _add(grad, param, weight_decay)                  # grad.add(param, alpha=wd)
     clr = lr / (1 + (step - 1) * lr_decay)
-    state_sum += grad * grad
-    std = np.sqrt(state_sum)
-    std += eps
-    param += -clr * (grad / std)
+    _addcmul_(state_sum, grad, grad, 1)                         # state_sum.addcmul_(g, g, value=1)
+    std = _sqrt(state_sum)
+    std += eps                                                  # .add_(eps)
+    _addcdiv_(param, grad, std, -clr)                           # param.addcdiv_(g, std, value=-clr)
 
 
 class Adagrad(Optimizer):
@@ -52,8 +62,9 @@ class Adagrad(Optimizer):
     """
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
-                 initial_accumulator_value: float = 0, eps: float = 1e-10, *,
-                 maximize: bool = False) -> None:
+                 initial_accumulator_value: float = 0, eps: float = 1e-10,
+                 foreach: bool | None = None, *, maximize: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= lr_decay:
@@ -65,8 +76,10 @@ class Adagrad(Optimizer):
         if not 0.0 <= eps:
             raise ValueError(f"Invalid epsilon value: {eps}")
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+                        initial_accumulator_value=initial_accumulator_value, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
+        _check_kernel_flags(foreach, fused, differentiable)
         for group in self.param_groups:
             for p in group["params"]:
                 self._init_state(p, initial_accumulator_value)
@@ -78,18 +91,20 @@ class Adagrad(Optimizer):
     def _init_state(self, p, initial_accumulator_value: float) -> None:
         state = self.state[p]
         state["step"] = np.zeros((), dtype=np.float32)
-        state["sum"] = np.full_like(p.data, initial_accumulator_value)
+        state["sum"] = np.full_like(p._data, initial_accumulator_value)
 
     def step(self, closure=None):
         """Perform a single optimization step; returns the closure's loss (or None)."""
         loss = _call_closure(closure)
         for group in self.param_groups:
-            for p in self._params_with_grad(group):
+            params = self._params_with_grad(group)
+            _check_step_flags(group, params)
+            for p in params:
                 state = self.state[p]
                 if len(state) == 0:
                     self._init_state(p, self.defaults["initial_accumulator_value"])
                 step = _increment_step(state)
-                adagrad_update(p.data, p.grad.data, state["sum"], step=step,
+                adagrad_update(p._data, p.grad._data, state["sum"], step=step,
                                lr=group["lr"], lr_decay=group["lr_decay"],
                                weight_decay=group["weight_decay"], eps=group["eps"],
                                maximize=group["maximize"])

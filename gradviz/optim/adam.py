@@ -3,7 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, _call_closure, _increment_step, _lerp_
+from .optimizer import (
+    Optimizer,
+    _add,
+    _addcdiv_,
+    _addcmul_,
+    _call_closure,
+    _check_kernel_flags,
+    _check_step_flags,
+    _increment_step,
+    _lerp_,
+    _sqrt,
+)
 
 
 def adam_update(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
@@ -34,29 +45,29 @@ def adam_update(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_av
         rescaled by :math:`1/\sqrt{v_t}` like the rest; AdamW's decoupled decay is not.
         :math:`m_t` is updated with ``lerp`` (:math:`m + (1-\beta_1)(g - m)`), as PyTorch does.
     """
-    # Python floats never upcast a float32 array (numpy float64 scalars would): math stays in param's dtype.
+    # Each line is one torch op, rounded as its CPU kernel rounds (see optimizer.py and docs/numerics.md).
     lr, beta1, beta2 = float(lr), float(beta1), float(beta2)
     eps, weight_decay = float(eps), float(weight_decay)
     grad = -grad if maximize else grad
     if weight_decay != 0:
         if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
+            param *= 1 - lr * weight_decay                                 # param.mul_(1 - lr*wd)
         else:
-            grad = grad + weight_decay * param
-    _lerp_(exp_avg, grad, 1 - beta1)
-    exp_avg_sq *= beta2
-    exp_avg_sq += (1 - beta2) * grad * grad
+            grad = _add(grad, param, weight_decay)                         # grad.add(param, alpha=wd)
+    _lerp_(exp_avg, grad, 1 - beta1)                                       # exp_avg.lerp_(grad, 1-β1)
+    exp_avg_sq *= beta2                                                    # exp_avg_sq.mul_(β2)
+    _addcmul_(exp_avg_sq, grad, grad, 1 - beta2)                           # .addcmul_(g, g, value=1-β2)
     bias_correction1 = 1 - beta1 ** step
     bias_correction2 = 1 - beta2 ** step
     step_size = lr / bias_correction1
     bias_correction2_sqrt = bias_correction2 ** 0.5
     if amsgrad:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
-    else:
-        denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-    param += -step_size * (exp_avg / denom)
-
+        exp_avg_sq = max_exp_avg_sq
+    denom = _sqrt(exp_avg_sq)
+    denom /= bias_correction2_sqrt
+    denom += eps
+    _addcdiv_(param, exp_avg, denom, -step_size)                           # param.addcdiv_(m, denom, value=-α)
 
 def adamw_update(param: np.ndarray, grad: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
                  max_exp_avg_sq: np.ndarray | None, *, step: float, lr: float, beta1: float,
@@ -78,7 +89,9 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
-                 maximize: bool = False, decoupled_weight_decay: bool = False) -> None:
+                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None,
+                 decoupled_weight_decay: bool = False) -> None:
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= eps:
@@ -93,8 +106,11 @@ class Adam(Optimizer):
             # PyTorch's check (floats or tensors); an int beta like 0 is rejected too.
             raise ValueError("betas must be either both floats or both Tensors")
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+                        amsgrad=amsgrad, maximize=maximize, foreach=foreach, capturable=capturable,
+                        differentiable=differentiable, fused=fused,
+                        decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
+        _check_kernel_flags(foreach, fused, differentiable)
 
     @classmethod
     def state_keys(cls, hyper: dict) -> list[str]:
@@ -107,16 +123,18 @@ class Adam(Optimizer):
             beta1, beta2 = group["betas"]
             lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
             amsgrad, maximize, decoupled = group["amsgrad"], group["maximize"], group["decoupled_weight_decay"]
-            for p in self._params_with_grad(group):
+            params = self._params_with_grad(group)
+            _check_step_flags(group, params)
+            for p in params:
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = np.zeros((), dtype=np.float32)
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_avg_sq"] = np.zeros_like(p.data)
+                    state["exp_avg"] = np.zeros_like(p._data)
+                    state["exp_avg_sq"] = np.zeros_like(p._data)
                     if amsgrad:
-                        state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                        state["max_exp_avg_sq"] = np.zeros_like(p._data)
                 step = _increment_step(state)
-                adam_update(p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"],
+                adam_update(p._data, p.grad._data, state["exp_avg"], state["exp_avg_sq"],
                             state.get("max_exp_avg_sq"), step=step, lr=lr, beta1=beta1,
                             beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                             maximize=maximize, decoupled_weight_decay=decoupled)
@@ -133,9 +151,11 @@ class AdamW(Adam):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
-                         decoupled_weight_decay=True)
+                 maximize: bool = False, foreach: bool | None = None, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, capturable=capturable, differentiable=differentiable,
+                         fused=fused, decoupled_weight_decay=True)
 
     def __setstate__(self, state):
         super().__setstate__(state)

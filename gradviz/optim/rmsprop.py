@@ -3,7 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, _call_closure, _increment_step, _lerp_
+from .optimizer import (
+    Optimizer,
+    _add,
+    _addcdiv_,
+    _addcmul_,
+    _call_closure,
+    _check_step_flags,
+    _increment_step,
+    _lerp_,
+    _sqrt,
+)
 
 
 def rmsprop_update(param: np.ndarray, grad: np.ndarray, square_avg: np.ndarray,
@@ -33,27 +43,27 @@ def rmsprop_update(param: np.ndarray, grad: np.ndarray, square_avg: np.ndarray,
         :math:`\alpha = 0.99`).  The optimizer still counts ``step`` in its state, but this update
         never reads it.
     """
-    # Python floats never upcast a float32 array (numpy float64 scalars would): math stays in param's dtype.
+    # Each line is one torch op, rounded as its CPU kernel rounds (see optimizer.py and docs/numerics.md).
     lr, alpha, eps = float(lr), float(alpha), float(eps)
     weight_decay, momentum = float(weight_decay), float(momentum)
     grad = -grad if maximize else grad
     if weight_decay != 0:
-        grad = grad + weight_decay * param
-    square_avg *= alpha
-    square_avg += (1 - alpha) * grad * grad
+        grad = _add(grad, param, weight_decay)                  # grad.add(param, alpha=wd)
+    square_avg *= alpha                                         # square_avg.mul_(α)
+    _addcmul_(square_avg, grad, grad, 1 - alpha)                # .addcmul_(g, g, value=1-α)
     if centered:
-        _lerp_(grad_avg, grad, 1 - alpha)
-        avg = np.sqrt(square_avg - grad_avg * grad_avg)
+        _lerp_(grad_avg, grad, 1 - alpha)                       # grad_avg.lerp_(g, 1-α)
+        avg = _addcmul_(square_avg, grad_avg, grad_avg, -1, out=np.empty_like(square_avg))
+        _sqrt(avg, out=avg)
     else:
-        avg = np.sqrt(square_avg)
-    avg += eps
+        avg = _sqrt(square_avg)
+    avg += eps                                                  # avg.add_(eps)
     if momentum > 0:
-        momentum_buffer *= momentum
-        momentum_buffer += grad / avg
-        param += -lr * momentum_buffer
+        momentum_buffer *= momentum                             # buf.mul_(μ)
+        _addcdiv_(momentum_buffer, grad, avg, 1)                # .addcdiv_(g, avg)
+        _add(param, momentum_buffer, -lr, out=param)            # param.add_(buf, alpha=-lr)
     else:
-        param += -lr * (grad / avg)
-
+        _addcdiv_(param, grad, avg, -lr)                        # param.addcdiv_(g, avg, value=-lr)
 
 class RMSprop(Optimizer):
     """Implements RMSprop; see :func:`rmsprop_update`.
@@ -62,13 +72,13 @@ class RMSprop(Optimizer):
     ``momentum > 0``) and ``grad_avg`` (when ``centered``).
 
     .. note::
-        In PyTorch 2.13 ``maximize`` is not keyword-only for RMSprop (it comes after ``capturable``
-        and ``foreach``); here it is, so a positional call cannot silently mean something else.
-    """
+        As in PyTorch 2.13, ``capturable``, ``foreach``, ``maximize`` and ``differentiable`` may be
+        given by position, in that order (RMSprop alone has no ``*`` before them).    """
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0, momentum: float = 0, centered: bool = False, *,
-                 maximize: bool = False) -> None:
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False,
+                 capturable: bool = False, foreach: bool | None = None, maximize: bool = False,
+                 differentiable: bool = False) -> None:
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= eps:
@@ -80,7 +90,8 @@ class RMSprop(Optimizer):
         if not 0.0 <= alpha:
             raise ValueError(f"Invalid alpha value: {alpha}")
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
-                        weight_decay=weight_decay, maximize=maximize)
+                        weight_decay=weight_decay, capturable=capturable, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable)
         super().__init__(params, defaults)
 
     @classmethod
@@ -92,17 +103,19 @@ class RMSprop(Optimizer):
         """Perform a single optimization step; returns the closure's loss (or None)."""
         loss = _call_closure(closure)
         for group in self.param_groups:
-            for p in self._params_with_grad(group):
+            params = self._params_with_grad(group)
+            _check_step_flags(group, params)
+            for p in params:
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = np.zeros((), dtype=np.float32)
-                    state["square_avg"] = np.zeros_like(p.data)
+                    state["square_avg"] = np.zeros_like(p._data)
                     if group["momentum"] > 0:
-                        state["momentum_buffer"] = np.zeros_like(p.data)
+                        state["momentum_buffer"] = np.zeros_like(p._data)
                     if group["centered"]:
-                        state["grad_avg"] = np.zeros_like(p.data)
+                        state["grad_avg"] = np.zeros_like(p._data)
                 _increment_step(state)
-                rmsprop_update(p.data, p.grad.data, state["square_avg"], state.get("grad_avg"),
+                rmsprop_update(p._data, p.grad._data, state["square_avg"], state.get("grad_avg"),
                                state.get("momentum_buffer"), lr=group["lr"], alpha=group["alpha"],
                                eps=group["eps"], weight_decay=group["weight_decay"],
                                momentum=group["momentum"], centered=group["centered"],

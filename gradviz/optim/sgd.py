@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, _call_closure
+from .optimizer import Optimizer, _add, _call_closure, _check_kernel_flags, _check_step_flags
 
 
 def sgd_update(param: np.ndarray, grad: np.ndarray, momentum_buffer: np.ndarray | None, *,
@@ -22,6 +22,8 @@ def sgd_update(param: np.ndarray, grad: np.ndarray, momentum_buffer: np.ndarray 
         \end{aligned}
 
     ``param`` and ``momentum_buffer`` are updated in place; ``grad`` is never written.
+    Each multiply-add rounds once, as PyTorch's fused multiply-add kernels do, so float32 runs give
+    PyTorch's bits.
     Pass ``momentum_buffer=None`` on a parameter's first step.
 
     .. note::
@@ -30,19 +32,18 @@ def sgd_update(param: np.ndarray, grad: np.ndarray, momentum_buffer: np.ndarray 
         buffer (:math:`\theta \mathrel{-}= \gamma b`), unlike Sutskever et al.'s
         :math:`b = \mu b + \gamma g`; the two differ when the learning rate changes.
     """
-    # Python floats never upcast a float32 array (numpy float64 scalars would): math stays in param's dtype.
-    lr, momentum, dampening, weight_decay = float(lr), float(momentum), float(dampening), float(weight_decay)
+    # Each line is one torch op, rounded as its CPU kernel rounds (see optimizer.py and docs/numerics.md).
     grad = -grad if maximize else grad
     if weight_decay != 0:
-        grad = grad + weight_decay * param
+        grad = _add(grad, param, weight_decay)                          # grad.add(param, alpha=wd)
     if momentum != 0:
         if momentum_buffer is None:
             momentum_buffer = grad.copy()
         else:
-            momentum_buffer *= momentum
-            momentum_buffer += (1 - dampening) * grad
-        grad = grad + momentum * momentum_buffer if nesterov else momentum_buffer
-    param += -lr * grad
+            momentum_buffer *= float(momentum)                          # buf.mul_(momentum)
+            _add(momentum_buffer, grad, 1 - dampening, out=momentum_buffer)  # .add_(grad, alpha=1-τ)
+        grad = _add(grad, momentum_buffer, momentum) if nesterov else momentum_buffer
+    _add(param, grad, -lr, out=param)                                   # param.add_(grad, alpha=-lr)
     return momentum_buffer
 
 
@@ -53,7 +54,9 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
-                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False) -> None:
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, differentiable: bool = False,
+                 fused: bool | None = None) -> None:
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0.0:
@@ -63,8 +66,10 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+                        nesterov=nesterov, maximize=maximize, foreach=foreach,
+                        differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
+        _check_kernel_flags(foreach, fused, differentiable)
 
     @classmethod
     def state_keys(cls, hyper: dict) -> list[str]:
@@ -76,9 +81,11 @@ class SGD(Optimizer):
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-            for p in self._params_with_grad(group):
+            params = self._params_with_grad(group)
+            _check_step_flags(group, params)
+            for p in params:
                 buf = self.state[p].get("momentum_buffer") if momentum != 0 else None
-                buf = sgd_update(p.data, p.grad.data, buf, lr=lr, momentum=momentum, dampening=dampening,
+                buf = sgd_update(p._data, p.grad._data, buf, lr=lr, momentum=momentum, dampening=dampening,
                                  weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
                 if momentum != 0:
                     self.state[p]["momentum_buffer"] = buf

@@ -25,7 +25,7 @@ LOSSES = ("mse", "l1", "bce_with_logits", "cross_entropy")
 REDUCTIONS = ("mean", "sum")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 ZERO_GRAD_PLACEMENTS = ("before_backward", "after_step", "never")
-PRECISIONS = ("float32", "float64", "float16")
+PRECISIONS = ("float32", "float64", "float16", "bfloat16")
 INITS = ("value", "zeros", "ones", "normal", "uniform")
 FULL_BATCH = "full"            # ``batch_size = "full"`` in a file: the whole data set (None here)
 

@@ -17,9 +17,11 @@ from .schema import ModelSpec
 
 MAX_INTERMEDIATE = 10_000_000  # elements of any array an expression computes for one micro-batch
 
-# Ops a traced micro-batch adds besides the model: the loss (with its target leaf) and the
-# division by accumulation_steps / multiplication by the loss scale. Rough, on the safe side.
-_LOSS_NODES = {"mse": 4, "l1": 4, "bce_with_logits": 12, "cross_entropy": 8}
+# Nodes a traced micro-batch adds for its loss, as PyTorch builds it: the target leaf and one fused
+# node (MseLossBackward0, BinaryCrossEntropyWithLogitsBackward0); Sub, Abs, Mean for l1; LogSoftmax
+# and NllLoss for cross_entropy (its class indices are no node). The division by accumulation_steps /
+# multiplication by the loss scale are the "+ 2" of graph_nodes.
+_LOSS_NODES = {"mse": 2, "l1": 4, "bce_with_logits": 2, "cross_entropy": 2}
 _NODES_PER_LINEAR = 7          # weight, bias, transpose, matmul, add (+ 2 float16 casts)
 
 

@@ -24,9 +24,11 @@ from types import MappingProxyType
 import numpy as np
 
 from .. import amp, optim
-from .._tensor import Tensor, float16, float32, float64, from_array, int64, manual_seed, no_grad
+from .._dtypes import bfloat16
+from .._tensor import Tensor, float16, float32, float64, from_array, int64, no_grad
 from ..nn import Linear, Parameter, ReLU, Sequential, Sigmoid, Tanh
 from ..nn import functional as F
+from ..random import manual_seed
 from ..scenario import ScenarioError, expr, validate
 from ..scenario.checks import default_input_names
 from ..scenario.datasets import make_dataset
@@ -63,7 +65,9 @@ LOSS_FUNCTIONS = MappingProxyType({"mse": F.mse_loss, "l1": F.l1_loss,
                                    "bce_with_logits": F.binary_cross_entropy_with_logits,
                                    "cross_entropy": F.cross_entropy})
 _ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid}
-_DTYPES = {"float64": float64, "float32": float32, "float16": float32}   # float16: float32 master copies
+# float16/bfloat16: float32 master copies, the forward under autocast
+_DTYPES = {"float64": float64, "float32": float32, "float16": float32, "bfloat16": float32}
+_AUTOCAST_DTYPES = {"float16": float16, "bfloat16": bfloat16}
 
 
 def loss_module_name(micro_batch: int, accumulation_steps: int) -> str:
@@ -100,6 +104,11 @@ class Setup:
     @property
     def float16(self) -> bool:
         return self.variant_spec.loop.precision == "float16"
+
+    @property
+    def autocast_dtype(self) -> np.dtype | None:
+        """float16 or bfloat16 for a mixed-precision run (the dtype autocast computes in), else None."""
+        return _AUTOCAST_DTYPES.get(self.variant_spec.loop.precision)
 
     @property
     def objective(self) -> bool:
@@ -240,7 +249,7 @@ def build_loss(setup: Setup) -> Callable[[Tensor, Tensor], Tensor] | None:
         return None
     loss = LOSS_FUNCTIONS[setup.scenario.loss.kind]
     reduction = setup.scenario.loss.reduction
-    if setup.float16:
+    if setup.autocast_dtype is not None:
         loss = amp.autocast_float32(loss)      # PyTorch runs its losses in float32 under autocast
     return lambda pred, target: loss(pred, target, reduction)
 
@@ -268,7 +277,7 @@ def check(setup: Setup, model: Model, loss_fn: Callable | None) -> None:
         inputs, target = batch_tensors(setup.data, slice(0, setup.micro_size))
     try:
         with no_grad(), np.errstate(all="ignore"):
-            with amp.autocast(dtype=float16) if setup.float16 else contextlib.nullcontext():
+            with amp.autocast(dtype=setup.autocast_dtype) if setup.autocast_dtype else contextlib.nullcontext():
                 pred = model.forward(inputs)
                 if loss_fn is not None:
                     loss_fn(pred, target)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import amp, trace
-from .._tensor import Tensor, float16, from_array
+from .._tensor import Tensor, from_array
 from .build import Setup, batch_tensors, build_loss, build_model, build_optimizer, build_scaler, loss_module_name
 from .history import HistoryBuffer
 
@@ -85,6 +85,7 @@ class Engine:
         self.names, self.params, self.forward = self.model.names, self.model.params, self.model.forward
         self.objective = setup.objective
         self.float16 = setup.float16
+        self.autocast_dtype = setup.autocast_dtype          # float16, bfloat16 or None
         self.accumulation_steps = setup.accumulation_steps
         self.optimizer = build_optimizer(setup.variant_spec, self.params)
         self.scaler = build_scaler(setup)
@@ -132,7 +133,7 @@ class Engine:
         for micro_batch, (inputs, target) in enumerate(self.next_micro_batches()):
             if rec is not None:
                 rec.phase("forward", micro_batch, step)
-            with amp.autocast(dtype=float16) if self.float16 else contextlib.nullcontext():
+            with amp.autocast(dtype=self.autocast_dtype) if self.autocast_dtype else contextlib.nullcontext():
                 pred = self.forward(inputs)
                 if rec is not None:
                     rec.phase("loss", micro_batch, step)
@@ -167,7 +168,7 @@ class Engine:
                 if p.grad is None:
                     buf.grad_none[i][step] = True
                 else:
-                    buf.grads[i][step] = p.grad.data
+                    buf.grads[i][step] = p.grad._data
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
@@ -178,7 +179,7 @@ class Engine:
                 buf.skipped[step] = scaler.last_step_skipped()
             state = optimizer.state
             for i, p in enumerate(self.params):
-                buf.params[i][step + 1] = p.data
+                buf.params[i][step + 1] = p._data
                 s = state.get(p)
                 if s:
                     buf.record_state(i, step, s)
@@ -191,15 +192,15 @@ class Engine:
     # -- checkpoints ----------------------------------------------------------------------------
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(
-            params=[p.data.copy() for p in self.params],
-            grads=[None if p.grad is None else p.grad.data.copy() for p in self.params],
+            params=[p._data.copy() for p in self.params],
+            grads=[None if p.grad is None else p.grad._data.copy() for p in self.params],
             optimizer=copy.deepcopy(self.optimizer.state_dict()),
             scaler=None if self.scaler is None else dict(self.scaler.state_dict()),
             batches=None if self.batches is None else self.batches.get_state())
 
     def restore(self, c: Checkpoint) -> None:
         for p, value, grad in zip(self.params, c.params, c.grads):
-            np.copyto(p.data, value)
+            np.copyto(p._data, value)
             p.grad = None if grad is None else from_array(grad.copy())
         self.optimizer.load_state_dict(copy.deepcopy(c.optimizer))
         if self.scaler is not None:

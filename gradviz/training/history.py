@@ -184,7 +184,7 @@ class HistoryBuffer:
         self.micro = np.full((total, accumulation_steps), np.nan)
         self.params = [np.empty((total + 1,) + p.shape, dtype=p.dtype) for p in params]
         for values, p in zip(self.params, params):
-            values[0] = p.data
+            values[0] = p._data
         self.grads = [np.full((total,) + p.shape, np.nan, dtype=p.dtype) for p in params]
         self.grad_none = [np.zeros(total, dtype=bool) for _ in params]
         self.state: list[dict[str, np.ndarray]] = [{} for _ in params]

@@ -60,7 +60,7 @@ def landscape(setup: Setup, initial: dict[str, np.ndarray], history: History, p1
 
 
 def _broadcast(t: Tensor, shape: tuple) -> Tensor:
-    return t if tuple(t.shape) == tuple(shape) else from_array(np.broadcast_to(t.data, shape))
+    return t if tuple(t.shape) == tuple(shape) else from_array(np.broadcast_to(t._data, shape))
 
 
 class _Surface:
@@ -146,16 +146,16 @@ class _Surface:
         if kind == "cross_entropy":
             lead = pred.shape[:-2]
             flat = pred.reshape(-1, pred.shape[-1])
-            labels = np.broadcast_to(target.data, lead + target.shape).reshape(-1)
+            labels = np.broadcast_to(target._data, lead + target.shape).reshape(-1)
             per = F.cross_entropy(flat, labels, reduction="none").reshape(lead + target.shape)
         else:
             shape = np.broadcast_shapes(pred.shape, target.shape)
-            per = LOSS_FUNCTIONS[kind](_broadcast(pred, shape), from_array(np.broadcast_to(target.data, shape)),
+            per = LOSS_FUNCTIONS[kind](_broadcast(pred, shape), from_array(np.broadcast_to(target._data, shape)),
                                        reduction="none")
         axes = tuple(range(grid_axes, per.ndim))
         if not axes:
-            return per.data
-        return (per.mean(axes) if reduction == "mean" else per.sum(axes)).data
+            return per._data
+        return (per.mean(axes) if reduction == "mean" else per.sum(axes))._data
 
     def point_loss(self, changes: dict) -> float:
         """The loss with some elements changed, by the plain (training) forward path, in float64."""
@@ -175,7 +175,7 @@ class _Surface:
         value = expr.evaluate(self.ast, {**tensors, **inputs}, functions=TENSOR_FUNCTIONS)
         value = value if isinstance(value, Tensor) else Tensor(value, dtype=float64)
         if model.kind == "objective":
-            return float(value.data)
+            return float(value._data)
         return float(self.loss_of(value, target, 0))
 
     def grid_block(self, grid: dict) -> np.ndarray:
@@ -197,7 +197,7 @@ class _Surface:
         value = expr.evaluate(self.ast, {**env, **inputs}, functions=_GRID_FUNCTIONS)
         value = value if isinstance(value, Tensor) else Tensor(value, dtype=float64)
         if self.scenario.model.kind == "objective":
-            return np.broadcast_to(value.data.reshape(-1) if value.ndim else value.data, (g,))
+            return np.broadcast_to(value._data.reshape(-1) if value.ndim else value._data, (g,))
         shape = np.broadcast_shapes(value.shape, (g,) + target.shape)
         return self.loss_of(_broadcast(value, shape), target, 1)
 

@@ -50,7 +50,7 @@ class Session:
         self.variant_spec: Variant = setup.variant_spec
         self._engine = Engine(setup)
         self.param_names: list[str] = list(self._engine.names)
-        self._initial = {n: p.data.copy() for n, p in zip(self.param_names, self._engine.params)}
+        self._initial = {n: p._data.copy() for n, p in zip(self.param_names, self._engine.params)}
         check(setup, self._engine.model, self._engine.loss_fn)
         self._replay: Engine | None = None
         self._checkpoints: dict[int, Checkpoint] = {0: self._engine.checkpoint()}
@@ -143,10 +143,10 @@ class Session:
         engine.restore(self._checkpoints[0])
         self._checkpoints = {0: self._checkpoints[0]}
         self._every = max(1, total // 64)
-        elements = sum(p.data.size * p.data.itemsize for p in engine.params)
+        elements = sum(p._data.size * p._data.itemsize for p in engine.params)
         needed = total * elements * 4          # params, grads and (about) two state arrays per step
         if needed > HISTORY_BYTES_LIMIT:
-            raise SessionError(f"recording {total} steps of {sum(p.data.size for p in engine.params)} "
+            raise SessionError(f"recording {total} steps of {sum(p._data.size for p in engine.params)} "
                                f"parameter values needs about {needed / 1024 ** 3:.1f} GB; "
                                "use fewer steps or a smaller model")
         self._buffer = HistoryBuffer(self.param_names, engine.params, total, engine.accumulation_steps)
@@ -180,12 +180,12 @@ class Session:
             for step in range(start, iteration):
                 engine.step(step)
             names, params = self.param_names, engine.params
-            grads_before = {n: None if p.grad is None else p.grad.data.copy() for n, p in zip(names, params)}
-            params_before = {n: p.data.copy() for n, p in zip(names, params)}
+            grads_before = {n: None if p.grad is None else p.grad._data.copy() for n, p in zip(names, params)}
+            params_before = {n: p._data.copy() for n, p in zip(names, params)}
             with trace.record() as rec:
                 param_nodes = {n: rec.node_id(p) for n, p in zip(names, params)}
                 loss = engine.step(iteration, rec=rec)
-            params_after = {n: p.data.copy() for n, p in zip(names, params)}
+            params_after = {n: p._data.copy() for n, p in zip(names, params)}
         if len(rec.nodes) > LIMITS["max_graph_nodes"]:
             raise SessionError(f"iteration {iteration} has {len(rec.nodes)} graph nodes, more than "
                                f"{LIMITS['max_graph_nodes']}: use fewer accumulation steps")

@@ -41,12 +41,25 @@ _SYMBOLS = {
     "neg": "−x", "exp": "eˣ", "log": "log", "sqrt": "√", "abs": "|x|", "tanh": "tanh", "sigmoid": "σ",
     "relu": "ReLU", "clamp": "clamp", "to": "cast", "sum": "Σ", "mean": "mean", "max": "max",
     "max_dim": "max", "reshape": "view", "permute": "ᵀ", "getitem": "[ ]",
+    # fused ops, one node each as in PyTorch
+    "softmax": "softmax", "log_softmax": "log softmax", "mse_loss": "MSE", "bce_with_logits": "BCE",
+    "nll_loss": "NLL",
 }
 _SUPERSCRIPTS = {2: "²", 3: "³", 4: "⁴", -1: "⁻¹", -2: "⁻²", 0.5: "^½", -0.5: "^-½"}
 _BINARY = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "matmul": "@", "pow": "**"}
 _OP_NAMES = {"pow_scalar": "pow", "max_dim": "max", "getitem": "index"}
 _CALLS = {"exp": "exp", "log": "log", "sqrt": "sqrt", "abs": "abs", "tanh": "tanh", "sigmoid": "sigmoid",
-          "relu": "relu", "clamp": "clamp", "sum": "sum", "mean": "mean", "max": "max", "max_dim": "max"}
+          "relu": "relu", "clamp": "clamp", "sum": "sum", "mean": "mean", "max": "max", "max_dim": "max",
+          "softmax": "softmax", "log_softmax": "log_softmax", "mse_loss": "mse_loss",
+          "bce_with_logits": "binary_cross_entropy_with_logits", "nll_loss": "nll_loss"}
+# What a fused node sends back, in words: the graph shows one node, the description its formula.
+_FUSED_GRADIENTS = {
+    "softmax": "∂/∂x = s ⊙ (g − Σ g ⊙ s), s = softmax(x)",
+    "log_softmax": "∂/∂x = g − softmax(x) · Σ g",
+    "mse_loss": "∂/∂input = 2·(input − target)/n · g (2·(input − target) · g for a sum)",
+    "bce_with_logits": "∂/∂input = (σ(input) − target)/n · g (without /n for a sum)",
+    "nll_loss": "∂/∂input = −g/n at each target class, 0 elsewhere (−g for a sum)",
+}
 
 
 def op_symbol(op: str, exponent: float | None = None) -> str:
@@ -523,6 +536,8 @@ class Replay:
             expr = f"{names[0]} ** {format_number(k, 3) if k is not None else 'k'}"
         elif op == "neg" and names:
             expr = f"−{names[0]}"
+        elif op in _FUSED_GRADIENTS and names:
+            expr = f"{_CALLS[op]}({', '.join(names)})"
         elif op in _CALLS and names:
             expr = f"{_CALLS[op]}({names[0]})"
         elif op == "permute" and names:
@@ -536,6 +551,9 @@ class Replay:
     def _backward_description(self, e) -> str:
         sent = [f"{format_array(g)} to {self.node_name(s)}" for s, g in zip(e.inputs, e.grad_inputs) if g is not None]
         head = f"{e.grad_fn} received ∂loss/∂out = {format_array(e.grad_output)}"
+        info = self.nodes.get(e.node)
+        if info is not None and info.op in _FUSED_GRADIENTS:
+            head += f" ({_FUSED_GRADIENTS[info.op]})"
         if not sent:
             return head + " and sent nothing back (no input needs a gradient)."
         return head + " and sent " + (", ".join(sent[:-1]) + " and " + sent[-1] if len(sent) > 1 else sent[0]) + "."

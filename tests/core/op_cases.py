@@ -44,10 +44,6 @@ class Case:
 
 MASK = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
 
-_SOFTMAX_XFAIL = ("gradviz composes softmax/log_softmax from primitives (functions.py docstring), so the "
-                  "output's grad_fn is the last primitive, not PyTorch's fused {}")
-
-
 def _c(id, fn, *shapes, **kw):
     return Case(id, fn, tuple(shapes), **kw)
 
@@ -162,12 +158,22 @@ CASES = [
     _c("index_mask", lambda L, x: x[L.tensor(MASK)], (3, 4)),
     _c("index_mask_from_compare", lambda L, x: x[x > 0], (3, 4), domain=("away",)),
     # -- softmax ---------------------------------------------------------------------------------------
-    *[_c(f"softmax_dim{d}", lambda L, x, d=d: x.softmax(d), (3, 4), torch_name_xfail=_SOFTMAX_XFAIL.format(
-        "SoftmaxBackward0")) for d in (0, 1, -1)],
-    *[_c(f"log_softmax_dim{d}", lambda L, x, d=d: x.log_softmax(d), (3, 4), torch_name_xfail=_SOFTMAX_XFAIL.format(
-        "LogSoftmaxBackward0")) for d in (0, 1, -1)],
-    _c("functional_softmax", lambda L, x: L.softmax(x, 1), (3, 4),
-       torch_name_xfail=_SOFTMAX_XFAIL.format("SoftmaxBackward0")),
+    *[_c(f"softmax_dim{d}", lambda L, x, d=d: x.softmax(d), (3, 4)) for d in (0, 1, -1)],
+    *[_c(f"log_softmax_dim{d}", lambda L, x, d=d: x.log_softmax(d), (3, 4)) for d in (0, 1, -1)],
+    _c("functional_softmax", lambda L, x: L.softmax(x, 1), (3, 4)),
+    _c("functional_log_softmax", lambda L, x: L.nn.functional.log_softmax(x, dim=0), (3, 4)),
+    # -- losses: one fused node each (l1 is Sub, Abs, Mean in PyTorch too) ---------------------------
+    *[_c(f"mse_loss_{r}", lambda L, x, y, r=r: L.nn.functional.mse_loss(x, y, reduction=r), (3, 4), (3, 4))
+      for r in ("mean", "sum", "none")],
+    *[_c(f"l1_loss_{r}", lambda L, x, y, r=r: L.nn.functional.l1_loss(x, y, reduction=r), (3, 4), (3, 4),
+         domain=("any", "any")) for r in ("mean", "sum", "none")],
+    *[_c(f"bce_with_logits_{r}", lambda L, x, y, r=r: L.nn.functional.binary_cross_entropy_with_logits(
+        x, y, reduction=r), (3, 4), (3, 4)) for r in ("mean", "sum", "none")],
+    *[_c(f"cross_entropy_{r}", lambda L, x, r=r: L.nn.functional.cross_entropy(
+        x, L.tensor([2, 0, 3, 3, 1]), reduction=r), (5, 4)) for r in ("mean", "sum", "none")],
+    _c("nll_loss_after_log_softmax", lambda L, x: L.nn.functional.nll_loss(
+        x.log_softmax(1), L.tensor([1, 0, 2])), (3, 4)),
+    _c("mse_loss_mlp", lambda L, x, w, y: L.nn.functional.mse_loss((x @ w).tanh(), y), (6, 3), (3, 2), (6, 2)),
     # -- compositions: gradients meet (x used twice, a diamond) ---------------------------------------
     _c("x_times_x", lambda L, x: x * x, (2, 3)),
     _c("diamond", lambda L, x: x.exp() * x.tanh() + x, (2, 3)),

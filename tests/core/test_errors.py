@@ -36,7 +36,11 @@ ERRORS = [
     ("backward without grad", lambda L: L.ones(2).sum().backward(), RuntimeError,
      "element 0 of tensors does not require grad and does not have a grad_fn", True),
     ("gradient of wrong shape", lambda L: (ones(L, 2) * 2).backward(ones(L, 3, requires_grad=False)), RuntimeError,
-     "Mismatch in shape: grad_output[0] has a shape of", False),
+     "Mismatch in shape: grad_output[0] has a shape of torch.Size([3]) and output[0] has a shape of "
+     "torch.Size([2]).", True),
+    ("bce target of another size", lambda L: L.nn.functional.binary_cross_entropy_with_logits(
+        ones(L, 2), ones(L, 3, requires_grad=False)), ValueError,
+     "Target size (torch.Size([3])) must be the same as input size (torch.Size([2]))", True),
     ("matmul 2-D", lambda L: ones(L, 2, 3) @ ones(L, 4, 5), RuntimeError,
      "mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)", True),
     ("matmul 1-D 1-D", lambda L: ones(L, 3) @ ones(L, 4), RuntimeError,

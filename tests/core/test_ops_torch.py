@@ -165,3 +165,44 @@ def test_reshape_and_view_of_strided_tensors(layout, shape):
             viewed = str(e)
         results.append((_name(shape_ok), tuple(shape_ok.shape), viewed))
     assert results[0] == results[1]
+
+
+def _graph(fn):
+    """(name, [next function names]) of every node under ``fn``, depth first, in PyTorch's words."""
+    def name(f):
+        if f is None:
+            return None
+        return "AccumulateGrad" if "AccumulateGrad" in (f if isinstance(f, str) else f.name()) else f.name()
+    out, stack = [], [fn]
+    while stack:
+        f = stack.pop()
+        nexts = [n for n, _ in f.next_functions]
+        out.append((name(f), [name(n) for n in nexts]))
+        stack.extend(n for n in nexts if n is not None and name(n) != "AccumulateGrad")
+    return out
+
+
+LOSS_GRAPHS = [
+    ("mse", lambda L, x, y: L.nn.functional.mse_loss(x, y)),
+    ("mse_sum", lambda L, x, y: L.nn.functional.mse_loss(x, y, reduction="sum")),
+    ("mse_target_requires_grad", lambda L, x, y: L.nn.functional.mse_loss(x, y.requires_grad_())),
+    ("l1", lambda L, x, y: L.nn.functional.l1_loss(x, y)),
+    ("l1_none", lambda L, x, y: L.nn.functional.l1_loss(x, y, reduction="none")),
+    ("bce_with_logits", lambda L, x, y: L.nn.functional.binary_cross_entropy_with_logits(x, y.sigmoid())),
+    ("cross_entropy", lambda L, x, y: L.nn.functional.cross_entropy(x, L.tensor([0, 2, 1]))),
+    ("cross_entropy_none", lambda L, x, y: L.nn.functional.cross_entropy(x, L.tensor([0, 2, 1]), reduction="none")),
+    ("softmax_then_mse", lambda L, x, y: L.nn.functional.mse_loss(L.softmax(x, 1), y)),
+    ("log_softmax_nll", lambda L, x, y: L.nn.functional.nll_loss(L.nn.functional.log_softmax(x, dim=1),
+                                                                 L.tensor([1, 1, 0]))),
+]
+
+
+@pytest.mark.parametrize("build", [b for _, b in LOSS_GRAPHS], ids=[i for i, _ in LOSS_GRAPHS])
+def test_loss_graph_is_torchs(build):
+    """The nodes a loss adds, and what each links to, are PyTorch's (a fused loss is one node)."""
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    graphs = []
+    for L in (gradviz, torch):
+        loss = build(L, L.tensor(x, requires_grad=True), L.tensor(x[::-1].copy()))
+        graphs.append(_graph(loss.grad_fn))
+    assert graphs[0] == graphs[1]

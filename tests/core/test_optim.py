@@ -90,12 +90,12 @@ def test_loss_goes_the_right_way_in_20_steps(cls, kwargs):
 @pytest.mark.parametrize("cls, kwargs", CASE_PARAMS)
 def test_updates_in_place_and_keeps_dtype(cls, kwargs):
     w = make_param([3.0, -2.0, 1.5])
-    array = w.data
+    array = w.detach().numpy()
     opt = cls([w], **kwargs)
     for _ in range(3):
         set_grad(w, [0.5, -1.0, 2.0])
         opt.step()
-    assert w.data is array and w.dtype == np.float32
+    assert w.detach().numpy() is array and w.dtype == np.float32
     assert not np.array_equal(w.data, [3.0, -2.0, 1.5])
     for key, value in opt.state[w].items():
         expected = np.float32 if key == "step" else w.dtype
@@ -125,7 +125,7 @@ def test_zero_grad_is_a_real_step(cls, kwargs):
     opt = cls([w], **kwargs)
     set_grad(w, [0.5, 0.5, -1.0])
     opt.step()
-    data, state = w.data.copy(), copy.deepcopy(opt.state[w])
+    data, state = w.detach().numpy().copy(), copy.deepcopy(opt.state[w])
     set_grad(w, [0.0, 0.0, 0.0])
     opt.step()
     if "step" in state:
@@ -174,12 +174,12 @@ def test_zero_grad(set_to_none):
     w = make_param([1.0, 2.0])
     opt = SGD([w], lr=0.1)
     set_grad(w, [3.0, 4.0])
-    grad_array = w.grad.data
+    grad_array = w.grad.numpy()
     opt.zero_grad(set_to_none=set_to_none)
     if set_to_none:
         assert w.grad is None
     else:
-        assert w.grad.data is grad_array and np.array_equal(grad_array, [0.0, 0.0])
+        assert w.grad.numpy() is grad_array and np.array_equal(grad_array, [0.0, 0.0])
         assert not w.grad.requires_grad
 
 
@@ -190,7 +190,7 @@ def test_trace_records_step_and_zero_grad(cls, kwargs):
     set_grad(a, [0.1, -0.2])
     opt.step()
     set_grad(a, [0.3, 0.4])
-    a_before, state_before = a.data.copy(), copy.deepcopy(opt.state[a])
+    a_before, state_before = a.detach().numpy().copy(), copy.deepcopy(opt.state[a])
     with trace.record() as rec:
         opt.step()
         opt.zero_grad()
@@ -347,5 +347,6 @@ def test_adamw_is_adam_with_decoupled_weight_decay():
 
 def test_repr_lists_group_hyperparameters():
     opt = SGD([make_param([1.0])], lr=0.1, momentum=0.9)
-    assert repr(opt) == ("SGD (\nParameter Group 0\n    dampening: 0\n    lr: 0.1\n    maximize: False\n"
+    assert repr(opt) == ("SGD (\nParameter Group 0\n    dampening: 0\n    differentiable: False\n"
+                         "    foreach: None\n    fused: None\n    lr: 0.1\n    maximize: False\n"
                          "    momentum: 0.9\n    nesterov: False\n    weight_decay: 0\n)")

@@ -16,7 +16,7 @@ import gradviz as gv
 from gradviz import nn, trace
 from gradviz.optim import SGD
 from gradviz.view.format import format_array, format_number
-from gradviz.view.replay import NODE_STATES, Replay
+from gradviz.view.replay import NODE_STATES, Replay, op_symbol
 
 # ------------------------------------------------------------------------------ trace builders
 
@@ -38,8 +38,8 @@ def record_iteration(params, forward, optimizer, batches, *, iteration=0, zero_g
                      set_to_none=True, divide_loss=False, loss_fn=None):
     """One optimizer step in the Session's phase order, recorded.  ``params``: name -> Parameter."""
     loss_fn = loss_fn or nn.functional.mse_loss
-    grads_before = {n: None if p.grad is None else p.grad.data.copy() for n, p in params.items()}
-    params_before = {n: p.data.copy() for n, p in params.items()}
+    grads_before = {n: None if p.grad is None else p.grad.detach().numpy().copy() for n, p in params.items()}
+    params_before = {n: p.detach().numpy().copy() for n, p in params.items()}
     loss = None
     with trace.record() as rec:
         if zero_grad == "before_backward":
@@ -62,7 +62,7 @@ def record_iteration(params, forward, optimizer, batches, *, iteration=0, zero_g
     return FakeTrace(
         iteration, dict(rec.nodes), list(rec.events),
         {n: rec.find(p) for n, p in params.items() if rec.find(p) is not None},
-        rec.find(loss), grads_before, params_before, {n: p.data.copy() for n, p in params.items()})
+        rec.find(loss), grads_before, params_before, {n: p.detach().numpy().copy() for n, p in params.items()})
 
 
 def tutorial(accumulation_steps=1, iterations=1, zero_grad="before_backward", set_to_none=True):
@@ -283,7 +283,12 @@ def test_descriptions_name_what_happened():
                         f"{format_array(mul.grad_inputs[0])} to w.")
     assert any(t.startswith("MulBackward0: w × x = ") for t in texts)
     assert any(t.startswith("SGD.step(): w ") for t in texts)
-    assert r.symbol(next(n for n, i in tr.nodes.items() if i.op == "pow_scalar")) == "x²"
+    # the loss is PyTorch's one fused node; its description shows the formula of its gradient
+    assert r.symbol(next(n for n, i in tr.nodes.items() if i.op == "mse_loss")) == "MSE"
+    assert any(t.startswith("MseLossBackward0 received ∂loss/∂out = ") and "2·(input − target)/n" in t
+               for t in texts)
+    assert any(t.startswith("MseLossBackward0: mse_loss(") for t in texts)
+    assert op_symbol("pow_scalar", 2) == "x²"
 
 
 def test_phase_starts_and_navigation():

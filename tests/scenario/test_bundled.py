@@ -15,10 +15,10 @@ from gradviz.scenario.saver import render
 
 STEMS = ["01_tutorial_wx_b", "02_forgot_zero_grad", "03_gradient_accumulation", "04_rosenbrock_race",
          "05_ill_conditioned_bowl", "06_saddle_point", "07_mlp_two_moons", "08_tanh_neuron",
-         "09_fp16_underflow", "10_adam_vs_adamw"]
+         "09_fp16_underflow", "10_adam_vs_adamw", "11_bfloat16_vs_float16"]
 
 
-def test_the_ten_bundled_scenarios_exist():
+def test_the_eleven_bundled_scenarios_exist():
     assert [p.stem for p in bundled()] == STEMS
     assert DEFAULT_SCENARIO == STEMS[0]
 
@@ -138,6 +138,19 @@ def test_float16_weight_gradient_underflows_without_loss_scaling(histories):
     assert moved > 2
     assert abs(scaled.params["0.weight"][-1] - float32.params["0.weight"][-1]) < 0.2 * moved
     np.testing.assert_allclose(plain.params["0.bias"][-1], float32.params["0.bias"][-1], atol=1e-3)
+
+
+def test_bfloat16_keeps_the_gradient_float16_loses_without_a_scaler(histories):
+    float16, scaled, bfloat16 = histories("11_bfloat16_vs_float16").values()
+    # float16 without a scaler: the weight's gradient underflows to 0, the weight is frozen
+    assert np.all(float16.grads["0.weight"] == 0)
+    assert np.all(float16.params["0.weight"] == float16.params["0.weight"][0])
+    # bfloat16, no scaler: float32's exponent range, so the gradient survives every step and the weight moves
+    assert not bfloat16.skipped.any() and np.all(bfloat16.grads["0.weight"] != 0)
+    assert abs(bfloat16.params["0.weight"][-1] - bfloat16.params["0.weight"][0]) > 2
+    # float16 needs the GradScaler for that; its 11 significant bits then fit better than bfloat16's 8
+    assert np.all(scaled.grads["0.weight"][1:] != 0)
+    assert bfloat16.loss[-50:].mean() > 10 * scaled.loss[-50:].mean()
 
 
 def test_adam_l2_differs_from_adamw(histories):

@@ -409,7 +409,8 @@ def test_a_transposed_weight_sits_next_to_its_matmul(qtbot):
         loss.backward()
     names = {f"w{k}": rec.find(w) for k, w in enumerate(ws)}
     tr = FakeTrace(0, dict(rec.nodes), list(rec.events), names, rec.find(loss), dict.fromkeys(names),
-                   {n: w.data.copy() for n, w in zip(names, ws)}, {n: w.data.copy() for n, w in zip(names, ws)})
+                   {n: w.detach().numpy().copy() for n, w in zip(names, ws)},
+                   {n: w.detach().numpy().copy() for n, w in zip(names, ws)})
     view, player, replay = make_view(qtbot, tr)
     layer_of = {v: k for k, ids in enumerate(view.layout.layers) for v in ids}
     for nid in names.values():
