@@ -19,7 +19,7 @@ import numpy as np
 from . import trace
 from ._dtypes import is_low_precision, run_forward, torch_dtype_name
 from ._indexing import index_kind
-from ._shape_errors import broadcast_error
+from ._shape_errors import forward_or_shape_error
 from .autograd import Node, record_versions
 from .functions import RULES
 
@@ -62,13 +62,7 @@ def apply_inplace(t, short: str, others: tuple = (), label: str | None = None, *
         arrays, dtype = (t._data,) + tuple(o._data for o in others), t._data.dtype
     if records and rule.saves and arrays[0] is t._data:      # keep the old values the rule saves
         arrays = (t._data.copy(),) + tuple(arrays[1:])
-    try:
-        out, saved = run_forward(rule, arrays, kwargs, dtype)
-    except ValueError:
-        message = rule.elementwise and broadcast_error(arrays[0].shape, arrays[1].shape)
-        if message:
-            raise RuntimeError(message) from None
-        raise
+    out, saved = forward_or_shape_error(run_forward, rule, arrays, kwargs, dtype)
     out = np.asarray(out)
     if out.shape != t._data.shape and short in ("copy", "fill"):
         out = np.broadcast_to(out, t._data.shape)

@@ -66,3 +66,15 @@ def batched_matmul_kind(a, b) -> str:
     if a_ndim == 2 and b.ndim >= 3 and a.requires_grad:
         return "fold_t" if a.shape[-2] > 1 and b.shape[-1] > 1 else "fold_t_vector"
     return "bmm"
+
+
+def forward_or_shape_error(run_forward, rule, arrays, kwargs: dict, out_dtype):
+    """``run_forward(rule, arrays, kwargs, out_dtype)``, with numpy's broadcasting ValueError of an
+    elementwise op turned into torch's RuntimeError ("The size of tensor a (3) must match ...")."""
+    try:
+        return run_forward(rule, arrays, kwargs, out_dtype)
+    except ValueError:
+        message = rule.elementwise and broadcast_error(arrays[0].shape, arrays[1].shape)
+        if message:
+            raise RuntimeError(message) from None
+        raise

@@ -22,7 +22,7 @@ from ._dtypes import bfloat16, is_floating, is_low_precision, run_forward, torch
 from ._indexing import index_kind
 from ._inplace import InplaceOps
 from ._printing import Size, tensor_repr
-from ._shape_errors import batched_matmul_kind, broadcast_error, matmul_shape_error
+from ._shape_errors import batched_matmul_kind, forward_or_shape_error, matmul_shape_error
 from .autograd import Node, record_versions, run_backward
 from .functions import ALIASES, RULES
 from .random import integer_values, normal_values, permutation, uniform_values
@@ -466,13 +466,7 @@ def apply_op(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> T
     else:
         arrays = [t._data for t in inputs]
         out_dtype = arrays[0].dtype if arrays else None
-    try:
-        out_data, saved = run_forward(rule, arrays, kwargs, out_dtype)
-    except ValueError:
-        message = rule.elementwise and broadcast_error(arrays[0].shape, arrays[1].shape)
-        if message:
-            raise RuntimeError(message) from None
-        raise
+    out_data, saved = forward_or_shape_error(run_forward, rule, arrays, kwargs, out_dtype)
     if type(out_data) is not np.ndarray:         # numpy reductions and 0-d arithmetic give scalars
         out_data = np.asarray(out_data)
     label = ALIASES.get((short, alias), rule.name) if alias else rule.name
