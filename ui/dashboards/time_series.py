@@ -38,6 +38,7 @@ class TimeSeriesPanel(PlotPanel):
         super().__init__(document, selection, on_pick, parent)
         self.curves: dict = {}            # key -> PlotDataItem
         self.values: dict = {}            # key -> (label, colour, y) raw values for the hover
+        self._fitted: tuple | None = None  # (steps, plots) the x range was last set for
         self.log_box = None
         if self.log_option:
             self.log_box = QtWidgets.QCheckBox("log y")
@@ -55,6 +56,26 @@ class TimeSeriesPanel(PlotPanel):
     def set_log(self, on: bool) -> None:
         for plot in self.plots():
             plot.setLogMode(x=False, y=bool(on))
+
+    def refresh(self) -> None:
+        super().refresh()
+        self._fit_steps()
+
+    def _fit_steps(self) -> None:
+        """The x axis (optimizer steps) spans the longest run, set rather than auto-ranged.
+
+        Auto-ranging x over downsampled, clipped curves feeds back into itself: the range picks the
+        downsampling factor, the factor moves the curve's last drawn point, that point moves the
+        range, and the plot can repaint forever. Set only when the length (or the set of plots)
+        changes, so a user's zoom stays until the run grows."""
+        n = max((completed(h) for h in self.document.histories), default=0)
+        plots = self.plots()
+        if (n, len(plots)) == self._fitted:
+            return
+        self._fitted = (n, len(plots))
+        for plot in plots:
+            plot.enableAutoRange(x=False)
+            plot.setXRange(0, max(n - 1, 1), padding=0.02)
 
     def _legend(self, plot) -> pg.LegendItem:
         """The legend lives in the layout row under its plot: it never covers the data."""
