@@ -217,6 +217,9 @@ class Tensor(InplaceOps):
                 raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {Size(g.shape)} and "
                                    f"output[0] has a shape of {Size(self.shape)}.")
             g = g.astype(self.dtype)       # a copy: the engine and the trace never alias the caller's array
+        rec = trace._ACTIVE
+        if rec is not None:
+            rec.on_backward_call(self)
         run_backward(self, g, bool(retain_graph), from_array)
 
     # -- ops -----------------------------------------------------------------------------------

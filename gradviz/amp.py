@@ -257,6 +257,9 @@ class GradScaler:
         """``outputs * scale`` for a tensor, or for each tensor of a (nested) list/tuple/iterable."""
         if not self._enabled:
             return outputs
+        rec = trace.current()
+        if rec is not None:
+            rec.on_scale(self, outputs)
 
         def apply_scale(val):
             if isinstance(val, Tensor):
@@ -332,7 +335,7 @@ class GradScaler:
         else:
             rec = trace.current()
             if rec is not None:
-                rec.add(trace.StepEvent(type(optimizer).__name__, [], skipped=True))
+                rec.on_step(optimizer, trace.StepEvent(type(optimizer).__name__, [], skipped=True))
         optimizer_state["stage"] = OptState.STEPPED
         return retval
 

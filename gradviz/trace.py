@@ -129,6 +129,56 @@ class ScalerEvent:
     found_inf: bool
 
 
+@dataclass
+class SchedulerEvent:
+    """``scheduler.step()``: each param group's learning rate before and after (``StepLR``…)."""
+    scheduler: str                    # class name: "StepLR", "OneCycleLR", ...
+    lr_before: list[float]
+    lr_after: list[float]
+    epoch: int = 0                    # the scheduler's last_epoch after the call
+
+
+@dataclass
+class GradClip:
+    """One tensor's ``.grad`` before and after clipping."""
+    node: int
+    before: np.ndarray
+    after: np.ndarray
+
+
+@dataclass
+class ClipEvent:
+    """``clip_grad_norm_`` (``kind="norm"``) or ``clip_grad_value_`` (``kind="value"``).
+
+    ``limit`` is max_norm or clip_value; for a norm clip ``total_norm`` is the norm of all the
+    grads together before clipping and ``clip_coef`` the factor they were multiplied by
+    (min(1, max_norm / (total_norm + 1e-6)), as torch computes it)."""
+    kind: str
+    limit: float
+    norm_type: float = 2.0
+    total_norm: float | None = None
+    clip_coef: float | None = None
+    grads: list[GradClip] = field(default_factory=list)
+
+
+@dataclass
+class ManualUpdateEvent:
+    """An in-place op changed a leaf that requires grad while grad mode was off: the manual update
+    ``with torch.no_grad(): w -= lr * w.grad`` (``op`` is the in-place method, "sub_")."""
+    node: int
+    op: str
+    before: np.ndarray
+    after: np.ndarray
+
+
+@dataclass
+class BackwardCallEvent:
+    """``tensor.backward()`` was called on node ``node`` (whose value is ``value``): the loss of a
+    script's iteration is the tensor its ``backward()`` was called on."""
+    node: int
+    value: np.ndarray
+
+
 def is_number_label(text: str) -> bool:
     """True for a constant's label: Python numbers in an expression are named after themselves ("2")."""
     try:
@@ -143,6 +193,10 @@ class Recorder:
 
     def __init__(self):
         self.events: list = []
+        # Where each event came from: ``locate()`` (set by the script runner) returns the script
+        # line that caused it; without it nothing is collected and ``event_lines`` stays empty.
+        self.locate = None
+        self.event_lines: list[int | None] = []
         self.nodes: dict[int, NodeInfo] = {}
         self._ids: dict[int, int] = {}       # id(tensor) -> node id
         self._keep: list = []                # keep tensors alive so id() stays unique
@@ -191,29 +245,55 @@ class Recorder:
                                    _MODULE_STACK[-1] if _MODULE_STACK else "",
                                    None if is_op or data.size > LEAF_VALUE_LIMIT else value,
                                    _plain_attrs(kwargs) if kwargs else {})
-        self.events.append(ForwardEvent(nid, grad_fn, in_ids, value))
+        self._emit(ForwardEvent(nid, grad_fn, in_ids, value))
 
     def on_backward(self, out, grad_fn: str, grad_output, inputs, grad_inputs) -> None:
         # Gradients in flight are arrays the engine made (backward() copies a caller's gradient) and
         # never changes afterwards (a leaf's .grad is a copy of them), so they are kept, not copied.
         node_id = self.node_id
-        self.events.append(BackwardEvent(
+        self._emit(BackwardEvent(
             node_id(out), grad_fn, grad_output, tuple([node_id(t) for t in inputs]), tuple(grad_inputs)))
 
     def on_accumulate(self, t, before, added, after) -> None:
         """``before`` must already be a copy (taken before ``.grad`` changed in place); ``after`` is
         ``.grad`` itself, which later steps change, so it is copied."""
-        self.events.append(AccumulateEvent(self.node_id(t), before, added, _copy(after)))
+        self._emit(AccumulateEvent(self.node_id(t), before, added, _copy(after)))
 
     def on_zero_grad(self, params, set_to_none: bool) -> None:
-        self.events.append(ZeroGradEvent(set_to_none, [
+        self._emit(ZeroGradEvent(set_to_none, [
             ParamClear(self.node_id(p), _copy(None if p.grad is None else p.grad._data)) for p in params]))
 
     def add(self, event) -> None:
-        self.events.append(event)
+        self._emit(event)
 
     def phase(self, phase: str, micro_batch: int = 0, iteration: int = 0) -> None:
-        self.events.append(PhaseEvent(phase, micro_batch, iteration))
+        self._emit(PhaseEvent(phase, micro_batch, iteration))
+
+    def _emit(self, event) -> None:
+        self.events.append(event)
+        if self.locate is not None:
+            self.event_lines.append(self.locate())
+
+    # -- hooks the core calls with the object that acted (a script runner overrides them to follow
+    # the first optimizer, the loss and the scaler; by default they only record the event) ------
+    def on_backward_call(self, tensor) -> None:
+        """``tensor.backward()`` is about to run (before any BackwardEvent it causes)."""
+
+    def on_step(self, optimizer, event) -> None:
+        """``optimizer.step()`` ran (or the GradScaler skipped it): ``event`` is its StepEvent."""
+        self._emit(event)
+
+    def on_scale(self, scaler, outputs) -> None:
+        """``scaler.scale(outputs)`` was called (before the multiply)."""
+
+    def on_scheduler(self, scheduler, event) -> None:
+        self._emit(event)
+
+    def on_clip(self, event) -> None:
+        self._emit(event)
+
+    def on_manual_update(self, tensor, event) -> None:
+        self._emit(event)
 
 
 _SKIP = object()
@@ -262,13 +342,13 @@ class module_scope:  # noqa: N801 (used like a function: ``with module_scope(nam
 
 
 @contextlib.contextmanager
-def record():
-    """Activate a fresh Recorder for the duration of the block.
+def record(recorder: Recorder | None = None):
+    """Activate ``recorder`` (default: a fresh Recorder) for the duration of the block.
 
     Recorders do not nest: an inner ``record()`` takes over until it exits, and the outer one
     does not see its events."""
     global _ACTIVE
-    prev, rec = _ACTIVE, Recorder()
+    prev, rec = _ACTIVE, Recorder() if recorder is None else recorder
     _ACTIVE = rec
     try:
         yield rec
@@ -296,3 +376,6 @@ class Trace:
     accumulation_steps: int = 1       # micro-batches in the iteration (PhaseEvent.micro_batch < this)
     input_nodes: dict[str, list[int]] = field(default_factory=dict)   # input name -> node per micro-batch
     module_types: dict[str, str] = field(default_factory=dict)  # module name ("0", "loss") -> "Linear", "MSELoss"
+    # A script's trace: the 1-based line of its file that caused each event (parallel to
+    # ``events``; empty for a TOML scenario, whose code panel lights lines by phase).
+    event_lines: list[int | None] = field(default_factory=list)

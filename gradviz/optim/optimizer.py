@@ -62,7 +62,7 @@ def _traced_step(step: Callable) -> Callable:
                                      None if p.grad is None else p.grad._data.copy(),
                                      state_before, _copy_state(state.get(p)))
                    for p, (data_before, state_before) in zip(params, before)]
-        rec.add(trace.StepEvent(type(self).__name__, updates))
+        rec.on_step(self, trace.StepEvent(type(self).__name__, updates))
         _bump_versions(self)
         return out
 

@@ -45,6 +45,22 @@ LOSS_CLASSES = {"mse": "MSELoss", "l1": "L1Loss", "bce_with_logits": "BCEWithLog
                 "cross_entropy": "CrossEntropyLoss"}
 ACTIVATION_CLASSES = {"tanh": "Tanh", "relu": "ReLU", "sigmoid": "Sigmoid"}
 
+# Learning-rate schedulers (torch.optim.lr_scheduler), stepped once per optimizer step. A value of
+# None in the defaults is required in the file (``onecycle``'s total_steps defaults to loop.steps).
+SCHEDULERS = ("step", "multistep", "exponential", "cosine", "linear", "onecycle")
+SCHEDULER_CLASSES = {"step": "StepLR", "multistep": "MultiStepLR", "exponential": "ExponentialLR",
+                     "cosine": "CosineAnnealingLR", "linear": "LinearLR", "onecycle": "OneCycleLR"}
+SCHEDULER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "step": dict(step_size=None, gamma=0.1),
+    "multistep": dict(milestones=None, gamma=0.1),
+    "exponential": dict(gamma=None),
+    "cosine": dict(T_max=None, eta_min=0.0),
+    "linear": dict(start_factor=1.0 / 3, end_factor=1.0, total_iters=5),
+    "onecycle": dict(max_lr=None, total_steps=None, pct_start=0.3, anneal_strategy="cos",
+                     div_factor=25.0, final_div_factor=1e4, three_phase=False),
+}
+SCHEDULER_PLACEMENTS = ("after_step", "before_step")   # before_step: the classic mistake (torch warns)
+
 SCALER_DEFAULTS: dict[str, Any] = dict(init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5,
                                        growth_interval=2000)
 
@@ -158,6 +174,16 @@ class OptimizerSpec:
 
 
 @dataclass
+class SchedulerSpec:
+    """``torch.optim.lr_scheduler.<SCHEDULER_CLASSES[kind]>(optimizer, **hyper)``, its
+    ``scheduler.step()`` called once per optimizer step, after ``optimizer.step()`` (``placement =
+    "before_step"``: before it, the mistake torch warns about)."""
+    kind: str = "step"                        # one of SCHEDULERS
+    hyper: dict[str, Any] = field(default_factory=dict)   # complete: defaults filled in by the loader
+    placement: str = "after_step"             # one of SCHEDULER_PLACEMENTS
+
+
+@dataclass
 class LoopSpec:
     steps: int = 100
     batch_size: int | None = None             # examples per optimizer step; None = full batch
@@ -169,6 +195,11 @@ class LoopSpec:
     precision: str = "float32"                # one of PRECISIONS
     loss_scaling: bool = False                # float16 only: use amp.GradScaler
     scaler: dict[str, Any] = field(default_factory=lambda: dict(SCALER_DEFAULTS))
+    # torch.nn.utils.clip_grad_norm_(params, max_norm=clip_grad_norm) after backward (after
+    # scaler.unscale_(optimizer) when loss scaling), before optimizer.step(); None: no clipping.
+    clip_grad_norm: float | None = None
+    unscale_before_clip: bool = True          # False: clip the *scaled* grads (the classic mistake)
+    scheduler: SchedulerSpec | None = None
 
 
 @dataclass

@@ -71,6 +71,11 @@ class History:
     skipped: np.ndarray
     diverged_at: int | None = None
     message: str = ""
+    # lr[k]: the learning rate step k used (first param group; a scheduler changes it), or None
+    # for an older History; clip_norm[k]: the total gradient norm clip_grad_norm_ measured at step
+    # k before clipping (nan where nothing was clipped), None when the run never clips.
+    lr: np.ndarray | None = None
+    clip_norm: np.ndarray | None = None
 
     def grad_norm(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """‖∇‖ over every parameter's elements at steps ``start:stop``, float64 (nan where a
@@ -128,6 +133,10 @@ class History:
                 add("state.", name, values, "." + key)
         cols["grad_scale"] = np.asarray(self.grad_scale, dtype=np.float64)
         cols["skipped"] = np.asarray(self.skipped, dtype=np.float64)
+        if self.lr is not None:
+            cols["lr"] = np.asarray(self.lr[:n], dtype=np.float64)
+        if self.clip_norm is not None:
+            cols["clip_norm"] = np.asarray(self.clip_norm[:n], dtype=np.float64)
         return cols
 
     def to_csv(self, path) -> None:

@@ -116,6 +116,7 @@ class Frame:
     active_edges: frozenset
     description: str
     grad_scale: float | None = None
+    line: int | None = None                      # a script's line that caused the event (None: by phase)
 
     def node(self, node_id: int) -> NodeState:
         return self.nodes[node_id]
@@ -151,6 +152,7 @@ class Replay:
         self.iteration: int = getattr(trace, "iteration", 0)
         self.nodes: dict = dict(sorted(trace.nodes.items()))
         self.events: list = list(trace.events)
+        self.event_lines: list = list(getattr(trace, "event_lines", None) or [])
         self.param_nodes: dict[str, int] = dict(getattr(trace, "param_nodes", {}) or {})
         self.param_names: dict[int, str] = {nid: name for name, nid in self.param_nodes.items()}
         self.loss_node: int | None = getattr(trace, "loss_node", None)
@@ -513,8 +515,10 @@ class Replay:
                            f"{format_number(event.scale_after)} ({found}).")
         else:
             description = type(event).__name__
+        lines = self.event_lines
         return Frame(prev.index + 1, event, phase, micro_batch, nodes, edges, frozenset(active),
-                     frozenset(active_edges), description, grad_scale)
+                     frozenset(active_edges), description, grad_scale,
+                     lines[prev.index] if prev.index < len(lines) else None)
 
     # -- descriptions ---------------------------------------------------------------------------
     def _phase_description(self, e) -> str:

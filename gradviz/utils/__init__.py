@@ -1,0 +1,1 @@
+"""torch.utils for GradViz's core: ``data`` (TensorDataset, DataLoader)."""
