@@ -224,6 +224,10 @@ class Scenario:
     path: Path | None = field(default=None, compare=False)   # where it was loaded from, if anywhere
     # The TOML text it was loaded from: lets the saver edit that document, keeping comments and order.
     source_text: str | None = field(default=None, compare=False, repr=False)
+    # A script scenario (a .py file): its Python source. The worker runs it on the core; the other
+    # fields then only describe it (title, description from its header comment; the optimizer and
+    # steps its run used) and nothing here is validated as TOML.
+    script: str | None = field(default=None, compare=False, repr=False)
 
     def variants(self) -> list[Variant]:
         """The main run first (named after its optimizer), then each comparison."""
