@@ -4,8 +4,11 @@ No Qt here (a test enforces it): the app in ``ui/`` only shows what this package
 """
 import functools as _functools
 
+import numpy as _np
+
 from . import random, trace
 from ._dtypes import bfloat16  # ml_dtypes' bfloat16, a numpy dtype
+from ._ops import allclose, as_tensor, cat, device, from_numpy, linspace, maximum, minimum, stack, where
 from ._printing import Size, get_printoptions, set_printoptions
 from ._tensor import (
     Tensor,
@@ -16,6 +19,8 @@ from ._tensor import (
     float32,
     float64,
     full,
+    get_default_dtype,
+    inference_mode,
     int64,
     is_grad_enabled,
     is_tensor,
@@ -28,6 +33,8 @@ from ._tensor import (
     randint,
     randn,
     randperm,
+    set_default_dtype,
+    set_grad_enabled,
     softmax,
     tensor,
     zeros,
@@ -44,6 +51,8 @@ from .random import (
 )
 
 half, double, long = float16, float64, int64      # PyTorch's aliases ("float" would shadow the builtin)
+int32, int16, int8, uint8 = (_np.dtype(n) for n in ("int32", "int16", "int8", "uint8"))
+concat = concatenate = cat
 
 
 def _functional(name):
@@ -58,8 +67,12 @@ def _functional(name):
 exp, log, sqrt, abs, tanh, sigmoid, relu, sum, mean, max, clamp, reshape, transpose = (
     _functional(n) for n in ("exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "sum", "mean", "max",
                              "clamp", "reshape", "transpose"))
+min, argmax, argmin, flatten, std, var, norm, pow, eq, ne, lt, le, gt, ge, isnan, isfinite = (
+    _functional(n) for n in ("min", "argmax", "argmin", "flatten", "std", "var", "norm", "pow", "eq", "ne",
+                             "lt", "le", "gt", "ge", "isnan", "isfinite"))
+t, unsqueeze, squeeze, permute = (_functional(n) for n in ("t", "unsqueeze", "squeeze", "permute"))
 
-from . import amp, nn, optim  # noqa: E402  (like torch.nn / torch.optim after `import torch`)
+from . import amp, nn, optim, utils  # noqa: E402  (like torch.nn / torch.optim after `import torch`)
 from .amp import autocast  # noqa: E402  (torch.autocast)
 
 __version__ = "0.1.0"

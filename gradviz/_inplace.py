@@ -45,8 +45,32 @@ def _check_result(t, out: np.ndarray, casts: bool = False) -> None:
                            f"type {torch_dtype_name(t._data.dtype)}")
 
 
-def apply_inplace(t, short: str, others: tuple = (), label: str | None = None, **kwargs):
-    """Run ``RULES[short]`` on ``(t, *others)`` and write the result into ``t``'s array."""
+def _manual_owner(t):
+    """The leaf requiring grad that an in-place op on ``t`` outside autograd changes (``t`` itself
+    under ``no_grad``, or the tensor whose ``.data`` ``t`` is), else None. Only asked while recording."""
+    if t.requires_grad:
+        return t if t.grad_fn is None and not T._grad_enabled else None
+    ref = t._data_of
+    return None if ref is None else ref()
+
+
+def record_manual_update(rec, owner, op: str, before: np.ndarray) -> None:
+    """Tell the recorder that ``op`` changed ``owner`` by hand (``w -= lr * w.grad`` under no_grad)."""
+    event = trace.ManualUpdateEvent(rec.node_id(owner), op, before, owner._data.copy())
+    rec.on_manual_update(owner, event)
+
+
+def _zeroes_a_grad(rec, t) -> None:
+    """``w.grad.zero_()``: tell the recorder it zeroed ``w``'s gradient (a zero_grad of one tensor)."""
+    owner = t._grad_of() if t._grad_of is not None else None
+    if owner is not None and owner._grad is t:
+        rec.on_zero_grad([owner], False)
+
+
+def apply_inplace(t, short: str, others: tuple = (), label: str | None = None, _method: str | None = None,
+                  **kwargs):
+    """Run ``RULES[short]`` on ``(t, *others)`` and write the result into ``t``'s array (``_method``:
+    how the script wrote it, ``"-="``, for a recorded manual update; default ``short + "_"``)."""
     rule = RULES[short]
     records = T._grad_enabled and (t.requires_grad or any(o.requires_grad for o in others))
     if records and t.requires_grad and t.grad_fn is None:
@@ -68,8 +92,16 @@ def apply_inplace(t, short: str, others: tuple = (), label: str | None = None, *
         out = np.broadcast_to(out, t._data.shape)
     _check_result(t, out, casts=short == "copy")
     if not records:
+        rec = trace._ACTIVE
+        owner = _manual_owner(t) if rec is not None else None
+        if owner is not None:
+            before = owner._data.copy()
+        elif rec is not None and short == "zero" and t._grad_of is not None:
+            _zeroes_a_grad(rec, t)
         np.copyto(t._data, out, casting="unsafe")
         t._version[0] += 1
+        if owner is not None:
+            record_manual_update(rec, owner, _method or short + "_", before)
         return t
     old = _snapshot(t, arrays[0])
     t.grad_fn = Node(rule, (old,) + others, saved, kwargs, label or rule.name)
@@ -131,8 +163,13 @@ def setitem(t, index, value) -> None:
         raise RuntimeError(f"shape mismatch: value tensor of shape {list(v.shape)} cannot be broadcast to "
                            f"indexing result of shape {list(target.shape)}") from None
     if not records:
+        rec = trace._ACTIVE
+        owner = _manual_owner(t) if rec is not None else None
+        before = owner._data.copy() if owner is not None else None
         t._data[index] = v._data
         t._version[0] += 1
+        if owner is not None:
+            record_manual_update(rec, owner, "[]=", before)
         return
     old = _snapshot(t, t._data)
     rule = RULES["setitem"]
@@ -168,12 +205,12 @@ class InplaceOps:
 
     def add_(self, other, *, alpha=1):
         if alpha != 1 and not (T._grad_enabled and self._scalar(other).requires_grad):
-            return _fused_add(self, self._scalar(other), alpha)
+            return _fused_add(self, self._scalar(other), alpha, "add_")
         return apply_inplace(self, "add", (self._operand(other, alpha),))
 
     def sub_(self, other, *, alpha=1):
         if alpha != 1 and not (T._grad_enabled and self._scalar(other).requires_grad):
-            return _fused_add(self, self._scalar(other), -alpha)
+            return _fused_add(self, self._scalar(other), -alpha, "sub_")
         return apply_inplace(self, "sub", (self._operand(other, alpha),))
 
     def mul_(self, other): return apply_inplace(self, "mul", (self._scalar(other),))
@@ -207,10 +244,10 @@ class InplaceOps:
         src = src if isinstance(src, T.Tensor) else T.from_array(np.asarray(src))
         return apply_inplace(self, "copy", (src,))
 
-    def __iadd__(self, o): return apply_inplace(self, "add", (self._scalar(o),))
-    def __isub__(self, o): return apply_inplace(self, "sub", (self._scalar(o),))
-    def __imul__(self, o): return apply_inplace(self, "mul", (self._scalar(o),))
-    def __itruediv__(self, o): return apply_inplace(self, "div", (self._scalar(o),))
+    def __iadd__(self, o): return apply_inplace(self, "add", (self._scalar(o),), _method="+=")
+    def __isub__(self, o): return apply_inplace(self, "sub", (self._scalar(o),), _method="-=")
+    def __imul__(self, o): return apply_inplace(self, "mul", (self._scalar(o),), _method="*=")
+    def __itruediv__(self, o): return apply_inplace(self, "div", (self._scalar(o),), _method="/=")
     def __setitem__(self, index, value): setitem(self, index, value)
 
 
@@ -218,7 +255,7 @@ def _value(value):
     return value.item() if isinstance(value, T.Tensor) else value
 
 
-def _fused_add(t, other, alpha):
+def _fused_add(t, other, alpha, method: str):
     """``t.add_(other, alpha=a)`` outside the graph: ``t + a * other`` rounded once, as PyTorch's CPU
     kernel (a fused multiply-add, with ``a`` in the tensor's compute type) does for float16/32."""
     if T._grad_enabled and t.requires_grad and t.grad_fn is None:
@@ -229,6 +266,11 @@ def _fused_add(t, other, alpha):
     else:
         out = data + np.asarray(alpha, dtype=data.dtype if data.dtype.kind == "f" else None) * o
     _check_result(t, np.asarray(out))
+    rec = trace._ACTIVE
+    owner = _manual_owner(t) if rec is not None else None
+    before = owner._data.copy() if owner is not None else None
     np.copyto(data, out, casting="unsafe")
     t._version[0] += 1
+    if owner is not None:
+        record_manual_update(rec, owner, method, before)
     return t

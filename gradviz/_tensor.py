@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import weakref
 from collections import namedtuple
 
 import numpy as np
 
-from . import _inplace, trace
+from . import _inplace, _ops, trace
 from ._dtypes import bfloat16, is_floating, is_low_precision, run_forward, torch_dtype_name
 from ._indexing import index_kind
 from ._inplace import InplaceOps
+from ._ops import ScriptOps, parse_to
 from ._printing import Size, tensor_repr
 from ._shape_errors import batched_matmul_kind, forward_or_shape_error, matmul_shape_error
 from .autograd import Node, record_versions, run_backward
@@ -64,6 +66,44 @@ def enable_grad():
     return _GradMode(True)
 
 
+class set_grad_enabled(_GradMode):  # noqa: N801 (torch's name)
+    """``torch.set_grad_enabled(mode)``: a function call sets grad mode at once; as a context
+    manager it also restores the previous mode on exit; as a decorator it applies to the function."""
+
+    def __init__(self, mode: bool):
+        global _grad_enabled
+        self.prev, self.enabled = _grad_enabled, bool(mode)
+        _grad_enabled = self.enabled
+
+    def __call__(self, fn):
+        global _grad_enabled
+        _grad_enabled = self.prev                 # decorating must not change the mode now
+        return _GradMode(self.enabled)(fn)
+
+    def __enter__(self):
+        global _grad_enabled
+        _grad_enabled = self.enabled
+
+
+def inference_mode(mode: bool = True):
+    """``torch.inference_mode``: here the same as ``no_grad`` (inference tensors are not modelled)."""
+    return _GradMode(not mode)
+
+
+def set_default_dtype(d) -> None:
+    """The dtype of Python floats in new tensors (``tensor([1.])``, ``zeros``, ``randn``...): float32
+    unless set; only floating types are accepted, as in PyTorch."""
+    global _DEFAULT_DTYPE
+    d = np.dtype(d)
+    if d not in (float32, float64, float16, bfloat16):
+        raise TypeError("only floating-point types are supported as the default type")
+    _DEFAULT_DTYPE = d
+
+
+def get_default_dtype() -> np.dtype:
+    return _DEFAULT_DTYPE
+
+
 # -- the tensor ---------------------------------------------------------------------------------
 MaxResult = namedtuple("max", ["values", "indices"])
 
@@ -80,10 +120,13 @@ def _infer_dtype(arr: np.ndarray, given):
     raise TypeError(f"can't convert data of dtype {arr.dtype} to a tensor")
 
 
-class Tensor(InplaceOps):
+class Tensor(InplaceOps, ScriptOps):
     # _version: the version counter (a one-element list) shared with aliases; _history: snapshots
     # of this tensor before in-place ops that autograd recorded (gradviz._inplace)
-    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_retains_grad", "name", "_version", "_history",
+    # _grad_of / _data_of: a weak reference to the tensor whose .grad / .data this one is (so that
+    # ``w.grad.zero_()`` and ``w.data.sub_(...)`` can be recorded as acting on ``w``), or None
+    __slots__ = ("_data", "_grad", "requires_grad", "grad_fn", "_retains_grad", "name", "_version", "_history",
+                 "_grad_of", "_data_of",
                  "__weakref__")
     __array_priority__ = 1000      # numpy scalars/arrays on the left defer to our operators
 
@@ -98,7 +141,7 @@ class Tensor(InplaceOps):
                 dtype = _DEFAULT_DTYPE      # Python floats become float32, as in PyTorch
             arr = np.array(arr, dtype=_infer_dtype(arr, dtype), copy=True)
         self._data, self._version, self._history = arr, [0], None
-        self.grad = None
+        self._grad = self._grad_of = self._data_of = None
         self.grad_fn = None
         self._retains_grad = False
         self.name = None
@@ -113,11 +156,43 @@ class Tensor(InplaceOps):
     def data(self) -> Tensor:
         """A tensor sharing this one's storage, outside the graph, with a version counter of its own
         (as in PyTorch: in-place changes made through ``.data`` are not seen by autograd)."""
-        return from_array(self._data)
+        t = from_array(self._data)
+        if trace._ACTIVE is not None and self.requires_grad and self.grad_fn is None:
+            t._data_of = weakref.ref(self)        # w.data.sub_(...) is a manual update of w
+        return t
 
     @data.setter
     def data(self, value):
-        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        new = value._data if isinstance(value, Tensor) else np.asarray(value)
+        rec = trace._ACTIVE
+        if rec is not None and self.requires_grad and self.grad_fn is None:
+            before = self._data.copy()
+            self._data = new
+            _inplace.record_manual_update(rec, self, "data =", before)
+            return
+        self._data = new
+
+    @property
+    def grad(self):
+        """The gradient accumulated by ``backward()`` (None until then)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is None:
+            rec = trace._ACTIVE
+            if rec is not None and self._grad is not None and self.requires_grad and self.grad_fn is None:
+                rec.on_zero_grad([self], True)        # ``w.grad = None``: a zero_grad of one tensor
+        else:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
+                                f"{type(value).__name__}")
+            if value._data.shape != self._data.shape:
+                raise RuntimeError("assigned grad has data of a different size")
+            if value._data.dtype != self._data.dtype:
+                raise RuntimeError("assigned grad has data of a different type")
+            value._grad_of = weakref.ref(self)
+        self._grad = value
 
     def __array__(self, dtype=None, copy=None):
         arr = self._data if dtype is None else self._data.astype(dtype, copy=False)
@@ -314,6 +389,8 @@ class Tensor(InplaceOps):
         return apply_op("mean", (self,), alias=None if dim is not None else "all", dim=dim, keepdim=keepdim)
 
     def max(self, dim=None, keepdim: bool = False):
+        if isinstance(dim, Tensor):                  # torch.max(a, b) is maximum(a, b)
+            return _ops.maximum(self, dim)
         if dim is None:
             return apply_op("max", (self,))
         dim = _norm_dims(dim, self.ndim)
@@ -356,9 +433,6 @@ class Tensor(InplaceOps):
                       if n != 1 or (dim is not None and i != dim % max(self.ndim, 1)))
         return apply_op("reshape", (self,), alias="squeeze" if dim is None else "squeeze_dim", shape=shape)
 
-    def flatten(self):
-        return self.reshape(-1)
-
     def transpose(self, dim0: int, dim1: int):
         axes = list(range(self.ndim))
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
@@ -393,10 +467,14 @@ class Tensor(InplaceOps):
     def log_softmax(self, dim: int):
         return log_softmax(self, dim)
 
-    def to(self, dtype, copy: bool = False):
-        dtype = np.dtype(dtype)
-        if dtype == self._data.dtype and not copy:
-            return self
+    def to(self, *args, **kwargs):
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)``: a device is accepted and
+        changes nothing (the CPU is the only one); a cast to an integer or bool dtype leaves the graph."""
+        dtype, copy = parse_to(args, kwargs)
+        if dtype is None or (dtype == self._data.dtype and not copy):
+            return from_array(self._data.copy()) if copy else self
+        if dtype not in _FLOATS:
+            return from_array(self._data.astype(dtype))
         return apply_op("to", (self,), dtype=dtype)
 
     def float(self): return self.to(float32)
@@ -433,8 +511,9 @@ def from_array(arr: np.ndarray) -> Tensor:
     data); what a user passes goes through :func:`tensor`, which copies and applies PyTorch's rules.
     """
     t = object.__new__(Tensor)
-    t._data, t.grad, t.requires_grad, t.grad_fn = arr, None, False, None
+    t._data, t._grad, t.requires_grad, t.grad_fn = arr, None, False, None
     t._retains_grad, t.name, t._version, t._history = False, None, [0], None
+    t._grad_of = t._data_of = None
     return t
 
 
@@ -558,7 +637,7 @@ def log_softmax(x: Tensor, dim: int) -> Tensor:
 
 
 # -- factories ------------------------------------------------------------------------------------
-def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+def tensor(data, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
@@ -566,42 +645,43 @@ def _size(size):
     return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
 
 
-def zeros(*size, dtype=None, requires_grad=False) -> Tensor:
+def zeros(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
     return Tensor(np.zeros(_size(size), dtype=dtype or _DEFAULT_DTYPE), requires_grad=requires_grad)
 
 
-def ones(*size, dtype=None, requires_grad=False) -> Tensor:
+def ones(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
     return Tensor(np.ones(_size(size), dtype=dtype or _DEFAULT_DTYPE), requires_grad=requires_grad)
 
 
-def full(size, fill_value, dtype=None, requires_grad=False) -> Tensor:
+def full(size, fill_value, dtype=None, requires_grad=False, device=None) -> Tensor:
     """The dtype follows ``fill_value`` as in PyTorch: bool, int64, or float32 for a float."""
     if dtype is None and isinstance(fill_value, float):
         dtype = _DEFAULT_DTYPE
     return Tensor(np.full(tuple(size), fill_value, dtype=dtype), requires_grad=requires_grad)
 
 
-def zeros_like(t: Tensor, dtype=None) -> Tensor:
-    return zeros(t.shape, dtype=dtype or t.dtype)
+def zeros_like(t: Tensor, dtype=None, requires_grad=False, device=None) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
-def ones_like(t: Tensor, dtype=None) -> Tensor:
-    return ones(t.shape, dtype=dtype or t.dtype)
+def ones_like(t: Tensor, dtype=None, requires_grad=False, device=None) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, requires_grad=False) -> Tensor:
+def randn(*size, generator=None, dtype=None, requires_grad=False, device=None) -> Tensor:
     """N(0, 1) samples, the same numbers as ``torch.randn`` for the same seed (``gradviz.random``)."""
     t = from_array(np.empty(_size(size), dtype=dtype or _DEFAULT_DTYPE)).normal_(generator=generator)
     return t.requires_grad_() if requires_grad else t
 
 
-def rand(*size, generator=None, dtype=None, requires_grad=False) -> Tensor:
+def rand(*size, generator=None, dtype=None, requires_grad=False, device=None) -> Tensor:
     """U[0, 1) samples, the same numbers as ``torch.rand`` for the same seed."""
     t = from_array(np.empty(_size(size), dtype=dtype or _DEFAULT_DTYPE)).uniform_(generator=generator)
     return t.requires_grad_() if requires_grad else t
 
 
-def randint(low=0, high=None, size=None, *, generator=None, dtype=None, requires_grad=False) -> Tensor:
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, requires_grad=False,
+            device=None) -> Tensor:
     """``randint(high, size)`` or ``randint(low, high, size)``: integers in [low, high), int64 by default."""
     if size is None:
         low, high, size = 0, low, high
@@ -609,19 +689,20 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, requires
     return Tensor(values, requires_grad=requires_grad)
 
 
-def randperm(n: int, *, generator=None, dtype=None, requires_grad=False) -> Tensor:
+def randperm(n: int, *, generator=None, dtype=None, requires_grad=False, device=None) -> Tensor:
     """A random permutation of 0..n-1, the same as ``torch.randperm`` for the same seed."""
     return Tensor(permutation(n, generator=generator).astype(dtype or int64), requires_grad=requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None) -> Tensor:
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
     """``arange(end)`` or ``arange(start, end, step)``; int64 for integer arguments, else float32."""
     arr = np.arange(start, end, step)      # numpy reads arange(n, None, step) as arange(0, n, step)
-    return Tensor(arr, dtype=dtype or (_DEFAULT_DTYPE if arr.dtype.kind == "f" else None))
+    return Tensor(arr, dtype=dtype or (_DEFAULT_DTYPE if arr.dtype.kind == "f" else None), requires_grad=requires_grad)
 
 
 def is_tensor(x) -> bool:
     return isinstance(x, Tensor)
 
 
-_inplace.bind(sys.modules[__name__])      # the in-place ops call back into this module (no import cycle)
+_inplace.bind(sys.modules[__name__])
+_ops.bind(sys.modules[__name__])      # the in-place ops call back into this module (no import cycle)

@@ -18,28 +18,36 @@ parameter that is not finite.
 
 Everything user-written (title, description, names, the expression) reaches the script only as
 a ``#`` comment, a string ``repr``, a sanitised identifier or ``expr.to_python`` of a parsed AST, so
-no scenario can inject code.
+no scenario can inject code (``codegen_text``). ``program`` (``codegen_program``) writes the same
+run as the clean PyTorch program, without the CSV bookkeeping.
 """
 from __future__ import annotations
 
-import builtins
-import keyword
-import math
-import re
-import textwrap
-from dataclasses import dataclass, field
-
-import numpy as np
-
 from . import optim
+from .codegen_program import program
+from .codegen_text import (
+    LINE_KINDS,
+    PHASES,
+    WIDTH,
+    Line,
+    Script,
+    Writer,
+    comment_lines,
+    identifiers,
+    optimizer_args,
+    py_number,
+    py_string,
+    rename_names,
+    scheduler_text,
+    step_lines,
+    tensor_literal,
+)
 from .scenario import expr
-from .scenario.schema import LOSS_CLASSES, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, Scenario
-from .trace import PHASES  # the phases the code panel lights, as the Session marks them
+from .scenario.schema import LOSS_CLASSES, OPTIMIZER_CLASSES, SCALER_DEFAULTS, Scenario
 from .training.build import Model, Setup, build
 
-__all__ = ["Script", "Line", "export_torch", "PHASES", "LINE_KINDS"]
+__all__ = ["Script", "Line", "export_torch", "program", "PHASES", "LINE_KINDS"]
 
-WIDTH = 100                      # wrap embedded arrays at this many characters
 
 _DTYPES = {"float64": "torch.float64", "float32": "torch.float32", "float16": "torch.float32",
            "bfloat16": "torch.float32"}
@@ -48,235 +56,9 @@ _DTYPES = {"float64": "torch.float64", "float32": "torch.float32", "float16": "t
 # Names the script itself defines or uses; a scenario name equal to one of these is renamed.
 _SCRIPT_NAMES = frozenset("""
     torch np math DTYPE STEPS BATCH_SIZE ACCUMULATION_STEPS MICRO_BATCH STATE_KEYS HEADER
-    model params loss_fn optimizer scaler batches batch_order element_names flat record log
-    step micro idx mb pred loss losses row scale skipped
-""".split()) | frozenset(dir(builtins))
-
-
-LINE_KINDS = ("script", "setup", "loop", "bookkeeping")
-
-
-@dataclass(frozen=True)
-class Line:
-    """One line of the exported script, tagged with what it is.
-
-    ``kind`` is one of LINE_KINDS: ``setup`` for the one-line definitions the loop calls
-    (``loss_fn``, ``optimizer``, ``scaler``), ``loop`` for the training loop, ``bookkeeping`` for
-    the loop's lines that only collect and print GradViz's CSV row (``row = record(...)``,
-    ``if not log(row): break``), ``script`` for everything else (data, model, helpers).
-    ``phases`` are the loop phases (``gradviz.trace.PHASES``) this line is the line of; forward and
-    loss share one line for an objective. ``aside`` is a trailing comment on the CSV bookkeeping,
-    kept apart from ``code`` so that a view of the training alone can leave it out; ``text`` is the
-    line as the script has it.
-    """
-    code: str
-    kind: str = "script"
-    phases: tuple[str, ...] = ()
-    aside: str = ""
-
-    @property
-    def text(self) -> str:
-        return f"{self.code}  # {self.aside}" if self.aside else self.code
-
-
-@dataclass
-class Script:
-    """A runnable PyTorch script and where each loop phase is in it.
-
-    ``lines`` maps the phases the Session reports (``zero_grad``, ``forward``, ``loss``,
-    ``backward``, ``step``, ``zero_grad_after``) to 1-based line numbers in ``source``; a phase the
-    loop never runs (``zero_grad = "never"``) is absent. ``loop_start``/``loop_end`` are the
-    1-based first and last lines of the training loop. ``listing`` is ``source`` line by line,
-    each tagged (:class:`Line`), for views that show part of the script.
-    """
-    source: str
-    lines: dict[str, int]
-    loop_start: int
-    loop_end: int
-    variant: str = ""
-    listing: tuple[Line, ...] = ()
-
-    @classmethod
-    def from_listing(cls, listing: tuple[Line, ...], variant: str = "") -> Script:
-        lines: dict[str, int] = {}
-        for number, line in enumerate(listing, 1):
-            for phase in line.phases:
-                lines.setdefault(phase, number)
-        loop = [number for number, line in enumerate(listing, 1) if line.kind in ("loop", "bookkeeping")]
-        return cls("\n".join(line.text for line in listing) + "\n", lines, loop[0], loop[-1], variant, listing)
-
-    def loop_source(self) -> str:
-        """Only the training loop (``for step in range(STEPS): ...``), as the code panel shows it."""
-        return "\n".join(self.source.splitlines()[self.loop_start - 1:self.loop_end]) + "\n"
-
-    @property
-    def loop_lines(self) -> dict[str, int]:
-        """``lines`` relative to :meth:`loop_source` (1-based)."""
-        return {phase: line - self.loop_start + 1 for phase, line in self.lines.items()}
-
-
-# -- formatting values -------------------------------------------------------------------------
-
-def _number(value) -> str:
-    """Python source for one number that reads back bit for bit."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    value = float(value)
-    if math.isnan(value):
-        return "math.nan"
-    if math.isinf(value):
-        return "math.inf" if value > 0 else "-math.inf"
-    return repr(value)
-
-
-def _items(array: np.ndarray) -> list[str]:
-    """A 1-D array as number strings; a 2-D or deeper one as rows ``[a, b]`` of its last axis."""
-    if array.ndim == 1:
-        return [_number(v) for v in array.tolist()]
-    rows = array.reshape(-1, array.shape[-1]).tolist()
-    return ["[" + ", ".join(_number(v) for v in row) + "]" for row in rows]
-
-
-def _tensor_literal(head: str, array: np.ndarray, tail: str, indent: str = "") -> list[str]:
-    """``head + torch.tensor([...], tail) `` on one line when it fits, else wrapped lists:
-
-        x = torch.tensor([
-            0.1, 0.2, ...,
-        ], dtype=DTYPE)
-    """
-    array = np.asarray(array)
-    reshape = f".reshape{tuple(array.shape)}" if array.ndim > 2 else ""
-    tail = f", {tail}" if tail else ""
-    if array.ndim == 0:
-        return [f"{indent}{head}torch.tensor({_number(array.item())}{tail})"]
-    if array.size == 0:
-        return [f"{indent}{head}torch.zeros({tuple(array.shape)}{tail})"]
-    items = _items(array)
-    one_line = f"{indent}{head}torch.tensor([{', '.join(items)}]{tail}){reshape}"
-    if len(one_line) <= WIDTH:
-        return [one_line]
-    body, current, inner = [], "", indent + "    "
-    for item in items:
-        piece = item + ","
-        if current and len(inner) + len(current) + 1 + len(piece) > WIDTH:
-            body.append(inner + current)
-            current = piece
-        else:
-            current = f"{current} {piece}" if current else piece
-    body.append(inner + current)
-    return [f"{indent}{head}torch.tensor(["] + body + [f"{indent}]{tail}){reshape}"]
-
-
-def _string(text: str) -> str:
-    """A Python string literal for ``text`` (double quotes when that is simple)."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    return repr(text)
-
-
-def _comment_lines(text: str, prefix: str = "# ") -> list[str]:
-    """User text as ``#`` lines: every line break and control character is neutralised."""
-    out = []
-    for line in str(text).splitlines() or [""]:
-        clean = "".join(c if c.isprintable() else " " for c in line).rstrip()
-        wrapped = textwrap.wrap(clean, WIDTH - len(prefix)) or [""]
-        out.extend((prefix + part).rstrip() for part in wrapped)
-    return out
-
-
-def _identifiers(names: list[str], taken: set[str]) -> dict[str, str]:
-    """A valid, unused Python identifier for each name (``w`` stays ``w``; ``loss`` becomes ``loss_``)."""
-    out = {}
-    for name in names:
-        ident = re.sub(r"\W", "_", name, flags=re.ASCII) or "_"
-        if ident[0].isdigit():
-            ident = "p_" + ident
-        while ident in taken or ident in _SCRIPT_NAMES or keyword.iskeyword(ident):
-            ident += "_"
-        taken.add(ident)
-        out[name] = ident
-    return out
-
-
-def _constant(tree: expr.Expr) -> str:
-    """Python source for an expression of plain numbers: its value, computed the way GradViz does."""
-    try:
-        with np.errstate(all="raise"):
-            value = float(expr.evaluate(tree, {}))
-        if math.isfinite(value):
-            return repr(value)
-    except (ArithmeticError, TypeError, ValueError):
-        pass
-    return f"float({expr.to_python(tree)})"        # let Python raise the same error at run time
-
-
-def _rename(tree: expr.Expr, mapping: dict[str, str]) -> expr.Expr:
-    """The same AST with names replaced by Python text (``x`` -> ``x[idx]``; an atom either way).
-
-    A function of plain numbers (``exp(1)``) gets its argument as ``torch.tensor(1.0)``: torch's
-    functions take only tensors, and GradViz makes the same float32 tensor of a number.
-    """
-    built: list[tuple[expr.Expr, bool]] = []          # (node, is a plain Python number)
-    for node in expr._postorder(tree):                # the parser's own explicit-stack walk
-        if isinstance(node, expr.Name):
-            built.append((expr.Name(mapping.get(node.id, node.id)), False))
-        elif isinstance(node, expr.Num):
-            built.append((node, True))
-        elif isinstance(node, expr.UnaryOp):
-            operand, number = built.pop()
-            built.append((expr.UnaryOp(node.op, operand), number))
-        elif isinstance(node, expr.Call):
-            arg, number = built.pop()
-            if number:
-                arg = expr.Name(f"torch.tensor({_constant(arg)})")
-            built.append((expr.Call(node.func, arg), False))
-        else:
-            (right, right_number), (left, left_number) = built.pop(), built.pop()
-            built.append((expr.BinOp(node.op, left, right), left_number and right_number))
-    return built.pop()[0]
-
-
-def _hyper_text(kind: str, hyper: dict) -> str:
-    """``lr=0.1, momentum=0.9``: lr always, then every hyperparameter that is not PyTorch's default."""
-    defaults = OPTIMIZER_DEFAULTS[kind]
-    parts = []
-    for key, value in hyper.items():
-        if key not in defaults:          # the Session has refused these already; never write them
-            continue
-        if isinstance(value, (list, tuple)):
-            value = tuple(float(v) for v in value)
-        default = defaults.get(key)
-        if key != "lr" and value == (tuple(default) if isinstance(default, (list, tuple)) else default):
-            continue
-        if isinstance(value, tuple):
-            text = "(" + ", ".join(_number(v) for v in value) + ")"
-        elif isinstance(value, bool):
-            text = str(value)
-        else:
-            text = _number(float(value) if isinstance(default, float) else value)
-        parts.append(f"{key}={text}")
-    return ", ".join(parts)
-
-
-# -- the script --------------------------------------------------------------------------------
-
-@dataclass
-class _Writer:
-    lines: list[Line] = field(default_factory=list)
-
-    def add(self, *texts: str, kind: str = "script") -> None:
-        self.lines.extend(Line(text, kind) for text in texts)
-
-    def loop(self, code: str, *, phases: tuple[str, ...] = (), kind: str = "loop", aside: str = "") -> None:
-        """One line of the training loop, the line of ``phases``."""
-        assert set(phases) <= set(PHASES), phases
-        self.lines.append(Line(code, kind, phases, aside))
-
-    def blank(self) -> None:
-        if self.lines and self.lines[-1].code != "":
-            self.lines.append(Line(""))
+    model params loss_fn optimizer scaler scheduler batches batch_order element_names flat record log
+    step micro idx mb pred loss losses row scale skipped total_norm
+""".split())
 
 
 def export_torch(scenario: Scenario, variant: int = 0) -> Script:
@@ -315,10 +97,10 @@ class _Exporter:
             self.input_vars = {"x": "x"}
             taken.add("x")
         else:
-            self.param_vars = _identifiers(model.names, taken)
-            self.input_vars = _identifiers(list(self.data.inputs), taken)
-        self.target_var = _identifiers(["y"], taken)["y"] if self.kind != "objective" else ""
-        self.w = _Writer()
+            self.param_vars = identifiers(model.names, taken, _SCRIPT_NAMES)
+            self.input_vars = identifiers(list(self.data.inputs), taken, _SCRIPT_NAMES)
+        self.target_var = identifiers(["y"], taken, _SCRIPT_NAMES)["y"] if self.kind != "objective" else ""
+        self.w = Writer()
 
     # -- sections ---------------------------------------------------------------------------
     def build(self) -> Script:
@@ -333,12 +115,12 @@ class _Exporter:
 
     def header(self) -> None:
         s, w = self.scenario, self.w
-        w.add(*_comment_lines(s.title or "GradViz scenario"))
+        w.add(*comment_lines(s.title or "GradViz scenario"))
         if s.description.strip():
             w.add("#")
-            w.add(*_comment_lines(s.description.strip()))
+            w.add(*comment_lines(s.description.strip()))
         w.add("#")
-        w.add(*_comment_lines(
+        w.add(*comment_lines(
             f"Exported from GradViz, variant {self.v.name}: the same run as in the app, with the same "
             "data, the same initial values and the same training loop. It prints one CSV row per "
             "optimizer step with the columns of GradViz's History (the loss, each parameter before the "
@@ -365,18 +147,18 @@ class _Exporter:
             w.add(f"# The data: {self.n} example{'s' if self.n != 1 else ''}, as written in the scenario.")
         else:
             options = "".join(f", {k}={v!r}" for k, v in dict(spec.options).items())
-            w.add(*_comment_lines(
+            w.add(*comment_lines(
                 f'The data: {self.n} points of the "{spec.kind}" data set (noise {spec.noise:g}, '
                 f"seed {self.scenario.seed}{options}), generated by GradViz and embedded here."))
         dtype_tail = "dtype=DTYPE"
         for name, values in self.data.inputs.items():
-            w.add(*_tensor_literal(f"{self.input_vars[name]} = ", values, dtype_tail))
+            w.add(*tensor_literal(f"{self.input_vars[name]} = ", values, dtype_tail))
         target = self.data.target
         if target.dtype.kind in "iu":
             w.add("# class indices (int64), as CrossEntropyLoss expects")
-            w.add(*_tensor_literal(f"{self.target_var} = ", target, ""))
+            w.add(*tensor_literal(f"{self.target_var} = ", target, ""))
         else:
-            w.add(*_tensor_literal(f"{self.target_var} = ", target, dtype_tail))
+            w.add(*tensor_literal(f"{self.target_var} = ", target, dtype_tail))
 
     def model_section(self) -> None:
         s, w = self.scenario, self.w
@@ -391,39 +173,41 @@ class _Exporter:
             w.add("with torch.no_grad():")
             for name, value in self.initial.items():
                 module, attr = name.rsplit(".", 1)
-                literal = _tensor_literal(f"model[{module}].{attr}.copy_(", value, "dtype=DTYPE", indent="    ")
+                literal = tensor_literal(f"model[{module}].{attr}.copy_(", value, "dtype=DTYPE", indent="    ")
                 literal[-1] += ")"
                 w.add(*literal)
             w.add("params = dict(model.named_parameters())")
         else:
             model = s.model
             what = "objective" if self.kind == "objective" else "model"
-            w.add(*_comment_lines(f"The {what}: {expr.to_text(expr.parse(model.expression))}"))
+            w.add(*comment_lines(f"The {what}: {expr.to_text(expr.parse(model.expression))}"))
             for name, value in self.initial.items():
                 init = model.parameters[name]
                 note = {"normal": f"normal(0, {init.std:g})", "uniform": f"uniform({init.low:g}, {init.high:g})"}
                 if init.init in note:
                     w.add(f"# {self.param_vars[name]}: drawn from {note[init.init]} by GradViz (seed {s.seed})")
-                w.add(*_tensor_literal(f"{self.param_vars[name]} = ", value, "dtype=DTYPE, requires_grad=True"))
-            entries = ", ".join(f"{_string(n)}: {v}" for n, v in self.param_vars.items())
+                w.add(*tensor_literal(f"{self.param_vars[name]} = ", value, "dtype=DTYPE, requires_grad=True"))
+            entries = ", ".join(f"{py_string(n)}: {v}" for n, v in self.param_vars.items())
             w.add(f"params = {{{entries}}}")
         if self.kind != "objective":
             reduction = s.loss.reduction
-            args = "" if reduction == "mean" else f"reduction={_string(reduction)}"
+            args = "" if reduction == "mean" else f"reduction={py_string(reduction)}"
             w.add(f"loss_fn = torch.nn.{LOSS_CLASSES[s.loss.kind]}({args})", kind="setup")
 
     def optimizer_section(self) -> None:
         opt, loop, w = self.v.optimizer, self.loop, self.w
         w.blank()
         params = "model.parameters()" if self.kind == "layers" else "list(params.values())"
-        w.add(f"optimizer = torch.optim.{OPTIMIZER_CLASSES[opt.kind]}({params}, {_hyper_text(opt.kind, opt.hyper)})",
+        w.add(f"optimizer = torch.optim.{OPTIMIZER_CLASSES[opt.kind]}({params}, {optimizer_args(opt.kind, opt.hyper)})",
               kind="setup")
         if self.scaler:
             scaler = dict(SCALER_DEFAULTS, **dict(loop.scaler))
-            args = ", ".join(f"{k}={_number(v)}" for k, v in scaler.items()
+            args = ", ".join(f"{k}={py_number(v)}" for k, v in scaler.items()
                              if k in SCALER_DEFAULTS and v != SCALER_DEFAULTS[k])
             w.add("# scales the loss up before backward() so that small float16 gradients do not become 0")
             w.add(f'scaler = torch.amp.GradScaler("cpu"{", " + args if args else ""})', kind="setup")
+        if loop.scheduler is not None:
+            w.add(f"scheduler = {scheduler_text(loop.scheduler, 'STEPS')}", kind="setup")
 
     def batches_section(self) -> None:
         w, loop = self.w, self.loop
@@ -488,14 +272,18 @@ class _Exporter:
               "    return row",
               "",
               "",
-              "def log(row, grad_scale=1.0, skipped=False):",
-              '    """Add the optimizer state after the step and print the CSV row. False when GradViz',
-              '    stops the run here: a loss, gradient or new parameter value that is not finite."""',
+              "def log(row, grad_scale=1.0, skipped=False, total_norm=None):",
+              '    """Add the optimizer state after the step, the step\'s learning rate (and the gradient',
+              '    norm before clipping) and print the CSV row. False when GradViz stops the run here: a',
+              '    loss, gradient or new parameter value that is not finite."""',
               "    for p in params.values():",
               "        state = optimizer.state.get(p, {})",
               "        for key in STATE_KEYS:",
               "            row += flat(state.get(key), 1 if key == \"step\" else p.numel())",
-              "    row += [grad_scale, float(skipped)]",
+              "    row += [grad_scale, float(skipped), optimizer.param_groups[0][\"lr\"]]")
+        if self.loop.clip_grad_norm is not None:
+            w.add("    row.append(total_norm.item())")
+        w.add(
               "    print(\",\".join(map(repr, row)))",
               "    finite = math.isfinite(row[1]) and all(torch.isfinite(p).all() for p in params.values())")
         if not self.scaler:        # with a GradScaler, inf/nan grads only skip the step
@@ -509,7 +297,8 @@ class _Exporter:
               'HEADER += ["grad." + n for name, p in params.items() for n in element_names(name, p.shape)]',
               "HEADER += [f\"state.{n}.{key}\" for name, p in params.items() for key in STATE_KEYS",
               "           for n in element_names(name, () if key == \"step\" else p.shape)]",
-              'HEADER += ["grad_scale", "skipped"]',
+              'HEADER += ["grad_scale", "skipped", "lr"' + (', "clip_norm"]' if self.loop.clip_grad_norm is not None
+                                                           else "]"),
               "print(\",\".join(f'\"{c}\"' if \",\" in c else c for c in HEADER))",
               "")
 
@@ -522,7 +311,7 @@ class _Exporter:
         for name, var in self.param_vars.items():
             if name not in self.input_vars:      # an input shadows a parameter (as in the Session)
                 mapping[name] = var
-        return expr.to_python(_rename(expr.parse(self.scenario.model.expression), mapping))
+        return expr.to_python(rename_names(expr.parse(self.scenario.model.expression), mapping))
 
     def training_loop(self) -> None:
         loop, w, accumulation_steps = self.loop, self.w, self.accumulation_steps
@@ -570,19 +359,27 @@ class _Exporter:
         else:
             w.loop(f"{indent}loss.backward()", phases=("backward",))
         losses = "losses" if accumulation_steps > 1 else "[loss.item()]"
+        params = "model.parameters()" if self.kind == "layers" else "list(params.values())"
+        note = "  # grads back to their true size (the ones GradViz records)"
+        for code, phases, kind in step_lines(loop, params, scaler=self.scaler, scaler_note=note):
+            w.loop(code, phases=phases, kind=kind)
+        norm = ", total_norm=total_norm" if loop.clip_grad_norm is not None else ""
         if self.scaler:
-            w.loop("    scaler.unscale_(optimizer)  # grads back to their true size (the ones GradViz records)")
             w.loop(f"    row = record(step, {losses})", kind="bookkeeping")
             w.loop("    scale = scaler.get_scale()  # what the loss was multiplied by", kind="bookkeeping")
             w.loop("    scaler.step(optimizer)  # optimizer.step(), skipped if a gradient is inf/nan", phases=("step",))
             w.loop("    scaler.update()  # back off the scale after a skipped step, grow it after a long run")
-            w.loop("    if not log(row, scale, skipped=scaler.get_scale() < scale):", kind="bookkeeping",
+            w.loop(f"    if not log(row, scale, skipped=scaler.get_scale() < scale{norm}):", kind="bookkeeping",
                    aside="print the CSV row")
         else:
             w.loop(f"    row = record(step, {losses})", kind="bookkeeping",
                    aside="loss, parameters and grads before the step")
             w.loop("    optimizer.step()", phases=("step",))
-            w.loop("    if not log(row):", kind="bookkeeping", aside="print the CSV row; stop where GradViz stops")
+            w.loop(f"    if not log(row{norm}):", kind="bookkeeping",
+                   aside="print the CSV row; stop where GradViz stops")
         w.loop("        break", kind="bookkeeping")
+        if loop.scheduler is not None and loop.scheduler.placement == "after_step":
+            w.loop("    scheduler.step()  # after optimizer.step(): the next step's learning rate")
         if loop.zero_grad == "after_step":
             w.loop(f"    optimizer.zero_grad({set_to_none}){zero_note}", phases=("zero_grad_after",))
+

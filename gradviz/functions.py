@@ -20,6 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._dtypes import sum_to
+from ._reductions import var as _var
+from ._reductions import var_backward as _var_backward
+from ._reductions import vector_norm, vector_norm_backward
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +348,69 @@ def _nll_bw(g, s, target, reduction):
     return (gx,)
 
 
+def _min_all_bw(g, s):
+    # as max(): the gradient is split evenly among ties (MinBackward1)
+    return _max_all_bw(g, s)
+
+
+def _min_dim_fw(x, dim, keepdim):
+    idx = np.argmin(x, axis=dim)
+    out = np.take_along_axis(x, np.expand_dims(idx, dim), dim)
+    return (out if keepdim else np.squeeze(out, dim)), (x.shape, idx)
+
+
+def _extremum_bw(g, s, keep_where):
+    # NOTE: torch.maximum/minimum split the gradient in half between equal inputs (derivatives.yaml:
+    # ``at::where(self == other, grad / 2, grad).masked_fill_(self < other, 0)``).
+    a, b = s
+    half = np.where(a == b, g / 2, g)
+    return np.where(keep_where(a, b), half, 0), np.where(keep_where(b, a), half, 0)
+
+
+def _stack_bw(g, s, dim, dtype):
+    return tuple(np.take(g, i, axis=dim) for i in range(g.shape[dim]))
+
+
+def _cat_fw(*arrays, dim, dtype):
+    arrays = [a.astype(dtype, copy=False) for a in arrays]
+    return np.concatenate(arrays, axis=dim), [a.shape[dim] for a in arrays]
+
+
+def _cat_bw(g, sizes, dim, dtype):
+    return tuple(np.split(g, np.cumsum(sizes)[:-1], axis=dim))
+
+
+def _std_fw(x, dim, correction, keepdim):
+    out = np.sqrt(_var(x, dim, correction, keepdim))
+    return out, (x, out)
+
+
+def _std_bw(g, s, dim, correction, keepdim):
+    # PyTorch's std_backward: var's gradient with grad / (2 std), 0 where std is 0
+    x, out = s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gv = np.where(out == 0, 0, g / (2 * out)).astype(g.dtype, copy=False)
+    return (_var_backward(gv, x, dim, correction, keepdim),)
+
+
+def _bce_fw(x, y, reduction):
+    # PyTorch's binary_cross_entropy kernel: (y - 1) max(log(1 - x), -100) - y max(log x, -100)
+    with np.errstate(divide="ignore"):
+        loss = (y - 1) * np.maximum(np.log1p(-x), -100) - y * np.maximum(np.log(x), -100)
+    return _reduce_loss(loss.astype(x.dtype, copy=False), reduction), (x, y)
+
+
+def _bce_bw(g, s, reduction):
+    # ∂/∂x = (x - y) / max((1 - x) x, 1e-12) · g; ∂/∂y = (log(1 - x) - log x) · g (both clamped at -100)
+    x, y = s
+    gx = g * (x - y) / np.maximum((1 - x) * x, 1e-12)
+    with np.errstate(divide="ignore"):
+        gy = g * (np.maximum(np.log1p(-x), -100) - np.maximum(np.log(x), -100))
+    if reduction == "mean":
+        gx, gy = gx / x.size, gy / y.size
+    return gx.astype(x.dtype, copy=False), gy.astype(y.dtype, copy=False)
+
+
 _RULE_LIST = [
     # binary, elementwise (with broadcasting)
     Rule("AddBackward0", "add", lambda a, b: (a + b, None), lambda g, s: (g, g), False, True),
@@ -401,6 +467,28 @@ _RULE_LIST = [
     Rule("BinaryCrossEntropyWithLogitsBackward0", "bce_with_logits", _bce_logits_fw, _bce_logits_bw),
     # the class indices are a keyword (not an input): PyTorch's NllLossBackward0 has one next function
     Rule("NllLossBackward0", "nll_loss", _nll_fw, _nll_bw),
+    # added for scripts: selection, joining and statistics, with PyTorch's gradients
+    Rule("MinBackward1", "min", lambda x: ((out := x.min()), (x, out)), _min_all_bw),
+    Rule("MinBackward0", "min_dim", _min_dim_fw, _max_dim_bw),
+    Rule("MaximumBackward0", "maximum", lambda a, b: (np.maximum(a, b), (a, b)),
+         lambda g, s: _extremum_bw(g, s, np.greater_equal), True, True),
+    Rule("MinimumBackward0", "minimum", lambda a, b: (np.minimum(a, b), (a, b)),
+         lambda g, s: _extremum_bw(g, s, np.less_equal), True, True),
+    # the condition is a keyword (a bool array), not an input: it gets no gradient
+    Rule("WhereBackward0", "where", lambda a, b, condition: (np.where(condition, a, b), None),
+         lambda g, s, condition: (np.where(condition, g, 0), np.where(condition, 0, g)), False, True),
+    Rule("StackBackward0", "stack", lambda *arrays, dim, dtype: (np.stack(arrays, axis=dim).astype(dtype, copy=False),
+                                                                 None), _stack_bw, False),
+    Rule("CatBackward0", "cat", _cat_fw, _cat_bw, False),
+    Rule("LinalgVectorNormBackward0", "norm",
+         lambda x, ord, dim, keepdim: ((out := vector_norm(x, ord, dim, keepdim)), (x, out)),
+         lambda g, s, ord, dim, keepdim: (vector_norm_backward(g, s[0], s[1], ord, dim, keepdim),)),
+    Rule("VarBackward0", "var", lambda x, dim, correction, keepdim: (_var(x, dim, correction, keepdim), x),
+         lambda g, s, dim, correction, keepdim: (_var_backward(g, s, dim, correction, keepdim),)),
+    Rule("StdBackward0", "std", _std_fw, _std_bw),
+    Rule("LeakyReluBackward0", "leaky_relu", lambda x, negative_slope: (np.where(x > 0, x, x * negative_slope), x),
+         lambda g, s, negative_slope: (np.where(s > 0, g, g * negative_slope),)),
+    Rule("BinaryCrossEntropyBackward0", "bce", _bce_fw, _bce_bw),
     # in-place writes (gradviz._inplace): the overwritten values get no gradient
     Rule("ZeroBackward0", "zero", lambda x: (np.zeros_like(x), None), lambda g, s: (np.zeros_like(g),), False),
     Rule("FillBackward2", "fill", lambda x, value: (np.full_like(x, value), None),
@@ -424,7 +512,7 @@ ALIASES = {
     ("getitem", "unsqueeze"): "UnsqueezeBackward0", ("getitem", "alias"): "AliasBackward0",
     ("permute", "transpose"): "TransposeBackward0",
     ("getitem", "select"): "SelectBackward0", ("getitem", "slice"): "SliceBackward0",
-    ("pow", "rpow"): "PowBackward2", ("to", "clone"): "CloneBackward0",
+    ("pow", "rpow"): "PowBackward2", ("to", "clone"): "CloneBackward0", ("permute", "t"): "TBackward0",
 }
 
 # The tensors each rule saves for backward, as PyTorch saves them (``autograd.record_versions`` checks
@@ -434,5 +522,6 @@ SAVED_TENSORS = {
     "mul": "cross", "matmul": "cross", "addmm": "cross", "div": "div", "pow": "01o", "pow_scalar": "0",
     "reciprocal": "o", "exp": "o", "sqrt": "o", "tanh": "o", "sigmoid": "o", "relu": "o", "softmax": "o",
     "log_softmax": "o", "log": "0", "abs": "0", "clamp": "0", "max": "0o", "mse_loss": "01",
-    "bce_with_logits": "01", "nll_loss": "0",
+    "bce_with_logits": "01", "nll_loss": "0", "min": "0o", "maximum": "01", "minimum": "01",
+    "norm": "0o", "var": "0", "std": "0o", "leaky_relu": "0", "bce": "01",
 }

@@ -1,6 +1,6 @@
 """Application entry point (the ``gradviz`` console script and ``main.py``).
 
-``python main.py [SCENARIO.toml]``: with no argument the app opens on the classic tutorial
+``python main.py [SCENARIO.toml | SCRIPT.py]``: with no argument the app opens on the classic tutorial
 scenario; a bad file named on the command line opens the tutorial and shows the file's error.
 """
 from __future__ import annotations
@@ -18,18 +18,8 @@ def make_window(path: str | None = None):
     window = MainWindow()
     window.open_default()
     if path:
-        ok = False
-        if Path(path).exists():
-            from gradviz.scenario import ScenarioError
-            try:
-                window.document.open(path)
-                window.add_recent(Path(path))
-                ok = True
-            except (ScenarioError, OSError) as exc:
-                message = str(exc)
-        else:
-            message = f"{path}: no such file"
-        if not ok:
+        message = window.load(path) if Path(path).exists() else f"{path}: no such file"
+        if message:
             QtCore.QTimer.singleShot(0, lambda: window.show_error(message))
     return window
 

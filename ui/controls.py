@@ -34,6 +34,7 @@ from gradviz.scenario.edits import (
     variant_name,
 )
 
+from .schedule_controls import ScheduleControls
 from .theme import variant_swatch
 
 LR_MIN, LR_MAX = 1e-6, 10.0       # the log slider's range (the exact field accepts any lr > 0)
@@ -107,6 +108,14 @@ class ControlsPanel(QtWidgets.QWidget):
 
         outer = QtWidgets.QVBoxLayout(self)
         outer.setContentsMargins(6, 6, 6, 6)
+        # a script's values are its code: the panel says so and its controls are greyed out
+        self.script_note = QtWidgets.QLabel(
+            "This run is a Python script: its optimizer, loop and data are its code. Edit it in the "
+            "Code panel and press Ctrl+R to run it again.")
+        self.script_note.setWordWrap(True)
+        self.script_note.setStyleSheet("color: #1d4ed8; padding: 4px;")
+        self.script_note.hide()
+        outer.addWidget(self.script_note)
 
         top = QtWidgets.QFormLayout()
         self.variant_box = QtWidgets.QComboBox()
@@ -136,6 +145,9 @@ class ControlsPanel(QtWidgets.QWidget):
         self.loop_form = QtWidgets.QFormLayout(self.loop_group)
         self._build_loop()
         outer.addWidget(self.loop_group)
+
+        self.schedule = ScheduleControls(self)
+        outer.addWidget(self.schedule.group)
 
         self.compare_group = QtWidgets.QGroupBox("Comparisons")
         cl = QtWidgets.QVBoxLayout(self.compare_group)
@@ -170,7 +182,7 @@ class ControlsPanel(QtWidgets.QWidget):
         document.runProgress.connect(self._on_run_progress)
         document.runFinished.connect(self.progress.hide)
         document.failed.connect(lambda _m: self.progress.hide())
-        self.setEnabled(document.scenario is not None)
+        self._set_editable(document.scenario)
         if document.scenario is not None:
             self.sync()
 
@@ -298,10 +310,18 @@ class ControlsPanel(QtWidgets.QWidget):
         v = scenario.comparisons[i - 1]
         return v.optimizer, v.loop
 
+    def _set_editable(self, scenario) -> None:
+        """Nothing to edit without a scenario; a script is edited as code, not here."""
+        script = scenario is not None and scenario.script is not None
+        self.script_note.setVisible(script)
+        for widget in (self.variant_box, self.kind_box, self.hyper_group, self.loop_group,
+                       self.schedule.group, self.compare_group):
+            widget.setEnabled(scenario is not None and not script)
+
     def sync(self) -> None:
         """Show the scenario's values (after any edit, a new file, or a comparison change)."""
         sc = self.document.scenario
-        self.setEnabled(sc is not None)
+        self._set_editable(sc)
         if sc is None:
             return
         self.variant_box.clear()
@@ -316,6 +336,7 @@ class ControlsPanel(QtWidgets.QWidget):
         for w in self.fields.values():
             widgets.extend(w if isinstance(w, tuple) else [w])
         widgets.append(self.lr_slider)
+        widgets.extend(self.schedule.all_widgets())
         for w in widgets:
             w.blockSignals(True)
         try:
@@ -339,6 +360,7 @@ class ControlsPanel(QtWidgets.QWidget):
             self.precision_box.setCurrentIndex(self.precision_box.findData(loop.precision))
             self.scaling_box.setChecked(loop.loss_scaling)
             self.steps_box.setValue(loop.steps)
+            self.schedule.sync(opt, loop)
         finally:
             for w in widgets:
                 w.blockSignals(False)
@@ -363,6 +385,8 @@ class ControlsPanel(QtWidgets.QWidget):
 
     # -- errors -----------------------------------------------------------------------------------
     def _widgets_of(self, key: str) -> list[QtWidgets.QWidget]:
+        if key in self.schedule.widgets:
+            return list(self.schedule.widgets[key])
         w = self.fields.get(key) or {
             "zero_grad": self.zero_grad_box, "set_to_none": self.set_to_none_box, "batch_size": self.batch_box,
             "shuffle": self.shuffle_box, "accumulation_steps": self.accumulation_box, "divide_loss": self.divide_box,

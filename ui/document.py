@@ -3,10 +3,18 @@
 ``Document`` owns the Sessions (one per variant) and re-runs them *in chunks* from a zero-interval
 QTimer so that long runs never block the event loop; views subscribe to its signals and never
 compute anything themselves.
+
+A scenario is a TOML file (data: run in-process by Sessions) or a Python script (a program: run in
+the warm worker process, ``ScriptRunner``, with a time limit and a memory cap; its one ScriptRun
+then stands where the Sessions stand). The program text the code panel edits is ``source``: the
+script's text, or, once the user edits the generated program of a TOML scenario, that edited text
+(``source_edited``), which ``run()`` turns into an unsaved script document. A failed script run
+says one line (``scriptFailed``) and keeps the previous result.
 """
 from __future__ import annotations
 
 import copy
+import re
 import time
 from pathlib import Path
 
@@ -15,7 +23,32 @@ from PySide6 import QtCore
 from gradviz.scenario import Scenario, ScenarioError, load, save
 from gradviz.training.session import Session
 
+from .script_runner import ScriptRunner
+
 FRAME_BUDGET_S = 0.010     # work per timer tick while re-running: keeps the UI at ~60 Hz
+DEFAULT_TIME_LIMIT_S = 60.0
+DEFAULT_MEMORY_MB = 2048
+_LINE = re.compile(r"^[^:\n]*\.py:(\d+):")   # "lesson.py:4: ..." -> 4
+
+
+def read_script(path: Path) -> str:
+    """The text of a script file (B1's reader when present: size limit, encoding, one clear line)."""
+    try:
+        from gradviz.scenario.script_source import read_script as read
+    except ImportError:
+        return path.read_text(encoding="utf-8")
+    return read(path)
+
+
+def script_scenario(path: Path, source: str, result=None) -> Scenario:
+    from gradviz.training.script import script_scenario as build
+    return build(path, source, result)
+
+
+def error_line(message: str) -> int:
+    """The script line a one-line error names (``lesson.py:4: ...``), 0 when it names none."""
+    match = _LINE.match(message)
+    return int(match.group(1)) if match else 0
 
 
 class Document(QtCore.QObject):
@@ -23,16 +56,28 @@ class Document(QtCore.QObject):
     scenarioChanged = QtCore.Signal()          # a different scenario (or edited values) is current
     modifiedChanged = QtCore.Signal(bool)
     runStarted = QtCore.Signal()
-    runProgress = QtCore.Signal(int, int)      # steps done, steps total (over all variants)
-    runFinished = QtCore.Signal()              # every variant's History is complete
+    runProgress = QtCore.Signal(int, int)      # steps done, steps total (over all variants; 0: unknown)
+    runFinished = QtCore.Signal()              # every variant's History is complete (or the run failed)
     failed = QtCore.Signal(str)                # a one-line message for the user
+    sourceChanged = QtCore.Signal()            # the program text was replaced (not typed in the panel)
+    output = QtCore.Signal(str)                # a script's printed output, GradViz's notes and errors
+    scriptFailed = QtCore.Signal(str, int)     # one line naming file:line, and that line (0: none)
+    traceReady = QtCore.Signal(object, int)    # (run, iteration) whose on-demand trace arrived
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.scenario: Scenario | None = None
         self.path: Path | None = None
         self.modified = False
-        self.sessions: list[Session] = []
+        self.sessions: list = []
+        self.source: str | None = None         # the program text (a script's, or an edited TOML program)
+        self.source_edited = False             # a TOML scenario's generated program was edited
+        self.last_error: str | None = None     # the last script run's one-line error
+        self.time_limit = DEFAULT_TIME_LIMIT_S
+        self.memory_mb = DEFAULT_MEMORY_MB
+        self.trace_budget: int | None = None   # bytes of traces a script run keeps (None: the runner's)
+        self._saved_source: str | None = None  # the script text as on disk
+        self._run_path: Path | None = None     # the name an unsaved script runs under
         self._pending: list = []               # (session, chunk iterator) still running
         self._done_steps = 0
         self._total_steps = 0
@@ -40,23 +85,54 @@ class Document(QtCore.QObject):
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._work)
         self._chunk = 10                   # steps per resume: small, the budget loop batches them
+        self.runner = ScriptRunner(self)
+        self.runner.progress.connect(self._on_script_progress)
+        self.runner.output.connect(self._on_script_output)
+        self.runner.done.connect(self._on_script_done)
+        self.runner.failed.connect(self._on_script_failed)
+        self._run_ticket: int | None = None
+        self._ran: tuple[str, Path] | None = None   # (source, path) of the run on screen: traces re-run it
+        self._trace_tickets: dict[int, tuple[object, int]] = {}
 
     # -- opening and saving ---------------------------------------------------------------------
+    @property
+    def is_script(self) -> bool:
+        return self.scenario is not None and self.scenario.script is not None
+
+    @property
+    def run_path(self) -> Path:
+        """The file name a script runs under (its errors name it): its file, or ``<stem>.py``."""
+        return self.path if self.path is not None else (self._run_path or Path("untitled.py"))
+
+    @property
+    def script_name(self) -> str:
+        return self.run_path.name
+
     def open(self, path: str | Path) -> None:
-        """Load ``path``; on error raise ScenarioError and keep the current scenario untouched."""
-        scenario = load(Path(path))
-        self.set_scenario(scenario, Path(path))
+        """Load ``path`` (``.toml`` or ``.py``); on error raise ScenarioError (or OSError) and keep the
+        current scenario untouched."""
+        path = Path(path)
+        if path.suffix == ".py":
+            source = read_script(path)
+            self.set_scenario(script_scenario(path, source), path)
+        else:
+            self.set_scenario(load(path), path)
 
     def set_scenario(self, scenario: Scenario, path: Path | None = None, modified: bool = False) -> None:
         self._drop_runs()
         self.scenario, self.path = scenario, path
+        self.source = self._saved_source = scenario.script
+        self.source_edited, self.last_error, self._ran = False, None, None
         self._set_modified(modified)
         self.opened.emit()
         self.scenarioChanged.emit()
+        self.sourceChanged.emit()
         self.rerun()
 
     def edit(self, scenario: Scenario) -> None:
         """Replace the scenario by an edited copy (from the controls): marks the document modified."""
+        if self.is_script:
+            return                           # a script's values are its text: the controls do not apply
         scenario.path = self.scenario.path if self.scenario else None
         if self.scenario is not None:
             scenario.source_text = self.scenario.source_text   # Save edits the original text
@@ -66,11 +142,27 @@ class Document(QtCore.QObject):
         self.scenarioChanged.emit()
         self.rerun()
 
+    def set_source(self, text: str) -> None:
+        """The code panel's text changed (typed, pasted, undone): it is the document now; it runs on
+        ``run()``. A script is modified while its text differs from the file's."""
+        if self.scenario is None or text == self.source:
+            return
+        self.source = text
+        if self.is_script:
+            self._set_modified(text != self._saved_source)
+        else:
+            self.source_edited = True
+            self._set_modified(True)
+
     def save(self, path: str | Path | None = None) -> Path:
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ScenarioError("<unsaved>", "", None, "a file name", "none (use Save As)")
-        save(self.scenario, target)
+        if self.is_script:
+            target.write_text(self.source or "", encoding="utf-8")
+            self._saved_source = self.source
+        else:
+            save(self.scenario, target)
         self.path = target
         self._set_modified(False)
         return target
@@ -83,10 +175,15 @@ class Document(QtCore.QObject):
             self.modified = modified
             self.modifiedChanged.emit(modified)
 
+    def close(self) -> None:
+        """Stop every run and end the worker process."""
+        self._drop_runs()
+        self.runner.close()
+
     # -- running ------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._timer.isActive()
+        return self._timer.isActive() or self._run_ticket is not None
 
     @property
     def total_steps(self) -> int:
@@ -102,9 +199,39 @@ class Document(QtCore.QObject):
         is handled, nothing may show a trace or a History of the old runs as if they were current."""
         self._timer.stop()
         self.sessions, self._pending = [], []
+        self._stop_script()
+
+    def _stop_script(self) -> None:
+        if self.runner.busy:
+            self.runner.cancel()
+        self._run_ticket = None
+        self._trace_tickets.clear()
+
+    def run(self) -> None:
+        """Ctrl+R: run the program text as it is now. An edited TOML program becomes an unsaved script
+        document (named after the scenario) before it runs."""
+        if self.scenario is None:
+            return
+        if not self.is_script and self.source_edited:
+            self._become_script()
+        self.rerun()
+
+    def _become_script(self) -> None:
+        self._run_path = Path((self.path.stem if self.path else "scenario") + ".py")
+        scenario = script_scenario(self._run_path, self.source)
+        keep = self.sessions[:1]             # the run the panel showed stays on screen until this one ends
+        self._timer.stop()
+        self._pending = []
+        self.scenario, self.path, self.sessions = scenario, None, keep
+        self._saved_source, self.source_edited = None, False
+        self._set_modified(True)
+        self.scenarioChanged.emit()
 
     def rerun(self) -> None:
         """(Re)start every variant's run; progress and completion arrive as signals."""
+        if self.is_script:
+            self._run_script()
+            return
         self._timer.stop()
         try:
             n = len(self.scenario.variants())
@@ -119,10 +246,12 @@ class Document(QtCore.QObject):
         self.runStarted.emit()
         self._timer.start()
 
-    def finish_now(self) -> None:
+    def finish_now(self, timeout: float = 60.0) -> None:
         """Run whatever is left synchronously (tests, exports that need complete histories)."""
         while self._pending:
             self._work(budget=float("inf"))
+        if self.runner.busy:
+            self.runner.wait(timeout)
 
     def _work(self, budget: float = FRAME_BUDGET_S) -> None:
         start = time.perf_counter()
@@ -147,3 +276,88 @@ class Document(QtCore.QObject):
                 return steps
             steps += s.variant_spec.loop.steps
         return steps
+
+    # -- running a script ---------------------------------------------------------------------
+    def _run_script(self) -> None:
+        self._stop_script()
+        source, path = self.source or "", self.run_path
+        self._run_ticket = self.runner.submit(source, path, timeout=self.time_limit, memory_mb=self.memory_mb,
+                                              trace_budget=self.trace_budget)
+        self._running_source = (source, path)
+        self._total_steps = self._done_steps = 0
+        self.output.emit(f"▶ {path.name}")
+        self.runStarted.emit()
+
+    def cancel(self) -> None:
+        """Stop the script run in progress; the previous result stays."""
+        if self._run_ticket is not None:
+            self._stop_script()
+            self._fail(f"{self.script_name}: run cancelled", 0)
+
+    def _on_script_progress(self, ticket: int, iterations: int, _elapsed: float) -> None:
+        if ticket == self._run_ticket:
+            self._done_steps = iterations
+            self.runProgress.emit(iterations, 0)
+
+    def _on_script_output(self, ticket: int, text: str) -> None:
+        if ticket == self._run_ticket:        # a trace re-run prints the same again: not shown twice
+            self.output.emit(text)
+
+    def _on_script_done(self, ticket: int, result) -> None:
+        if ticket in self._trace_tickets:
+            run, k = self._trace_tickets.pop(ticket)
+            trace = result.traces.get(k) if result.error is None else None
+            if trace is None:
+                self.output.emit(f"could not trace iteration {k}: {result.error or 'no trace came back'}")
+                return
+            run.add_trace(trace)
+            self.traceReady.emit(run, k)
+            return
+        if ticket != self._run_ticket:
+            return
+        self._run_ticket = None
+        for note in result.notes:
+            self.output.emit(f"note: {note}")
+        if result.error is not None:
+            self._fail(str(result.error), int(result.error.line or 0))
+            return
+        from gradviz.training.script import ScriptRun
+        source, path = self._running_source
+        try:
+            scenario = script_scenario(path, source, result)
+            run = ScriptRun(result, scenario)
+        except Exception as exc:              # never let a result take the app down
+            self._fail(f"{path.name}: {exc}", 0)
+            return
+        self.scenario, self.sessions, self._ran, self.last_error = scenario, [run], (source, path), None
+        self.output.emit(f"✓ {path.name}: {run.history.steps} iterations")
+        self.scenarioChanged.emit()
+        self.runFinished.emit()
+
+    def _on_script_failed(self, ticket: int, message: str, line: int = 0) -> None:
+        if ticket in self._trace_tickets:
+            _run, k = self._trace_tickets.pop(ticket)
+            self.output.emit(f"could not trace iteration {k}: {message}")
+        elif ticket == self._run_ticket:
+            self._run_ticket = None
+            self._fail(message, line or error_line(message))
+
+    def _fail(self, message: str, line: int) -> None:
+        """A script run failed: say it (one line), light its line; the previous result stays."""
+        self.last_error = message
+        self.output.emit(message)
+        self.scriptFailed.emit(message, line)
+        self.runFinished.emit()
+
+    def request_trace(self, run, k: int) -> bool:
+        """Ask the worker to record iteration ``k`` of ``run`` (a script run whose trace of ``k`` was
+        not kept); ``traceReady(run, k)`` follows. False when there is nothing to re-run."""
+        if self._ran is None or run not in self.sessions:
+            return False
+        if any(asked == (run, k) for asked in self._trace_tickets.values()):
+            return True
+        source, path = self._ran
+        ticket = self.runner.submit(source, path, timeout=self.time_limit, memory_mb=self.memory_mb,
+                                    trace_only=k)
+        self._trace_tickets[ticket] = (run, k)
+        return True

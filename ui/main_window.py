@@ -8,75 +8,26 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from gradviz.scenario import DEFAULT_SCENARIO, ScenarioError, bundled, bundled_path, load
+from gradviz.scenario import DEFAULT_SCENARIO, ScenarioError, bundled_path
 from gradviz.view.phases import phase_label
 from gradviz.view.replay import Replay
 
 from . import icons
-from .code_view import CodeView
+from .code_view import CodePanel, CodeView
 from .controls import ControlsPanel
 from .dashboards import DashboardExporter, Dashboards
-from .document import Document
+from .dialogs import APP, ORG, BundledDialog, ask_to_run, settings  # noqa: F401  (ORG, APP: re-exported)
+from .document import Document, read_script
 from .graph import GraphView
 from .inspector import Inspector
 from .player import Player
+from .script_actions import SCRIPT_FILTER, ScriptActions
 from .theme import variant_swatch
 from .view_state import ViewState
 
-ORG, APP = "GradViz", "GradViz"
 MAX_RECENT = 8
-CODE_DOCK_WIDTH = 262         # long lines of the loop wrap (hanging indent): the graph keeps the room
-SCENARIO_FILTER = "GradViz scenarios (*.toml);;All files (*)"
-
-
-def settings() -> QtCore.QSettings:
-    # QSettings(ORG, APP) would always use NativeFormat; honouring defaultFormat() lets the tests
-    # redirect every setting to a temporary IniFormat path (tests/ui/conftest.py).
-    return QtCore.QSettings(QtCore.QSettings.defaultFormat(), QtCore.QSettings.Scope.UserScope, ORG, APP)
-
-
-class BundledDialog(QtWidgets.QDialog):
-    """Pick one of the bundled scenarios: titles on the left, what to notice on the right."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setWindowTitle("Open bundled scenario")
-        self.resize(760, 420)
-        self.list = QtWidgets.QListWidget()
-        self.about = QtWidgets.QTextBrowser()
-        self.paths: list[Path] = []
-        for path in bundled():
-            try:
-                scenario = load(path)
-            except ScenarioError as exc:       # a broken bundled file should not hide the others
-                title, text = path.stem, str(exc)
-            else:
-                title, text = scenario.title, scenario.description
-            item = QtWidgets.QListWidgetItem(title)
-            item.setData(QtCore.Qt.ItemDataRole.UserRole, text)
-            self.list.addItem(item)
-            self.paths.append(path)
-        self.list.currentRowChanged.connect(
-            lambda row: self.about.setPlainText(self.list.item(row).data(QtCore.Qt.ItemDataRole.UserRole)
-                                                if row >= 0 else ""))
-        self.list.itemDoubleClicked.connect(self.accept)
-        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Open
-                                             | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        split = QtWidgets.QSplitter()
-        split.addWidget(self.list)
-        split.addWidget(self.about)
-        split.setSizes([300, 460])
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(split)
-        layout.addWidget(buttons)
-        if self.paths:
-            self.list.setCurrentRow(0)
-
-    def selected_path(self) -> Path | None:
-        row = self.list.currentRow()
-        return self.paths[row] if 0 <= row < len(self.paths) else None
+CODE_DOCK_WIDTH = 330         # the program's long lines wrap: the graph keeps the room
+SCENARIO_FILTER = "GradViz scenarios (*.toml *.py);;TOML scenarios (*.toml);;Python scripts (*.py);;All files (*)"
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -93,11 +44,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.graph = GraphView(self.player, self.view_state)
         self.setCentralWidget(self.graph)
         self.code = CodeView(self.document, self.view_state, self.player)
-        self.code.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.inspector = Inspector(self.player, self.view_state, self.document)
-        self.code_dock = self._dock("Code", self.code, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.inspector_dock = self._dock("Inspector", self.inspector, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self._build_actions()
+        self.scripts = ScriptActions(self)
+        self.code_panel = CodePanel(self.document, self.code, self.scripts.act_run)
+        self.code_dock = self._dock("Code", self.code_panel, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", self.inspector, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self._build_menus()
         self._build_transport()
         self._build_status()
@@ -118,9 +70,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.graph.nodeClicked.connect(self._on_node_clicked)
 
         self._build_dashboards()
+        self.scripts.install(self.run_menu, self.file_menu, self.export_sep)
         self.resize(1400, 860)
         self.resizeDocks([self.code_dock], [CODE_DOCK_WIDTH], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.dashboards_dock], [380], QtCore.Qt.Orientation.Vertical)
+        self.resizeDocks([self.code_dock, self.scripts.console_dock], [300, 90], QtCore.Qt.Orientation.Vertical)
         # Restore the user's layout only now that every dock exists (restoreState matches by objectName).
         s = settings()
         if s.value("geometry"):
@@ -197,7 +151,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         m.addSeparator()
         m.addActions([self.act_save, self.act_save_as])
-        m.addSeparator()
+        self.export_sep = m.addSeparator()
         self.export_menu = exp = m.addMenu("&Export")
         exp.addActions([self.act_export_png, self.act_export_svg, self.act_export_gif, self.act_export_torch])
         m.addSeparator()
@@ -208,6 +162,7 @@ class MainWindow(QtWidgets.QMainWindow):
                          self.act_start, self.act_end])
         play.addSeparator()
         play.addActions([self.act_prev_iter, self.act_next_iter])
+        self.run_menu = bar.addMenu("&Run")
         self.view_menu = bar.addMenu("&View")
         self.view_menu.addAction(self.act_fit)
         self.view_menu.addSeparator()
@@ -328,16 +283,27 @@ class MainWindow(QtWidgets.QMainWindow):
         """Open ``path``; a bad file shows its one-line error and leaves the current scenario open."""
         if confirm and not self.maybe_discard():
             return False
+        error = self.load(path)
+        if error is not None:
+            if error:
+                self.show_error(error)
+            return False
+        return True
+
+    def load(self, path: str | Path) -> str | None:
+        """Open ``path`` without asking about unsaved edits: None when it opened, else the one-line
+        error ("" when the user declined to run a script)."""
+        path = Path(path)
         try:
+            if path.suffix == ".py" and not ask_to_run(self, settings(), path, read_script(path)):
+                return ""
             self.document.open(path)
         except ScenarioError as exc:
-            self.show_error(str(exc))
-            return False
-        except OSError as exc:
-            self.show_error(f"{path}: {exc.strerror or exc}")
-            return False
-        self.add_recent(Path(path))
-        return True
+            return str(exc)
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"{path}: {getattr(exc, 'strerror', None) or exc}"
+        self.add_recent(path)
+        return None
 
     def open_default(self) -> None:
         self.open_path(bundled_path(DEFAULT_SCENARIO), confirm=False)
@@ -354,19 +320,30 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_path(dialog.selected_path())
 
     def save(self) -> bool:
-        if self.document.path is None or self._is_bundled(self.document.path):
+        doc = self.document
+        if doc.path is None or self._is_bundled(doc.path) or (not doc.is_script and doc.source_edited):
             return self.save_as()
         return self._save_to(self.document.path)
 
     def save_as(self) -> bool:
-        start = str(self.document.path) if self.document.path else str(Path.home() / "scenario.toml")
-        if self.document.path and self._is_bundled(self.document.path):
-            start = str(Path.home() / self.document.path.name)
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save scenario as", start, SCENARIO_FILTER)
+        doc = self.document
+        if not doc.is_script and doc.source_edited:
+            return self.scripts.save_as_script()      # the edited program is a script now, not TOML
+        suffix = ".py" if doc.is_script else ".toml"
+        start = str(doc.path) if doc.path else str(Path.home() / ("scenario" + suffix))
+        if doc.is_script and doc.path is None:
+            start = str(Path.home() / doc.script_name)
+        if doc.path and self._is_bundled(doc.path):
+            start = str(Path.home() / doc.path.name)
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save scenario as", start,
+                                                        SCRIPT_FILTER if doc.is_script else SCENARIO_FILTER)
         if not path:
             return False
-        if not path.endswith(".toml"):
-            path += ".toml"
+        if not path.endswith(suffix):
+            path += suffix
+        if doc.is_script:
+            from .dialogs import trust
+            trust(settings(), Path(path), doc.source or "")   # the user wrote what is saved
         return self._save_to(Path(path))
 
     def _save_to(self, path: Path) -> bool:
@@ -383,7 +360,9 @@ class MainWindow(QtWidgets.QMainWindow):
     @staticmethod
     def _is_bundled(path: Path) -> bool:
         try:
-            return path.resolve().parent == bundled_path(DEFAULT_SCENARIO).resolve().parent
+            folder = path.resolve().parent
+            return folder in (bundled_path(DEFAULT_SCENARIO).resolve().parent,
+                              bundled_path(DEFAULT_SCENARIO).resolve().parent.parent / "scripts")
         except OSError:
             return False
 
@@ -522,6 +501,9 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             trace = session.trace_iteration(k)
         except Exception as exc:
+            if type(exc).__name__ == "TraceNotRecorded":      # a script run kept no trace of k
+                self.scripts.request_trace(session, k)
+                return
             self.show_error(f"Could not replay iteration {k}: {exc}")
             return
         self._traced = (session, k)
@@ -600,17 +582,26 @@ class MainWindow(QtWidgets.QMainWindow):
         self.title_label.setText(self.document.scenario.title)
 
     def _update_title(self) -> None:
-        sc = self.document.scenario
-        name = self.document.path.name if self.document.path else "untitled"
-        self.setWindowTitle(f"{'*' if self.document.modified else ''}{sc.title if sc else ''} — {name} — GradViz")
+        sc, star = self.document.scenario, "*" if self.document.modified else ""
+        self.setWindowTitle(f"{star}{sc.title if sc else ''} — {self._name()} — GradViz")
+
+    def _name(self) -> str:
+        doc = self.document
+        if doc.path is not None:
+            return doc.path.name
+        return doc.script_name if doc.is_script else "untitled"
 
     def _on_run_started(self) -> None:
         self.player.pause()
         self.progress.setVisible(True)
+        if self.document.is_script:
+            return                               # ScriptActions shows a script's progress
         self.progress.setRange(0, max(self.document.total_steps, 1))
         self.progress.setValue(0)
 
     def _on_run_progress(self, done: int, total: int) -> None:
+        if self.document.is_script:
+            return
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
@@ -630,6 +621,7 @@ class MainWindow(QtWidgets.QMainWindow):
             event.ignore()
             return
         self.player.pause()
+        self.document.close()
         s = settings()
         s.setValue("geometry", self.saveGeometry())
         s.setValue("windowState", self.saveState())

@@ -53,6 +53,10 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return out + bias if bias is not None else out
 
 
+def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False):
+    return apply_op("leaky_relu", (x,), negative_slope=negative_slope)
+
+
 def tanh(x): return x.tanh()
 def relu(x): return x.relu()
 def sigmoid(x): return x.sigmoid()
@@ -133,3 +137,23 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
     _check_reduction(reduction)
     t = _class_indices(input, target)
     return apply_op("nll_loss", (log_softmax(input, 1),), target=t, reduction=reduction)
+
+
+@autocast_float32
+def binary_cross_entropy(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    r"""Binary cross entropy of probabilities: one node, BinaryCrossEntropyBackward0.
+
+    .. math:: \ell = -[y \log x + (1 - y) \log(1 - x)]
+
+    with each log clamped at -100 (so a probability of exactly 0 or 1 gives 100, not inf), and
+    gradient :math:`(x - y) / \max(x (1 - x), 10^{-12})`, as PyTorch computes them.
+    """
+    _check_reduction(reduction)
+    target = _target_like(target, input)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Using a target size ({Size(target.shape)}) that is different to the input size "
+                         f"({Size(input.shape)}) is deprecated. Please ensure they have the same size.")
+    x = input._data
+    if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    return apply_op("bce", (input, target), reduction=reduction)

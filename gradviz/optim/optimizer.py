@@ -236,7 +236,7 @@ class Optimizer:
                 if p.grad is None:
                     continue
                 if set_to_none:
-                    p.grad = None
+                    p._grad = None           # not ``p.grad = None``: that would record a second clear
                 else:
                     if p.grad.grad_fn is not None:
                         p.grad = p.grad.detach()     # PyTorch detach_()es in place (same storage)

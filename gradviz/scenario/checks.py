@@ -30,6 +30,10 @@ from .schema import (
     PRECISIONS,
     REDUCTIONS,
     SCALER_DEFAULTS,
+    SCHEDULER_CLASSES,
+    SCHEDULER_DEFAULTS,
+    SCHEDULER_PLACEMENTS,
+    SCHEDULERS,
     ZERO_GRAD_PLACEMENTS,
     DataSpec,
     LoopSpec,
@@ -37,6 +41,7 @@ from .schema import (
     OptimizerSpec,
     ParamInit,
     Scenario,
+    SchedulerSpec,
 )
 from .shapes import check_shapes, graph_nodes
 
@@ -59,7 +64,23 @@ LOOP_RULES = {       # in the file format's order; a file may also say batch_siz
     "shuffle": BOOLEAN, "accumulation_steps": Integer(1, LIMITS["max_accumulation_steps"]),
     "divide_loss": BOOLEAN, "zero_grad": Choice(ZERO_GRAD_PLACEMENTS), "set_to_none": BOOLEAN,
     "precision": Choice(PRECISIONS), "loss_scaling": BOOLEAN,
+    "clip_grad_norm": Number(gt=0), "unscale_before_clip": BOOLEAN,
 }
+NO_CLIPPING = False        # ``clip_grad_norm = false`` in a file: no clipping (None here)
+NO_SCHEDULER = "none"      # ``[scheduler] kind = "none"``: no scheduler (None here)
+MAX_MILESTONES = 64
+STEPS = Integer(1, LIMITS["max_steps"])
+# The rule of each scheduler hyperparameter: torch.optim.lr_scheduler's own checks where it has
+# them (LinearLR's factors, OneCycleLR's pct_start), else what keeps the schedule meaningful.
+SCHEDULER_RULES = {
+    "step_size": STEPS, "gamma": Number(gt=0), "T_max": STEPS, "eta_min": Number(ge=0),
+    "start_factor": Number(gt=0, le=1), "end_factor": Number(ge=0, le=1), "total_iters": STEPS,
+    "max_lr": Number(gt=0), "total_steps": STEPS, "pct_start": Number(ge=0, le=1),
+    "anneal_strategy": Choice(("cos", "linear")), "div_factor": Number(gt=0),
+    "final_div_factor": Number(gt=0), "three_phase": BOOLEAN,
+}
+# OneCycleLR cycles momentum (SGD, RMSprop) or beta1 (Adam, AdamW): torch refuses other optimizers.
+CYCLES_MOMENTUM = ("sgd", "adam", "adamw", "rmsprop")
 SCALER_RULES = {"init_scale": Number(gt=0), "growth_factor": Number(gt=1),
                 "backoff_factor": Number(gt=0, lt=1), "growth_interval": Integer(1, 10 ** 9)}
 POINTS = Integer(1, LIMITS["max_points"])
@@ -77,6 +98,25 @@ def hyper_rule(kind: str, key: str):
 def option_rule(default):
     """The rule of a data set generator option with this default (``centers``: an integer)."""
     return Integer(1, LIMITS["max_layer_width"]) if isinstance(default, int) else Number()
+
+
+def milestones(r: Reader, value, path: tuple) -> list[int]:
+    """MultiStepLR's milestones: a non-empty list of step numbers (each multiplies lr by gamma)."""
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_MILESTONES:
+        r.fail(path, f"a list of 1 to {MAX_MILESTONES} step numbers, e.g. [30, 80]", show(value))
+    return [r.integer_value(v, path, 1, LIMITS["max_steps"]) for v in value]
+
+
+def scheduler_value(r: Reader, key: str, value, path: tuple):
+    """One scheduler hyperparameter checked (``milestones``: a list of step numbers)."""
+    if key == "milestones":
+        return milestones(r, value, path)
+    return r.check(value, path, SCHEDULER_RULES[key])
+
+
+def required_hyper(kind: str) -> list[str]:
+    """The hyperparameters a ``[scheduler]`` of ``kind`` must give (no default in torch)."""
+    return [k for k, v in SCHEDULER_DEFAULTS[kind].items() if v is None and k != "total_steps"]
 
 
 def layer_sizes(r: Reader, layers, path: tuple) -> list[int]:
@@ -187,6 +227,8 @@ def validate(scenario: Scenario, reader: Reader | None = None) -> None:
         where = ("comparison", i - 1) if i else ()
         _optimizer(r, variant.optimizer, where + ("optimizer",))
         _loop(r, variant.loop, where + ("loop",))
+        if variant.loop.scheduler is not None:
+            _scheduler(r, variant.loop.scheduler, variant.loop, variant.optimizer, where + ("scheduler",))
         _run(r, s, tree, shapes, variant.loop, where + ("loop",), facts["n"])
         if i:
             name = r.check(variant.name, where + ("name",), COMPARISON_NAME)
@@ -382,7 +424,7 @@ def _loop(r: Reader, loop: LoopSpec, path: tuple) -> None:
     """The loop's own values, and loss scaling only for float16."""
     for key, rule in LOOP_RULES.items():
         value = getattr(loop, key)
-        if not (key == "batch_size" and value is None):
+        if not (key in ("batch_size", "clip_grad_norm") and value is None):
             r.check(value, path + (key,), rule)
     if loop.loss_scaling:
         if loop.precision != "float16":
@@ -391,6 +433,30 @@ def _loop(r: Reader, loop: LoopSpec, path: tuple) -> None:
         r.check_keys(loop.scaler, path + ("scaler",), tuple(SCALER_DEFAULTS))
         for key, rule in SCALER_RULES.items():
             r.check(loop.scaler.get(key, SCALER_DEFAULTS[key]), path + ("scaler", key), rule)
+
+
+def _scheduler(r: Reader, spec: SchedulerSpec, loop: LoopSpec, optimizer: OptimizerSpec, path: tuple) -> None:
+    """A scheduler's kind, complete hyperparameters, placement, and what torch needs around it."""
+    kind = r.choice_value(spec.kind, path + ("kind",), SCHEDULERS)
+    defaults = SCHEDULER_DEFAULTS[kind]
+    r.check_keys(spec.hyper, path, tuple(defaults))
+    for key in defaults:
+        value = spec.hyper.get(key)
+        if value is None:
+            if key == "total_steps":      # None: the loop's steps
+                continue
+            r.fail(path + (key,), f"a value for {key!r} ({SCHEDULER_CLASSES[kind]} has no default "
+                   "for it)", "none (it is required)")
+        scheduler_value(r, key, value, path + (key,))
+    r.choice_value(spec.placement, path + ("placement",), SCHEDULER_PLACEMENTS)
+    if kind == "onecycle":
+        total = spec.hyper.get("total_steps")
+        if total is not None and total < loop.steps:
+            r.fail(r.first_given(path, "total_steps"), f"total_steps of at least the loop's steps "
+                   f"({loop.steps}): OneCycleLR refuses to step past total_steps", f"{total}")
+        if optimizer.kind not in CYCLES_MOMENTUM:
+            r.fail(path + ("kind",), "an optimizer with momentum or betas for 'onecycle' (OneCycleLR "
+                   f"cycles them: {', '.join(CYCLES_MOMENTUM)})", f"optimizer {optimizer.kind!r}")
 
 
 def _run(r: Reader, s: Scenario, tree, shapes: dict, loop: LoopSpec, path: tuple, n: int) -> None:

@@ -5,6 +5,8 @@
   name in step with its settings unless the user named it;
 - ``set_optimizer_kind``: another optimizer starts at PyTorch's defaults, keeping the lr;
 - ``set_loop_value``: one loop setting (leaving float16 also turns loss scaling off);
+- ``set_scheduler_kind``: another scheduler (or none), its required hyperparameters given values
+  that fit the run (a StepLR decays three times over the run, a cosine spans it);
 - ``add_comparison``: the main run, as it is now, kept as a comparison;
 - ``check_scenario``: None when the edited scenario is valid (``checks.validate``), else the
   reason in one short line for the field that was edited.
@@ -15,7 +17,17 @@ import copy
 
 from .checks import validate
 from .reader import ScenarioError
-from .schema import LIMITS, OPTIMIZER_DEFAULTS, LoopSpec, OptimizerSpec, Scenario, Variant
+from .schema import (
+    LIMITS,
+    OPTIMIZER_DEFAULTS,
+    SCHEDULER_CLASSES,
+    SCHEDULER_DEFAULTS,
+    LoopSpec,
+    OptimizerSpec,
+    Scenario,
+    SchedulerSpec,
+    Variant,
+)
 
 MAX_NAME = 80
 # The loop settings a name shows when they differ from the defaults, and their short labels.
@@ -33,6 +45,12 @@ def variant_name(optimizer: OptimizerSpec, loop: LoopSpec) -> str:
         value = getattr(loop, key)
         if value != getattr(base, key):
             parts.append(str(value) if key == "precision" else f"{LOOP_SHORT[key]}={value}")
+    if loop.clip_grad_norm is not None:
+        parts.append(f"clip={loop.clip_grad_norm:g}" + ("" if loop.unscale_before_clip or not loop.loss_scaling
+                                                        else " (scaled)"))
+    if loop.scheduler is not None:
+        parts.append(SCHEDULER_CLASSES[loop.scheduler.kind]
+                     + (" before step" if loop.scheduler.placement == "before_step" else ""))
     name = optimizer.label() + (" · " + ", ".join(parts) if parts else "")
     return name if len(name) <= MAX_NAME else name[:MAX_NAME - 1] + "…"
 
@@ -69,6 +87,30 @@ def set_loop_value(loop: LoopSpec, key: str, value) -> None:
     setattr(loop, key, value)
     if key == "precision" and value != "float16":
         loop.loss_scaling = False
+
+
+def scheduler_defaults(kind: str, loop: LoopSpec, lr: float) -> dict:
+    """Complete hyperparameters for a new scheduler of ``kind`` on a run of ``loop.steps`` steps
+    with learning rate ``lr``: torch's defaults, and for those torch has none (StepLR's step_size,
+    ...) values that show the schedule within the run."""
+    steps = loop.steps
+    hyper = dict(SCHEDULER_DEFAULTS[kind])
+    fill = dict(step_size=max(1, steps // 4), milestones=sorted({max(1, steps // 2), max(1, 3 * steps // 4)}),
+                gamma=0.1 if kind != "exponential" else float(f"{0.01 ** (1 / max(steps, 1)):.4g}"),
+                T_max=steps, max_lr=lr)
+    for key, value in hyper.items():
+        if value is None and key in fill:
+            hyper[key] = fill[key]
+    return hyper
+
+
+def set_scheduler_kind(loop: LoopSpec, kind: str | None, lr: float) -> None:
+    """Give ``loop`` a new scheduler of ``kind`` (None: no scheduler); the placement is kept."""
+    if kind is None:
+        loop.scheduler = None
+        return
+    placement = loop.scheduler.placement if loop.scheduler is not None else "after_step"
+    loop.scheduler = SchedulerSpec(kind, scheduler_defaults(kind, loop, lr), placement)
 
 
 def add_comparison(scenario: Scenario) -> Variant:

@@ -9,6 +9,7 @@ sections fit together is ``validate``'s job. The format is documented in ``docs/
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from pathlib import Path
@@ -18,6 +19,8 @@ from .checks import (
     COMPARISON_NAME,
     LOOP_RULES,
     META_RULES,
+    NO_CLIPPING,
+    NO_SCHEDULER,
     NOISE,
     POINTS,
     SCALER_RULES,
@@ -31,6 +34,8 @@ from .checks import (
     option_rule,
     param_shape,
     param_value,
+    required_hyper,
+    scheduler_value,
     uniform_bounds,
     validate,
 )
@@ -45,6 +50,10 @@ from .schema import (
     OPTIMIZERS,
     REDUCTIONS,
     SCALER_DEFAULTS,
+    SCHEDULER_CLASSES,
+    SCHEDULER_DEFAULTS,
+    SCHEDULER_PLACEMENTS,
+    SCHEDULERS,
     DataSpec,
     LoopSpec,
     LossSpec,
@@ -52,10 +61,11 @@ from .schema import (
     OptimizerSpec,
     ParamInit,
     Scenario,
+    SchedulerSpec,
     Variant,
 )
 
-SECTIONS = ("scenario", "model", "data", "loss", "optimizer", "loop", "comparison")
+SECTIONS = ("scenario", "model", "data", "loss", "optimizer", "loop", "scheduler", "comparison")
 
 
 # --- entry points ---------------------------------------------------------------------------
@@ -75,6 +85,7 @@ def loads(text: str, name: str = "<string>") -> Scenario:
         data.y = [float(v) if isinstance(v, int) else v for v in data.y]
     optimizer = _read_optimizer(r, r.table(doc, "optimizer", ()), ("optimizer",), None)
     loop = _read_loop(r, r.table(doc, "loop", ()), ("loop",), None)
+    loop.scheduler = _read_scheduler(r, doc, ("scheduler",), None)
     comparisons = _read_comparisons(r, doc, optimizer, loop)
     scenario = Scenario(title=title, description=description, seed=seed, model=model, data=data,
                         loss=loss, optimizer=optimizer, loop=loop, comparisons=comparisons,
@@ -250,10 +261,13 @@ def _read_loop(r: Reader, table: dict | None, path: tuple, base: LoopSpec | None
     """The given keys on top of ``base`` (the main loop, for comparisons) or the defaults."""
     table = table or {}
     r.check_keys(table, path, tuple(LOOP_RULES) + ("scaler",))
-    loop = dataclasses.replace(base, scaler=dict(base.scaler)) if base is not None else LoopSpec()
+    loop = (dataclasses.replace(base, scaler=dict(base.scaler), scheduler=copy.deepcopy(base.scheduler))
+            if base is not None else LoopSpec())
     for key, rule in LOOP_RULES.items():
         if key == "batch_size" and table.get(key) == FULL_BATCH:
             loop.batch_size = None
+        elif key == "clip_grad_norm" and table.get(key) is NO_CLIPPING:
+            loop.clip_grad_norm = None
         else:
             setattr(loop, key, r.get(table, key, path, getattr(loop, key), rule))
     scaler = r.table(table, "scaler", path)
@@ -265,6 +279,38 @@ def _read_loop(r: Reader, table: dict | None, path: tuple, base: LoopSpec | None
         for key, rule in SCALER_RULES.items():
             loop.scaler[key] = r.get(scaler, key, where, loop.scaler[key], rule)
     return loop
+
+
+def _read_scheduler(r: Reader, parent: dict, path: tuple, base: SchedulerSpec | None) -> SchedulerSpec | None:
+    """``parent["scheduler"]`` on top of ``base`` (the main scheduler, for comparisons): omitted
+    hyperparameters come from ``base`` when the kind is the same, else from torch's defaults;
+    absent, it is ``base``; ``kind = "none"`` means no scheduler."""
+    table = r.table(parent, "scheduler", path[:-1])
+    if table is None:
+        return copy.deepcopy(base)
+    choices = SCHEDULERS + (NO_SCHEDULER,)
+    kind = r.choice(table, "kind", path, base.kind if base else None, choices)
+    if kind == NO_SCHEDULER:
+        r.check_keys(table, path, ("kind",))
+        return None
+    defaults = SCHEDULER_DEFAULTS[kind]
+    hints = {}
+    for key in table:
+        owners = [SCHEDULER_CLASSES[k] for k in SCHEDULERS if key in SCHEDULER_DEFAULTS[k] and key not in defaults]
+        if owners:
+            hints[key] = f" ({key} belongs to {', '.join(owners)}, not to {SCHEDULER_CLASSES[kind]})"
+    r.check_keys(table, path, ("kind",) + tuple(defaults) + ("placement",), hints)
+    same = base is not None and base.kind == kind
+    hyper = dict(base.hyper) if same else dict(defaults)
+    for key in defaults:
+        if key in table:
+            hyper[key] = scheduler_value(r, key, table[key], path + (key,))
+        elif key in required_hyper(kind) and hyper[key] is None:
+            r.fail(path + (key,), f"a value for {key!r} ({SCHEDULER_CLASSES[kind]} has no default "
+                   f"for it)", "none (it is required)")
+    placement = r.choice(table, "placement", path, base.placement if same else "after_step",
+                         SCHEDULER_PLACEMENTS)
+    return SchedulerSpec(kind, hyper, placement)
 
 
 def _read_comparisons(r: Reader, doc: dict, main: OptimizerSpec, main_loop: LoopSpec) -> list[Variant]:
@@ -285,9 +331,10 @@ def _read_comparisons(r: Reader, doc: dict, main: OptimizerSpec, main_loop: Loop
         where = path + (i,)
         if not isinstance(table, dict):
             r.fail(where, "a table with name, optimizer and/or loop", show(table))
-        r.check_keys(table, where, ("name", "optimizer", "loop"))
+        r.check_keys(table, where, ("name", "optimizer", "loop", "scheduler"))
         optimizer = _read_optimizer(r, r.table(table, "optimizer", where), where + ("optimizer",), main)
         loop = _read_loop(r, r.table(table, "loop", where), where + ("loop",), main_loop)
+        loop.scheduler = _read_scheduler(r, table, where + ("scheduler",), main_loop.scheduler)
         default_name = optimizer.label() if optimizer != main else f"comparison {i + 1}"
         default_name = default_name if default_name not in names else f"comparison {i + 1}"
         name = r.get(table, "name", where, default_name, COMPARISON_NAME)

@@ -22,11 +22,21 @@ import numpy as np
 import tomlkit
 from tomlkit.items import AoT, InlineTable, Table
 
-from .checks import default_input_names
+from .checks import NO_CLIPPING, NO_SCHEDULER, default_input_names
 from .datasets import generator_options
 from .loader import loads
 from .reader import ScenarioError
-from .schema import FULL_BATCH, OPTIMIZER_DEFAULTS, SCALER_DEFAULTS, LoopSpec, OptimizerSpec, ParamInit, Scenario
+from .schema import (
+    FULL_BATCH,
+    OPTIMIZER_DEFAULTS,
+    SCALER_DEFAULTS,
+    SCHEDULER_DEFAULTS,
+    LoopSpec,
+    OptimizerSpec,
+    ParamInit,
+    Scenario,
+    SchedulerSpec,
+)
 
 HEADER = "GradViz scenario; the format is described in docs/scenarios.md"
 
@@ -97,11 +107,11 @@ def _loop(loop: LoopSpec, base: LoopSpec, full: bool, comparison: bool) -> dict:
     """The loop keys that differ from ``base`` (all if full; steps always for the main loop)."""
     table: dict = {}
     for key in ("steps", "batch_size", "shuffle", "accumulation_steps", "divide_loss", "zero_grad",
-                "set_to_none", "precision", "loss_scaling"):
+                "set_to_none", "precision", "loss_scaling", "clip_grad_norm", "unscale_before_clip"):
         value = _plain(getattr(loop, key))
-        if key == "batch_size" and value is None:
-            if comparison and (full or base.batch_size is not None):
-                table[key] = FULL_BATCH        # a comparison would inherit the main batch size
+        if key in ("batch_size", "clip_grad_norm") and value is None:
+            if comparison and (full or getattr(base, key) is not None):   # or it would inherit the main's
+                table[key] = FULL_BATCH if key == "batch_size" else NO_CLIPPING
             continue
         if full or value != _plain(getattr(base, key)) or (key == "steps" and not comparison):
             table[key] = value
@@ -111,6 +121,23 @@ def _loop(loop: LoopSpec, base: LoopSpec, full: bool, comparison: bool) -> dict:
         scaler = {k: v for k, v in scaler.items() if full or v != _plain(reference.get(k))}
         if scaler:
             table["scaler"] = _Inline(scaler) if comparison and not full else scaler
+    return table
+
+
+def _scheduler(spec: SchedulerSpec | None, base: SchedulerSpec | None, full: bool) -> dict | None:
+    """kind always, then the hyperparameters that differ from ``base`` (the main scheduler of the
+    same kind, for a comparison) or from the defaults (all if full); None: nothing to write."""
+    if spec is None:
+        return {"kind": NO_SCHEDULER} if base is not None or full else None
+    same = base is not None and base.kind == spec.kind
+    reference = base.hyper if same else SCHEDULER_DEFAULTS[spec.kind]
+    table = {"kind": spec.kind}
+    for key in SCHEDULER_DEFAULTS[spec.kind]:
+        value = _plain(spec.hyper.get(key))
+        if value is not None and (full or value != _plain(reference.get(key))):
+            table[key] = value
+    if full or spec.placement != (base.placement if same else "after_step"):
+        table["placement"] = spec.placement
     return table
 
 
@@ -137,6 +164,8 @@ def to_dict(scenario: Scenario, *, full: bool = False) -> dict:
     main = scenario.optimizer
     out["optimizer"] = _optimizer(main, OPTIMIZER_DEFAULTS[main.kind], full)
     out["loop"] = _loop(scenario.loop, LoopSpec(), full, comparison=False)
+    if scenario.loop.scheduler is not None:
+        out["scheduler"] = _scheduler(scenario.loop.scheduler, None, full)
     comparisons = []
     for variant in scenario.comparisons:
         kind = variant.optimizer.kind
@@ -145,6 +174,11 @@ def to_dict(scenario: Scenario, *, full: bool = False) -> dict:
         loop = _loop(variant.loop, scenario.loop, full, comparison=True)
         if loop or full:
             table["loop"] = loop
+        main_scheduler = scenario.loop.scheduler
+        if full or variant.loop.scheduler != main_scheduler:
+            scheduler = _scheduler(variant.loop.scheduler, main_scheduler, full)
+            if scheduler is not None:
+                table["scheduler"] = scheduler
         if not full:
             table = {k: _Inline(v) if isinstance(v, dict) else v for k, v in table.items()}
         comparisons.append(table)
@@ -222,11 +256,12 @@ def _apply(container, old: dict, new: dict, canonical: dict, inline: bool = Fals
     for key in old:
         if key not in new and key in container:
             del container[key]
+    rescheduled = old.get("scheduler") != new.get("scheduler")      # comparisons inherit from it
     for key, value in new.items():
-        if key in old and old[key] == value:
+        if key in old and old[key] == value and not (key == "comparison" and rescheduled):
             continue
         if key == "comparison":
-            _apply_comparisons(container, old.get(key, []), value, canonical.get(key, []))
+            _apply_comparisons(container, old.get(key, []), value, canonical.get(key, []), rescheduled)
         elif key == "optimizer" and key in canonical and (old.get(key) or {}).get("kind") != value["kind"]:
             # another optimizer: its canonical table rather than every hyperparameter spelled out
             container[key] = _item(canonical[key], inline=inline or _is_inline(container))
@@ -239,7 +274,9 @@ def _apply(container, old: dict, new: dict, canonical: dict, inline: bool = Fals
             container[key] = _item(value, inline=_is_inline(container))
 
 
-def _apply_comparisons(doc, old: list, new: list, canonical: list) -> None:
+def _apply_comparisons(doc, old: list, new: list, canonical: list, rescheduled: bool = False) -> None:
+    """Edit the [[comparison]] tables; ``rescheduled``: the main scheduler changed, so each
+    comparison's scheduler (which inherits from it) is rewritten relative to the new one."""
     if not new:
         if "comparison" in doc:
             del doc["comparison"]
@@ -250,6 +287,11 @@ def _apply_comparisons(doc, old: list, new: list, canonical: list) -> None:
     for i, table in enumerate(new):
         if i < len(old) and i < len(aot):
             _apply(aot[i], old[i], table, canonical[i], inline=True)
+            if rescheduled:
+                if "scheduler" in canonical[i]:
+                    aot[i]["scheduler"] = _item(canonical[i]["scheduler"], inline=True)
+                elif "scheduler" in aot[i]:
+                    del aot[i]["scheduler"]
         else:
             table = _item(dict(canonical[i]))
             table.trivia.indent = "\n"                   # a blank line before [[comparison]]

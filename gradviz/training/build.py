@@ -28,14 +28,15 @@ from .._dtypes import bfloat16
 from .._tensor import Tensor, float16, float32, float64, from_array, int64, no_grad
 from ..nn import Linear, Parameter, ReLU, Sequential, Sigmoid, Tanh
 from ..nn import functional as F
+from ..optim import lr_scheduler
 from ..random import manual_seed
 from ..scenario import ScenarioError, expr, validate
 from ..scenario.checks import default_input_names
 from ..scenario.datasets import make_dataset
-from ..scenario.schema import LOSS_CLASSES, OPTIMIZER_CLASSES, Scenario, Variant
+from ..scenario.schema import LOSS_CLASSES, OPTIMIZER_CLASSES, SCHEDULER_CLASSES, Scenario, Variant
 
 __all__ = ["SessionError", "Setup", "Data", "Model", "prepare", "build_model", "build_optimizer",
-           "build_loss", "build_scaler", "check", "build", "batch_tensors", "module_types",
+           "build_loss", "build_scaler", "build_scheduler", "check", "build", "batch_tensors", "module_types",
            "loss_module_name", "initial_value", "one_line", "tensor_function", "TENSOR_FUNCTIONS", "LOSS_FUNCTIONS"]
 
 
@@ -234,6 +235,20 @@ def build_optimizer(variant_spec: Variant, params: list[Parameter]):
         if key in hyper:
             hyper[key] = float(hyper[key])
     return getattr(optim, OPTIMIZER_CLASSES[kind])(params, **hyper)
+
+
+def build_scheduler(variant_spec: Variant, optimizer):
+    """The ``gradviz.optim.lr_scheduler`` scheduler of the variant over ``optimizer``, or None.
+    OneCycleLR's ``total_steps`` left out means the loop's steps."""
+    spec = variant_spec.loop.scheduler
+    if spec is None:
+        return None
+    hyper = dict(spec.hyper)
+    if spec.kind == "onecycle" and hyper.get("total_steps") is None:
+        hyper["total_steps"] = variant_spec.loop.steps
+    if "milestones" in hyper:
+        hyper["milestones"] = list(hyper["milestones"])
+    return getattr(lr_scheduler, SCHEDULER_CLASSES[spec.kind])(optimizer, **hyper)
 
 
 def build_scaler(setup: Setup) -> amp.GradScaler | None:

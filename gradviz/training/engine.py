@@ -1,14 +1,16 @@
 """The step engine: one live model, optimizer, GradScaler and batch order, and the optimizer step.
 
 ``Engine.step(step)`` is exactly ``docs/contracts.md`` ("One optimizer step k"): it only calls
-``forward``, the loss, ``backward()``, ``zero_grad()`` and ``step()`` in the order the toggles say,
-marks each phase for a recorder, and copies what it sees into a History buffer. A ``Checkpoint``
-holds everything step k depends on, so restoring one and stepping replays a step bit for bit.
+``forward``, the loss, ``backward()``, ``zero_grad()``, ``clip_grad_norm_``, ``scheduler.step()``
+and ``step()`` in the order the toggles say, marks each phase for a recorder, and copies what it
+sees into a History buffer. A ``Checkpoint`` holds everything step k depends on (the scheduler's
+state too), so restoring one and stepping replays a step bit for bit.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,7 +18,17 @@ import numpy as np
 
 from .. import amp, trace
 from .._tensor import Tensor, from_array
-from .build import Setup, batch_tensors, build_loss, build_model, build_optimizer, build_scaler, loss_module_name
+from ..nn.utils import clip_grad_norm_
+from .build import (
+    Setup,
+    batch_tensors,
+    build_loss,
+    build_model,
+    build_optimizer,
+    build_scaler,
+    build_scheduler,
+    loss_module_name,
+)
 from .history import HistoryBuffer
 
 __all__ = ["Engine", "Checkpoint", "BatchOrder", "batch_order"]
@@ -69,6 +81,7 @@ class Checkpoint:
     optimizer: dict
     scaler: dict | None
     batches: tuple | None
+    scheduler: dict | None = None
 
 
 class Engine:
@@ -89,6 +102,10 @@ class Engine:
         self.accumulation_steps = setup.accumulation_steps
         self.optimizer = build_optimizer(setup.variant_spec, self.params)
         self.scaler = build_scaler(setup)
+        self.scheduler = build_scheduler(setup.variant_spec, self.optimizer)
+        self.scheduler_first = self.scheduler is not None and loop.scheduler.placement == "before_step"
+        self.max_norm = loop.clip_grad_norm
+        self.unscale_first = self.scaler is not None and loop.unscale_before_clip
         self.zero_before = loop.zero_grad == "before_backward"
         self.zero_after = loop.zero_grad == "after_step"
         self.set_to_none = bool(loop.set_to_none)
@@ -160,10 +177,21 @@ class Engine:
                 loss.backward()
         if rec is not None:
             rec.phase("step", 0, step)
-        if scaler is not None:
-            scaler.unscale_(optimizer)          # so that the grads recorded are the ones step() sees
+        if self.unscale_first:
+            scaler.unscale_(optimizer)
+        if self.max_norm is not None:
+            total_norm = clip_grad_norm_(self.params, self.max_norm)
+            if buf is not None:
+                buf.clip_norm[step] = total_norm.item()
+        if scaler is not None and not self.unscale_first:
+            # the grads were clipped while still scaled (the mistake); unscaling now is what
+            # scaler.step() would do first, and lets the History hold the grads step() sees
+            scaler.unscale_(optimizer)
+        if self.scheduler_first:
+            self._scheduler_step()
         if buf is not None:
             buf.loss[step] = total / accumulation_steps
+            buf.lr[step] = optimizer.param_groups[0]["lr"]
             for i, p in enumerate(self.params):
                 if p.grad is None:
                     buf.grad_none[i][step] = True
@@ -174,6 +202,8 @@ class Engine:
             scaler.update()
         else:
             optimizer.step()
+        if self.scheduler is not None and not self.scheduler_first:
+            self._scheduler_step()
         if buf is not None:
             if scaler is not None:
                 buf.skipped[step] = scaler.last_step_skipped()
@@ -189,6 +219,13 @@ class Engine:
             optimizer.zero_grad(self.set_to_none)
         return loss
 
+    def _scheduler_step(self) -> None:
+        # torch warns when scheduler.step() comes before any optimizer.step() (placement
+        # before_step, or a first step the GradScaler skipped); the run shows that, not a warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()
+
     # -- checkpoints ----------------------------------------------------------------------------
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(
@@ -196,7 +233,8 @@ class Engine:
             grads=[None if p.grad is None else p.grad._data.copy() for p in self.params],
             optimizer=copy.deepcopy(self.optimizer.state_dict()),
             scaler=None if self.scaler is None else dict(self.scaler.state_dict()),
-            batches=None if self.batches is None else self.batches.get_state())
+            batches=None if self.batches is None else self.batches.get_state(),
+            scheduler=None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()))
 
     def restore(self, c: Checkpoint) -> None:
         for p, value, grad in zip(self.params, c.params, c.grads):
@@ -207,3 +245,5 @@ class Engine:
             self.scaler.load_state_dict(c.scaler)
         if self.batches is not None:
             self.batches.set_state(c.batches)
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(copy.deepcopy(c.scheduler))

@@ -187,8 +187,11 @@ class HistoryBuffer:
     """Preallocated History arrays for ``total`` steps, filled in place as a run goes (the step
     engine writes rows; the Session checks them for divergence and cuts a ``History`` out)."""
 
-    def __init__(self, names: list[str], params: list, total: int, accumulation_steps: int):
+    def __init__(self, names: list[str], params: list, total: int, accumulation_steps: int, *,
+                 clipping: bool = False):
         self.names, self.total = names, total
+        self.lr = np.full(total, np.nan)            # the step's lr (first param group)
+        self.clip_norm = np.full(total, np.nan) if clipping else None
         self.loss = np.full(total, np.nan)
         self.micro = np.full((total, accumulation_steps), np.nan)
         self.params = [np.empty((total + 1,) + p.shape, dtype=p.dtype) for p in params]
@@ -247,4 +250,5 @@ class HistoryBuffer:
             grads={n: cut(a, steps) for n, a in zip(self.names, self.grads)},
             state={n: {key: cut(a, steps) for key, a in s.items()} for n, s in zip(self.names, self.state)},
             grad_scale=cut(self.grad_scale, steps), skipped=cut(self.skipped, steps),
-            diverged_at=diverged_at, message=message)
+            diverged_at=diverged_at, message=message, lr=cut(self.lr, steps),
+            clip_norm=None if self.clip_norm is None else cut(self.clip_norm, steps))

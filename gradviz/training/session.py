@@ -55,7 +55,7 @@ class Session:
         self._replay: Engine | None = None
         self._checkpoints: dict[int, Checkpoint] = {0: self._engine.checkpoint()}
         self._every = 1
-        self._buffer = HistoryBuffer(self.param_names, self._engine.params, 0, self._engine.accumulation_steps)
+        self._buffer = self._new_buffer(0)
         self._done = 0
         self._total = 0
         self._diverged_at: int | None = None
@@ -149,10 +149,15 @@ class Session:
             raise SessionError(f"recording {total} steps of {sum(p._data.size for p in engine.params)} "
                                f"parameter values needs about {needed / 1024 ** 3:.1f} GB; "
                                "use fewer steps or a smaller model")
-        self._buffer = HistoryBuffer(self.param_names, engine.params, total, engine.accumulation_steps)
+        self._buffer = self._new_buffer(total)
         self._done, self._total = 0, total
         self._diverged_at, self._message = None, ""
         self._history = None
+
+    def _new_buffer(self, total: int) -> HistoryBuffer:
+        engine = self._engine
+        return HistoryBuffer(self.param_names, engine.params, total, engine.accumulation_steps,
+                             clipping=engine.max_norm is not None)
 
     def _finish(self, message: str) -> None:
         """Freeze the History (trimmed to the steps done, so the preallocated rest is freed)."""

@@ -1,1 +1,4 @@
-"""torch.utils for GradViz's core: ``data`` (TensorDataset, DataLoader)."""
+"""torch.utils for GradViz's core: ``data`` (TensorDataset, DataLoader, random_split)."""
+from . import data
+
+__all__ = ["data"]

@@ -27,7 +27,7 @@ import numpy as np
 from .. import trace as _trace
 from .format import brief as _brief
 from .format import format_array, format_number
-from .phases import phase_sentence
+from .phases import clip_sentence, manual_update_sentence, phase_sentence, scheduler_sentence
 
 __all__ = ["NODE_STATES", "EdgeState", "Frame", "NodeContents", "NodeState", "Replay", "op_symbol"]
 
@@ -100,7 +100,8 @@ _IDLE_EDGE = EdgeState()
 # What kind of event led to a frame, in the words the views use.
 _EVENT_KINDS = {_trace.PhaseEvent: "phase", _trace.ForwardEvent: "forward", _trace.BackwardEvent: "backward",
                 _trace.AccumulateEvent: "accumulate", _trace.ZeroGradEvent: "zero_grad",
-                _trace.StepEvent: "step", _trace.ScalerEvent: "scaler"}
+                _trace.StepEvent: "step", _trace.ScalerEvent: "scaler", _trace.ManualUpdateEvent: "manual_update",
+                _trace.ClipEvent: "clip", _trace.SchedulerEvent: "scheduler", _trace.BackwardCallEvent: "backward_call"}
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ class Frame:
 
     @property
     def event_kind(self) -> str:
-        """"forward", "backward", "accumulate", "zero_grad", "step", "phase", "scaler"; "" for frame 0."""
+        """"forward", "backward", "accumulate", "zero_grad", "step", "phase", "scaler", "manual_update",
+        "clip", "scheduler", "backward_call"; "" for frame 0."""
         return _EVENT_KINDS.get(type(self.event), "")
 
     @property
@@ -367,6 +369,8 @@ class Replay:
                 for u in e.updates:
                     if u.node in steps:
                         steps[u.node].append((u.before, u.after))
+            elif isinstance(e, _trace.ManualUpdateEvent) and e.node in steps:
+                steps[e.node].append((e.before, e.after))
         return {n: NodeContents(tuple(values[n]), tuple(steps[n]), tuple(grads[n]), tuple(accs[n]))
                 for n in self.nodes}
 
@@ -508,6 +512,29 @@ class Replay:
             else:
                 shown = "; ".join(parts[:3]) + ("; …" if len(parts) > 3 else ".")
                 description = f"{event.optimizer}.step(): {shown}" if parts else f"{event.optimizer}.step()."
+        elif isinstance(event, E.ManualUpdateEvent):
+            nid = event.node
+            if nid in nodes:
+                nodes[nid] = dataclasses.replace(nodes[nid], value=np.asarray(event.after),
+                                                 param_before=np.asarray(event.before), stepped=True,
+                                                 accumulation=None, cleared="")
+                active.add(nid)
+            description = manual_update_sentence(self.node_name(nid), event)
+        elif isinstance(event, E.ClipEvent):
+            for c in event.grads:
+                if c.node in nodes:
+                    nodes[c.node] = dataclasses.replace(nodes[c.node], grad_badge=np.asarray(c.after),
+                                                        accumulation=None, cleared="")
+                    active.add(c.node)
+            description = clip_sentence(event)
+        elif isinstance(event, E.SchedulerEvent):
+            description = scheduler_sentence(event)
+        elif isinstance(event, E.BackwardCallEvent):
+            if event.node in nodes:
+                active.add(event.node)
+            name = "loss" if event.node == self.loss_node or event.node in self.loss_nodes \
+                else self.node_name(event.node)
+            description = f"{name}.backward() called on {name} = {format_array(event.value)}."
         elif isinstance(event, E.ScalerEvent):
             grad_scale = event.scale_after
             found = "inf/nan found, scale reduced" if event.found_inf else "no inf/nan"

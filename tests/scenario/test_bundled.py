@@ -4,23 +4,84 @@ The checks compare against analytic values or against another variant of the sam
 (e.g. "4 micro-batches of 8 with the loss divided" == "one batch of 32"), not against numbers
 copied from our own output.
 """
+import ast
 import math
 import re
+import textwrap
 
 import numpy as np
 import pytest
 
-from gradviz.scenario import DEFAULT_SCENARIO, bundled, bundled_path, dumps, load, loads
+from gradviz.scenario import DEFAULT_SCENARIO, bundled, bundled_path, dumps, find_bundled, load, loads
+from gradviz.scenario.bundled import bundled_scripts, find_bundled_script, lessons
 from gradviz.scenario.saver import render
+from gradviz.scenario.script_source import header
+from gradviz.training.script import run_script
 
 STEMS = ["01_tutorial_wx_b", "02_forgot_zero_grad", "03_gradient_accumulation", "04_rosenbrock_race",
          "05_ill_conditioned_bowl", "06_saddle_point", "07_mlp_two_moons", "08_tanh_neuron",
-         "09_fp16_underflow", "10_adam_vs_adamw", "11_bfloat16_vs_float16"]
+         "09_fp16_underflow", "10_adam_vs_adamw", "11_bfloat16_vs_float16", "12_clipping_scaled_gradients",
+         "13_scheduler_before_step"]
+SCRIPTS = ["01_tutorial_loop", "02_accumulation_dataloader", "03_linear_regression_module",
+           "04_cross_entropy_momentum", "05_autocast_gradscaler", "06_manual_update", "07_scheduler_and_clipping"]
 
 
-def test_the_eleven_bundled_scenarios_exist():
+def test_the_bundled_scenarios_exist():
     assert [p.stem for p in bundled()] == STEMS
     assert DEFAULT_SCENARIO == STEMS[0]
+
+
+# -- the bundled scripts (their runs under torch and the core: tests/scripts/test_differential.py) ---
+
+def test_the_bundled_scripts_exist_and_are_listed_beside_the_scenarios():
+    assert [p.stem for p in bundled_scripts()] == SCRIPTS
+    assert not {p.stem for p in bundled()} & set(SCRIPTS)          # a name finds one lesson
+    listed = lessons()
+    assert [(lesson.kind, lesson.name) for lesson in listed] == (
+        [("scenario", stem) for stem in STEMS] + [("script", stem) for stem in SCRIPTS])
+    assert all(lesson.path.is_file() and lesson.title and "\n" not in lesson.title for lesson in listed)
+    assert listed[0].title == load(bundled_path(STEMS[0])).title
+    assert find_bundled_script("01_tutorial_loop.py") == find_bundled_script("01_tutorial_loop") == bundled_scripts()[0]
+    assert find_bundled_script("01_tutorial_wx_b") is None and find_bundled("01_tutorial_loop") is None
+
+
+@pytest.mark.parametrize("stem", SCRIPTS)
+def test_each_script_has_a_lesson_in_its_header(stem):
+    source = find_bundled_script(stem).read_text(encoding="utf-8")
+    title, description = header(source)
+    assert source.startswith("# ") and title == source.splitlines()[0][2:]
+    sentences = [x for x in re.split(r"(?<=[.!?])\s+", description.strip()) if x]
+    assert 2 <= len(sentences) <= 6 and "Watch" in description, description
+    assert len(source.splitlines()) <= 60                         # small: a lesson, not a project
+    compile(source, stem, "exec")
+    imports = {node.names[0].name.split(".")[0] if isinstance(node, ast.Import) else node.module.split(".")[0]
+               for node in ast.walk(ast.parse(source)) if isinstance(node, (ast.Import, ast.ImportFrom))}
+    assert imports == {"torch"}, imports                            # ordinary PyTorch, nothing else
+
+
+def test_the_tutorial_script_is_the_issues_loop_and_ends_at_the_textbook_values():
+    source = find_bundled_script("01_tutorial_loop").read_text(encoding="utf-8")
+    assert textwrap.dedent("""\
+        for i in range(100):
+            y_pred = w * x + b
+            loss = loss_fn(y_pred, y_true)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        """) in source
+    result = run_script(source, "01_tutorial_loop.py")
+    assert result.error is None, str(result.error)
+    assert "w =  tensor([1.8000], requires_grad=True)\n" in result.stdout
+    assert result.iterations == 100 and result.history.params["w"][-1] == pytest.approx([1.8])
+
+
+@pytest.mark.parametrize("stem", SCRIPTS)
+def test_each_script_runs_on_the_core_in_well_under_a_second(stem):
+    path = find_bundled_script(stem)
+    result = run_script(path.read_text(encoding="utf-8"), str(path))
+    assert result.error is None, str(result.error)
+    assert result.history is not None and result.iterations >= 10
+    assert result.seconds < 1.0, result.seconds                     # recorded, node by node
 
 
 @pytest.mark.parametrize("stem", STEMS)
@@ -161,3 +222,44 @@ def test_adam_l2_differs_from_adamw(histories):
     assert adam.params["a"][-1] == pytest.approx(3, abs=0.01)
     assert adam.params["b"][-1] == pytest.approx(3, abs=0.01)
     assert adamw.params["b"][-1] > 2.5 and abs(adamw.params["a"][-1] - adamw.params["b"][-1]) < 0.05
+
+
+@pytest.fixture(scope="module")
+def script_runs():
+    cache = {}
+
+    def run(stem):
+        if stem not in cache:
+            path = find_bundled_script(stem)
+            cache[stem] = run_script(path.read_text(encoding="utf-8"), str(path))
+        return cache[stem]
+    return run
+
+
+def test_accumulation_script_steps_every_second_batch_and_at_the_end_of_an_epoch(script_runs):
+    h = script_runs("02_accumulation_dataloader").history
+    assert h.steps == 8 * 3                      # 5 batches per epoch: steps after batches 2, 4 and 5
+    backward_calls = np.sum(np.isfinite(h.micro_losses), axis=1)
+    assert backward_calls.tolist() == [2, 2, 1] * 8
+
+
+def test_gradscaler_script_skips_its_first_steps_and_halves_the_scale(script_runs):
+    h = script_runs("05_autocast_gradscaler").history
+    skipped = np.asarray(h.skipped, dtype=bool)
+    first = int(np.argmin(skipped))              # the first step taken
+    assert first >= 3 and not skipped[first:].any()
+    np.testing.assert_array_equal(h.grad_scale[:first + 1], 2.0 ** 24 / 2.0 ** np.arange(first + 1))
+
+
+def test_clipping_script_clips_early_and_not_late_while_the_lr_steps_down(script_runs):
+    h = script_runs("07_scheduler_and_clipping").history
+    assert h.clip_norm[0] > 1.0 and np.all(h.clip_norm[-10:] < 1.0)
+    np.testing.assert_allclose(np.asarray(h.lr)[[0, 19, 20, 40]], [0.3, 0.3, 0.03, 0.003])
+    assert np.all(h.grad_norm() <= 1.0 + 1e-5)   # what the optimizer saw: clipped to max_norm
+
+
+def test_manual_update_script_moves_w_and_b_without_an_optimizer(script_runs):
+    result = script_runs("06_manual_update")
+    h = result.history
+    assert result.iterations == 50 and h.param_names == ["w", "b"]
+    np.testing.assert_allclose(h.params["w"][1] - h.params["w"][0], -0.02 * h.grads["w"][0], rtol=1e-6)

@@ -13,6 +13,8 @@ from gradviz import cli
 from gradviz.cli import main
 from gradviz.codegen import export_torch
 from gradviz.scenario import ScenarioError, bundled, bundled_path, load
+from gradviz.scenario.script_source import header
+from gradviz.script_checks import bundled_scripts
 from gradviz.training.session import Session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,14 +59,16 @@ def files(tmp_path):
 
 # -- list ------------------------------------------------------------------------------------------
 
-def test_list_shows_every_bundled_scenario(capsys):
+def test_list_shows_every_bundled_scenario_then_every_script(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    paths = bundled()
-    assert len(out) == len(paths) >= 1
+    paths, scripts = bundled(), bundled_scripts()
+    assert len(out) == len(paths) + len(scripts) and len(paths) >= 1 and len(scripts) >= 6
     for line, path in zip(out, paths):
         scenario = load(path)
         assert line.startswith(path.stem) and scenario.title in line
+    for line, path in zip(out[len(paths):], scripts):
+        assert line.startswith(path.stem) and header(path.read_text())[0] in line
 
 
 def test_python_dash_m_gradviz_list():

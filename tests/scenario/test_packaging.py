@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gradviz.scenario import DEFAULT_SCENARIO, bundled
+from gradviz.scenario.bundled import bundled_scripts
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
@@ -27,8 +28,9 @@ def test_the_bundled_scenarios_are_package_data_of_gradviz_assets():
     assert SETUPTOOLS["package-dir"] == {"gradviz.assets": "assets"}
     patterns = SETUPTOOLS["package-data"]["gradviz.assets"]
     shipped = {p for pattern in patterns for p in (ROOT / "assets").glob(pattern)}
-    assert sorted(shipped) == sorted((ROOT / "assets" / "scenarios").iterdir())
-    assert [p.name for p in bundled()] == sorted(p.name for p in shipped)
+    assert sorted(shipped) == sorted([*(ROOT / "assets" / "scenarios").iterdir(),
+                                      *(ROOT / "assets" / "scripts").iterdir()])
+    assert sorted(p.name for p in [*bundled(), *bundled_scripts()]) == sorted(p.name for p in shipped)
 
 
 def _can_build_a_wheel() -> bool:
@@ -59,7 +61,12 @@ def test_a_plain_install_runs_from_another_folder(tmp_path):
     assert all(Path(f).is_relative_to(site) for f in where.stdout.split()), where.stdout
     listing = python("-m", "gradviz", "list")
     assert listing.returncode == 0 and listing.stderr == "", listing.stderr
-    assert [line.split()[0] for line in listing.stdout.splitlines()] == [p.stem for p in bundled()]
+    assert [line.split()[0] for line in listing.stdout.splitlines()] == \
+        [p.stem for p in [*bundled(), *bundled_scripts()]]
     run = python("-m", "gradviz", "run", DEFAULT_SCENARIO, "--steps", "3")
     assert run.returncode == 0 and "steps: 3" in run.stdout, run.stderr
+    # a bundled script runs in the worker process, from the installed package
+    script = python("-m", "gradviz", "run", "01_tutorial_loop", "--timeout", "60")
+    assert script.returncode == 0, script.stderr
+    assert "w =  tensor([1.8000], requires_grad=True)" in script.stdout.splitlines(), script.stdout
     assert list(elsewhere.iterdir()) == []

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 
-from gradviz.codegen import export_torch
 from gradviz.scenario import bundled_path, load
 from gradviz.training.session import Session
 from gradviz.view.format import format_number
 from tests.ui.conftest import screenshot
 from tests.ui.dashboard_rig import original, type_into
-from ui.code_view import panel_lines
+from ui.code_view import scenario_program
 from ui.graph import PRECISION
 
 Qt = QtCore.Qt
@@ -71,7 +70,7 @@ def test_a_variant_chosen_in_any_selector_moves_every_view(qtbot, make_window, c
             shown = window.graph.node_value_text(node).split()[-1]
             assert shown == format_number(core.params[name][k + 1], PRECISION), (variant.name, name)
         # the code panel shows this variant's loop
-        assert window.code.toPlainText() == "\n".join(panel_lines(export_torch(scenario, i))[0]).rstrip("\n")
+        assert window.code.toPlainText() == scenario_program(scenario, i)[0]
         # the single-variant plots show this variant's run, their cursors at the iteration
         np.testing.assert_array_equal(original(dash.params.curve("param", "x"))[1], core.params["x"].astype(float))
         np.testing.assert_array_equal(original(dash.grads.curve("grad", "y"))[1], core.grads["y"].astype(float))

@@ -3,6 +3,7 @@
 - ``panel``: the PlotPanel base, the shared Selection, the plots' look, cursor and markers;
 - ``time_series``: loss, parameters, gradients and optimizer state over the optimizer step;
 - ``param_space``: loss contours over two parameters with every variant's trajectory;
+- ``schedule``: the learning rate and the gradient norm before/after clipping, every run;
 - ``container``: the Dashboards widget (tabs or grid, variant and series pickers);
 - ``export``: a plot as PNG/SVG, a History as CSV/JSON.
 
@@ -12,7 +13,8 @@ from .container import Dashboards, SeriesPicker
 from .export import DashboardExporter, export_history, export_plot
 from .panel import PlotPanel, Selection
 from .param_space import ParamSpacePlot
+from .schedule import SchedulePlot
 from .time_series import GradsPlot, LossPlot, ParamsPlot, StatePlot
 
 __all__ = ["DashboardExporter", "Dashboards", "GradsPlot", "LossPlot", "ParamSpacePlot", "ParamsPlot",
-           "PlotPanel", "Selection", "SeriesPicker", "StatePlot", "export_history", "export_plot"]
+           "PlotPanel", "SchedulePlot", "Selection", "SeriesPicker", "StatePlot", "export_history", "export_plot"]

@@ -1,4 +1,4 @@
-"""The dashboards widget: the five panels in tabs or in a grid, under one bar that picks the variant
+"""The dashboards widget: the six panels in tabs or in a grid, under one bar that picks the variant
 and the parameter series they show.
 
 ``Dashboards(document, view_state)``: the bar's variant box shows and chooses the ViewState's
@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ..theme import variant_swatch
 from .panel import PlotPanel, Selection
 from .param_space import ParamSpacePlot
+from .schedule import SchedulePlot
 from .time_series import GradsPlot, LossPlot, ParamsPlot, StatePlot
 
 
@@ -55,7 +56,7 @@ class SeriesPicker(QtWidgets.QToolButton):
 
 
 class Dashboards(QtWidgets.QWidget):
-    """The five panels with a shared variant/series selection, in tabs or in a grid."""
+    """The six panels with a shared variant/series selection, in tabs or in a grid."""
 
     def __init__(self, document, view_state, parent=None):
         super().__init__(parent)
@@ -68,7 +69,9 @@ class Dashboards(QtWidgets.QWidget):
         self.grads = GradsPlot(document, self.selection, pick)
         self.space = ParamSpacePlot(document, self.selection, pick)
         self.state = StatePlot(document, self.selection, pick)
-        self.panels: list[PlotPanel] = [self.loss, self.params, self.grads, self.space, self.state]
+        self.schedule = SchedulePlot(document, self.selection, pick)
+        self.panels: list[PlotPanel] = [self.loss, self.params, self.grads, self.space, self.state,
+                                        self.schedule]
 
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 2)
@@ -119,7 +122,7 @@ class Dashboards(QtWidgets.QWidget):
                 self.refresh()
 
     def set_layout_mode(self, mode: str) -> None:
-        """``"tabs"`` (one plot at a time) or ``"grid"`` (all five visible)."""
+        """``"tabs"`` (one plot at a time) or ``"grid"`` (all six visible)."""
         if mode == self.layout_mode:
             return
         self.layout_mode = mode
@@ -128,8 +131,8 @@ class Dashboards(QtWidgets.QWidget):
         for p in self.panels:
             self.grid_layout.removeWidget(p)
         if mode == "grid":
-            spots = [(0, 0, 1, 1), (0, 1, 1, 1), (0, 2, 1, 1), (1, 0, 1, 2), (1, 2, 1, 1)]
-            order = [self.loss, self.params, self.grads, self.space, self.state]
+            spots = [(0, 0, 1, 1), (0, 1, 1, 1), (0, 2, 1, 1), (1, 0, 1, 1), (1, 1, 1, 1), (1, 2, 1, 1)]
+            order = [self.loss, self.params, self.grads, self.space, self.state, self.schedule]
             for p, (r, c, rs, cs) in zip(order, spots):
                 self.grid_layout.addWidget(p, r, c, rs, cs)
                 p.show()

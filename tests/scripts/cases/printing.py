@@ -1,0 +1,21 @@
+# Printing tensors, grads, grad_fn and state_dict as torch does
+import torch
+
+torch.manual_seed(0)
+print(torch.tensor(1.5), torch.tensor([1.0, 2.5]), torch.tensor([1, 2, 3]))
+print(torch.tensor([1e-5, 1.0, 1e5]))
+print(torch.tensor([[0.1234567, -2.0], [3.0, 4.25]], dtype=torch.float64))
+print(torch.randn(3, 4))
+print(torch.zeros(2, 3, dtype=torch.int64), torch.ones(2) > 0)
+w = torch.tensor([2.0, -3.0], requires_grad=True)
+z = (w * 3).sum()
+print(w, z)
+z.backward()
+print(w.grad, w.grad_fn, str(z.grad_fn).split()[0], z.requires_grad, z.is_leaf)
+model = torch.nn.Linear(2, 3)
+print(model.weight)
+print(model.state_dict())
+print(model.state_dict()["bias"].requires_grad, list(model.state_dict().keys()))
+print(torch.tensor([0.1, 0.2], dtype=torch.float16), torch.tensor(3.0, dtype=torch.float64))
+print(torch.arange(12).reshape(3, 4))
+print(repr(torch.tensor([1.0, 2.0]).tolist()), torch.tensor([7.0]).item())
