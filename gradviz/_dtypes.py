@@ -98,7 +98,63 @@ def sum_to(g: np.ndarray, axis, keepdims: bool = False):
     return g.sum(axis=axis, keepdims=keepdims)
 
 
+class TorchDType:
+    """What ``tensor.dtype`` and ``torch.float32`` are inside a script run on the core: a numpy
+    dtype that prints as PyTorch's (``torch.float32``) and has ``torch.dtype``'s attributes.
+
+    numpy takes it wherever it takes a dtype (through its ``dtype`` attribute), and it compares
+    and hashes equal to the numpy dtype it wraps, so the core's tables and checks accept it."""
+    __slots__ = ("numpy", "_name")
+
+    def __init__(self, dtype, name: str):
+        self.numpy, self._name = np.dtype(dtype), name
+
+    @property
+    def dtype(self) -> np.dtype:             # numpy's protocol: np.dtype(x) reads x.dtype
+        return self.numpy
+
+    @property
+    def is_floating_point(self) -> bool:
+        return is_floating(self.numpy)
+
+    @property
+    def is_complex(self) -> bool:
+        return self.numpy.kind == "c"
+
+    @property
+    def is_signed(self) -> bool:
+        return self.numpy.kind in "fi" or self.numpy == bfloat16
+
+    @property
+    def itemsize(self) -> int:
+        return self.numpy.itemsize
+
+    def to_real(self):
+        return self
+
+    def __getattr__(self, name):             # kind, type, char...: the core reads them off a dtype
+        return getattr(self.numpy, name)
+
+    def __eq__(self, other):
+        if isinstance(other, TorchDType):
+            return self.numpy == other.numpy
+        if isinstance(other, np.dtype) or isinstance(other, type) and issubclass(other, np.generic):
+            return self.numpy == other       # as numpy compares: x.dtype == np.float32 holds
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.numpy)
+
+    def __repr__(self) -> str:
+        return f"torch.{self._name}"
+
+    def __reduce__(self):
+        return (TorchDType, (self.numpy, self._name))
+
+
 def torch_dtype_name(dtype) -> str:
     """PyTorch's name of a dtype in its error messages: ``Float``, ``Long``, ..."""
+    if isinstance(dtype, TorchDType):
+        dtype = dtype.numpy
     return {"int64": "Long", "bool": "Bool", "int32": "Int", "float16": "Half", "bfloat16": "BFloat16",
             "float32": "Float", "float64": "Double"}.get(str(dtype), str(dtype))

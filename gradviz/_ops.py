@@ -15,7 +15,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._dtypes import is_floating, torch_dtype_name
+from ._dtypes import TorchDType, is_floating, torch_dtype_name
 from .random import _TORCH_KERNELS, _fma, _fmaf
 
 T = None      # gradviz._tensor, handed over by bind()
@@ -65,7 +65,8 @@ CPU = device("cpu")
 
 def is_dtype(x) -> bool:
     """True for what gradviz takes as a dtype: a numpy dtype or a numpy scalar type."""
-    return isinstance(x, np.dtype) or (isinstance(x, type) and issubclass(x, np.generic))
+    return (isinstance(x, (np.dtype, TorchDType))
+            or (isinstance(x, type) and issubclass(x, np.generic)))
 
 
 def parse_to(args, kwargs) -> tuple:

@@ -211,7 +211,7 @@ class Recorder:
             self._keep.append(t)
             kind = "param" if t.requires_grad else "input"
             label = t.name or (f"p{nid}" if t.requires_grad else f"x{nid}")
-            dtype = t.dtype
+            dtype = t._data.dtype            # numpy's (a script's ``t.dtype`` is torch-like)
             dtype_name = _DTYPE_NAMES.get(dtype) or _DTYPE_NAMES.setdefault(dtype, str(dtype))
             module = ""
             if _MODULE_STACK and kind == "input" and is_number_label(label):

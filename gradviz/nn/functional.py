@@ -44,11 +44,19 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     A batch with a bias is one ``addmm`` node (AddmmBackward0, as in PyTorch), which is also
     what autocast runs in float16 as a whole; other shapes compose matmul and add.
     """
-    if bias is not None and input.ndim == 2 and weight.ndim == 2 and bias.ndim == 1:
-        if input.shape[1] != weight.shape[1]:
-            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({input.shape[0]}x{input.shape[1]} "
+    if bias is not None and input.ndim >= 1 and weight.ndim == 2 and bias.ndim == 1:
+        if input.ndim == 2:
+            if input.shape[1] != weight.shape[1]:
+                raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({input.shape[0]}x{input.shape[1]} "
+                                   f"and {weight.shape[1]}x{weight.shape[0]})")
+            return apply_op("addmm", (input, weight, bias))
+        # other shapes: as torch, flattened to a batch, one addmm, viewed back (ViewBackward0)
+        if input.shape[-1] != weight.shape[1]:
+            rows = int(np.prod(input.shape[:-1], dtype=np.int64))
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} "
                                f"and {weight.shape[1]}x{weight.shape[0]})")
-        return apply_op("addmm", (input, weight, bias))
+        out = apply_op("addmm", (input.reshape(-1, input.shape[-1]), weight, bias))
+        return out.reshape(*input.shape[:-1], weight.shape[0])
     out = input @ weight.T
     return out + bias if bias is not None else out
 

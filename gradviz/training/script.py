@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import _printing, _tensor
+from .. import amp as _amp
 from .. import random as _random
 from .. import trace as _trace
 from ..scenario.schema import LIMITS, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, LoopSpec, OptimizerSpec, Scenario, Variant
@@ -150,6 +151,12 @@ def _fresh_core(seed: bool, filename: str):
     """The core's global state as a fresh ``python script.py`` finds it, put back afterwards."""
     saved = (_tensor._grad_enabled, _tensor.autocast_hook(), _tensor._DEFAULT_DTYPE, _printing.get_printoptions(),
              list(_trace._MODULE_STACK), sys.argv, list(sys.path))
+    # autocast's region count and cast cache, and the default generator (a script left inside an
+    # autocast region, or one that drew numbers, must not change what the next caller sees)
+    amp_saved = (_amp._nesting, _amp._cache_enabled, dict(_amp._cast_cache))
+    rng_saved = _random.get_rng_state()
+    _amp._nesting, _amp._cache_enabled = 0, True
+    _amp._cast_cache.clear()
     _tensor._grad_enabled = True
     _tensor.set_autocast_hook(None)
     _tensor._DEFAULT_DTYPE = _tensor.float32
@@ -167,6 +174,10 @@ def _fresh_core(seed: bool, filename: str):
         _tensor.set_autocast_hook(hook)
         _printing.set_printoptions(**options)
         _trace._MODULE_STACK[:] = stack
+        _amp._nesting, _amp._cache_enabled = amp_saved[0], amp_saved[1]
+        _amp._cast_cache.clear()
+        _amp._cast_cache.update(amp_saved[2])
+        _random.set_rng_state(rng_saved)
 
 
 def _first_line(text: str) -> str:

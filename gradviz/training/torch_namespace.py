@@ -35,6 +35,7 @@ import numpy as np
 
 from .. import _tensor
 from .. import amp as _amp
+from .._dtypes import TorchDType
 from .. import trace as _trace
 from ..nn import modules as _modules
 from ..optim.optimizer import Optimizer as _Optimizer
@@ -174,6 +175,8 @@ def _devices_patched():
     replacements = _device_methods({n: getattr(classes[n.split(".")[0]], n.split(".")[1], None) for n in names})
     for n, value in replacements.items():
         setattr(classes[n.split(".")[0]], n.split(".")[1], value)
+    saved["Tensor.dtype"] = _tensor.Tensor.__dict__["dtype"]
+    _tensor.Tensor.dtype = property(lambda self: TORCH_DTYPES.get(self._data.dtype) or torch_dtype(self._data.dtype))
     try:
         yield
     finally:
@@ -346,7 +349,7 @@ def _public(module) -> list[str]:
         if n.startswith("_") or n in _HIDDEN or isinstance(value, types.ModuleType):
             continue
         where = getattr(value, "__module__", None) or ""
-        if isinstance(value, np.dtype) or where.startswith("gradviz") or where.startswith("torch"):
+        if isinstance(value, (np.dtype, TorchDType)) or where.startswith("gradviz") or where.startswith("torch"):
             out.append(n)
     return out
 
@@ -412,11 +415,29 @@ def _quiet_context(*args, **kwargs):
     yield
 
 
+# torch's dtypes: numpy dtypes that print as torch's (``torch.float32``); ``tensor.dtype`` returns
+# them while a script runs (see _devices_patched)
+TORCH_DTYPES = {np.dtype(d): TorchDType(d, name) for d, name in (
+    ("float32", "float32"), ("float64", "float64"), ("float16", "float16"), (_amp.bfloat16, "bfloat16"),
+    ("int64", "int64"), ("int32", "int32"), ("int16", "int16"), ("int8", "int8"), ("uint8", "uint8"),
+    ("bool", "bool"))}
+
+
+def torch_dtype(d) -> TorchDType:
+    """``d`` (a numpy dtype) as a script sees it."""
+    d = np.dtype(d)
+    found = TORCH_DTYPES.get(d)
+    return found if found is not None else TorchDType(d, str(d))
+
+
 def _dtypes() -> dict:
-    f16, f32, f64, i64 = _tensor.float16, _tensor.float32, _tensor.float64, _tensor.int64
-    return dict(float=f32, float32=f32, float64=f64, double=f64, half=f16, float16=f16, bfloat16=_amp.bfloat16,
-                long=i64, int64=i64, int=np.dtype("int32"), int32=np.dtype("int32"), int16=np.dtype("int16"),
-                int8=np.dtype("int8"), uint8=np.dtype("uint8"), bool=_tensor.bool_)
+    t = {name: torch_dtype(d) for name, d in (
+        ("float32", "float32"), ("float64", "float64"), ("float16", "float16"), ("bfloat16", _amp.bfloat16),
+        ("int64", "int64"), ("int32", "int32"), ("int16", "int16"), ("int8", "int8"), ("uint8", "uint8"),
+        ("bool", "bool"))}
+    return dict(t, float=t["float32"], double=t["float64"], half=t["float16"], long=t["int64"], int=t["int32"],
+                short=t["int16"], dtype=TorchDType,
+                get_default_dtype=lambda: torch_dtype(_tensor.get_default_dtype()))
 
 
 _MODULES: dict[str, _Namespace] | None = None

@@ -350,3 +350,30 @@ def test_new_modules_and_losses_match_torch():
     for ours, ref in zip(outs[0][0], outs[1][0]):
         np.testing.assert_allclose(np.array(ours), np.array(ref), rtol=1e-12)
     assert outs[0][1:] == outs[1][1:]
+
+
+# -- nn.Linear on inputs that are not a 2-D batch ------------------------------------------------------
+@pytest.mark.parametrize("shape", [(2,), (4, 3, 2), (1, 1, 2)])
+def test_linear_on_any_batch_shape_is_one_addmm_viewed_back_as_in_torch(shape):
+    """torch flattens the batch, runs one addmm and views the result back (ViewBackward0), so the
+    node names, the values and the autocast dtype are those of a 2-D batch."""
+    gradviz.manual_seed(0)
+    torch.manual_seed(0)
+    g_lin, t_lin = gradviz.nn.Linear(2, 3), torch.nn.Linear(2, 3)
+    x = np.linspace(-1, 1, int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    gx, tx = gradviz.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    g_out, t_out = g_lin(gx), t_lin(tx)
+    assert g_out.shape == tuple(t_out.shape) and g_out.grad_fn.name() == t_out.grad_fn.name() == "ViewBackward0"
+    # BLAS rounding order: torch's addmm and numpy's matmul add the products in another order (1 ulp)
+    np.testing.assert_allclose(g_out.detach().numpy(), t_out.detach().numpy(), rtol=1e-6, atol=1e-7)
+    g_out.sum().backward()
+    t_out.sum().backward()
+    np.testing.assert_allclose(gx.grad.numpy(), tx.grad.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(g_lin.weight.grad.numpy(), t_lin.weight.grad.numpy(), rtol=1e-6, atol=1e-7)
+    with gradviz.autocast("cpu", dtype=gradviz.bfloat16), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert str(g_lin(gx).dtype) == "bfloat16" and t_lin(tx).dtype == torch.bfloat16
+    with pytest.raises(RuntimeError) as t_err:
+        t_lin(torch.ones(*shape[:-1], 5))
+    with pytest.raises(RuntimeError) as g_err:
+        g_lin(gradviz.ones(*shape[:-1], 5))
+    assert str(g_err.value) == str(t_err.value)

@@ -18,9 +18,6 @@ SCRIPTS = harness.scripts()
 
 # Scripts whose difference is a known gap of the core, with the gap: strict, so that a fix shows.
 KNOWN_GAPS = {
-    "autocast_scaler_clip.py": "print(tensor.dtype) prints 'float16' where torch prints 'torch.float16' "
-                               "(the core's dtypes are numpy dtypes)",
-    "float64_regression.py": "print(tensor.dtype) prints 'float64' where torch prints 'torch.float64'",
     "cross_entropy_sgd.py": "optimizer.state[p]['momentum_buffer'] is a numpy array, not a Tensor: it prints "
                             "as '[ 0.01363499 ...]' where torch prints 'tensor([ 0.0136, ...])'",
 }

@@ -23,7 +23,8 @@ def test_every_import_form_resolves_to_the_core():
         assert issubclass(nn.Linear, gradviz.nn.Module) and nn.Module is gradviz.nn.Module
         assert issubclass(SGD, gradviz.optim.SGD) and SGD is optim.SGD
         assert torch.utils.data is sys.modules["torch.utils.data"]
-        assert torch.float is gradviz.float32 and torch.long is gradviz.int64 and torch.double is gradviz.float64
+        assert torch.float == gradviz.float32 and torch.long == gradviz.int64 and torch.double == gradviz.float64
+        assert repr(torch.float) == "torch.float32" and torch.tensor([1.0]).dtype is torch.float32
         assert torch.nn.functional.mse_loss(torch.tensor([1.0]), torch.tensor([3.0])).item() == 4.0
 
 

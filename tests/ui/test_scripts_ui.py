@@ -123,6 +123,12 @@ def test_the_tutorial_script_plays_with_its_own_lines_lit(qtbot, make_window, tm
         window.player.seek(i)
         assert lit(window) == "loss.backward()"
     screenshot(window, "scripts_tutorial_backward")
+    # a script is edited as code: the Controls panel says so and offers nothing to change
+    controls = window.controls
+    assert controls.script_note.isVisibleTo(controls) and "Code panel" in controls.script_note.text()
+    assert not controls.kind_box.isEnabled() and not controls.loop_group.isEnabled()
+    window.open_default()                                    # a TOML lesson: the controls are back
+    assert not controls.script_note.isVisibleTo(controls) and controls.kind_box.isEnabled()
 
 
 def test_deleting_zero_grad_and_ctrl_r_makes_the_plotted_grad_grow(qtbot, make_window):
