@@ -35,8 +35,8 @@ import numpy as np
 
 from .. import _tensor
 from .. import amp as _amp
-from .._dtypes import TorchDType
 from .. import trace as _trace
+from .._dtypes import TorchDType
 from ..nn import modules as _modules
 from ..optim.optimizer import Optimizer as _Optimizer
 
