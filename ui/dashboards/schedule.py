@@ -13,7 +13,6 @@ Each run has its variant colour; the panel only draws what the Histories hold.
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 
 from gradviz.view.series import completed, spans_decades
 
@@ -30,7 +29,7 @@ class SchedulePlot(TimeSeriesPanel):
 
     def __init__(self, document, selection, on_pick=None, parent=None):
         super().__init__(document, selection, on_pick, parent)
-        self.lr_plot = self._main_plot("learning rate")
+        self.lr_plot = self._main_plot("lr")
         self.lr_plot.getAxis("bottom").setStyle(showValues=False)
         self.lr_plot.setLabel("bottom", "")
         self.norm_plot = self._new_plot(2)
@@ -40,11 +39,9 @@ class SchedulePlot(TimeSeriesPanel):
         for plot in (self.lr_plot, self.norm_plot):
             plot.getAxis("left").setWidth(56)
             plot.getAxis("left").enableAutoSIPrefix(False)     # "lr (x0.001)" reads worse than 1e-3
-        title = pg.LabelItem(NORM_TITLE, color=FOREGROUND, size="8pt")
-        title.setParentItem(self.norm_plot.vb)
-        title.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(4, 0))
-        title.setZValue(50)
-        self.norm_title = title
+        # the key to the dashes, above the plot (drawn inside it, it sat on the curves)
+        self.norm_plot.setTitle(NORM_TITLE, size="8pt", color=FOREGROUND)
+        self.norm_title = self.norm_plot.titleLabel
         self.log_touched = False               # until the user decides, log y follows the data
         self.log_box.clicked.connect(lambda _on: setattr(self, "log_touched", True))
 
