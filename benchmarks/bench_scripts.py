@@ -6,7 +6,9 @@ recording costs against the same script run on the core without a recorder.
 "to first frame" = ``ScriptWorker.submit`` until the ScriptResult is back in this process plus
 ``Replay(trace)`` and ``frame(0)`` of its first traced iteration (what the app needs before it can
 draw), with the worker already warm (target: under 300 ms). "recording" = ``run_script`` in this
-process with its recorder over ``record=False`` (target: under 2x). The median of REPEATS runs;
+process with its recorder (its default policy: the first TRACE_ITERATIONS iterations traced node by
+node, the rest History only; the app traces those in the background) over ``record=False`` (target:
+under 2x). The median of REPEATS runs;
 printed, not asserted. Also printed: the worker's warm-up time and the transfer of a large result.
 """
 from __future__ import annotations
@@ -69,6 +71,7 @@ def main() -> int:
                 print(f"{path.stem:<30} failed: {result.error}")
                 continue
             frame = median_time(first_frame, worker, source, str(path))
+            run_script(source, str(path))          # warm, as the worker is: first-call caches, imports
             recorded = median_time(run_script, source, str(path))
             bare = median_time(run_script, source, str(path), record=False)
             ratio = recorded / bare
@@ -80,9 +83,9 @@ def main() -> int:
         print("\nlarge results (one Adam parameter, every iteration traced):")
         for n, steps in ((100, 50), (300, 20), (600, 10)):
             source = LARGE.format(n=n, steps=steps)
-            run_time = median_time(worker.run, source, "large.py", timeout=120, repeats=3)
-            result = worker.run(source, "large.py", timeout=120)
-            here = median_time(run_script, source, "large.py", repeats=3)
+            run_time = median_time(worker.run, source, "large.py", timeout=120, repeats=3, trace_iterations=None)
+            result = worker.run(source, "large.py", timeout=120, trace_iterations=None)
+            here = median_time(run_script, source, "large.py", repeats=3, trace_iterations=None)
             size = len(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
             print(f"  {n}x{n}, {steps} iterations: result {size / 2**20:6.1f} MB, through the worker "
                   f"{run_time * 1000:5.0f} ms, in-process {here * 1000:5.0f} ms "

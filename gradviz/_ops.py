@@ -51,9 +51,7 @@ class device:  # noqa: N801 (torch.device)
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
-    def __eq__(self, other) -> bool:
-        if isinstance(other, str):
-            other = device(other)
+    def __eq__(self, other) -> bool:        # as torch: a device never equals a string
         return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
 
     def __hash__(self) -> int:

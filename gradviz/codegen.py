@@ -30,8 +30,8 @@ from .codegen_text import (
     PHASES,
     WIDTH,
     Line,
+    ScenarioWriter,
     Script,
-    Writer,
     comment_lines,
     identifiers,
     optimizer_args,
@@ -72,22 +72,9 @@ def export_torch(scenario: Scenario, variant: int = 0) -> Script:
     return _Exporter(setup, model).build()
 
 
-class _Exporter:
+class _Exporter(ScenarioWriter):
     def __init__(self, setup: Setup, model: Model):
-        scenario = setup.scenario
-        self.scenario = scenario
-        self.v = setup.variant_spec
-        self.loop = self.v.loop
-        self.kind = scenario.model.kind
-        self.accumulation_steps = int(self.loop.accumulation_steps)
-        self.float16 = self.loop.precision == "float16"
-        self.autocast = self.loop.precision if self.loop.precision in ("float16", "bfloat16") else None
-        self.scaler = self.float16 and bool(self.loop.loss_scaling)
-        # The Session's own data (converted to the run's dtype) and initial parameter values.
-        self.data = setup.data
-        self.initial = {name: p._data for name, p in zip(model.names, model.params)}
-        self.n = self.data.n
-        self.batch_size = self.n if self.loop.batch_size is None else int(self.loop.batch_size)
+        super().__init__(setup, model)
         # Batches are spelled out only when they differ from "all the data at once".
         self.batched = self.kind != "objective" and (
             self.batch_size < self.n or self.loop.shuffle or self.accumulation_steps > 1)
@@ -100,7 +87,6 @@ class _Exporter:
             self.param_vars = identifiers(model.names, taken, _SCRIPT_NAMES)
             self.input_vars = identifiers(list(self.data.inputs), taken, _SCRIPT_NAMES)
         self.target_var = identifiers(["y"], taken, _SCRIPT_NAMES)["y"] if self.kind != "objective" else ""
-        self.w = Writer()
 
     # -- sections ---------------------------------------------------------------------------
     def build(self) -> Script:
@@ -114,17 +100,12 @@ class _Exporter:
         return Script.from_listing(tuple(self.w.lines), self.v.name)
 
     def header(self) -> None:
-        s, w = self.scenario, self.w
-        w.add(*comment_lines(s.title or "GradViz scenario"))
-        if s.description.strip():
-            w.add("#")
-            w.add(*comment_lines(s.description.strip()))
-        w.add("#")
-        w.add(*comment_lines(
+        w = self.w
+        self.title_lines(
             f"Exported from GradViz, variant {self.v.name}: the same run as in the app, with the same "
             "data, the same initial values and the same training loop. It prints one CSV row per "
             "optimizer step with the columns of GradViz's History (the loss, each parameter before the "
-            "step, its gradient, the optimizer state after the step):"))
+            "step, its gradient, the optimizer state after the step):")
         w.add("#     python this_script.py > history.csv",
               "import math",
               "",

@@ -29,8 +29,8 @@ import numpy as np
 
 from .codegen_text import (
     WIDTH,
+    ScenarioWriter,
     Script,
-    Writer,
     comment_lines,
     identifiers,
     optimizer_args,
@@ -79,20 +79,11 @@ def program(scenario: Scenario, variant: int = 0) -> Script:
     return _Program(setup, model).build()
 
 
-class _Program:
+class _Program(ScenarioWriter):
     def __init__(self, setup: Setup, model: Model):
-        self.scenario = scenario = setup.scenario
-        self.v = setup.variant_spec
-        self.loop = loop = self.v.loop
-        self.kind = scenario.model.kind
-        self.accumulation_steps = int(loop.accumulation_steps)
-        self.autocast = loop.precision if loop.precision in ("float16", "bfloat16") else None
-        self.scaler = loop.precision == "float16" and bool(loop.loss_scaling)
-        self.data = setup.data
-        self.initial = {name: p._data for name, p in zip(model.names, model.params)}
-        self.n = self.data.n
+        super().__init__(setup, model)
+        loop = self.loop
         self.steps = int(loop.steps)
-        self.batch_size = self.n if loop.batch_size is None else int(loop.batch_size)
         self.per_epoch = self.n // self.batch_size if self.n else 1
         self.shuffle = self.kind != "objective" and bool(loop.shuffle)
         taken = set(_PROGRAM_NAMES)
@@ -105,7 +96,6 @@ class _Program:
         self.target_var = identifiers(["y"], taken)["y"] if self.kind != "objective" else ""
         self.params_text = ("model.parameters()" if self.kind == "layers"
                             else "[" + ", ".join(self.param_vars.values()) + "]")
-        self.w = Writer()
 
     def build(self) -> Script:
         self.header()
@@ -118,16 +108,11 @@ class _Program:
 
     # -- sections ---------------------------------------------------------------------------
     def header(self) -> None:
-        s, w = self.scenario, self.w
-        w.add(*comment_lines(s.title or "GradViz scenario"))
-        if s.description.strip():
-            w.add("#")
-            w.add(*comment_lines(s.description.strip()))
-        w.add("#")
-        w.add(*comment_lines(
+        w = self.w
+        self.title_lines(
             f"The PyTorch program of this GradViz scenario (run: {self.v.name}): the same data, initial "
             "values and training loop as in the app. Run it with python, or edit it in GradViz and "
-            "press Ctrl+R."))
+            "press Ctrl+R.")
         w.add("import torch")
         if self.shuffle:
             w.add("import numpy as np  # only to shuffle in the order GradViz uses")

@@ -21,8 +21,9 @@ from .scenario import expr
 from .scenario.schema import OPTIMIZER_DEFAULTS, SCHEDULER_CLASSES, SCHEDULER_DEFAULTS, SchedulerSpec
 from .trace import PHASES  # the phases the code panel lights, as the Session marks them
 
-__all__ = ["WIDTH", "LINE_KINDS", "Line", "Script", "Writer", "py_number", "py_string", "tensor_literal",
-           "comment_lines", "identifiers", "rename_names", "optimizer_args", "scheduler_text", "step_lines"]
+__all__ = ["WIDTH", "LINE_KINDS", "Line", "Script", "Writer", "ScenarioWriter", "py_number", "py_string",
+           "tensor_literal", "comment_lines", "identifiers", "rename_names", "optimizer_args", "scheduler_text",
+           "step_lines"]
 
 WIDTH = 100                      # wrap embedded arrays at this many characters
 _BUILTINS = frozenset(dir(builtins))
@@ -300,3 +301,34 @@ class Writer:
     def blank(self) -> None:
         if self.lines and self.lines[-1].code != "":
             self.lines.append(Line(""))
+
+
+class ScenarioWriter:
+    """What both writers (the CSV exporter and the clean program) read off one variant's run:
+    the Session's own data and initial values (``training.build``), the loop and its precision;
+    and the header they both start with (title, description, then ``intro``)."""
+
+    def __init__(self, setup, model):
+        self.scenario = scenario = setup.scenario
+        self.v = setup.variant_spec
+        self.loop = loop = self.v.loop
+        self.kind = scenario.model.kind
+        self.accumulation_steps = int(loop.accumulation_steps)
+        self.float16 = loop.precision == "float16"
+        self.autocast = loop.precision if loop.precision in ("float16", "bfloat16") else None
+        self.scaler = self.float16 and bool(loop.loss_scaling)
+        # The Session's own data (converted to the run's dtype) and initial parameter values.
+        self.data = setup.data
+        self.initial = {name: p._data for name, p in zip(model.names, model.params)}
+        self.n = self.data.n
+        self.batch_size = self.n if loop.batch_size is None else int(loop.batch_size)
+        self.w = Writer()
+
+    def title_lines(self, intro: str) -> None:
+        s, w = self.scenario, self.w
+        w.add(*comment_lines(s.title or "GradViz scenario"))
+        if s.description.strip():
+            w.add("#")
+            w.add(*comment_lines(s.description.strip()))
+        w.add("#")
+        w.add(*comment_lines(intro))

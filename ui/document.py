@@ -28,6 +28,7 @@ from .script_runner import ScriptRunner
 FRAME_BUDGET_S = 0.010     # work per timer tick while re-running: keeps the UI at ~60 Hz
 DEFAULT_TIME_LIMIT_S = 60.0
 DEFAULT_MEMORY_MB = 2048
+PREFETCH_CHUNK = 20        # iterations one background trace re-run records
 _LINE = re.compile(r"^[^:\n]*\.py:(\d+):")   # "lesson.py:4: ..." -> 4
 
 
@@ -93,6 +94,11 @@ class Document(QtCore.QObject):
         self._run_ticket: int | None = None
         self._ran: tuple[str, Path] | None = None   # (source, path) of the run on screen: traces re-run it
         self._trace_tickets: dict[int, tuple[object, int]] = {}
+        # after a script run: the iterations it did not trace, traced in the background in chunks
+        # (the last one first, then in order) while the budget lasts; a request goes first
+        self._prefetch: list[int] = []
+        self._prefetch_job: tuple[int, object, tuple] | None = None    # (ticket, run, iterations)
+        self._prefetch_bytes = 0
 
     # -- opening and saving ---------------------------------------------------------------------
     @property
@@ -206,6 +212,7 @@ class Document(QtCore.QObject):
             self.runner.cancel()
         self._run_ticket = None
         self._trace_tickets.clear()
+        self._prefetch, self._prefetch_job = [], None
 
     def run(self) -> None:
         """Ctrl+R: run the program text as it is now. An edited TOML program becomes an unsaved script
@@ -304,14 +311,18 @@ class Document(QtCore.QObject):
             self.output.emit(text)
 
     def _on_script_done(self, ticket: int, result) -> None:
+        if self._prefetch_job is not None and ticket == self._prefetch_job[0]:
+            self._prefetched(result)
+            return
         if ticket in self._trace_tickets:
             run, k = self._trace_tickets.pop(ticket)
             trace = result.traces.get(k) if result.error is None else None
             if trace is None:
                 self.output.emit(f"could not trace iteration {k}: {result.error or 'no trace came back'}")
-                return
-            run.add_trace(trace)
-            self.traceReady.emit(run, k)
+            else:
+                run.add_trace(trace)
+                self.traceReady.emit(run, k)
+            self._prefetch_next()
             return
         if ticket != self._run_ticket:
             return
@@ -333,11 +344,68 @@ class Document(QtCore.QObject):
         self.output.emit(f"✓ {path.name}: {run.history.steps} iterations")
         self.scenarioChanged.emit()
         self.runFinished.emit()
+        self._start_prefetch(run, result)
+
+    # -- tracing in the background ------------------------------------------------------------------
+    def _start_prefetch(self, run, result) -> None:
+        from gradviz.training.script import untraced
+        missing = [] if result.budget_hit else untraced(result)
+        if missing and missing[-1] == result.history.steps - 1:
+            missing = missing[-1:] + missing[:-1]          # the last iteration first (a run ends there)
+        self._prefetch, self._prefetch_job = missing, None
+        self._prefetch_bytes = result.trace_bytes
+        self._prefetch_next()
+
+    def _budget(self) -> int:
+        from gradviz.training.script import TRACE_BUDGET
+        return self.trace_budget if self.trace_budget is not None else TRACE_BUDGET
+
+    def _prefetch_next(self) -> None:
+        """Submit the next chunk of untraced iterations, when nothing else is waiting (lowest priority)."""
+        if self._prefetch_job is not None or not self._prefetch or self._ran is None or not self.sessions:
+            return
+        if self._run_ticket is not None or self._trace_tickets or self._prefetch_bytes >= self._budget():
+            return
+        run, (source, path) = self.sessions[0], self._ran
+        chunk = [self._prefetch[0]]
+        for k in self._prefetch[1:]:
+            if k != chunk[-1] + 1 or len(chunk) >= PREFETCH_CHUNK:
+                break
+            chunk.append(k)
+        ticket = self.runner.submit(source, path, timeout=self.time_limit, memory_mb=self.memory_mb,
+                                    trace_only=range(chunk[0], chunk[-1] + 1),
+                                    trace_budget=self._budget() - self._prefetch_bytes)
+        self._prefetch_job = (ticket, run, tuple(chunk))
+
+    def _prefetched(self, result) -> None:
+        _ticket, run, chunk = self._prefetch_job
+        self._prefetch_job = None
+        if result.error is not None or run not in self.sessions:
+            self._prefetch = []                     # the same script failed now: stop quietly
+            return
+        got = {k: t for k, t in result.traces.items() if not run.has_trace(k)}
+        self._prefetch_bytes += result.trace_bytes
+        self._prefetch = [k for k in self._prefetch if k not in result.traces]
+        if result.budget_hit or not result.traces:
+            self._prefetch = []
+        for trace in got.values():
+            run.add_trace(trace)
+        for k in got:
+            self.traceReady.emit(run, k)
+        self._prefetch_next()
+
+    @property
+    def prefetching(self) -> bool:
+        """Untraced iterations are being traced in the background."""
+        return self._prefetch_job is not None or bool(self._prefetch)
 
     def _on_script_failed(self, ticket: int, message: str, line: int = 0) -> None:
-        if ticket in self._trace_tickets:
+        if self._prefetch_job is not None and ticket == self._prefetch_job[0]:
+            self._prefetch, self._prefetch_job = [], None      # e.g. the time limit: stop quietly
+        elif ticket in self._trace_tickets:
             _run, k = self._trace_tickets.pop(ticket)
             self.output.emit(f"could not trace iteration {k}: {message}")
+            self._prefetch_next()
         elif ticket == self._run_ticket:
             self._run_ticket = None
             self._fail(message, line or error_line(message))
@@ -356,8 +424,14 @@ class Document(QtCore.QObject):
             return False
         if any(asked == (run, k) for asked in self._trace_tickets.values()):
             return True
+        job = self._prefetch_job
+        if job is not None and job[1] is run and k in job[2] and self.runner.running_ticket == job[0]:
+            return True                          # the background chunk running now brings it
+        if job is not None:                      # the request goes first: the chunk is done later
+            self.runner.cancel(job[0])
+            self._prefetch_job = None
         source, path = self._ran
         ticket = self.runner.submit(source, path, timeout=self.time_limit, memory_mb=self.memory_mb,
-                                    trace_only=k)
+                                    trace_only=k, front=True)
         self._trace_tickets[ticket] = (run, k)
         return True

@@ -40,9 +40,12 @@ from .history import History
 from .script_recorder import Cancelled, ScriptRecorder, StopScript
 
 __all__ = ["run_script", "ScriptResult", "ScriptError", "ScriptAbort", "ScriptRun", "TraceNotRecorded",
-           "ScriptOptimizer", "script_scenario", "TRACE_BUDGET", "STDOUT_LIMIT"]
+           "ScriptOptimizer", "script_scenario", "untraced", "TRACE_BUDGET", "TRACE_ITERATIONS", "STDOUT_LIMIT"]
 
 TRACE_BUDGET = 64 * 2 ** 20          # bytes of traces kept from one run before recording goes light
+# iterations a run traces node by node while it runs (the rest are recorded light, History only,
+# and traced later with trace_only): tracing every iteration would make a run several times slower
+TRACE_ITERATIONS = 5
 STDOUT_LIMIT = 1_000_000             # characters of printed output kept in a ScriptResult
 
 
@@ -109,7 +112,9 @@ class ScriptResult:
     param_names: list[str] = field(default_factory=list)
     iterations: int = 0
     seconds: float = 0.0
-    trace_only: int | None = None
+    trace_only: Any = None             # what the run was asked to trace (an iteration, a range), or None
+    trace_bytes: int = 0               # about how many bytes ``traces`` hold (what the budget counts)
+    budget_hit: bool = False           # tracing stopped because ``trace_budget`` was spent
 
     @property
     def ok(self) -> bool:
@@ -239,15 +244,20 @@ def _optimizer_info(optimizer) -> ScriptOptimizer | None:
     return ScriptOptimizer(type(optimizer).__name__, hyper)
 
 
-def run_script(source: str, path, *, trace_budget: int = TRACE_BUDGET, trace_only: int | None = None,
-               progress=None, stdout=None, stderr=None, seed_python_random: bool = True, record: bool = True,
+def run_script(source: str, path, *, trace_budget: int = TRACE_BUDGET, trace_only=None,
+               trace_iterations: int | None = TRACE_ITERATIONS, progress=None, stdout=None, stderr=None,
+               seed_python_random: bool = True, record: bool = True,
                stdout_limit: int = STDOUT_LIMIT) -> ScriptResult:
     """Run the script ``source`` (from file ``path``) on the core and record it.
 
-    - ``trace_budget``: bytes of per-iteration Traces to keep; later iterations are recorded
-      light (History only) and ``traced_all`` is False;
+    - ``trace_iterations=N``: trace the first N iterations node by node, record the others light
+      (History only; ``traced_all`` is False, ``untraced(result)`` lists them); None traces all;
+    - ``trace_budget``: bytes of per-iteration Traces to keep; once spent, the later iterations are
+      recorded light too and ``budget_hit`` is True;
     - ``trace_only=k``: record only iteration k fully and stop the script right after it (the
-      result's ``traces`` is ``{k: trace}``; its History covers the iterations run);
+      result's ``traces`` is ``{k: trace}``; its History covers the iterations run); a range or
+      collection of iterations (``range(5, 25)``) records those (within ``trace_budget``: when it is
+      spent the run stops early, ``budget_hit``) and stops after the last;
     - ``progress(iterations_done)`` after each iteration; returning False stops the run with the
       error "cancelled";
     - ``stdout`` / ``stderr``: where the script's printed text goes as it comes (a callable taking
@@ -274,7 +284,7 @@ def run_script(source: str, path, *, trace_budget: int = TRACE_BUDGET, trace_onl
     namespace: dict[str, Any] = {"__name__": "__main__", "__file__": filename, "__builtins__": builtins,
                                  "__doc__": None}
     rec = ScriptRecorder(filename, namespace, trace_budget=trace_budget, trace_only=trace_only,
-                         progress=progress) if record else None
+                         trace_iterations=trace_iterations, progress=progress) if record else None
     out, err = _Output(stdout, stdout_limit), _Output(stderr, stdout_limit)
     notes: list[str] = []
 
@@ -316,7 +326,8 @@ def run_script(source: str, path, *, trace_budget: int = TRACE_BUDGET, trace_onl
         result.history = rec.history(Path(filename).name)
         result.traces = rec.traces
         result.traced_all = rec.traced_all and trace_only is None
-        if not rec.traced_all and trace_only is None:
+        result.trace_bytes, result.budget_hit = rec._traced_bytes, rec.budget_hit
+        if rec.budget_hit and trace_only is None:
             notes.append(f"traced iterations 0-{max(rec.traces, default=-1)} node by node (the trace budget); "
                          "later ones are traced when shown")
         if rec.history_limited:
@@ -324,6 +335,14 @@ def run_script(source: str, path, *, trace_budget: int = TRACE_BUDGET, trace_onl
     result.notes = notes
     del namespace
     return result
+
+
+def untraced(result: ScriptResult, have=()) -> list[int]:
+    """The iterations of ``result`` whose Trace was not recorded (nor is in ``have``), in order."""
+    if result.history is None:
+        return []
+    got = set(result.traces) | set(have)
+    return [k for k in range(result.history.steps) if k not in got]
 
 
 # -- what the views read ---------------------------------------------------------------------------

@@ -62,6 +62,22 @@ def _ignore(*args, **kwargs) -> None:
     return None
 
 
+def _no_node(t) -> int:
+    """Light recording keeps no node table: the core's hooks get a placeholder id."""
+    return -1
+
+
+def wanted_iterations(trace_only) -> frozenset | range | None:
+    """``trace_only`` (None, an iteration, or a range/collection of them) as a container, or None."""
+    if trace_only is None:
+        return None
+    if isinstance(trace_only, (int, np.integer)) and not isinstance(trace_only, bool):
+        return range(int(trace_only), int(trace_only) + 1)
+    if isinstance(trace_only, range):
+        return trace_only if trace_only.step > 0 else frozenset(trace_only)
+    return frozenset(int(k) for k in trace_only)
+
+
 @dataclasses.dataclass
 class _Row:
     """What the History keeps of one iteration (arrays are copies)."""
@@ -80,12 +96,19 @@ class ScriptRecorder(Recorder):
     """Records a script run from file ``filename``; ``script_globals`` is its module namespace."""
 
     def __init__(self, filename: str, script_globals: dict | None = None, *, trace_budget: int = 64 * 2 ** 20,
-                 trace_only: int | None = None, progress=None):
+                 trace_only=None, trace_iterations: int | None = None, progress=None):
         super().__init__()
         self.filename = filename
         self.script_globals = script_globals if script_globals is not None else {}
         self.locate = self._locate
         self.trace_budget, self.trace_only, self.progress = int(trace_budget), trace_only, progress
+        # which iterations are traced node by node: ``_only`` (trace_only: those, then stop), else the
+        # first ``trace_iterations`` (None: all, while the budget lasts); the rest run light
+        self._only = wanted_iterations(trace_only)
+        self._last_wanted = max(self._only) if self._only else -1
+        self._exact = isinstance(trace_only, (int, np.integer))      # one iteration asked for: no budget
+        self.trace_iterations = None if trace_iterations is None else max(0, int(trace_iterations))
+        self.budget_hit = False              # tracing stopped because the budget was spent
         self.optimizers: list = []           # constructed by the script, in order
         self.first_optimizer = None
         self.params: list | None = None      # the parameters (fixed at the first iteration's end)
@@ -100,7 +123,7 @@ class ScriptRecorder(Recorder):
         self._update_line: int | None = None  # the script line of the last update (step or manual)
         self._traced_bytes = 0
         self._names: dict[int, tuple] = {}        # id(tensor) -> (tensor, its variable name), last iteration's
-        self._set_full(trace_only is None or trace_only == 0)
+        self._set_full(self._wants(0))
         self._begin()
 
     # -- where an event came from ----------------------------------------------------------------
@@ -114,14 +137,23 @@ class ScriptRecorder(Recorder):
         return None
 
     # -- full or light recording ------------------------------------------------------------------
+    def _wants(self, k: int) -> bool:
+        """Is iteration ``k`` to be traced node by node?"""
+        if self.budget_hit:
+            return False
+        if self._only is not None:
+            return k in self._only
+        return self.trace_iterations is None or k < self.trace_iterations
+
     def _set_full(self, full: bool) -> None:
         self.full = full
         d = self.__dict__
         if full:
-            for name in ("on_forward", "on_backward", "on_accumulate"):
+            for name in ("on_forward", "on_backward", "on_accumulate", "node_id"):
                 d.pop(name, None)
         else:
             d["on_forward"], d["on_backward"], d["on_accumulate"] = self._light_forward, _ignore, _ignore
+            d["node_id"] = _no_node
 
     def _begin(self) -> None:
         """State of a new iteration."""
@@ -200,12 +232,13 @@ class ScriptRecorder(Recorder):
             self._phase_to("forward")
         super().on_forward(out, grad_fn, op, inputs, kwargs)
         self._running += 3 * out._data.nbytes          # its value, and about what backward sends
-        if self.trace_only is None and self._traced_bytes + self._running > self.trace_budget:
+        if not self._exact and self._traced_bytes + self._running > self.trace_budget:
             self._abandon()
 
     def _abandon(self) -> None:
         """Over the budget: this iteration and the rest are recorded light (History only)."""
         self.traced_all = False
+        self.budget_hit = True
         self.events, self.event_lines = [], []
         self.nodes, self._ids, self._keep, self._leaves = {}, {}, [], {}
         self._set_full(False)
@@ -268,7 +301,7 @@ class ScriptRecorder(Recorder):
             if line is not None and line < self._update_line:
                 self._close()
         if self.full:
-            super().on_zero_grad(params, set_to_none)
+            Recorder.on_zero_grad(self, params, set_to_none)
 
     def _to_step_phase(self) -> None:
         if self._phase not in ("step", "zero_grad_after", "zero_grad"):
@@ -350,15 +383,15 @@ class ScriptRecorder(Recorder):
             trace = self._build_trace()
             self.traces[self.iteration] = trace
             self._traced_bytes += self._running
+        else:
+            self.traced_all = False
         self.iteration += 1
         k = self.iteration
-        if self.trace_only is not None:
-            self._set_full(k == self.trace_only)
-        elif self.full and self._traced_bytes >= self.trace_budget:
-            self.traced_all = False
-            self._set_full(False)
+        if self.full and not self._exact and self._traced_bytes >= self.trace_budget:
+            self.budget_hit = True
+        self._set_full(self._wants(k))
         self._begin()
-        if self.trace_only is not None and k > self.trace_only:
+        if self._only is not None and (k > self._last_wanted or self.budget_hit):
             raise StopScript
         if self.progress is not None and self.progress(k) is False:
             raise Cancelled

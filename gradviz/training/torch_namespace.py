@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import _tensor
+from .. import _ops, _tensor
 from .. import amp as _amp
 from .. import trace as _trace
 from .._dtypes import TorchDType
@@ -69,12 +69,13 @@ _DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ide
                  "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone")
 
 
-class device:  # noqa: N801 (torch's name)
-    """``torch.device``: prints as torch's does; every device is the CPU core underneath."""
-    __slots__ = ("type", "index")
+class device(_ops.device):  # noqa: N801 (torch's name)
+    """``torch.device`` in a script: the core's device (printing, equality), checked as torch checks
+    device strings, and noted once when it is not the CPU (every device is the CPU core underneath)."""
+    __slots__ = ()
 
     def __init__(self, type, index: int | None = None):  # noqa: A002 (torch's argument name)
-        if isinstance(type, device):
+        if isinstance(type, _ops.device):
             type, index = type.type, type.index
         elif isinstance(type, int) and not isinstance(type, bool):
             type, index = "cuda", type
@@ -87,19 +88,6 @@ class device:  # noqa: N801 (torch's name)
             type, index = kind, int(number) if number else index
         self.type, self.index = type, index
         _asked_for(type)
-
-    def __repr__(self) -> str:
-        return f"device(type='{self.type}')" if self.index is None else \
-            f"device(type='{self.type}', index={self.index})"
-
-    def __str__(self) -> str:
-        return self.type if self.index is None else f"{self.type}:{self.index}"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, device) and (other.type, other.index) == (self.type, self.index)
-
-    def __hash__(self) -> int:
-        return hash((self.type, self.index))
 
 
 _CPU = None

@@ -67,6 +67,7 @@ __all__ = ["ScriptWorker", "WorkerError", "Progress", "Output", "Done", "Failed"
 TARGET = DEFAULT_TARGET
 WARM_TIMEOUT = 60.0         # seconds a new worker process may take to import numpy and gradviz
 REAP_TIMEOUT = 3.0          # seconds the warm process may take to report a killed job's end
+_DEFAULT = object()          # trace_iterations not given: run_script's default
 SEND_TIMEOUT = 5.0          # seconds to hand a job to the warm process
 
 
@@ -304,13 +305,17 @@ class ScriptWorker:
         return False
 
     def submit(self, source: str, path, *, timeout: float | None = 60.0, memory_mb: float | None = 2048,
-               trace_only: int | None = None, trace_budget: int | None = None) -> int:
-        """Queue a script; returns the job id its messages carry. Jobs run one at a time."""
+               trace_only=None, trace_budget: int | None = None, trace_iterations=_DEFAULT) -> int:
+        """Queue a script; returns the job id its messages carry. Jobs run one at a time.
+        ``trace_only`` (an iteration, or a range/collection of them), ``trace_budget`` and
+        ``trace_iterations`` (None: trace every iteration) are passed to ``run_script``."""
         self._check_open()
         number = self._next_job
         self._next_job += 1
         job = {"job": number, "source": source, "path": str(path), "timeout": timeout,
                "memory_mb": memory_mb, "trace_only": trace_only, "trace_budget": trace_budget}
+        if trace_iterations is not _DEFAULT:
+            job["trace_iterations"] = trace_iterations
         self._queue.append(_Job(number, str(path), _frame(job), timeout))
         self._pump()
         return number
@@ -341,11 +346,11 @@ class ScriptWorker:
         self._pump()
 
     def run(self, source: str, path, *, timeout: float | None = 60.0, memory_mb: float | None = 2048,
-            trace_only: int | None = None, trace_budget: int | None = None, on_message=None):
+            trace_only=None, trace_budget: int | None = None, trace_iterations=_DEFAULT, on_message=None):
         """Run a script to the end and return its ScriptResult; WorkerError if it has none.
         ``on_message`` receives the job's Progress and Output messages as they come."""
         number = self.submit(source, path, timeout=timeout, memory_mb=memory_mb, trace_only=trace_only,
-                             trace_budget=trace_budget)
+                             trace_budget=trace_budget, trace_iterations=trace_iterations)
         others, finished = [], False
         try:
             while True:

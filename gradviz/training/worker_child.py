@@ -152,12 +152,22 @@ def _write_spill(path: str, payload: bytes, buffers: list, sizes: list[int]) -> 
 
 def read_spill(path: str):
     """The message :func:`_write_spill` wrote; its arrays share one writable block read in one go."""
-    with open(path, "rb") as file:
-        data = bytearray(os.fstat(file.fileno()).st_size)
-        file.readinto(data)
-    view = memoryview(data)
-    size, count = struct.unpack_from("<QQ", data)
-    sizes = struct.unpack_from(f"<{count}Q", data, 16)
+    import numpy as np
+
+    with open(path, "rb", buffering=0) as file:
+        # np.empty, not bytearray(n): a bytearray is zero-filled while holding the GIL (a large
+        # result's pages would all be touched then); readinto fills them with the GIL released, so
+        # a thread reading a result (the app's) does not stop the UI thread
+        data = np.empty(os.fstat(file.fileno()).st_size, dtype=np.uint8)
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            got = file.readinto(view[done:done + 8 * _MB])
+            if not got:
+                raise EOFError(f"{path} ended early")
+            done += got
+    size, count = struct.unpack_from("<QQ", view)
+    sizes = struct.unpack_from(f"<{count}Q", view, 16)
     start = 16 + 8 * count
     payload, start = view[start:start + size], start + size
     buffers = []
@@ -370,6 +380,8 @@ def _run_job(job: dict, fd: int, target, spill_dir: str) -> None:
         return True
 
     options = {key: job[key] for key in ("trace_only", "trace_budget") if job.get(key) is not None}
+    if "trace_iterations" in job:             # None (trace every iteration) is a choice too
+        options["trace_iterations"] = job["trace_iterations"]
     limit = _TimeLimit(channel, number, path, job.get("timeout"))
     memory_mb = job.get("memory_mb")
     memory_message = f"the script used more memory than the cap ({memory_mb:g} MB)" if memory_mb else ""

@@ -317,7 +317,8 @@ def test_devices_are_the_cpu():
     assert model.to("cuda") is model and model.cuda() is model and model.cpu() is model
     assert model.to(gradviz.float64).weight.dtype == np.float64
     assert repr(x.device) == "device(type='cpu')" and str(gradviz.device("cuda:1")) == "cuda:1"
-    assert gradviz.device("cpu") == "cpu" and x.is_cuda is False
+    assert gradviz.device("cpu") == gradviz.device("cpu") != "cpu" and x.is_cuda is False
+    assert (torch.device("cpu") == "cpu") is False       # torch compares devices only with devices
     assert gradviz.zeros(2, device="cuda").tolist() == [0.0, 0.0]
 
 

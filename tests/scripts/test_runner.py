@@ -11,12 +11,14 @@ import pytest
 import gradviz
 from gradviz.training import SessionError
 from gradviz.training.script import (
+    TRACE_ITERATIONS,
     ScriptAbort,
     ScriptError,
     ScriptRun,
     TraceNotRecorded,
     run_script,
     script_scenario,
+    untraced,
 )
 from gradviz.view.replay import Replay
 
@@ -142,7 +144,7 @@ def run_torch(source: str, path: str):
 
 @pytest.fixture(scope="module")
 def tutorial():
-    return run_script(TUTORIAL, "tutorial.py")
+    return run_script(TUTORIAL, "tutorial.py", trace_iterations=None)         # every iteration traced
 
 
 def test_tutorial_prints_what_torch_prints(tutorial):
@@ -278,7 +280,8 @@ def test_progress_and_cancel():
 
 def test_trace_budget_and_trace_only(tutorial):
     assert run_script(TUTORIAL, "tutorial.py", trace_budget=1).traces == {}     # not even one fits
-    light = run_script(TUTORIAL, "tutorial.py", trace_budget=100)     # 36 bytes an iteration: 2 fit
+    light = run_script(TUTORIAL, "tutorial.py", trace_budget=100, trace_iterations=None)   # 36 bytes each: 2 fit
+    assert light.budget_hit
     assert not light.traced_all and sorted(light.traces) == [0, 1]
     assert light.history.loss.tolist() == tutorial.history.loss.tolist()
     assert any("traced iterations 0-1" in note for note in light.notes)
@@ -369,3 +372,34 @@ def test_a_model_inside_a_main_function_is_named():
     assert result.param_names == ["0.weight", "0.bias", "2.weight", "2.bias"] and result.iterations == 3
     assert result.traces[0].module_types["loss"] == "mse_loss" and set(result.traces[0].input_nodes) == {"x", "y"}
     assert np.isfinite(result.history.loss).all()
+
+
+def test_trace_iterations_traces_the_first_ones_and_records_the_rest_light(tutorial):
+    result = run_script(TUTORIAL, "tutorial.py", trace_iterations=3)
+    assert sorted(result.traces) == [0, 1, 2] and not result.traced_all and not result.budget_hit
+    assert untraced(result) == list(range(3, 100)) and untraced(result, have=[5]) == [3, 4] + list(range(6, 100))
+    assert result.history.loss.tolist() == tutorial.history.loss.tolist()
+    assert not any("trace budget" in note for note in result.notes)      # a policy, not a limit: no note
+    assert result.trace_bytes > 0
+    for k in range(3):
+        assert result.traces[k].event_lines == tutorial.traces[k].event_lines
+    default = run_script(TUTORIAL, "tutorial.py")
+    assert sorted(default.traces) == list(range(TRACE_ITERATIONS))
+
+
+@pytest.mark.parametrize("asked, expected, steps", [(range(40, 45), [40, 41, 42, 43, 44], 45),
+                                                    ([7, 3, 9], [3, 7, 9], 10), (0, [0], 1)])
+def test_trace_only_a_range_or_collection_records_those_and_stops_after_the_last(tutorial, asked, expected, steps):
+    result = run_script(TUTORIAL, "tutorial.py", trace_only=asked)
+    assert result.error is None and sorted(result.traces) == expected and result.history.steps == steps
+    for k in expected:
+        redone, full = result.traces[k], tutorial.traces[k]
+        assert [type(e) for e in redone.events] == [type(e) for e in full.events]
+        assert redone.event_lines == full.event_lines and redone.params_before == full.params_before
+
+
+def test_trace_only_a_range_keeps_to_the_budget_and_stops_when_it_is_spent():
+    result = run_script(TUTORIAL, "tutorial.py", trace_only=range(10, 60), trace_budget=100)   # 36 bytes each
+    assert sorted(result.traces) == [10, 11] and result.budget_hit and result.history.steps <= 13
+    exact = run_script(TUTORIAL, "tutorial.py", trace_only=50, trace_budget=1)   # one iteration asked: always
+    assert sorted(exact.traces) == [50]

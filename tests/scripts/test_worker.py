@@ -9,7 +9,7 @@ import pytest
 
 from gradviz.scenario.script_source import read_script
 from gradviz.script_checks import find_bundled_script
-from gradviz.training.script import run_script
+from gradviz.training.script import TRACE_ITERATIONS, run_script
 from gradviz.training.worker import GRACE, Failed, Output, Progress, ScriptWorker, WorkerError
 
 LESSON = "/tmp/lesson.py"          # never read: the worker gets the source; the name is for messages
@@ -44,8 +44,18 @@ def test_the_tutorial_comes_back_as_run_in_process(worker):
     for name in here.history.param_names:
         np.testing.assert_array_equal(result.history.params[name], here.history.params[name])
     np.testing.assert_array_equal(result.history.loss, here.history.loss)
-    assert sorted(result.traces) == sorted(here.traces)
-    assert result.traces[5].event_lines == here.traces[5].event_lines
+    assert sorted(result.traces) == sorted(here.traces) == list(range(TRACE_ITERATIONS))
+    assert result.traces[3].event_lines == here.traces[3].event_lines
+
+
+def test_trace_iterations_and_a_trace_only_range_pass_through(worker):
+    path = find_bundled_script("01_tutorial_loop")
+    source = read_script(path)
+    every = worker.run(source, str(path), trace_iterations=None)
+    assert sorted(every.traces) == list(range(100)) and every.traced_all
+    chunk = worker.run(source, str(path), trace_only=range(60, 70))
+    assert sorted(chunk.traces) == list(range(60, 70)) and chunk.history.steps == 70
+    assert chunk.traces[65].event_lines == every.traces[65].event_lines
 
 
 def test_printed_text_streams_and_fd_1_cannot_corrupt_the_protocol(worker):

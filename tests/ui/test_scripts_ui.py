@@ -312,3 +312,75 @@ def test_time_limit_is_a_setting(make_window, monkeypatch):
     finally:
         other.document.close()
         other.deleteLater()
+
+
+def _run_until_result(qtbot, window) -> None:
+    """Ctrl+R, then let the event loop run until the run's result is on screen (not the background)."""
+    qtbot.keyClick(window.code, Key.Key_R, CTRL)
+    qtbot.waitUntil(lambda: not window.document.running, timeout=20000)
+
+
+def test_untraced_iterations_are_traced_in_the_background_and_a_request_goes_first(qtbot, make_window):
+    from gradviz.training.script import TRACE_ITERATIONS
+    window = make_window(TUTORIAL, wait=False)
+    doc = window.document
+    finish(window)
+    _run_until_result(qtbot, window)
+    run_ = window.session
+    assert sorted(run_.result.traces) == list(range(TRACE_ITERATIONS)) and doc.prefetching
+    assert doc._prefetch[0] == 99                        # the last iteration first, then in order
+    k = next(k for k in range(98, 0, -1) if not run_.has_trace(k) and k not in doc._prefetch[:21])
+    window.set_iteration(k)                              # stepping to an iteration not traced yet
+    assert doc._trace_tickets and doc.runner.running_ticket in doc._trace_tickets   # it goes first
+    qtbot.waitUntil(lambda: window.replay is not None and window.replay.iteration == k, timeout=10000)
+    qtbot.waitUntil(lambda: not doc.prefetching, timeout=20000)    # the background goes on after it
+    assert all(run_.has_trace(i) for i in range(100))
+    window.set_iteration(42)
+    assert window.replay.iteration == 42 and not doc._trace_tickets       # shown at once, nothing asked
+
+
+def test_a_new_run_cancels_the_background_tracing(qtbot, make_window):
+    window = make_window(TUTORIAL, wait=False)
+    doc = window.document
+    finish(window)
+    _run_until_result(qtbot, window)
+    assert doc.prefetching
+    old = window.session
+    qtbot.keyClick(window.code, Key.Key_R, CTRL)         # run again while the background traces
+    assert not doc.prefetching and doc.running
+    qtbot.waitUntil(lambda: not doc.running, timeout=20000)
+    assert window.session is not old and not any(old.has_trace(k) for k in range(TRACE_ITERATIONS_LATE, 100))
+
+
+TRACE_ITERATIONS_LATE = 60          # far enough that the first run's background tracing cannot have got there
+
+
+def test_a_large_result_arrives_without_blocking_the_window(qtbot):
+    """The runner's thread reads and unpickles results: the UI thread's timer keeps ticking."""
+    import time
+
+    from ui.script_runner import ScriptRunner
+    source = ("import torch\ntorch.manual_seed(0)\nw = torch.randn(100, 100, requires_grad=True)\n"
+              "optimizer = torch.optim.Adam([w], lr=0.01)\nfor i in range(400):\n    optimizer.zero_grad()\n"
+              "    (w * w).sum().backward()\n    optimizer.step()\n")
+    runner = ScriptRunner()
+    try:
+        got, gaps, last = [], [], [time.perf_counter()]
+
+        def tick():
+            now = time.perf_counter()
+            gaps.append(now - last[0])
+            last[0] = now
+        runner.done.connect(lambda ticket, result: got.append(result))
+        runner.submit(source, "large.py", timeout=60, memory_mb=8000, trace_iterations=None)
+        timer = QtCore.QTimer()
+        timer.setInterval(5)
+        timer.timeout.connect(tick)
+        timer.start()
+        qtbot.waitUntil(lambda: bool(got), timeout=30000)
+        qtbot.wait(50)
+        timer.stop()
+        assert len(got[0].traces) == 400 and got[0].history.steps == 400     # about 60 MB of traces
+        assert max(gaps) < 0.12, f"the UI thread stalled {max(gaps) * 1000:.0f} ms"   # 330 ms when unpickled there
+    finally:
+        runner.close()
