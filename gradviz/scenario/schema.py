@@ -228,7 +228,9 @@ class Scenario:
     # fields then only describe it (title, description from its header comment; the optimizer and
     # steps its run used) and nothing here is validated as TOML.
     script: str | None = field(default=None, compare=False, repr=False)
+    run_name: str | None = None        # a script's run: named by what it ran ("manual update")
 
     def variants(self) -> list[Variant]:
         """The main run first (named after its optimizer), then each comparison."""
-        return [Variant(self.optimizer.label(), self.optimizer, self.loop)] + list(self.comparisons)
+        name = self.run_name or self.optimizer.label()
+        return [Variant(name, self.optimizer, self.loop)] + list(self.comparisons)

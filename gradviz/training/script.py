@@ -230,10 +230,12 @@ def _error(exc: BaseException, path: str, filename: str) -> ScriptError:
 def _optimizer_info(optimizer) -> ScriptOptimizer | None:
     if optimizer is None:
         return None
-    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    group = dict(optimizer.param_groups[0]) if optimizer.param_groups else {}
+    if "initial_lr" in group:         # a scheduler moved lr: the run is named by the script's own
+        group["lr"] = group["initial_lr"]
     hyper = {}
     for key, value in group.items():
-        if key in ("params", "param_names"):
+        if key in ("params", "param_names", "initial_lr"):
             continue
         if value is None or isinstance(value, (bool, int, float, str)):
             hyper[key] = value
@@ -364,10 +366,15 @@ def script_scenario(path, source: str, result: ScriptResult | None = None) -> Sc
     title, description = header(source, os.fspath(path))
     steps = result.iterations if result is not None else 0
     accumulation = result.history.accumulation_steps if result is not None and result.history else 1
-    return Scenario(title=title, description=description,
-                    optimizer=_optimizer_spec(result.optimizer if result is not None else None),
+    info = result.optimizer if result is not None else None
+    optimizer = _optimizer_spec(info)
+    if info is not None:     # the run is named after the optimizer the script built
+        run_name = optimizer.label() if info.name in OPTIMIZER_CLASSES.values() else info.label()
+    else:                    # no optimizer: the script updates its parameters itself
+        run_name = "manual update" if result is not None and result.history is not None else Path(path).name
+    return Scenario(title=title, description=description, optimizer=optimizer,
                     loop=LoopSpec(steps=steps, accumulation_steps=accumulation),
-                    path=Path(path), script=source)
+                    path=Path(path), script=source, run_name=run_name)
 
 
 class ScriptRun:

@@ -526,6 +526,10 @@ class ScriptRecorder(Recorder):
             return set()
         wanted = set(leaves).union(*(folded.get(nid, ()) for nid in leaves)) if folded else leaves
         tensors = {nid: self._leaves[nid] for nid in wanted if nid in self._leaves}
+        missing = {nid for nid in wanted if nid not in tensors}
+        if missing:     # data made by ops before the loop (x = linspace(...).reshape(-1, 1)): its op's output
+            ids = self._ids
+            tensors.update({ids[id(t)]: t for t in self._keep if ids.get(id(t)) in missing})
         # The same tensors (x, y) are met every iteration: reuse last iteration's names for them.
         cache, names, variables = self._names, dict(self._leaf_names), None
         for nid, t in tensors.items():
