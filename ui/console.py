@@ -30,7 +30,7 @@ class Console(QtWidgets.QWidget):
         clear = QtWidgets.QToolButton()
         clear.setText("Clear")
         clear.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        clear.clicked.connect(self.text.clear)
+        clear.clicked.connect(self.clear)
         self.clear_button = clear
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(6, 2, 4, 2)
@@ -42,6 +42,7 @@ class Console(QtWidgets.QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.text, 1)
         self._partial = False               # the last printed text did not end its line
+        self._own_line = False              # the last block is one of GradViz's lines (▶, ✓, notes)
         document.output.connect(self.write)
         document.scriptFailed.connect(lambda message, _line: self.write_line(message, ERROR_COLOUR))
 
@@ -56,6 +57,9 @@ class Console(QtWidgets.QWidget):
         else:
             cursor = self.text.textCursor()
             cursor.movePosition(QtGui.QTextCursor.MoveOperation.End)
+            if self._own_line:              # printed text starts below GradViz's line, not on it
+                cursor.insertText("\n", QtGui.QTextCharFormat())
+                self._own_line = False
             cursor.insertText(text, QtGui.QTextCharFormat())
             self._partial = not text.endswith("\n")
             self.text.ensureCursorVisible()
@@ -64,8 +68,20 @@ class Console(QtWidgets.QWidget):
         if self._partial:
             self.text.appendPlainText("")
         self._partial = False
-        self.text.appendHtml(f'<span style="color:{colour}">{html.escape(text)}</span>')
+        line = f'<span style="color:{colour}">{html.escape(text)}</span>'
+        last = self.text.document().lastBlock()
+        if last.text() == "" and last.blockNumber() > 0:     # printed text ended its line: use that empty line
+            cursor = self.text.textCursor()
+            cursor.movePosition(QtGui.QTextCursor.MoveOperation.End)
+            cursor.insertHtml(line)
+        else:
+            self.text.appendHtml(line)
+        self._own_line = True
         self.text.ensureCursorVisible()
+
+    def clear(self) -> None:
+        self.text.clear()
+        self._partial = self._own_line = False
 
     def plain_text(self) -> str:
         return self.text.toPlainText()
