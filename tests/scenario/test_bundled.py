@@ -76,12 +76,12 @@ def test_the_tutorial_script_is_the_issues_loop_and_ends_at_the_textbook_values(
 
 
 @pytest.mark.parametrize("stem", SCRIPTS)
-def test_each_script_runs_on_the_core_in_well_under_a_second(stem):
+def test_each_script_runs_on_the_core(stem):
+    """(How long each takes is benchmarks/bench_scripts.py's business.)"""
     path = find_bundled_script(stem)
     result = run_script(path.read_text(encoding="utf-8"), str(path))
     assert result.error is None, str(result.error)
     assert result.history is not None and result.iterations >= 10
-    assert result.seconds < 1.0, result.seconds                     # recorded, node by node
 
 
 @pytest.mark.parametrize("stem", STEMS)

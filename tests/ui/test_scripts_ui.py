@@ -356,31 +356,36 @@ TRACE_ITERATIONS_LATE = 60          # far enough that the first run's background
 
 
 def test_a_large_result_arrives_without_blocking_the_window(qtbot):
-    """The runner's thread reads and unpickles results: the UI thread's timer keeps ticking."""
-    import time
+    """The runner's own thread polls the worker and unpickles its results, never the UI thread, and
+    the UI thread's timer keeps ticking while a large result comes. (How long the longest tick takes
+    is measured by benchmarks/bench_scripts.py, not asserted here.)"""
+    import threading
 
+    from gradviz.training.worker import ScriptWorker
     from ui.script_runner import ScriptRunner
+    on_ui_thread = set()
+
+    class Watched(ScriptWorker):
+        def poll(self, *args, **kwargs):        # where messages are read and unpickled
+            on_ui_thread.add(threading.current_thread() is threading.main_thread())
+            return super().poll(*args, **kwargs)
+
     source = ("import torch\ntorch.manual_seed(0)\nw = torch.randn(100, 100, requires_grad=True)\n"
               "optimizer = torch.optim.Adam([w], lr=0.01)\nfor i in range(400):\n    optimizer.zero_grad()\n"
               "    (w * w).sum().backward()\n    optimizer.step()\n")
-    runner = ScriptRunner()
+    runner = ScriptRunner(make_worker=Watched)
     try:
-        got, gaps, last = [], [], [time.perf_counter()]
-
-        def tick():
-            now = time.perf_counter()
-            gaps.append(now - last[0])
-            last[0] = now
+        got, ticks = [], []
         runner.done.connect(lambda ticket, result: got.append(result))
         runner.submit(source, "large.py", timeout=60, memory_mb=8000, trace_iterations=None)
         timer = QtCore.QTimer()
         timer.setInterval(5)
-        timer.timeout.connect(tick)
+        timer.timeout.connect(lambda: ticks.append(1))
         timer.start()
         qtbot.waitUntil(lambda: bool(got), timeout=30000)
-        qtbot.wait(50)
         timer.stop()
         assert len(got[0].traces) == 400 and got[0].history.steps == 400     # about 60 MB of traces
-        assert max(gaps) < 0.12, f"the UI thread stalled {max(gaps) * 1000:.0f} ms"   # 330 ms when unpickled there
+        assert on_ui_thread == {False}, "the worker was polled (its results unpickled) on the UI thread"
+        assert len(ticks) > 10                   # the event loop ran while the script and its result came
     finally:
         runner.close()
