@@ -50,7 +50,13 @@ class ScriptActions(QtCore.QObject):
         doc.runFinished.connect(self._on_finished)
         doc.scriptFailed.connect(self._on_failed)
         doc.traceReady.connect(self._on_trace_ready)
-        # a script's values are its text: the Controls panel greys itself out and says so
+        # a script's values are its text: the Controls panel greys itself out and says so, and the
+        # Inspector (what a click on a node shows) comes to the front of that dock instead
+        doc.opened.connect(self._front_dock)
+
+    def _front_dock(self) -> None:
+        window = self.window
+        (window.inspector_dock if window.document.is_script else window.controls_dock).raise_()
 
     def install(self, run_menu: QtWidgets.QMenu, file_menu: QtWidgets.QMenu, before: QtGui.QAction) -> None:
         """Fill the Run menu, put Save as script… in the File menu, the console dock below the code

@@ -532,9 +532,15 @@ class Replay:
         elif isinstance(event, E.BackwardCallEvent):
             if event.node in nodes:
                 active.add(event.node)
-            name = "loss" if event.node == self.loss_node or event.node in self.loss_nodes \
-                else self.node_name(event.node)
-            description = f"{name}.backward() called on {name} = {format_array(event.value)}."
+            info = self.nodes.get(event.node)
+            if info is not None and info.op == "mul" and any(
+                    self.nodes[i].label == "scale" for i in info.inputs if i in self.nodes):
+                description = (f"scaler.scale(loss).backward(): backward() starts from loss × scale = "
+                               f"{format_array(event.value)}.")
+            else:
+                name = "loss" if event.node == self.loss_node or event.node in self.loss_nodes \
+                    else self.node_name(event.node)
+                description = f"{name}.backward() called on {name} = {format_array(event.value)}."
         elif isinstance(event, E.ScalerEvent):
             grad_scale = event.scale_after
             found = "inf/nan found, scale reduced" if event.found_inf else "no inf/nan"
