@@ -93,6 +93,11 @@ def _dims(dim, ndim):
     return T._norm_dims(dim, ndim)
 
 
+_LEGACY_TYPES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+                 "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor",
+                 "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
 class ScriptOps:
     """Tensor methods for scripts (a base class of :class:`gradviz.Tensor`)."""
     __slots__ = ()
@@ -108,6 +113,18 @@ class ScriptOps:
     def long(self): return self.to(T.int64)
     def int(self): return self.to(np.dtype("int32"))
     def bool(self): return self.to(T.bool_)
+
+    def type(self, dtype=None):
+        """``x.type()``: the legacy type name (``torch.FloatTensor``); ``x.type(dtype)``: ``x.to(dtype)``
+        (a legacy name such as ``"torch.DoubleTensor"`` is accepted too)."""
+        if dtype is None:
+            return "torch." + _LEGACY_TYPES.get(str(self._data.dtype), "FloatTensor")
+        if isinstance(dtype, str):
+            names = {f"torch.{v}": k for k, v in _LEGACY_TYPES.items()}
+            if dtype not in names:
+                raise ValueError(f"invalid type: '{dtype}'")
+            dtype = np.dtype(T.bfloat16 if names[dtype] == "bfloat16" else names[dtype])
+        return self.to(dtype)
 
     # -- comparisons as methods -------------------------------------------------------------------
     def eq(self, o): return self == o

@@ -113,8 +113,8 @@ def _infer_dtype(arr: np.ndarray, given):
         return np.dtype(given)
     if arr.dtype.kind in "fc" or arr.dtype == bfloat16:
         return arr.dtype
-    if arr.dtype.kind in "iu":
-        return int64
+    if arr.dtype.kind in "iu":      # numpy's int8/16/32/64 and uint8 are kept, as torch.tensor keeps them
+        return arr.dtype if arr.dtype.name in ("int8", "int16", "int32", "int64", "uint8") else int64
     if arr.dtype.kind == "b":
         return bool_
     raise TypeError(f"can't convert data of dtype {arr.dtype} to a tensor")

@@ -378,3 +378,20 @@ def test_linear_on_any_batch_shape_is_one_addmm_viewed_back_as_in_torch(shape):
     with pytest.raises(RuntimeError) as g_err:
         g_lin(gradviz.ones(*shape[:-1], 5))
     assert str(g_err.value) == str(t_err.value)
+
+
+@pytest.mark.parametrize("name", ["float32", "float64", "float16", "bfloat16", "int64", "int32", "bool"])
+def test_tensor_type_names_and_converts_as_torch(name):
+    g_dtype = np.dtype(gradviz.bfloat16) if name == "bfloat16" else np.dtype(name)
+    g, t = gradviz.zeros(2, dtype=g_dtype), torch.zeros(2, dtype=getattr(torch, name))
+    assert g.type() == t.type()
+    x, tx = gradviz.tensor([1.5, -2.0]), torch.tensor([1.5, -2.0])
+    assert repr(x.type(t.type())) == repr(tx.type(t.type()))       # by legacy name
+    assert str(x.type(g_dtype).dtype) == str(tx.type(getattr(torch, name)).dtype).removeprefix("torch.")
+
+
+@pytest.mark.parametrize("name", ["int8", "int16", "int32", "int64", "uint8"])
+def test_a_numpy_int_array_keeps_its_dtype_as_in_torch(name):
+    a = np.array([1, 2, 3], dtype=name)
+    assert str(gradviz.tensor(a).dtype) == str(torch.tensor(a).dtype).removeprefix("torch.") == name
+    assert str(gradviz.tensor([1, 2]).dtype) == "int64"                 # Python ints: int64, as torch
