@@ -58,6 +58,21 @@ class StopScript(Exception):
     """The iteration asked for with ``trace_only`` is recorded: the run stops (not an error)."""
 
 
+def _nbytes(obj) -> int:
+    """Bytes of the numpy arrays ``obj`` holds (a Trace: its events, nodes and snapshots); an array
+    held twice counts twice, so a budget errs on the safe side."""
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(o) for o in obj)
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    fields = getattr(obj, "__dataclass_fields__", None)
+    if fields is not None:
+        return sum(_nbytes(getattr(obj, name)) for name in fields)
+    return 0
+
+
 def _ignore(*args, **kwargs) -> None:
     return None
 
@@ -382,7 +397,8 @@ class ScriptRecorder(Recorder):
         if self.full:
             trace = self._build_trace()
             self.traces[self.iteration] = trace
-            self._traced_bytes += self._running
+            # what the trace really holds (the running estimate only decides mid-iteration)
+            self._traced_bytes += max(self._running, _nbytes(trace))
         else:
             self.traced_all = False
         self.iteration += 1

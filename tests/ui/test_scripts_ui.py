@@ -384,7 +384,8 @@ def test_a_large_result_arrives_without_blocking_the_window(qtbot):
         timer.start()
         qtbot.waitUntil(lambda: bool(got), timeout=30000)
         timer.stop()
-        assert len(got[0].traces) == 400 and got[0].history.steps == 400     # about 60 MB of traces
+        # every iteration asked for: traces until the 64 MB budget is spent (about 90 of 400 iterations)
+        assert got[0].history.steps == 400 and got[0].budget_hit and len(got[0].traces) > 50
         assert on_ui_thread == {False}, "the worker was polled (its results unpickled) on the UI thread"
         assert len(ticks) > 10                   # the event loop ran while the script and its result came
     finally:
