@@ -33,7 +33,6 @@ from .codegen_text import (
     ScenarioWriter,
     Script,
     comment_lines,
-    identifiers,
     optimizer_args,
     py_number,
     py_string,
@@ -78,15 +77,7 @@ class _Exporter(ScenarioWriter):
         # Batches are spelled out only when they differ from "all the data at once".
         self.batched = self.kind != "objective" and (
             self.batch_size < self.n or self.loop.shuffle or self.accumulation_steps > 1)
-        taken: set[str] = set()
-        if self.kind == "layers":
-            self.param_vars = {name: name for name in model.names}
-            self.input_vars = {"x": "x"}
-            taken.add("x")
-        else:
-            self.param_vars = identifiers(model.names, taken, _SCRIPT_NAMES)
-            self.input_vars = identifiers(list(self.data.inputs), taken, _SCRIPT_NAMES)
-        self.target_var = identifiers(["y"], taken, _SCRIPT_NAMES)["y"] if self.kind != "objective" else ""
+        self.name_variables(model.names, set(), _SCRIPT_NAMES, layer_params={n: n for n in model.names})
 
     # -- sections ---------------------------------------------------------------------------
     def build(self) -> Script:

@@ -32,7 +32,6 @@ from .codegen_text import (
     ScenarioWriter,
     Script,
     comment_lines,
-    identifiers,
     optimizer_args,
     py_number,
     rename_names,
@@ -86,14 +85,7 @@ class _Program(ScenarioWriter):
         self.steps = int(loop.steps)
         self.per_epoch = self.n // self.batch_size if self.n else 1
         self.shuffle = self.kind != "objective" and bool(loop.shuffle)
-        taken = set(_PROGRAM_NAMES)
-        if self.kind == "layers":
-            self.param_vars, self.input_vars = {}, {"x": "x"}
-            taken.add("x")
-        else:
-            self.param_vars = identifiers(model.names, taken)
-            self.input_vars = identifiers(list(self.data.inputs), taken)
-        self.target_var = identifiers(["y"], taken)["y"] if self.kind != "objective" else ""
+        self.name_variables(model.names, set(_PROGRAM_NAMES), layer_params={})
         self.params_text = ("model.parameters()" if self.kind == "layers"
                             else "[" + ", ".join(self.param_vars.values()) + "]")
 

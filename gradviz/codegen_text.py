@@ -324,6 +324,18 @@ class ScenarioWriter:
         self.batch_size = self.n if loop.batch_size is None else int(loop.batch_size)
         self.w = Writer()
 
+    def name_variables(self, names: list[str], taken: set[str], reserved: frozenset[str] = frozenset(), *,
+                       layer_params: dict[str, str]) -> None:
+        """Python names for the parameters, the inputs and the target (``identifiers``); a layers
+        model's are ``layer_params`` (they live in the model) and its input is ``x``."""
+        if self.kind == "layers":
+            self.param_vars, self.input_vars = layer_params, {"x": "x"}
+            taken.add("x")
+        else:
+            self.param_vars = identifiers(names, taken, reserved)
+            self.input_vars = identifiers(list(self.data.inputs), taken, reserved)
+        self.target_var = identifiers(["y"], taken, reserved)["y"] if self.kind != "objective" else ""
+
     def title_lines(self, intro: str) -> None:
         s, w = self.scenario, self.w
         w.add(*comment_lines(s.title or "GradViz scenario"))

@@ -23,18 +23,17 @@ import pytest
 from gradviz.codegen import LINE_KINDS, PHASES, program
 from gradviz.scenario import bundled, load
 from gradviz.scenario.schema import (
-    OPTIMIZER_DEFAULTS,
     SCHEDULER_DEFAULTS,
     DataSpec,
     LoopSpec,
     LossSpec,
     ModelSpec,
-    OptimizerSpec,
     ParamInit,
     Scenario,
     SchedulerSpec,
 )
 from gradviz.training.session import Session
+from tests.scenario.test_codegen import line_scenario, optimizer
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed")
@@ -49,21 +48,11 @@ AS_WRITTEN_STEPS = 300
 MIXED_STEPS = 10
 
 
-def optimizer(kind="sgd", **hyper):
-    return OptimizerSpec(kind, dict(OPTIMIZER_DEFAULTS[kind], **hyper))
-
-
 def scheduler(kind, placement="after_step", **hyper):
     return SchedulerSpec(kind, dict(SCHEDULER_DEFAULTS[kind], **hyper), placement)
 
 
-def line(**loop):
-    """w*x + b on 24 noisy points of a line, SGD with momentum, float64."""
-    return Scenario(
-        title="line", seed=3,
-        model=ModelSpec("expression", "w * x + b", {"w": ParamInit(value=0.5), "b": ParamInit("normal", std=0.3)}),
-        data=DataSpec("linear", n=24, noise=0.2), optimizer=optimizer(lr=0.1, momentum=0.9),
-        loop=LoopSpec(**dict(dict(steps=40, precision="float64"), **loop)))
+line = line_scenario          # w*x + b on 24 noisy points, SGD with momentum, float64 (test_codegen's)
 
 
 def mlp(**loop):
