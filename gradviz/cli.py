@@ -22,8 +22,8 @@ import argparse
 import os
 import re
 import sys
-import tempfile
 import time
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -56,8 +56,18 @@ class _Parser(argparse.ArgumentParser):
 SUMMARY_WIDTH = 80            # characters of a description shown by ``list``
 
 
+def _safe(text) -> str:
+    """``text`` fit for a terminal: control characters (escape sequences, bells, line breaks)
+    shown as ``\\x1b`` instead of reaching the terminal, so a scenario cannot drive it."""
+    text = str(text)
+    if all(c >= " " and c != "\x7f" for c in text):
+        return text
+    return "".join(c if unicodedata.category(c) != "Cc" else f"\\x{ord(c):02x}" for c in text)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).splitlines()).strip() or type(exc).__name__
+    text = _safe(text)
     return text if len(text) <= 500 else text[:497] + "..."
 
 
@@ -65,6 +75,7 @@ def _summary(description: str) -> str:
     """The first sentence of the first line, cut to SUMMARY_WIDTH."""
     line = (description.strip().splitlines() or [""])[0]
     sentence = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+    sentence = _safe(sentence)
     return sentence if len(sentence) <= SUMMARY_WIDTH else sentence[:SUMMARY_WIDTH - 3].rstrip() + "..."
 
 
@@ -100,26 +111,13 @@ def load_scenario(name: str) -> Scenario:
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place, so an
-    interrupted or failed write never leaves a half-written file."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise UserError(f"cannot write {path}: directory {directory} does not exist")
+    interrupted or failed write never leaves a half-written file (the saver's rules: through
+    symlinks, keeping permissions, refusing a read-only file)."""
+    from .scenario.saver import write_atomic
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp's 0600 is too private for a result file
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        write_atomic(path, write)
+    except ScenarioError as exc:
+        raise UserError(f"cannot write {path}: expected {exc.expected}, found {exc.found}") from None
 
 
 class ProgressBar:
@@ -171,6 +169,19 @@ def _out_path(args) -> Path | None:
     return out
 
 
+def _check_steps(steps: int, session) -> None:
+    """``--steps`` obeys the loader's limits on ``loop.steps`` (a file could not ask for more)."""
+    from .scenario.schema import LIMITS
+    if steps > LIMITS["max_steps"]:
+        raise UserError(f"--steps {steps}: expected at most {LIMITS['max_steps']} steps (the limit a "
+                        "scenario file has)")
+    elements = sum(int(np.prod(np.shape(values)[1:])) for values in session.history.params.values())
+    if steps * elements > LIMITS["max_recorded_values"]:
+        raise UserError(f"--steps {steps}: expected steps x parameter elements of at most "
+                        f"{LIMITS['max_recorded_values']} (every step is recorded), found "
+                        f"{steps} x {elements}; use at most {LIMITS['max_recorded_values'] // elements} steps")
+
+
 def cmd_run(args) -> int:
     from .training.session import Session
 
@@ -182,6 +193,8 @@ def cmd_run(args) -> int:
     out = _out_path(args)
     scenario = load_scenario(args.scenario)
     session = Session(scenario, args.variant)
+    if args.steps is not None:
+        _check_steps(args.steps, session)
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
         history = session.run(args.steps, progress=bar)
@@ -192,15 +205,17 @@ def cmd_run(args) -> int:
         write = history.to_json if out.suffix.lower() == ".json" else history.to_csv
         write_atomically(out, write)
 
-    print(f"{scenario.title} [{history.variant}]")
+    print(_safe(f"{scenario.title} [{history.variant}]"))
     if history.steps:
         print(f"steps: {history.steps}   final loss: {float(history.loss[-1]):.6g}")
     else:
         print("steps: 0")
     for name in history.param_names:
-        print(f"  {name} = {_format_value(history.params[name][history.steps])}")
+        print(f"  {name} = {_format_value(history.params[name][-1])}")      # the final value
     if history.message:
-        print(history.message)
+        print(_safe(history.message))
+    if history.reduction:
+        print(_safe(f"History: {history.reduction}"))
     if out is not None:
         print(f"wrote {out} ({history.steps} steps)")
     return 0
@@ -289,10 +304,10 @@ def cmd_validate(args) -> int:
             print(_one_line(exc))                # already "FILE:LINE: [key] expected ..., found ..."
             all_ok = False
         except Exception as exc:                 # SessionError, or a bug: still one line
-            print(f"{name}: {_one_line(exc)}")
+            print(f"{_safe(name)}: {_one_line(exc)}")
             all_ok = False
         else:
-            print(f"{name}: ok")
+            print(f"{_safe(name)}: ok")
         sys.stdout.flush()
     return 0 if all_ok else 2
 
@@ -332,7 +347,7 @@ def cmd_list(args) -> int:
     stem_width = max(len(r[0]) for r in rows)
     title_width = max(len(r[1]) for r in rows)
     for stem, title, summary in rows:
-        print(f"{stem:<{stem_width}}  {title:<{title_width}}  {summary}".rstrip())
+        print(_safe(f"{stem:<{stem_width}}  {title:<{title_width}}  {summary}".rstrip()))
     return 0
 
 

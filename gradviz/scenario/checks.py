@@ -49,7 +49,7 @@ MAX_PARAM_NDIM = 4
 
 # --- the rule of each value (the section readers use these too) ---------------------------------
 
-META_RULES = {"title": Text(nonempty=True, max_length=200), "description": Text(max_length=20_000),
+META_RULES = {"title": Text(nonempty=True, max_length=200, one_line=True), "description": Text(max_length=20_000),
               "seed": Integer(0, 2 ** 63 - 1)}
 COMPARISON_NAME = Text(nonempty=True, max_length=200)
 HYPER_BOUNDS = {     # a learning rate out of range is named in the words of the optimizers' own check

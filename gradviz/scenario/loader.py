@@ -131,7 +131,8 @@ def _read_meta(r: Reader, doc: dict) -> tuple[str, str, int]:
     path = ("scenario",)
     r.check_keys(meta, path, tuple(META_RULES))
     rule = META_RULES["title"]
-    title = r.string(meta, "title", path, nonempty=rule.nonempty, max_length=rule.max_length)
+    title = r.string(meta, "title", path, nonempty=rule.nonempty, max_length=rule.max_length,
+                     one_line=rule.one_line)
     description = r.get(meta, "description", path, "", META_RULES["description"])
     seed = r.get(meta, "seed", path, 0, META_RULES["seed"])
     return title, description, seed

@@ -20,6 +20,7 @@ import json
 import keyword
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
@@ -49,6 +50,21 @@ class ScenarioError(ValueError):
 
     def __reduce__(self):          # picklable (e.g. across a worker process)
         return type(self), (self.file, self.key, self.line, self.expected, self.found, self.column)
+
+
+class NotScenarioFile(ScenarioError):
+    """A file that is no scenario at all (an image, an archive, any binary data): one line,
+    ``"picture.png: not a scenario file (expected a .toml lesson or a .py script, found a PNG image)"``."""
+
+    EXPECTED = "a .toml lesson or a .py script"
+
+    def __init__(self, file: str = "<string>", found: str = "binary data"):
+        super().__init__(file, expected=self.EXPECTED, found=found)
+        self.args = (f"{_one_line(self.file)}: not a scenario file (expected {self.expected}, "
+                     f"found {self.found})",)
+
+    def __reduce__(self):
+        return type(self), (self.file, self.found)
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -144,9 +160,11 @@ class Choice:
 
 @dataclass(frozen=True)
 class Text:
-    """A string, non-empty if asked, of at most ``max_length`` characters."""
+    """A string, non-empty if asked, of at most ``max_length`` characters; ``one_line``: no line
+    breaks or other control characters (a title is printed on terminals and in window titles)."""
     nonempty: bool = False
     max_length: int | None = None
+    one_line: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,26 +252,34 @@ class Reader:
         if isinstance(rule, Choice):
             return self.choice_value(value, path, rule.choices)
         if isinstance(rule, Text):
-            return self.string_value(value, path, nonempty=rule.nonempty, max_length=rule.max_length)
+            return self.string_value(value, path, nonempty=rule.nonempty, max_length=rule.max_length,
+                                     one_line=rule.one_line)
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             self.fail(path, rule.expected, show(value))
         return tuple(self.number_value(v, path, rule.each) for v in value)
 
     def string(self, table: dict, key: str, path: tuple, default: str | None = None, *,
-               nonempty: bool = False, max_length: int | None = None) -> str:
+               nonempty: bool = False, max_length: int | None = None, one_line: bool = False) -> str:
         if key not in table:
             if default is None:
                 self.fail(path + (key,), f"a string for {key!r}", "none (it is required)")
             return default
-        return self.string_value(table[key], path + (key,), nonempty=nonempty, max_length=max_length)
+        return self.string_value(table[key], path + (key,), nonempty=nonempty, max_length=max_length,
+                                 one_line=one_line)
 
-    def string_value(self, value, path: tuple, *, nonempty: bool = False, max_length: int | None = None) -> str:
+    def string_value(self, value, path: tuple, *, nonempty: bool = False, max_length: int | None = None,
+                     one_line: bool = False) -> str:
         if not isinstance(value, str):
             self.fail(path, "a string", show(value))
         if nonempty and not value.strip():
             self.fail(path, "a non-empty string", "an empty string")
         if max_length is not None and len(value) > max_length:
             self.fail(path, f"at most {max_length} characters", f"{len(value)} characters")
+        if one_line:
+            bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+            if bad is not None:
+                self.fail(path, "one line of text", "a line break" if bad in "\n\r" else
+                          f"the control character {bad!r}")
         return value
 
     def choice(self, table: dict, key: str, path: tuple, default: str | None, choices) -> str:

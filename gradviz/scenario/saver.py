@@ -328,32 +328,78 @@ def save(scenario: Scenario, path: str | os.PathLike) -> Path:
     path = Path(path)
     text = render(scenario)
     loads(text, name=str(path))                   # raises ScenarioError for an invalid scenario
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode) if path.exists() else None
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise ScenarioError(str(path), expected="a writable location",
-                            found=f"{type(error).__name__}: {error}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+    write_text_atomic(path, text)
+    scenario.path, scenario.source_text = path, text
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)        # the only way to read it; set straight back
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` with :func:`write_atomic`'s guarantees; returns the path."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
+    return write_atomic(path, write)
+
+
+def write_atomic(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``'s target, then rename it over the
+    target, so a crash never leaves half a file; returns ``path``.
+
+    Like an editor's save: a symlink is written through to its target (the link stays a link),
+    an existing file keeps its permission bits, a new file gets the default ones (0666 minus the
+    umask), and a read-only target is refused rather than replaced. The temporary file never
+    appears in an error. Errors are a one-line ``ScenarioError`` naming ``path`` as given.
+    """
+    path = Path(path)
+
+    def refuse(expected: str, found: str) -> ScenarioError:
+        return ScenarioError(str(path), expected=expected, found=found)
+
+    try:
+        target = Path(os.path.realpath(path))       # through every symlink, even a dangling one
+        info = os.stat(target) if os.path.lexists(target) else None
+    except OSError as error:
+        raise refuse("a writable location", error.strerror or type(error).__name__) from None
+    if info is not None:
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse("a regular file to write", "a directory" if stat.S_ISDIR(info.st_mode)
+                         else "a special file (pipe, device or socket)")
+        if not info.st_mode & 0o222 or not os.access(target, os.W_OK):   # root ignores access()
+            raise refuse("a writable file", "the file is read-only (change its permissions or "
+                         "use Save As)")
+        mode = stat.S_IMODE(info.st_mode)
+    else:
+        mode = 0o666 & ~_umask()
+    directory = target.parent
+    if not directory.is_dir():
+        raise refuse("a writable location", f"the folder {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as error:
+        found = error.strerror or type(error).__name__
+        raise refuse("a writable location", f"cannot create a file in {directory}: {found}") from None
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
     except BaseException as error:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         if isinstance(error, OSError):
-            raise ScenarioError(str(path), expected="a writable location",
-                                found=f"{type(error).__name__}: {error}") from None
+            raise refuse("a writable location", error.strerror or type(error).__name__) from None
         raise
-    scenario.path, scenario.source_text = path, text
     return path
 
 
-__all__ = ["dumps", "render", "save", "to_dict"]
+__all__ = ["dumps", "render", "save", "to_dict", "write_atomic", "write_text_atomic"]

@@ -13,10 +13,13 @@ from __future__ import annotations
 import ast
 import io
 import re
+import stat
 import tokenize
 from pathlib import Path
 
+from .reader import NotScenarioFile, ScenarioError
 from .schema import LIMITS
+from .toml_source import binary_kind
 
 __all__ = ["ScriptSourceError", "read_script", "decode_script", "header", "SCRIPT_SUFFIX"]
 
@@ -24,17 +27,30 @@ SCRIPT_SUFFIX = ".py"
 _CODING = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+")
 
 
-class ScriptSourceError(ValueError):
-    """The file cannot be read as a script; ``str()`` is one line naming the file."""
+class ScriptSourceError(ScenarioError):
+    """The file cannot be read as a script; ``str()`` is one line naming the file. A ScenarioError, so
+    whatever opens a file (the app's Open, a drop) reports it as it reports a bad .toml file."""
+
+    def __init__(self, message: str):
+        file, _, rest = str(message).partition(": ")
+        super().__init__(file, expected="a Python script that can be read", found=rest or message)
+        self.args = (str(message),)
+
+    def __reduce__(self):
+        return type(self), (self.args[0],)
 
 
 def read_script(path) -> str:
     """The text of the script at ``path`` (size-limited; UTF-8 or its PEP 263 coding line)."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as exc:
         raise ScriptSourceError(f"{path.name}: cannot read the file ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):            # a FIFO or device would block read_bytes() forever
+        from .toml_source import file_kind
+        raise ScriptSourceError(f"{path.name}: expected a regular script file, found {file_kind(info.st_mode)}")
+    size = info.st_size
     if size > LIMITS["max_file_bytes"]:
         raise ScriptSourceError(f"{path.name}: the file has {size} bytes, more than the "
                                 f"{LIMITS['max_file_bytes']} a script may have")
@@ -46,7 +62,11 @@ def read_script(path) -> str:
 
 
 def decode_script(data: bytes, name: str = "script.py") -> str:
-    """``data`` as text, the way Python reads a source file (BOM, coding line, else UTF-8)."""
+    """``data`` as text, the way Python reads a source file (BOM, coding line, else UTF-8); binary
+    data (an image, an archive) is "not a scenario file"."""
+    kind = binary_kind(data)
+    if kind is not None:
+        raise ScriptSourceError(str(NotScenarioFile(name, found=kind)))
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         text = data.decode(encoding)

@@ -1,7 +1,8 @@
 """A scenario file as text: reading it safely, parsing it, and finding the line of each key.
 
 - ``read(path, shown)`` and ``decode(raw, name)``: the file's bytes as UTF-8 text, refusing files
-  over ``LIMITS["max_file_bytes"]`` before reading them whole;
+  over ``LIMITS["max_file_bytes"]`` before reading them whole, and binary files (an image, an
+  archive: ``binary_kind``) as "not a scenario file";
 - ``checked(text, name)``: the same size limit for text, and a leading byte-order mark dropped;
 - ``parse(text, file)``: the TOML document as dicts, after refusing what would make ``tomllib``
   slow (too many keys and table headers, dotted keys nested too deep);
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from .reader import ScenarioError
+from .reader import NotScenarioFile, ScenarioError
 from .schema import LIMITS
 
 MAX_KEY_DEPTH = 32
@@ -60,11 +62,27 @@ def checked(text: str, name: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for a one-line error: ``a directory``, ``a named pipe (FIFO)``."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
 def read(path: str | os.PathLike, shown: str) -> str:
     """The text of the file at ``path``; ``shown`` is its name in error messages."""
     limit = LIMITS["max_file_bytes"]
     try:
-        size = Path(path).stat().st_size
+        info = Path(path).stat()
+        if not stat.S_ISREG(info.st_mode):        # a FIFO or device would block open() forever
+            raise ScenarioError(shown, expected="a regular scenario file", found=file_kind(info.st_mode))
+        size = info.st_size
         if size > limit:
             raise _too_large(f"{size} bytes", shown)
         with open(path, "rb") as handle:
@@ -80,10 +98,48 @@ def read(path: str | os.PathLike, shown: str) -> str:
     return decode(raw, shown)
 
 
+# The first bytes of the binary files most likely to be opened or dropped by mistake.
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+          (b"%PDF-", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip archive"),
+          (b"\x7fELF", "a program (ELF)"), (b"\x93NUMPY", "a NumPy array (.npy)"),
+          (b"SQLite format 3\x00", "an SQLite database"))
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_SAMPLE = 8192
+
+
+def binary_kind(raw: bytes) -> str | None:
+    """What ``raw`` is when it is no text at all (``"a PNG image"``, ``"binary data"``), else None.
+    Text in another encoding (a Latin-1 "café", UTF-16 with its byte-order mark) is text: the
+    caller says which encoding it expected."""
+    head = bytes(raw[:_SAMPLE])
+    if head.startswith(_UTF16_BOMS):
+        return None
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if b"\x00" in head:
+        return "binary data"
+    try:
+        head.decode("utf-8")
+        return None
+    except UnicodeDecodeError as error:
+        if error.start >= len(head) - 3:          # a character cut at the end of the sample
+            return None
+    controls = sum(1 for b in head if b < 32 and b not in b"\t\n\r\f\x1b")
+    undecodable = len(head.decode("utf-8", "replace")) - len(head.decode("utf-8", "ignore"))
+    return "binary data" if controls + undecodable > len(head) // 10 else None
+
+
 def decode(raw: bytes, name: str) -> str:
+    kind = binary_kind(raw)
+    if kind is not None:
+        raise NotScenarioFile(name, found=kind)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
+        if raw.startswith(_UTF16_BOMS):
+            raise ScenarioError(name, line=1, expected="UTF-8 text",
+                                found="UTF-16 text (it starts with a UTF-16 byte-order mark)") from None
         line = raw[:error.start].count(b"\n") + 1
         raise ScenarioError(name, line=line, expected="UTF-8 text",
                             found=f"byte 0x{raw[error.start]:02x} at byte offset {error.start}, "
@@ -92,8 +148,46 @@ def decode(raw: bytes, name: str) -> str:
 
 # --- parsing --------------------------------------------------------------------------------
 
+# A flat array (no nested brackets, strings or comments inside). No array of a valid scenario
+# holds more than MAX_ARRAY_VALUES values (x and y hold at most max_points; a 2-D x holds rows of at
+# most max_features; an initial value at most max_param_elements), and tomllib takes about 1.6 s per
+# million values, so longer arrays are refused before it sees them.
+_FLAT_ARRAY = re.compile(r"\[([^\[\]\"'#]*+)\]")
+MAX_ARRAY_VALUES = max(LIMITS["max_points"], LIMITS["max_param_elements"])
+
+
+def _key_at(text: str, pos: int) -> str | None:
+    """The dotted key path of the value starting at ``pos`` (``data.x``), or None."""
+    start = text.rfind("\n", 0, pos) + 1
+    assign = _ASSIGN.match(text, start)
+    if not assign or assign.end() > pos:
+        return None
+    table = ""
+    for header in _HEADER.finditer(text, 0, start):
+        if text.rfind("\n", 0, header.start()) + 1 == header.start() or header.start() == 0:
+            table = header.group(2)
+    key = assign.group(1).replace(" ", "").replace("\t", "")
+    return f"{table}.{key}" if table else key
+
+
+def _long_array(text: str, file: str) -> ScenarioError | None:
+    if text.count(",") <= MAX_ARRAY_VALUES:
+        return None
+    for match in _FLAT_ARRAY.finditer(text):
+        values = match.group(1).count(",") + 1
+        if values > MAX_ARRAY_VALUES:
+            return ScenarioError(file, key=_key_at(text, match.start()),
+                                 line=text.count("\n", 0, match.start()) + 1,
+                                 expected=f"at most {MAX_ARRAY_VALUES} values in one array",
+                                 found=f"about {values} values")
+    return None
+
+
 def parse(text: str, file: str) -> dict:
     """The TOML document, or one ScenarioError (with the line tomllib names, when it names one)."""
+    too_long = _long_array(text, file)
+    if too_long is not None:
+        raise too_long
     count = 0
     for match in _STRUCTURE_LINE.finditer(text):
         count += 1

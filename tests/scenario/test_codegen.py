@@ -469,7 +469,7 @@ def test_embedded_numbers_round_trip_exactly():
 
 def test_hostile_text_and_names_stay_comments_and_identifiers():
     scenario = line_scenario()
-    scenario.title = 'T"""\nimport os; os.system("echo pwned")\n\u2028x = 1'
+    scenario.title = 'T"""; import os; os.system("echo pwned") \u2028x = 1'   # one line: the loader's rule
     scenario.description = "line one\r\nimport shutil\x0b\x00 eval(1)\n\\"
     scenario.model = ModelSpec("expression", "loss_fn * x + print",
                                {"loss_fn": ParamInit(value=0.5), "print": ParamInit(value=0.1)})
