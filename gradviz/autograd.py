@@ -34,8 +34,9 @@ class Node:
     """A ``grad_fn``: the rule that produced a tensor, its inputs and what it saved for backward.
 
     ``seq`` orders nodes by creation (an in-place op tells older nodes from newer ones by it);
-    ``versions`` holds ``(counter, version, tensor, node)`` for each saved tensor (``node``: this one
-    for its own output, None for an input), or None.
+    ``versions`` holds ``(counter, version, tensor, None)`` for each saved input and
+    ``(counter, version, array, label)`` for its own saved output (no reference back to the output
+    tensor or this node: no reference cycle), or None.
     """
     __slots__ = ("rule", "inputs", "saved", "kwargs", "freed", "label", "seq", "versions")
     next_seq = staticmethod(_SEQ.__next__)
@@ -177,7 +178,10 @@ def record_versions(node: Node, short: str, out) -> None:
     elif spec == "div":          # the divisor always, the dividend when the divisor needs a gradient
         saved = (inputs[1], inputs[0]) if inputs[1].requires_grad else (inputs[1],)
     elif spec == "o":
-        node.versions = ((out._version, out._version[0], out, node),)
+        # its own output: the array and the node's name only. Holding the output tensor (or the
+        # node) here would make a reference cycle out -> grad_fn -> versions -> out, and every
+        # step's activations would wait for Python's cycle collector instead of being freed.
+        node.versions = ((out._version, out._version[0], out._data, node.label),)
         return
     elif spec == "0":
         x = inputs[0]
@@ -185,16 +189,21 @@ def record_versions(node: Node, short: str, out) -> None:
         return
     else:
         saved = [out if c == "o" else inputs[int(c)] for c in spec]
-    node.versions = tuple([(t._version, t._version[0], t, node if t is out else None) for t in saved])
+    node.versions = tuple([(t._version, t._version[0], t._data, node.label) if t is out else
+                           (t._version, t._version[0], t, None) for t in saved])
 
 
-def _modified_message(t, producer: Node | None, version: int, expected: int) -> str:
-    shape = ", ".join(str(n) for n in t._data.shape)
+def _modified_message(t, producer: str | None, version: int, expected: int) -> str:
+    """``t``: a saved input tensor, or a node's own saved output as its array (``producer``: that
+    node's label)."""
+    data = t if isinstance(t, np.ndarray) else t._data
+    shape = ", ".join(str(n) for n in data.shape)
     # PyTorch names the node that made a saved output, and an input's grad_fn as it is now
-    producer = producer or t.grad_fn
-    which = f", which is output 0 of {_short_name(producer.label)}," if producer else ""
+    if producer is None and not isinstance(t, np.ndarray) and t.grad_fn is not None:
+        producer = t.grad_fn.label
+    which = f", which is output 0 of {_short_name(producer)}," if producer else ""
     return ("one of the variables needed for gradient computation has been modified by an inplace operation: "
-            f"[torch.{torch_dtype_name(t._data.dtype)}Tensor [{shape}]]{which} is at version {version}; "
+            f"[torch.{torch_dtype_name(data.dtype)}Tensor [{shape}]]{which} is at version {version}; "
             f"expected version {expected} instead. Hint: enable anomaly detection to find the operation that "
             "failed to compute its gradient, with torch.autograd.set_detect_anomaly(True, check_nan=False).")
 
