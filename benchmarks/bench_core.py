@@ -9,22 +9,40 @@ Cases, each written once against the shared API (``L`` is ``gradviz`` or ``torch
 The figure is the median time of one step over STEPS steps (after WARMUP), and the ratio is
 gradviz time / PyTorch time: 1.0 means as fast as PyTorch, 0.25 four times faster.
 PyTorch runs on one thread (``torch.set_num_threads(1)``), float32, in the same process.
+
+Then a table over model sizes from the tutorial up to the scenario limits (benchmarks/sizes.py):
+the same loop written once for both (``sizes.twin_step``: the row's scenario's model, data, loss,
+optimizer and seed), ms per step over the row's steps (best of its repeats, full batch), the ratio,
+the step's matmuls alone in numpy and torch (their ratio is the floor where BLAS dominates) and the
+regime. bench_session.py prints the same rows with the Session (History recorded) next to them.
+
+    python benchmarks/bench_core.py --quick      # fewer steps, no row at the limits
 """
 from __future__ import annotations
 
-import contextlib
-import statistics
-import sys
-import time
-from pathlib import Path
+import os
 
-import numpy as np
+for _variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ[_variable] = "1"          # numpy's BLAS on one thread, like torch.set_num_threads(1)
 
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sizes  # noqa: E402
 
 import gradviz  # noqa: E402
 import gradviz.nn as gnn  # noqa: E402
 import gradviz.optim as goptim  # noqa: E402
+from gradviz.training.build import prepare  # noqa: E402
 
 try:
     import torch
@@ -112,7 +130,42 @@ def median_step_time(step) -> float:
     return statistics.median(times)
 
 
+def size_table(quick: bool, clock: str) -> None:
+    """core vs torch over sizes.SIZES (the Session's rows without the Session)."""
+    print()
+    print(f"Sizes from the tutorial to the limits: ms per optimizer step ({clock}, best of the row's "
+          "repeats), full batch, float32, one thread")
+    print(f"{'#':<2} {'model':<20} {'params':>7} {'points':>7} {'steps':>6} {'core':>8} {'torch':>8} "
+          f"{'core/torch':>10} {'GEMM np':>8} {'GEMM th':>8} {'floor':>6} {'regime':>14}  data, loss, optimizer")
+    for i, size in enumerate(sizes.selected(quick), 1):
+        steps = sizes.steps_of(size, quick)
+        sc = sizes.scenario(size, steps)
+        data = prepare(sc).data
+        core, theirs = [], []
+        for _ in range(size.repeats):
+            core.append(sizes.run_twin(gradviz, sc, data, steps)[0])
+            if torch is not None:
+                theirs.append(sizes.run_twin(torch, sc, data, steps)[0])
+        c, t = sizes.best_of(core) / steps, sizes.best_of(theirs) / steps
+        gn, gt = sizes.gemm_seconds(sc, data.n, torch, repeats=1 if data.n > 10_000 else 3)
+        floor = f"{gn / gt:6.2f}" if gt > 0 else f"{'-':>6}"
+        regime = f"{sizes.regime(gt, t)} ({gt / t:.0%})" if torch is not None else "?"
+        print(f"{i:<2} {size.label:<20} {sizes.parameter_count(sc):>7,} {data.n:>7,} {steps:>6} {c * 1e3:>8.3f} "
+              f"{t * 1e3:>8.3f} {c / t:>10.2f} {gn * 1e3:>8.3f} {gt * 1e3:>8.3f} {floor} {regime:>14}  {size.note}",
+              flush=True)
+    print("  (GEMM np / th: ms of the step's matmuls alone in numpy / torch; floor = their ratio, the "
+          "limit of gradviz/torch where BLAS dominates; regime: the GEMM share of torch's step)")
+
+
 def main() -> None:
+    global STEPS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps, no row at the limits")
+    parser.add_argument("--wall", action="store_true", help="the table in wall-clock time (default: CPU time)")
+    args = parser.parse_args()
+    clock = sizes.use_wall_clock(args.wall)
+    if args.quick:
+        STEPS = 200
     if torch is not None:
         torch.set_num_threads(1)
     print(f"median time of one training step over {STEPS} steps; PyTorch "
@@ -129,6 +182,7 @@ def main() -> None:
         verdict = "ok" if ratio <= TARGETS[key] else "SLOW"
         print(f"{title:<44} {ours * 1e6:>8.1f}us {theirs * 1e6:>8.1f}us {ratio:>14.2f} "
               f"{'<=' + str(TARGETS[key]):>7} {verdict if torch else ''}")
+    size_table(args.quick, clock)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def traced_mlp(sizes, batch=16, seed=0):
     x.name, y.name = "x", "y"
     params = dict(model.named_parameters())
     opt = SGD(list(params.values()), lr=0.05, momentum=0.9)
-    before = {n: p.data.copy() for n, p in params.items()}
+    before = {n: p.detach().numpy().copy() for n, p in params.items()}
     with trace.record() as rec:
         rec.phase("zero_grad")
         opt.zero_grad()
@@ -64,7 +64,7 @@ def traced_mlp(sizes, batch=16, seed=0):
     return _Trace(iteration=0, nodes=dict(rec.nodes), events=list(rec.events),
                   param_nodes={n: rec.find(p) for n, p in params.items()}, loss_node=rec.find(loss),
                   grads_before={n: None for n in params}, params_before=before,
-                  params_after={n: p.data.copy() for n, p in params.items()})
+                  params_after={n: p.detach().numpy().copy() for n, p in params.items()})
 
 
 def bench(name, tr, frames, size, app, zoom=None):

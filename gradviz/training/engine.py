@@ -190,13 +190,7 @@ class Engine:
         if self.scheduler_first:
             self._scheduler_step()
         if buf is not None:
-            buf.loss[step] = total / accumulation_steps
-            buf.lr[step] = optimizer.param_groups[0]["lr"]
-            for i, p in enumerate(self.params):
-                if p.grad is None:
-                    buf.grad_none[i][step] = True
-                else:
-                    buf.grads[i][step] = p.grad._data
+            buf.record_grads(step, total / accumulation_steps, optimizer.param_groups[0]["lr"], self.params)
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
@@ -207,12 +201,7 @@ class Engine:
         if buf is not None:
             if scaler is not None:
                 buf.skipped[step] = scaler.last_step_skipped()
-            state = optimizer.state
-            for i, p in enumerate(self.params):
-                buf.params[i][step + 1] = p._data
-                s = state.get(p)
-                if s:
-                    buf.record_state(i, step, s)
+            buf.record_params(step, self.params, optimizer.state)
         if self.zero_after:
             if rec is not None:
                 rec.phase("zero_grad_after", 0, step)

@@ -6,16 +6,26 @@ computing beyond flattening.
 step k (the one the loss at step k was computed with), so ``params`` has one row more than the
 other arrays: ``params[name][steps]`` is the final value. ``HistoryBuffer`` (at the end) holds
 those arrays preallocated while a run fills them.
+
+A run whose full History would not fit its share of ``DOCUMENT_HISTORY_BUDGET`` keeps every step of
+the loss, micro-losses, lr, grad scale, skipped, clip norm and total gradient norm, but parameters,
+gradients and optimizer state only every ``stride``-th step (``History.reduction`` says so; see
+docs/history.md). With ``stride == 1`` (every run within the budget) row k is step k, as above.
 """
 from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+# The memory every run of one document may keep in its Histories together (parameters, gradients,
+# optimizer state and per-step scalars); a Session's share is this divided by the variants.
+DOCUMENT_HISTORY_BUDGET = 2 * 1024 ** 3
 
 _ELEMENT = re.compile(r"^(?P<name>.+?)(?:\[(?P<index>\s*\d+\s*(?:,\s*\d+\s*)*)\])?$")
 
@@ -57,6 +67,12 @@ class History:
     - ``skipped[k]``: the scaler skipped ``optimizer.step()`` (an inf/nan gradient);
     - ``diverged_at``: the first step whose loss, gradients or new parameters were not finite
       (that step is the last row), or None; ``message`` says what happened, "" if nothing did.
+
+    Reduced (``stride > 1``, the run did not fit its memory budget; ``reduction`` says so in one
+    line): ``grads`` and ``state`` keep steps ``0, stride, 2·stride…`` (:meth:`row_steps`), ``params``
+    the values before those steps plus the final value as its last row (:meth:`param_row_steps`);
+    every per-step scalar above, and ``grad_norms``, still has every step. ``row(k)`` maps a step to
+    its row. Arrays are at the run's dtype (float32 runs keep float32).
     """
     variant: str
     param_names: list[str]
@@ -76,11 +92,36 @@ class History:
     # k before clipping (nan where nothing was clipped), None when the run never clips.
     lr: np.ndarray | None = None
     clip_norm: np.ndarray | None = None
+    # stride: params/grads/state keep every stride-th step (1: every step); reduction: why, in one
+    # line for the plots ("" when not reduced); grad_norms[k]: ‖∇‖ of step k as the run recorded it
+    # (summed at the run's precision; None for a script's History), used when grads are reduced.
+    stride: int = 1
+    reduction: str = ""
+    grad_norms: np.ndarray | None = None
+
+    def row_steps(self) -> np.ndarray:
+        """The step each row of ``grads`` and ``state`` holds (``arange(steps)`` when not reduced)."""
+        return np.arange(0, self.steps, self.stride)
+
+    def param_row_steps(self) -> np.ndarray:
+        """The step each row of ``params`` is the value before (the last row: the final value)."""
+        kept = np.arange(0, self.steps + 1, self.stride)
+        rows = len(self.params[self.param_names[0]]) if self.param_names else len(kept)
+        return kept if rows <= len(kept) else np.append(kept, self.steps)
+
+    def row(self, step: int) -> int | None:
+        """The row of ``grads``/``state`` (and of ``params``) holding step ``step``, or None when the
+        History does not keep it (``params``' final row: ``param_row_steps()[-1]``)."""
+        step = int(step)
+        return step // self.stride if step % self.stride == 0 else None
 
     def grad_norm(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """‖∇‖ over every parameter's elements at steps ``start:stop``, float64 (nan where a
-        ``.grad`` was None)."""
+        ``.grad`` was None): from the stored gradients (summed in float64), or, in a reduced
+        History, from ``grad_norms`` (every step)."""
         stop = self.steps if stop is None else stop
+        if self.stride > 1 and self.grad_norms is not None:
+            return np.asarray(self.grad_norms[start:stop], dtype=np.float64)
         total = np.zeros(max(stop - start, 0))
         if not len(total):
             return total              # reshape(0, -1) is ambiguous: nothing to add up anyway
@@ -91,10 +132,16 @@ class History:
 
     def step_sizes(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """The step each update took, element by element: ``|θ(k+1) − θ(k)|`` of parameter
-        ``name`` for steps ``start:stop``, float64, shape ``(stop - start, *shape)``."""
-        stop = self.steps if stop is None else stop
+        ``name`` for steps ``start:stop``, float64, shape ``(stop - start, *shape)``. In a reduced
+        History ``start:stop`` are params rows and the value is the mean step between two rows,
+        ``|θ(row r+1) − θ(row r)| / steps between them``, at ``param_row_steps()[start:stop]``."""
         p = self.params[name]
-        return np.abs(np.asarray(p[start + 1:stop + 1], np.float64) - np.asarray(p[start:stop], np.float64))
+        stop = len(p) - 1 if stop is None else stop
+        delta = np.abs(np.asarray(p[start + 1:stop + 1], np.float64) - np.asarray(p[start:stop], np.float64))
+        if self.stride > 1 and len(delta):
+            gaps = np.diff(self.param_row_steps()[start:stop + 1]).astype(np.float64)
+            delta /= gaps.reshape((-1,) + (1,) * (delta.ndim - 1))
+        return delta
 
     def state_keys(self) -> list[str]:
         """The optimizer-state buffers of this run (``momentum_buffer``, ``exp_avg``…) in the order
@@ -109,23 +156,32 @@ class History:
     def columns(self) -> dict[str, np.ndarray]:
         """Flat float64 columns of length ``steps``: ``step``, ``loss``, ``micro_loss[j]`` (when
         accumulating), one column per parameter element (value before the step: ``w``,
-        ``0.weight[1,0]``), ``grad.<element>``, ``state.<element>.<key>``, ``grad_scale``, ``skipped``."""
+        ``0.weight[1,0]``), ``grad.<element>``, ``state.<element>.<key>``, ``grad_scale``, ``skipped``.
+        A reduced History has nan in the element columns at the steps it did not keep, and a
+        ``grad_norm`` column (every step)."""
         n = self.steps
+        kept = {"grads": self.row_steps(), "params": self.param_row_steps()}
         cols: dict[str, np.ndarray] = {"step": np.arange(n, dtype=np.float64),
                                        "loss": np.asarray(self.loss, dtype=np.float64)}
         if self.accumulation_steps > 1:
             for j in range(self.accumulation_steps):
                 cols[f"micro_loss[{j}]"] = np.asarray(self.micro_losses[:, j], dtype=np.float64)
 
-        def add(prefix: str, name: str, values: np.ndarray, suffix: str = "") -> None:
+        def add(prefix: str, name: str, values: np.ndarray, suffix: str = "", kind: str = "grads") -> None:
             elements = element_names(name, values.shape[1:])
-            # an explicit width: reshape(0, -1) is ambiguous and raises for a run of 0 steps
-            flat = np.asarray(values[:n], dtype=np.float64).reshape(n, len(elements))
+            if self.stride > 1:                 # nan at the steps not kept
+                steps = kept[kind]
+                rows = int(np.searchsorted(steps, n))
+                flat = np.full((n, len(elements)), np.nan)
+                flat[steps[:rows]] = np.asarray(values[:rows], dtype=np.float64).reshape(rows, len(elements))
+            else:
+                # an explicit width: reshape(0, -1) is ambiguous and raises for a run of 0 steps
+                flat = np.asarray(values[:n], dtype=np.float64).reshape(n, len(elements))
             for i, element in enumerate(elements):
                 cols[f"{prefix}{element}{suffix}"] = flat[:, i]
 
         for name in self.param_names:
-            add("", name, self.params[name])
+            add("", name, self.params[name], kind="params")
         for name in self.param_names:
             add("grad.", name, self.grads[name])
         for name in self.param_names:
@@ -137,6 +193,8 @@ class History:
             cols["lr"] = np.asarray(self.lr[:n], dtype=np.float64)
         if self.clip_norm is not None:
             cols["clip_norm"] = np.asarray(self.clip_norm[:n], dtype=np.float64)
+        if self.stride > 1:
+            cols["grad_norm"] = self.grad_norm(0, n)
         return cols
 
     def to_csv(self, path) -> None:
@@ -159,9 +217,9 @@ class History:
         document = {
             "variant": self.variant, "param_names": list(self.param_names), "steps": self.steps,
             "accumulation_steps": self.accumulation_steps, "diverged_at": self.diverged_at,
-            "message": self.message,
+            "message": self.message, "stride": self.stride, "reduction": self.reduction,
             "shapes": {name: list(self.params[name].shape[1:]) for name in self.param_names},
-            "final": {name: clean(self.params[name][self.steps].ravel()) for name in self.param_names},
+            "final": {name: clean(self.params[name][-1].ravel()) for name in self.param_names},
             "columns": {name: clean(values) for name, values in self.columns().items()},
         }
         Path(path).write_text(json.dumps(document, allow_nan=False))
@@ -178,77 +236,323 @@ class Landscape:
     z: np.ndarray
 
 
+
+def history_bytes(total: int, stride: int, row_bytes: dict[str, int], step_bytes: int) -> int:
+    """Bytes a History of ``total`` steps keeps with ``stride``: ``row_bytes`` of one row of
+    ``params``, ``grads`` and ``state`` (every key), ``step_bytes`` of the per-step scalars."""
+    rows = -(-total // stride)
+    param_rows = total // stride + 1 + (1 if stride > 1 else 0)
+    return (total * step_bytes + param_rows * row_bytes["params"]
+            + rows * (row_bytes["grads"] + row_bytes["state"]))
+
+
+def plan_stride(total: int, row_bytes: dict[str, int], step_bytes: int, budget: int) -> tuple[int, str]:
+    """The smallest stride whose History fits ``budget`` bytes, and the one-line reduction text
+    ("" when every step fits)."""
+    full = history_bytes(total, 1, row_bytes, step_bytes)
+    if full <= budget or total <= 1:
+        return 1, ""
+    per_row = row_bytes["params"] + row_bytes["grads"] + row_bytes["state"]
+    room = budget - total * step_bytes - 2 * row_bytes["params"]
+    rows = max(1, room // max(per_row, 1))
+    stride = max(2, -(-total // rows))
+    while stride < total and history_bytes(total, stride, row_bytes, step_bytes) > budget:
+        stride += 1
+    return stride, (f"parameters, gradients and optimizer state every {_ordinal(stride)} step: the full "
+                    f"History would need {_size(full)}, over this run's {_size(budget)} budget")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
 def _kind(values) -> str:
     values = np.asarray(values)
     return "nan" if np.isnan(values).any() else "inf"
 
 
+def _sum_squares(row: np.ndarray) -> float:
+    """Σx² of a flat row, accumulated at the row's precision (BLAS for float32/float64): not finite
+    exactly when an element is not finite, or when the sum overflows (the caller confirms)."""
+    if row.dtype == np.float64 or row.dtype == np.float32:
+        return float(np.dot(row, row))
+    wide = row.astype(np.float64)
+    return float(np.dot(wide, wide))
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == "f" or dtype.name == "bfloat16"
+
+
+class _Rows:
+    """One kind of per-parameter array (values, grads or one optimizer-state key) for every
+    parameter: one ``(rows, elements)`` array per dtype, the parameters side by side, so one step
+    is written with one ``np.concatenate`` per dtype. ``views[i]`` is parameter ``i``'s
+    ``(rows, *shape)`` view of it (what the History hands out)."""
+
+    def __init__(self, rows: int, shapes: list[tuple], dtypes: list[np.dtype]):
+        self.groups: list[tuple[np.ndarray, list[int], np.ndarray]] = []   # (flat, members, scratch)
+        self.views: list[np.ndarray] = [None] * len(shapes)              # type: ignore[list-item]
+        self.now: list[np.ndarray] = [None] * len(shapes)               # type: ignore[list-item]
+        for dtype in dict.fromkeys(dtypes):
+            members = [i for i, d in enumerate(dtypes) if d == dtype]
+            sizes = [math.prod(shapes[i]) for i in members]
+            flat = np.empty((rows, sum(sizes)), dtype=dtype)      # pages are touched as rows are written
+            scratch = np.empty(sum(sizes), dtype=dtype)           # a step that is not kept (stride > 1)
+            offset = 0
+            for i, size in zip(members, sizes):
+                # splitting a contiguous last axis: always a view (numpy >= 1.24 has no copy=False)
+                self.views[i] = flat[:, offset:offset + size].reshape((rows,) + shapes[i])
+                self.now[i] = scratch[offset:offset + size].reshape(shapes[i])
+                assert np.may_share_memory(self.views[i], flat) or not self.views[i].size
+                offset += size
+            self.groups.append((flat, members, scratch))
+
+    def write(self, row: int | None, arrays: list) -> float:
+        """Row ``row`` (None: the scratch row) := ``arrays`` (one per parameter); returns Σx² over
+        every element (non-finite when an element is)."""
+        total = 0.0
+        for flat, members, scratch in self.groups:
+            out = scratch if row is None else flat[row]
+            np.concatenate([arrays[i].ravel() for i in members], out=out)
+            total += _sum_squares(out)
+        return total
+
+    def write_only(self, row: int, arrays: list) -> None:
+        """Row ``row`` := ``arrays``, unchecked (optimizer state)."""
+        for flat, members, _ in self.groups:
+            np.concatenate([arrays[i].ravel() for i in members], out=flat[row])
+
+    def current(self, i: int, row: int | None) -> np.ndarray:
+        """Parameter ``i``'s last written values (row ``row``, or the scratch row)."""
+        return self.now[i] if row is None else self.views[i][row, ...]
+
+
 class HistoryBuffer:
-    """Preallocated History arrays for ``total`` steps, filled in place as a run goes (the step
-    engine writes rows; the Session checks them for divergence and cuts a ``History`` out)."""
+    """Preallocated History arrays for ``total`` steps, filled in place as a run goes.
+
+    Storage: per-step scalars (loss, micro-batch losses, lr, grad scale, skipped, clip norm, the total
+    gradient norm) for every step; parameter values, gradients and optimizer state at the dtype the
+    run has, every ``stride``-th step (1: every step), each kind as one ``(rows, elements)`` array per
+    dtype written with one ``concatenate`` per step (``np.empty``: a page is touched only when its
+    row is written). Row ``r`` of grads/state is step ``r * stride``; row ``r`` of params is the value
+    before step ``r * stride``, and with ``stride > 1`` a last row holds the final value (``finish``).
+
+    Divergence is checked as the rows are written: the Σx² of the row just written (BLAS, the gradient
+    norm for free) is finite unless an element is not (or it overflowed), and only then does
+    :meth:`bad_at` look at that one step's elements. ``suspect`` says the last step needs that look.
+
+    The step engine writes through :meth:`record_grads` and :meth:`record_params`; the script
+    recorder fills the per-parameter views (``params[i][k]``, ``grads[i][k]``, ``grad_none``,
+    :meth:`record_state``) directly.
+    """
 
     def __init__(self, names: list[str], params: list, total: int, accumulation_steps: int, *,
-                 clipping: bool = False):
+                 clipping: bool = False, stride: int = 1, reduction: str = ""):
         self.names, self.total = names, total
-        self.lr = np.full(total, np.nan)            # the step's lr (first param group)
+        self.stride = stride = max(1, int(stride))
+        self.reduction = reduction if stride > 1 else ""
+        rows = -(-total // stride)                      # grads/state rows: steps 0, s, 2s... < total
+        self.lr = np.full(total, np.nan)                # the step's lr (first param group)
         self.clip_norm = np.full(total, np.nan) if clipping else None
         self.loss = np.full(total, np.nan)
-        self.micro = np.full((total, accumulation_steps), np.nan)
-        self.params = [np.empty((total + 1,) + p.shape, dtype=p.dtype) for p in params]
+        self.micro = np.empty((total, accumulation_steps))     # the engine writes every entry
+        self.norm = np.empty(total)                     # ‖∇‖ of every step (the engine's record)
+        self.norms_recorded = False
+        shapes = [tuple(p._data.shape) for p in params]
+        self._shapes = shapes
+        dtypes = [p._data.dtype for p in params]
+        # params: steps 0, s, 2s, ... (<= total) and, with stride > 1, one more row for the final value
+        self._params = _Rows(total // stride + 1 + (1 if stride > 1 else 0), shapes, dtypes)
+        self.params = self._params.views
         for values, p in zip(self.params, params):
             values[0] = p._data
-        self.grads = [np.full((total,) + p.shape, np.nan, dtype=p.dtype) for p in params]
+        self._grads = _Rows(rows, shapes, dtypes)
+        self.grads = self._grads.views
         self.grad_none = [np.zeros(total, dtype=bool) for _ in params]
         self.state: list[dict[str, np.ndarray]] = [{} for _ in params]
+        self._state_rows: dict[str, _Rows] = {}        # keys whose arrays have the parameters' layout
+        self._state_count = -1                          # keys over all parameters once every one has all
         self.grad_scale = np.ones(total)
         self.skipped = np.zeros(total, dtype=bool)
+        self.suspect = False                            # the last step's cheap check tripped
+        self._none_step = -1                            # the last step some .grad was None
+        self.tail_at: int | None = None                 # the step the final params row holds (stride > 1)
 
-    def record_state(self, i: int, step: int, state: dict) -> None:
-        """Parameter ``i``'s optimizer state after step ``step`` (a buffer appears the step it exists)."""
+    def row(self, step: int) -> int | None:
+        """The grads/state row holding ``step``, or None when that step is not kept."""
+        return step // self.stride if step % self.stride == 0 else None
+
+    # -- the engine's writes ------------------------------------------------------------------
+    def record_grads(self, step: int, loss: float, lr: float, params: list) -> None:
+        """Step ``step``'s loss, lr and the ``.grad`` the optimizer is about to see."""
+        self.loss[step] = loss
+        self.lr[step] = lr
+        self.norms_recorded = True
+        if not math.isfinite(loss):
+            self.suspect = True
+        row = self.row(step)
+        grads = [p.grad for p in params]
+        if not any(g is None for g in grads):
+            total = self._grads.write(row, [g._data for g in grads])
+        else:                                          # nan rows are filled when the History is cut
+            self._none_step = step
+            total, views = 0.0, self._grads
+            for i, g in enumerate(grads):
+                if g is None:
+                    self.grad_none[i][step] = True
+                    continue
+                out = views.current(i, row)
+                out[...] = g._data
+                flat = out.reshape(-1)
+                total += _sum_squares(flat)
+            if not math.isfinite(total):
+                self.suspect = True
+            self.norm[step] = math.nan
+            return
+        if not math.isfinite(total):
+            self.suspect = True
+        self.norm[step] = math.sqrt(total) if total >= 0 else math.nan
+
+    def record_params(self, step: int, params: list, optimizer_state: dict) -> None:
+        """The parameters after step ``step`` and (on a kept step) the optimizer state."""
+        stride = self.stride
+        after = step + 1
+        row = after // stride if after % stride == 0 else None
+        if not math.isfinite(self._params.write(row, [p._data for p in params])):
+            self.suspect = True
+        if step % stride:
+            return
+        row = step // stride
+        states = [optimizer_state.get(p) for p in params]
+        if self._state_count >= 0 and not any(s is None for s in states) \
+                and sum(map(len, states)) == self._state_count:
+            for key, rows in self._state_rows.items():
+                rows.write_only(row, [s[key] for s in states])
+            return
+        for i, s in enumerate(states):
+            if s:
+                self.record_state(i, row, s)
+        self._check_complete(states)
+
+    def _check_complete(self, states: list) -> None:
+        """Every parameter has the same state keys, each stored side by side: the fast path."""
+        keys = set(self._state_rows)
+        if not keys or any(not s or set(s) != keys for s in states) \
+                or any(arrays.get(key) is not self._state_rows[key].views[i]
+                       for i, arrays in enumerate(self.state) for key in keys):
+            self._state_count = -1
+            return
+        self._state_count = len(keys) * len(states)
+
+    def finish(self, done: int, params: list) -> None:
+        """The run stopped after ``done`` steps with ``params`` final: with ``stride > 1`` keep their
+        value as the last params row (a kept step already holds it)."""
+        if self.stride > 1 and done % self.stride:
+            row = done // self.stride + 1
+            for values, p in zip(self.params, params):
+                values[row] = p._data
+            self.tail_at = done
+
+    # -- checks ----------------------------------------------------------------------------------
+    def bad_at(self, step: int, check_grads: bool) -> str | None:
+        """Why step ``step`` (the last one written) diverged: its loss, a gradient or a new parameter
+        is not finite (in that order); None when the cheap check only overflowed. Clears ``suspect``."""
+        self.suspect = False
+        loss = self.loss[step]
+        if not math.isfinite(loss):
+            return f"loss is {_kind(loss)}"
+        if check_grads:
+            row = self.row(step)
+            for i, name in enumerate(self.names):
+                if not self.grad_none[i][step]:
+                    values = self._grads.current(i, row)
+                    if not np.isfinite(values).all():
+                        return f"the gradient of {name} is {_kind(values)}"
+        after = step + 1
+        row = after // self.stride if after % self.stride == 0 else None
+        for i, name in enumerate(self.names):
+            values = self._params.current(i, row)
+            if not np.isfinite(values).all():
+                return f"{name} is {_kind(values)}"
+        if self.norms_recorded and not math.isfinite(self.norm[step]) and self._none_step != step:
+            # Σg² overflowed at the run's precision: add it up again in float64
+            self.norm[step] = math.sqrt(sum(float(np.sum(np.square(self._grads.current(i, self.row(step)),
+                                                                   dtype=np.float64)))
+                                            for i in range(len(self.names))))
+        return None
+
+    # -- the script recorder's writes ---------------------------------------------------------------
+    def record_state(self, i: int, row: int, state: dict) -> None:
+        """Parameter ``i``'s optimizer state at row ``row`` (a buffer appears the step it exists:
+        its earlier rows are nan)."""
         arrays = self.state[i]
         for key, value in state.items():
             values = arrays.get(key)
             if values is None:
-                value = np.asarray(value)
-                dtype = value.dtype if value.dtype.kind == "f" and value.ndim else np.float64
-                values = arrays[key] = np.full((self.total,) + value.shape, np.nan, dtype=dtype)
-            values[step] = value
+                values = arrays[key] = self._new_state(i, key, np.asarray(value))
+                values[:row] = np.nan
+            values[row] = value
 
-    def first_bad(self, start: int, stop: int, check_grads: bool) -> tuple[int, str] | None:
-        """The first step in [start, stop) whose loss, grads or new params are not finite, and why."""
-        if stop <= start:
-            return None
-        found: list[tuple[int, str]] = []
+    def _new_state(self, i: int, key: str, value: np.ndarray) -> np.ndarray:
+        shape = self._shapes[i]
+        rows = -(-self.total // self.stride)
+        if value.ndim == 0:                       # the step counter: float64 for every parameter
+            layout = ((), np.dtype(np.float64))
+        elif value.shape == shape and _is_float(value.dtype):
+            layout = (shape, value.dtype)
+        else:                                     # not shaped like its parameter: kept on its own
+            dtype = value.dtype if _is_float(value.dtype) else np.dtype(np.float64)
+            return np.empty((rows,) + value.shape, dtype=dtype)
+        stored = self._state_rows.get(key)
+        if stored is None:
+            if layout[0] == ():
+                shapes, dtypes = [()] * len(self._shapes), [layout[1]] * len(self._shapes)
+            else:
+                shapes = list(self._shapes)
+                dtypes = [layout[1] if p.dtype == self.params[i].dtype else p.dtype for p in self.params]
+            stored = self._state_rows[key] = _Rows(rows, shapes, dtypes)
+        view = stored.views[i]
+        if view.shape[1:] != layout[0]:
+            return np.empty((rows,) + value.shape, dtype=layout[1])
+        return view
 
-        def first(mask: np.ndarray, what: str, values: np.ndarray) -> None:
-            hits = np.flatnonzero(mask)
-            if hits.size:
-                step = start + int(hits[0])
-                found.append((step, f"{what} is {_kind(values[step])}"))
-
-        first(~np.isfinite(self.loss[start:stop]), "loss", self.loss)
-        for name, grads, none in zip(self.names, self.grads, self.grad_none):
-            if check_grads:
-                rows = grads[start:stop].reshape(stop - start, -1)
-                first(~np.isfinite(rows).all(axis=1) & ~none[start:stop], f"the gradient of {name}", grads)
-        for name, params in zip(self.names, self.params):
-            rows = params[start + 1:stop + 1].reshape(stop - start, -1)
-            first(~np.isfinite(rows).all(axis=1), f"{name}", params[1:])
-        if not found:
-            return None
-        return min(found, key=lambda item: item[0])     # ties keep the order above: loss, grads, params
+    # -- the History ------------------------------------------------------------------------------
+    def param_rows(self, steps: int) -> int:
+        """How many params rows a History of ``steps`` steps holds."""
+        s = self.stride
+        return steps // s + 1 + (1 if s > 1 and steps % s and self.tail_at == steps else 0)
 
     def history(self, variant: str, steps: int, diverged_at: int | None, message: str,
                 copy_out: bool = False) -> History:
+        s = self.stride
+        rows = -(-steps // s)
+        for values, none in zip(self.grads, self.grad_none):       # nan where .grad was None
+            hit = np.flatnonzero(none[:steps])
+            if hit.size:
+                if s > 1:
+                    hit = hit[hit % s == 0] // s
+                values[hit] = np.nan
+
         def cut(a: np.ndarray, n: int) -> np.ndarray:
             return a[:n].copy() if copy_out else a[:n]
+        prows = self.param_rows(steps)                # the final value's row follows the kept ones
         return History(
             variant=variant, param_names=list(self.names), steps=steps,
             accumulation_steps=self.micro.shape[1], loss=cut(self.loss, steps),
-            micro_losses=cut(self.micro, steps),
-            params={n: cut(a, steps + 1) for n, a in zip(self.names, self.params)},
-            grads={n: cut(a, steps) for n, a in zip(self.names, self.grads)},
-            state={n: {key: cut(a, steps) for key, a in s.items()} for n, s in zip(self.names, self.state)},
+            micro_losses=cut(self.micro, steps), params={n: cut(a, prows) for n, a in zip(self.names, self.params)},
+            grads={n: cut(a, rows) for n, a in zip(self.names, self.grads)},
+            state={n: {key: cut(a, rows) for key, a in st.items()} for n, st in zip(self.names, self.state)},
             grad_scale=cut(self.grad_scale, steps), skipped=cut(self.skipped, steps),
             diverged_at=diverged_at, message=message, lr=cut(self.lr, steps),
-            clip_norm=None if self.clip_norm is None else cut(self.clip_norm, steps))
+            clip_norm=None if self.clip_norm is None else cut(self.clip_norm, steps),
+            stride=s, reduction=self.reduction,
+            grad_norms=cut(self.norm, steps) if self.norms_recorded else None)

@@ -582,6 +582,7 @@ class ScriptRecorder(Recorder):
         n = len(rows)
         micro = max(1, max(len(r.losses) for r in rows))
         buf = HistoryBuffer(names, params, n, micro)
+        buf.micro[:] = np.nan                     # a row with fewer micro-batches keeps nan in the rest
         diverged: tuple[int, str] | None = None
         for k, r in enumerate(rows):
             if r.losses:

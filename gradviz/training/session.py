@@ -13,7 +13,6 @@ checkpoint (that is how ``trace_iteration`` works). The loss landscape is landsc
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -24,12 +23,11 @@ from ..trace import Trace
 from . import landscape as _landscape
 from .build import TENSOR_FUNCTIONS, Data, SessionError, check, module_types, one_line, prepare
 from .engine import Checkpoint, Engine, batch_order
-from .history import History, HistoryBuffer, Landscape
+from .history import DOCUMENT_HISTORY_BUDGET, History, HistoryBuffer, Landscape, plan_stride
 
 __all__ = ["Session", "SessionError", "History", "Landscape", "run_all", "batch_order",
            "TENSOR_FUNCTIONS"]
 
-HISTORY_BYTES_LIMIT = 2 * 1024 ** 3      # refuse runs whose recorded arrays would not fit in memory
 CHUNK = 200                              # steps between divergence checks / progress calls in run()
 
 
@@ -41,13 +39,20 @@ class Session:
     here, not later.
     ``variant_index`` is that number and ``variant_spec`` the ``Variant`` it names (its name,
     optimizer and loop).
+
+    ``history_budget``: the bytes this run's History may keep (default: its share of
+    ``DOCUMENT_HISTORY_BUDGET``, divided evenly among the scenario's variants); a run that would
+    need more keeps parameters, gradients and optimizer state every ``stride``-th step only
+    (``History.reduction`` says so; docs/history.md).
     """
 
-    def __init__(self, scenario: Scenario, variant: int = 0):
+    def __init__(self, scenario: Scenario, variant: int = 0, history_budget: int | None = None):
         self._setup = setup = prepare(scenario, variant)
         self.scenario = scenario
         self.variant_index: int = variant
         self.variant_spec: Variant = setup.variant_spec
+        self.history_budget: int = (DOCUMENT_HISTORY_BUDGET // max(1, len(scenario.variants()))
+                                    if history_budget is None else int(history_budget))
         self._engine = Engine(setup)
         self.param_names: list[str] = list(self._engine.names)
         self._initial = {n: p._data.copy() for n, p in zip(self.param_names, self._engine.params)}
@@ -107,23 +112,22 @@ class Session:
             start = self._done
             stop = min(total, start + chunk)
             step = start
+            bad = None
             try:
                 with np.errstate(all="ignore"):
                     for step in range(start, stop):
                         if step % every == 0 and step not in checkpoints:
                             checkpoints[step] = engine.checkpoint()
                         engine.step(step, buf)
-                        if math.isnan(buf.loss[step]) or math.isinf(buf.loss[step]):
-                            stop = step + 1
-                            break
+                        if buf.suspect:        # the step's cheap finiteness check tripped: look closer
+                            why = buf.bad_at(step, check_grads)
+                            if why is not None:
+                                bad = (step, why)
+                                break
             except Exception as exc:
-                bad = buf.first_bad(start, step, check_grads)
-                if bad is None:
-                    self._done = step
-                    self._finish(f"stopped at step {step}: {one_line(exc)}")
-                    raise SessionError(f"step {step}: {one_line(exc)}") from None
-                stop = step
-            bad = buf.first_bad(start, stop, check_grads)
+                self._done = step
+                self._finish(f"stopped at step {step}: {one_line(exc)}", final=False)
+                raise SessionError(f"step {step}: {one_line(exc)}") from None
             if bad is not None:
                 at, what = bad
                 self._done = at + 1
@@ -143,12 +147,6 @@ class Session:
         engine.restore(self._checkpoints[0])
         self._checkpoints = {0: self._checkpoints[0]}
         self._every = max(1, total // 64)
-        elements = sum(p._data.size * p._data.itemsize for p in engine.params)
-        needed = total * elements * 4          # params, grads and (about) two state arrays per step
-        if needed > HISTORY_BYTES_LIMIT:
-            raise SessionError(f"recording {total} steps of {sum(p._data.size for p in engine.params)} "
-                               f"parameter values needs about {needed / 1024 ** 3:.1f} GB; "
-                               "use fewer steps or a smaller model")
         self._buffer = self._new_buffer(total)
         self._done, self._total = 0, total
         self._diverged_at, self._message = None, ""
@@ -156,13 +154,30 @@ class Session:
 
     def _new_buffer(self, total: int) -> HistoryBuffer:
         engine = self._engine
+        stride, reduction = plan_stride(total, *self._row_bytes(), self.history_budget)
         return HistoryBuffer(self.param_names, engine.params, total, engine.accumulation_steps,
-                             clipping=engine.max_norm is not None)
+                             clipping=engine.max_norm is not None, stride=stride, reduction=reduction)
 
-    def _finish(self, message: str) -> None:
-        """Freeze the History (trimmed to the steps done, so the preallocated rest is freed)."""
+    def _row_bytes(self) -> tuple[dict[str, int], int]:
+        """What one kept row of params, grads and optimizer state costs (the buffers the optimizer
+        really keeps: ``state_keys``, e.g. three and a step counter for Adam with amsgrad), and what
+        one step's scalars cost (loss, lr, grad scale, clip norm, gradient norm, micro-losses, flags)."""
+        engine = self._engine
+        params = engine.params
+        values = sum(p._data.nbytes for p in params)
+        optimizer = engine.optimizer
+        keys = type(optimizer).state_keys(optimizer.param_groups[0]) if optimizer.param_groups else []
+        state = sum(8 * len(params) if key == "step" else values for key in keys)
+        step = 8 * (5 + engine.accumulation_steps) + 1 + len(params)
+        return {"params": values, "grads": values, "state": state}, step
+
+    def _finish(self, message: str, final: bool = True) -> None:
+        """Freeze the History (trimmed to the steps done, so the preallocated rest is freed);
+        ``final``: the live parameters are the value after the last step done (not after an error)."""
         if message and not self._message:
             self._message = message
+        if final:
+            self._buffer.finish(self._done, self._engine.params)
         self._history = self._buffer.history(self.variant_spec.name, self._done, self._diverged_at,
                                              self._message, copy_out=self._done < self._buffer.total)
 

@@ -15,8 +15,9 @@ import numpy as np
 from gradviz.training.history import element_name, parse_element
 
 __all__ = ["Series", "SeriesCache", "available_series", "completed", "contour_levels", "default_series",
-           "element_values", "fill_non_finite", "filled_bands", "finite", "nice_range", "spans_decades",
-           "thinned", "trajectory_extent", "upsample"]
+           "element_values", "fill_non_finite", "filled_bands", "finite", "nice_range", "param_steps",
+           "reduction", "row_steps", "rows_between", "spans_decades", "thinned", "trajectory_extent",
+           "upsample"]
 
 MAX_ELEMENTS_LISTED = 64       # tensor elements offered per parameter in the series picker
 MAX_DEFAULT_SERIES = 8         # series shown before the user picks
@@ -26,6 +27,38 @@ CONTOUR_LEVELS = 14
 def completed(history) -> int:
     """Optimizer steps ``history`` holds so far (0 for no history)."""
     return 0 if history is None else int(getattr(history, "steps", 0) or 0)
+
+
+def param_steps(history) -> np.ndarray:
+    """The x of a parameter plot: the step each row of ``history.params`` is the value before
+    (``0..steps`` for a full History; every ``stride``-th step and the final one when reduced)."""
+    if history is None:
+        return np.arange(0)
+    if getattr(history, "stride", 1) > 1:
+        return history.param_row_steps()
+    return np.arange(completed(history) + 1)
+
+
+def row_steps(history) -> np.ndarray:
+    """The x of a gradient or optimizer-state plot: the step each row of ``history.grads`` and
+    ``history.state`` holds (``0..steps-1`` for a full History)."""
+    if history is None:
+        return np.arange(0)
+    if getattr(history, "stride", 1) > 1:
+        return history.row_steps()
+    return np.arange(completed(history))
+
+
+def rows_between(steps: np.ndarray, lo: int, hi: int) -> slice:
+    """The rows whose step (``steps``, ascending: :func:`param_steps` or :func:`row_steps`) is in
+    ``[lo, hi]``."""
+    return slice(int(np.searchsorted(steps, lo, "left")), int(np.searchsorted(steps, hi, "right")))
+
+
+def reduction(history) -> str:
+    """One line for a plot of a reduced History ("parameters, gradients and optimizer state every
+    4th step: …"), "" when it keeps every step."""
+    return "" if history is None else str(getattr(history, "reduction", "") or "")
 
 
 def finite(y) -> np.ndarray:
@@ -103,7 +136,8 @@ class SeriesCache:
 
 
 def element_values(history, text: str, rows: int) -> np.ndarray:
-    """The first ``rows`` values of a scalar parameter or tensor element (``0.weight[1,0]``)."""
+    """The first ``rows`` values of a scalar parameter or tensor element (``0.weight[1,0]``): rows
+    of ``history.params``, at the steps :func:`param_steps` gives."""
     name, index = (text, ()) if text in history.params else parse_element(text)
     values = np.asarray(history.params[name][:rows])
     return values[(slice(None),) + index].astype(np.float64).reshape(len(values))
