@@ -310,6 +310,7 @@ class ScenarioWriter:
 
     def __init__(self, setup, model):
         self.scenario = scenario = setup.scenario
+        self.variant_index = setup.variant_index
         self.v = setup.variant_spec
         self.loop = loop = self.v.loop
         self.kind = scenario.model.kind
@@ -337,9 +338,16 @@ class ScenarioWriter:
         self.target_var = identifiers(["y"], taken, reserved)["y"] if self.kind != "objective" else ""
 
     def title_lines(self, intro: str) -> None:
+        """The title, the description, then ``intro``. The scenario's description is about its
+        main run ("lands on w = 1.8"): a comparison's script says whose run it is instead."""
         s, w = self.scenario, self.w
         w.add(*comment_lines(s.title or "GradViz scenario"))
-        if s.description.strip():
+        if self.variant_index > 0:
+            main = s.variants()[0].name
+            w.add("#")
+            w.add(*comment_lines(f"This is the comparison run {self.v.name}. The scenario's description "
+                                 f"is about its main run ({main}) and is not repeated here."))
+        elif s.description.strip():
             w.add("#")
             w.add(*comment_lines(s.description.strip()))
         w.add("#")

@@ -2,6 +2,10 @@
 
 ``python main.py [SCENARIO.toml | SCRIPT.py]``: with no argument the app opens on the classic tutorial
 scenario; a bad file named on the command line opens the tutorial and shows the file's error.
+
+The colours follow the system's light or dark scheme (View ▸ Theme, or GRADVIZ_THEME=light|dark,
+overrides it). High-dpi screens need nothing here: Qt 6 scales by the screen's ratio by itself,
+the graph and plots are drawn as vectors and the icons are drawn at the screen's pixel ratio.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ def make_window(path: str | None = None):
 def main(argv: list[str] | None = None) -> int:
     from PySide6 import QtWidgets
 
+    from . import theme
+
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__.strip())
@@ -34,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
     app.setApplicationName("GradViz")
     app.setOrganizationName("GradViz")
+    theme.apply(app)                       # after the names: the saved View ▸ Theme choice is read
     window = make_window(argv[0] if argv else None)
     window.show()
     return app.exec()

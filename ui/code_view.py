@@ -19,22 +19,42 @@ from gradviz import codegen
 
 from . import theme as T
 
-# Colours of the code panel (a light theme that matches the graph view's palette).
-CODE_KEYWORD, CODE_NUMBER, CODE_CALL = "#7c3aed", "#b45309", "#1d4ed8"
-CODE_STRING, CODE_COMMENT, CODE_HIGHLIGHT = "#15803d", "#6b7280", "#fde68a"
-CODE_BUILTIN, CODE_DECORATOR = "#0e7490", "#9333ea"
-CODE_ERROR = "#fecaca"
-GUTTER_BG, GUTTER_TEXT, GUTTER_CURRENT = "#f1f5f9", "#94a3b8", "#334155"
-CODE_POINT_SIZE = 8.5
-
-# Pygments token type -> (colour, bold, italic); a token takes the style of its nearest styled parent.
-_STYLES = {
-    Keyword: (CODE_KEYWORD, True, False), Keyword.Constant: (CODE_KEYWORD, False, False),
-    Name.Builtin: (CODE_BUILTIN, False, False), Name.Function: (CODE_CALL, True, False),
-    Name.Class: (CODE_CALL, True, False), Name.Decorator: (CODE_DECORATOR, False, False),
-    Number: (CODE_NUMBER, False, False), String: (CODE_STRING, False, False),
-    Comment: (CODE_COMMENT, False, True), Operator.Word: (CODE_KEYWORD, True, False),
+# Colours of the code panel, a light and a dark set matching the graph view's palettes; the module
+# constants are the current theme's (re-bound by ``use_colours`` when the theme switches).
+LIGHT_COLOURS = {
+    "CODE_KEYWORD": "#7c3aed", "CODE_NUMBER": "#b45309", "CODE_CALL": "#1d4ed8", "CODE_STRING": "#15803d",
+    "CODE_COMMENT": "#6b7280", "CODE_HIGHLIGHT": "#fde68a", "CODE_BUILTIN": "#0e7490", "CODE_DECORATOR": "#9333ea",
+    "CODE_ERROR": "#fecaca", "CODE_BACKGROUND": "#ffffff", "CODE_TEXT": "#0f172a",
+    "GUTTER_BG": "#f1f5f9", "GUTTER_TEXT": "#94a3b8", "GUTTER_CURRENT": "#334155",
 }
+DARK_COLOURS = {
+    "CODE_KEYWORD": "#c4a7ff", "CODE_NUMBER": "#f5b86b", "CODE_CALL": "#82b8ff", "CODE_STRING": "#86d99a",
+    "CODE_COMMENT": "#7f8a9c", "CODE_HIGHLIGHT": "#51461f", "CODE_BUILTIN": "#67d4e6", "CODE_DECORATOR": "#e0a3ff",
+    "CODE_ERROR": "#5c2228", "CODE_BACKGROUND": "#111827", "CODE_TEXT": "#e5e7eb",
+    "GUTTER_BG": "#161e2c", "GUTTER_TEXT": "#5b6678", "GUTTER_CURRENT": "#e2e8f0",
+}
+CODE_KEYWORD = CODE_NUMBER = CODE_CALL = CODE_STRING = CODE_COMMENT = CODE_HIGHLIGHT = ""
+CODE_BUILTIN = CODE_DECORATOR = CODE_ERROR = CODE_BACKGROUND = CODE_TEXT = ""
+GUTTER_BG = GUTTER_TEXT = GUTTER_CURRENT = ""
+CODE_POINT_SIZE = 8.5
+_STYLES: dict = {}
+
+
+def use_colours(dark: bool) -> None:
+    """Re-bind the code colours and the token styles to the dark or the light set."""
+    global _STYLES
+    globals().update(DARK_COLOURS if dark else LIGHT_COLOURS)
+    # Pygments token type -> (colour, bold, italic); a token takes the style of its nearest styled parent.
+    _STYLES = {
+        Keyword: (CODE_KEYWORD, True, False), Keyword.Constant: (CODE_KEYWORD, False, False),
+        Name.Builtin: (CODE_BUILTIN, False, False), Name.Function: (CODE_CALL, True, False),
+        Name.Class: (CODE_CALL, True, False), Name.Decorator: (CODE_DECORATOR, False, False),
+        Number: (CODE_NUMBER, False, False), String: (CODE_STRING, False, False),
+        Comment: (CODE_COMMENT, False, True), Operator.Word: (CODE_KEYWORD, True, False),
+    }
+
+
+use_colours(T.is_dark())
 
 
 class PythonHighlighter(QtGui.QSyntaxHighlighter):
@@ -64,6 +84,12 @@ class PythonHighlighter(QtGui.QSyntaxHighlighter):
                 fmt.setFontItalic(style[2])
             self._formats[ttype] = fmt
         return self._formats[ttype]
+
+    def recolour(self) -> None:
+        """Forget the formats and highlight everything again (the theme switched)."""
+        self._formats.clear()
+        self._text = None
+        self.rehighlight()
 
     def _lex(self) -> None:
         text = self.document().toPlainText()
@@ -149,8 +175,11 @@ class CodeView(QtWidgets.QPlainTextEdit):
         self.setFont(font)
         self.document().setDefaultFont(font)
         self.setTabStopDistance(4 * QtGui.QFontMetricsF(font).horizontalAdvance(" "))
+        use_colours(T.is_dark())          # the theme may have switched while no editor existed
         self._highlighter = PythonHighlighter(self.document())
         self._gutter = _Gutter(self)
+        self._apply_theme()
+        T.notifier.changed.connect(self._on_theme_changed)
         self.blockCountChanged.connect(self._fit_gutter)
         self.updateRequest.connect(self._scroll_gutter)
         self._fit_gutter()
@@ -171,6 +200,19 @@ class CodeView(QtWidgets.QPlainTextEdit):
         player.positionChanged.connect(self._follow_player)      # also sent for every new replay
         self._show_program()
         self._follow_player()
+
+    # -- the theme --------------------------------------------------------------------------------
+    def _apply_theme(self) -> None:
+        palette = self.palette()
+        palette.setColor(QtGui.QPalette.ColorRole.Base, QtGui.QColor(CODE_BACKGROUND))
+        palette.setColor(QtGui.QPalette.ColorRole.Text, QtGui.QColor(CODE_TEXT))
+        self.setPalette(palette)
+
+    def _on_theme_changed(self) -> None:
+        use_colours(T.is_dark())
+        self._apply_theme()
+        self._highlighter.recolour()
+        self._paint_lines()
 
     # -- the text ---------------------------------------------------------------------------------
     def _show_program(self, *_) -> None:
@@ -368,7 +410,8 @@ class CodePanel(QtWidgets.QWidget):
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(6, 3, 4, 3)
         self.label = QtWidgets.QLabel()
-        self.label.setStyleSheet(f"color: {T.TEXT_MUTED};")
+        self._style_label()
+        T.notifier.changed.connect(self._style_label)
         self.label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         self.run_button = QtWidgets.QToolButton()
         self.run_button.setDefaultAction(run_action)
@@ -384,6 +427,9 @@ class CodePanel(QtWidgets.QWidget):
         for signal in (document.scenarioChanged, document.modifiedChanged, document.sourceChanged):
             signal.connect(self._show_name)
         self._show_name()
+
+    def _style_label(self) -> None:
+        self.label.setStyleSheet(f"color: {T.TEXT_MUTED};")
 
     def _show_name(self, *_) -> None:
         doc = self._document

@@ -13,13 +13,27 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from . import theme as T
 
 MAX_BLOCKS = 5000
-ERROR_COLOUR, NOTE_COLOUR, RUN_COLOUR = "#b91c1c", "#6b7280", "#1d4ed8"
+# GradViz's own lines, in the light and the dark theme; the constants are the current theme's
+LIGHT_COLOURS = {"ERROR_COLOUR": "#b91c1c", "NOTE_COLOUR": "#6b7280", "RUN_COLOUR": "#1d4ed8"}
+DARK_COLOURS = {"ERROR_COLOUR": "#f87171", "NOTE_COLOUR": "#9ca3af", "RUN_COLOUR": "#82b8ff"}
+ERROR_COLOUR, NOTE_COLOUR, RUN_COLOUR = LIGHT_COLOURS.values()
+
+
+def use_colours(dark: bool) -> dict[str, str]:
+    """Re-bind the colours to the dark or the light set; returns {other set's colour: this set's}."""
+    new, old = (DARK_COLOURS, LIGHT_COLOURS) if dark else (LIGHT_COLOURS, DARK_COLOURS)
+    globals().update(new)
+    return {QtGui.QColor(old[name]).name(): colour for name, colour in new.items()}
+
+
+use_colours(T.is_dark())
 
 
 class Console(QtWidgets.QWidget):
     def __init__(self, document, parent=None):
         super().__init__(parent)
         self.document = document
+        use_colours(T.is_dark())            # the theme may have switched while no console existed
         self.text = QtWidgets.QPlainTextEdit()
         self.text.setReadOnly(True)
         self.text.setMaximumBlockCount(MAX_BLOCKS)
@@ -43,6 +57,7 @@ class Console(QtWidgets.QWidget):
         layout.addWidget(self.text, 1)
         self._partial = False               # the last printed text did not end its line
         self._own_line = False              # the last block is one of GradViz's lines (▶, ✓, notes)
+        T.notifier.changed.connect(self._on_theme_changed)
         document.output.connect(self.write)
         document.scriptFailed.connect(lambda message, _line: self.write_line(message, ERROR_COLOUR))
 
@@ -78,6 +93,25 @@ class Console(QtWidgets.QWidget):
             self.text.appendHtml(line)
         self._own_line = True
         self.text.ensureCursorVisible()
+
+    def _on_theme_changed(self) -> None:
+        """Recolour the lines already shown (GradViz's coloured lines follow the theme too)."""
+        changes = use_colours(T.is_dark())
+        block = self.text.document().begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                fragment = it.fragment()
+                new = changes.get(fragment.charFormat().foreground().color().name())
+                if new is not None and fragment.charFormat().hasProperty(QtGui.QTextFormat.Property.ForegroundBrush):
+                    cursor = QtGui.QTextCursor(self.text.document())
+                    cursor.setPosition(fragment.position())
+                    cursor.setPosition(fragment.position() + fragment.length(), QtGui.QTextCursor.MoveMode.KeepAnchor)
+                    fmt = QtGui.QTextCharFormat()
+                    fmt.setForeground(QtGui.QColor(new))
+                    cursor.mergeCharFormat(fmt)
+                it += 1
+            block = block.next()
 
     def clear(self) -> None:
         self.text.clear()

@@ -34,12 +34,18 @@ from gradviz.scenario.edits import (
     variant_name,
 )
 
+from .form_widgets import ERROR_COLOUR, ElidingComboBox, ErrorLabel, WrappedCheck, field_width
 from .schedule_controls import ScheduleControls
 from .theme import variant_swatch
 
-LR_MIN, LR_MAX = 1e-6, 10.0       # the log slider's range (the exact field accepts any lr > 0)
-LR_TICKS = 1000
-ERROR_COLOUR = "#dc2626"
+LR_MIN, LR_MAX = 1e-6, 10.0       # the slider's range (the exact field accepts any lr > 0)
+# The slider's positions: 1, 2 and 5 in every decade from LR_MIN to LR_MAX (1e-06, 2e-06, 5e-06, …, 5.0,
+# 10.0), each written exactly as typed; a drag moves one of these steps per few pixels, never more.
+LR_STEPS = tuple(float(f"{m}e{e}") for e in range(round(math.log10(LR_MIN)), round(math.log10(LR_MAX)))
+                 for m in (1, 2, 5)) + (LR_MAX,)
+LR_TICKS = len(LR_STEPS) - 1       # the slider's last position
+VARIANT_BOX_MAX_MIN_WIDTH = 210   # past this the variant box shows a shorter form of the name ("Main run")
+LR_KEY_DELAY_MS = 300              # keys and the wheel apply once they pause (no flood of re-runs)
 
 HELP = {
     "lr": "learning rate γ: how far each step moves along the (processed) gradient",
@@ -77,22 +83,15 @@ def parse_number(text: str) -> float:
 
 
 def lr_to_tick(lr: float) -> int:
-    lo, hi = math.log10(LR_MIN), math.log10(LR_MAX)
-    t = (math.log10(min(max(lr, LR_MIN), LR_MAX)) - lo) / (hi - lo)
-    return int(round(t * LR_TICKS))
+    """The slider position nearest to ``lr`` on a log scale (clamped to the slider's range)."""
+    lr = min(max(float(lr), LR_MIN), LR_MAX) if math.isfinite(lr) and lr > 0 else LR_MIN
+    x = math.log10(lr)
+    return min(range(len(LR_STEPS)), key=lambda i: abs(math.log10(LR_STEPS[i]) - x))
 
 
 def tick_to_lr(tick: int) -> float:
-    lo, hi = math.log10(LR_MIN), math.log10(LR_MAX)
-    return float(f"{10 ** (lo + (hi - lo) * tick / LR_TICKS):.3g}")
-
-
-class ErrorLabel(QtWidgets.QLabel):
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setWordWrap(True)
-        self.setStyleSheet(f"color: {ERROR_COLOUR}; font-size: 9pt;")
-        self.hide()
+    """The learning rate at slider position ``tick``: 1, 2 or 5 times a power of ten."""
+    return LR_STEPS[min(max(int(tick), 0), LR_TICKS)]
 
 
 class ControlsPanel(QtWidgets.QWidget):
@@ -105,25 +104,43 @@ class ControlsPanel(QtWidgets.QWidget):
         self.fields: dict[str, object] = {}
         self.errors: dict[str, ErrorLabel] = {}
         self._form_kind: str | None = None
+        self._lr_released = False
+        self._lr_timer = QtCore.QTimer(self)      # applies a key or wheel change of the lr slider
+        self._lr_timer.setSingleShot(True)
+        self._lr_timer.setInterval(LR_KEY_DELAY_MS)
+        self._lr_timer.timeout.connect(self._apply_lr_slider)
 
-        outer = QtWidgets.QVBoxLayout(self)
+        # Everything scrolls (vertically, and sideways only below the narrowest width it can wrap to):
+        # a narrow or short dock never cuts a label or a value.
+        root = QtWidgets.QVBoxLayout(self)
+        root.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QtWidgets.QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.content = QtWidgets.QWidget()
+        self.scroll.setWidget(self.content)
+        root.addWidget(self.scroll)
+        outer = QtWidgets.QVBoxLayout(self.content)
         outer.setContentsMargins(6, 6, 6, 6)
         # a script's values are its code: the panel says so and its controls are greyed out
         self.script_note = QtWidgets.QLabel(
             "This run is a Python script: its optimizer, loop and data are its code. Edit it in the "
             "Code panel and press Ctrl+R to run it again.")
         self.script_note.setWordWrap(True)
+        self.script_note.setMinimumWidth(120)
         self.script_note.setStyleSheet("color: #1d4ed8; padding: 4px;")
         self.script_note.hide()
         outer.addWidget(self.script_note)
 
         top = QtWidgets.QFormLayout()
-        self.variant_box = QtWidgets.QComboBox()
+        top.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.variant_box = ElidingComboBox()
         self.variant_box.setToolTip("Which run these controls edit: the main run or one of the comparisons")
         self.variant_box.activated.connect(view_state.set_variant)
         self.variant_box.setSizeAdjustPolicy(
             QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.variant_box.setMinimumContentsLength(14)
+        self.variant_box.setMinimumContentsLength(12)
         top.addRow("Edit", self.variant_box)
         self.kind_box = QtWidgets.QComboBox()
         for kind in OPTIMIZERS:
@@ -139,10 +156,13 @@ class ControlsPanel(QtWidgets.QWidget):
         self.hyper_group = QtWidgets.QGroupBox("Hyperparameters")
         self.hyper_form = QtWidgets.QFormLayout(self.hyper_group)
         self.hyper_form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.hyper_form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
         outer.addWidget(self.hyper_group)
 
         self.loop_group = QtWidgets.QGroupBox("Training loop")
         self.loop_form = QtWidgets.QFormLayout(self.loop_group)
+        self.loop_form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.loop_form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
         self._build_loop()
         outer.addWidget(self.loop_group)
 
@@ -157,6 +177,8 @@ class ControlsPanel(QtWidgets.QWidget):
         cl.addWidget(self.add_button)
         self.comparison_list = QtWidgets.QListWidget()
         self.comparison_list.setMaximumHeight(120)
+        self.comparison_list.setWordWrap(True)            # a long variant name wraps, never "Adam(lr=0.0…"
+        self.comparison_list.setTextElideMode(QtCore.Qt.TextElideMode.ElideNone)
         self.comparison_list.setToolTip("Overlaid runs, in the plots' colours")
         cl.addWidget(self.comparison_list)
         self.remove_button = QtWidgets.QPushButton("Remove")
@@ -187,11 +209,16 @@ class ControlsPanel(QtWidgets.QWidget):
             self.sync()
 
     # -- building ---------------------------------------------------------------------------------
-    def _row(self, form: QtWidgets.QFormLayout, label: str, key: str, widget: QtWidgets.QWidget,
-             tip: str = "") -> None:
+    def _row(self, form: QtWidgets.QFormLayout, label: str | QtWidgets.QWidget, key: str, widget: QtWidgets.QWidget,
+             tip: str = "", below: QtWidgets.QWidget | None = None) -> None:
+        """A row ``label: widget`` (``below`` under it, across the whole width), then its error row."""
         if tip:
             widget.setToolTip(tip)
+        if isinstance(widget, QtWidgets.QLineEdit):
+            widget.setMinimumWidth(field_width(widget))
         form.addRow(label, widget)
+        if below is not None:
+            form.addRow(below)
         error = ErrorLabel()
         form.addRow("", error)
         self.errors[key] = error
@@ -219,18 +246,20 @@ class ControlsPanel(QtWidgets.QWidget):
         self.batch_box.valueChanged.connect(lambda v: self._apply_loop("batch_size", v or None))
         self._row(f, "batch size", "batch_size", self.batch_box,
                   "Examples per optimizer step (0 = full batch)")
-        self.shuffle_box = QtWidgets.QCheckBox("shuffle each epoch")
+        shuffle = WrappedCheck("shuffle each epoch")
+        self.shuffle_box = shuffle.box
         self.shuffle_box.toggled.connect(lambda on: self._apply_loop("shuffle", on))
-        self._row(f, "", "shuffle", self.shuffle_box)
+        self._row(f, "", "shuffle", shuffle)
         self.accumulation_box = QtWidgets.QSpinBox()
         self.accumulation_box.setRange(1, LIMITS["max_accumulation_steps"])
         self.accumulation_box.setKeyboardTracking(False)
         self.accumulation_box.valueChanged.connect(lambda v: self._apply_loop("accumulation_steps", v))
         self._row(f, "accumulation", "accumulation_steps", self.accumulation_box,
                   "Split each batch into this many micro-batches; their grads add up before one step()")
-        self.divide_box = QtWidgets.QCheckBox("divide loss by accumulation steps")
+        divide = WrappedCheck("divide loss by accumulation steps")
+        self.divide_box = divide.box
         self.divide_box.toggled.connect(lambda on: self._apply_loop("divide_loss", on))
-        self._row(f, "", "divide_loss", self.divide_box,
+        self._row(f, "", "divide_loss", divide,
                   "Without it the accumulated gradient is accumulation_steps times too large")
         self.precision_box = QtWidgets.QComboBox()
         for p in PRECISIONS:
@@ -238,9 +267,10 @@ class ControlsPanel(QtWidgets.QWidget):
         self.precision_box.activated.connect(self._on_precision_chosen)
         self._row(f, "precision", "precision", self.precision_box,
                   "float16 / bfloat16: float32 master weights, forward under autocast(float16 / bfloat16)")
-        self.scaling_box = QtWidgets.QCheckBox("loss scaling (GradScaler)")
+        scaling = WrappedCheck("loss scaling (GradScaler)")
+        self.scaling_box = scaling.box
         self.scaling_box.toggled.connect(lambda on: self._apply_loop("loss_scaling", on))
-        self._row(f, "", "loss_scaling", self.scaling_box,
+        self._row(f, "", "loss_scaling", scaling,
                   "float16 only: scale the loss so small gradients do not underflow")
         self.steps_box = QtWidgets.QSpinBox()
         self.steps_box.setRange(1, LIMITS["max_steps"])
@@ -248,6 +278,25 @@ class ControlsPanel(QtWidgets.QWidget):
         self.steps_box.setStepType(QtWidgets.QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         self.steps_box.valueChanged.connect(lambda v: self._apply_loop("steps", v))
         self._row(f, "steps", "steps", self.steps_box, "Optimizer steps to run")
+
+    def _build_lr_slider(self) -> QtWidgets.QSlider:
+        """The log-scale slider under the lr field: one position per 1/2/5 value (``LR_STEPS``), the
+        whole width of the panel; a drag previews the value in the field and applies it on release,
+        keys and the wheel apply once they pause."""
+        slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        slider.setRange(0, LR_TICKS)
+        slider.setSingleStep(1)
+        slider.setPageStep(3)                       # a decade
+        slider.setTickPosition(QtWidgets.QSlider.TickPosition.TicksBelow)
+        slider.setTickInterval(3)                   # a tick at each power of ten
+        slider.setMinimumWidth(6 * LR_TICKS)
+        slider.setTracking(False)                   # a drag moves sliderPosition; value on release
+        slider.setToolTip(f"learning rate, log scale: 1, 2, 5 × each power of ten from {LR_MIN:g} to "
+                          f"{LR_MAX:g} (a tick at each power of ten); type any other value in the field")
+        slider.sliderMoved.connect(lambda t: self.lr_edit.setText(fmt_number(tick_to_lr(t))))
+        slider.sliderReleased.connect(self._on_lr_released)
+        slider.valueChanged.connect(self._on_lr_slider)
+        return slider
 
     def _clear_hyper_form(self) -> None:
         while self.hyper_form.rowCount():
@@ -262,23 +311,12 @@ class ControlsPanel(QtWidgets.QWidget):
         for key, default in OPTIMIZER_DEFAULTS[kind].items():
             tip = HELP.get(key, "")
             if key == "lr":
-                row = QtWidgets.QWidget()
-                h = QtWidgets.QHBoxLayout(row)
-                h.setContentsMargins(0, 0, 0, 0)
-                self.lr_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
-                self.lr_slider.setRange(0, LR_TICKS)
-                self.lr_slider.setTracking(False)       # apply on release; the field previews while dragging
-                self.lr_slider.setToolTip(f"log scale, {LR_MIN:g} … {LR_MAX:g}")
-                self.lr_slider.sliderMoved.connect(lambda t: self.lr_edit.setText(fmt_number(tick_to_lr(t))))
-                self.lr_slider.valueChanged.connect(self._on_lr_slider)
                 self.lr_edit = QtWidgets.QLineEdit()
-                self.lr_edit.setMaximumWidth(90)
                 self.lr_edit.setToolTip("exact learning rate (> 0); Enter applies")
                 self.lr_edit.editingFinished.connect(lambda: self._apply_number("lr", self.lr_edit))
-                h.addWidget(self.lr_slider, 1)
-                h.addWidget(self.lr_edit)
+                self.lr_slider = self._build_lr_slider()
                 self.fields["lr"] = self.lr_edit
-                self._row(self.hyper_form, "lr", "lr", row, tip)
+                self._row(self.hyper_form, "lr", "lr", self.lr_edit, tip, below=self.lr_slider)
             elif isinstance(default, bool):
                 box = QtWidgets.QCheckBox()
                 box.toggled.connect(lambda on, key=key, box=box: self._apply_bool(key, box, on))
@@ -322,12 +360,21 @@ class ControlsPanel(QtWidgets.QWidget):
         """Show the scenario's values (after any edit, a new file, or a comparison change)."""
         sc = self.document.scenario
         self._set_editable(sc)
+        self._lr_timer.stop()                    # a pending slider value belonged to the old values
         if sc is None:
             return
         self.variant_box.clear()
         for i, v in enumerate(sc.variants()):
             self.variant_box.addItem(variant_swatch(i), "Main run: " + v.name if i == 0 else v.name)
+            self.variant_box.setItemData(i, [v.name, "Main run"] if i == 0 else [f"Comparison {i}"],
+                                         ElidingComboBox.SHORT_ROLE)
         self.variant_box.setCurrentIndex(self.view_state.variant)
+        self.variant_box.setToolTip(f"{self.variant_box.currentText()}: the run these controls edit "
+                                    "(the main run or one of the comparisons)")
+        # as wide as its name needs (up to a limit): beside its label when the dock has the room,
+        # else on a line of its own (the form wraps the row), without "Main run: " if need be, not cut
+        self.variant_box.setMinimumWidth(min(self.variant_box.width_for_text(self.variant_box.forms()[1]),
+                                             VARIANT_BOX_MAX_MIN_WIDTH))
         opt, loop = self._spec(sc)
         if opt.kind != self._form_kind:
             self._build_hyper_form(opt.kind)
@@ -350,7 +397,8 @@ class ControlsPanel(QtWidgets.QWidget):
                     w.setChecked(bool(value))
                 else:
                     w.setText(fmt_number(value))
-            self.lr_slider.setValue(lr_to_tick(float(opt.hyper["lr"])))
+            if not self.lr_slider.isSliderDown():
+                self.lr_slider.setValue(lr_to_tick(float(opt.hyper["lr"])))
             self.zero_grad_box.setCurrentIndex(self.zero_grad_box.findData(loop.zero_grad))
             self.set_to_none_box.setChecked(loop.set_to_none)
             self.batch_box.setValue(loop.batch_size or 0)
@@ -476,9 +524,31 @@ class ControlsPanel(QtWidgets.QWidget):
         return self._apply(key, change)
 
     def _on_lr_slider(self, tick: int) -> None:
-        lr = tick_to_lr(tick)
-        self.lr_edit.setText(fmt_number(lr))
-        self._apply_number("lr", self.lr_edit)
+        """The slider's value changed: at the release of a drag (apply now), or by a key, a click on
+        the groove or the wheel (show it now, apply when they pause: holding a key is one re-run)."""
+        self.lr_edit.setText(fmt_number(tick_to_lr(tick)))
+        if self.lr_slider.isSliderDown():
+            return
+        if self._lr_released:
+            self._lr_released = False
+            self._apply_lr_slider()
+        else:
+            self._lr_timer.start()
+
+    def _on_lr_released(self) -> None:
+        """A drag ended: its value (if it moved) is applied now; if it came back to where it started
+        the field shows the exact lr again (which may lie between two slider positions)."""
+        if self.lr_slider.sliderPosition() == self.lr_slider.value():
+            opt, _loop = self._spec(self.document.scenario)
+            self.lr_edit.setText(fmt_number(opt.hyper["lr"]))
+        else:
+            self._lr_released = True            # valueChanged follows at once, with the new value
+
+    def _apply_lr_slider(self) -> None:
+        self._lr_timer.stop()
+        if self.document.scenario is not None:
+            self.lr_edit.setText(fmt_number(tick_to_lr(self.lr_slider.value())))
+            self._apply_number("lr", self.lr_edit)
 
     def _apply_betas(self) -> bool:
         try:

@@ -1,4 +1,4 @@
-"""The transport toolbar's icons, drawn once with QPainter so that they form one set.
+"""The transport toolbar's icons, drawn with QPainter so that they form one set.
 
 The platform's standard pixmaps have no "to start"/"to end" of the right kind and mix styles (a
 media seek next to a plain arrow), so every transport button is drawn here, on a 24-unit grid, in
@@ -7,7 +7,8 @@ one colour:
     step (one event)   ▶|       phase (next phase)   ▶▶       end of the iteration   ▶▶|
     iteration          ↻ (one more turn of the training loop)  play ▶   pause ❚❚
 
-The backward versions are mirror images.
+The backward versions are mirror images. An icon is drawn when Qt asks for it, at the size and
+device pixel ratio of the screen (crisp on a high-dpi screen) and in the current theme's colour.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from PySide6 import QtCore, QtGui
 from . import theme as T
 
 GRID = 24.0
-SIZES = (16, 20, 24, 32, 48)
 NAMES = ("play", "pause", "step_forward", "step_back", "next_phase", "prev_phase", "to_end", "to_start",
          "next_iteration", "prev_iteration")
 
@@ -76,13 +76,13 @@ def _mirrored(name: str) -> bool:
     return any(word in name for word in ("back", "prev", "to_start"))
 
 
-def draw(name: str, size: int, colour: str = T.TEXT_MUTED) -> QtGui.QPixmap:
-    """``name``'s icon as a ``size``×``size`` pixmap (transparent background)."""
-    pixmap = QtGui.QPixmap(size, size)
-    pixmap.fill(QtCore.Qt.GlobalColor.transparent)
-    painter = QtGui.QPainter(pixmap)
+def paint(painter: QtGui.QPainter, rect: QtCore.QRectF, name: str, colour: str) -> None:
+    """Draw ``name`` into ``rect`` with ``painter``: vector paths, crisp at any device pixel ratio."""
+    painter.save()
     painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
-    painter.scale(size / GRID, size / GRID)
+    side = min(rect.width(), rect.height())
+    painter.translate(rect.x() + (rect.width() - side) / 2, rect.y() + (rect.height() - side) / 2)
+    painter.scale(side / GRID, side / GRID)
     if _mirrored(name):
         painter.translate(GRID, 0)
         painter.scale(-1, 1)
@@ -97,18 +97,61 @@ def draw(name: str, size: int, colour: str = T.TEXT_MUTED) -> QtGui.QPixmap:
     painter.setBrush(QtCore.Qt.BrushStyle.NoBrush)
     for path in stroked:
         painter.drawPath(path)
+    painter.restore()
+
+
+def draw(name: str, size: int, colour: str | None = None, ratio: float = 1.0) -> QtGui.QPixmap:
+    """``name``'s icon as a ``size``×``size`` (device-independent) pixmap at device pixel ratio
+    ``ratio``, transparent around the shape, in ``colour`` (default: the theme's muted text)."""
+    pixels = max(1, round(size * ratio))
+    pixmap = QtGui.QPixmap(pixels, pixels)
+    pixmap.fill(QtCore.Qt.GlobalColor.transparent)
+    painter = QtGui.QPainter(pixmap)
+    paint(painter, QtCore.QRectF(0, 0, pixels, pixels), name, colour or T.TEXT_MUTED)
     painter.end()
+    pixmap.setDevicePixelRatio(ratio)
     return pixmap
 
 
+def _colour(mode: QtGui.QIcon.Mode) -> str:
+    return T.TEXT_FAINT if mode == QtGui.QIcon.Mode.Disabled else T.TEXT_MUTED
+
+
+class _Engine(QtGui.QIconEngine):
+    """Draws the icon when Qt asks, at the size and device pixel ratio asked for and in the current
+    theme's colour: crisp on a high-dpi screen, and right after a light/dark switch without the
+    toolbar having to set its icons again."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def paint(self, painter, rect, mode, state) -> None:
+        paint(painter, QtCore.QRectF(rect), self.name, _colour(mode))
+
+    def pixmap(self, size, mode, state) -> QtGui.QPixmap:
+        # Qt asks in device pixels (the logical size times the screen's ratio) and sets the ratio on
+        # the pixmap it returns, so drawing at ``size`` is drawing at full resolution
+        side = min(size.width(), size.height())
+        key = (self.name, side, mode == QtGui.QIcon.Mode.Disabled, T.scheme())
+        if key not in _pixmaps:
+            if len(_pixmaps) > 512:
+                _pixmaps.clear()
+            _pixmaps[key] = draw(self.name, side, _colour(mode))
+        return QtGui.QPixmap(_pixmaps[key])
+
+    def clone(self) -> QtGui.QIconEngine:
+        return _Engine(self.name)
+
+
+_pixmaps: dict[tuple, QtGui.QPixmap] = {}
 _cache: dict[str, QtGui.QIcon] = {}
 
 
 def icon(name: str) -> QtGui.QIcon:
-    """The transport icon ``name`` (one of ``NAMES``), drawn at every toolbar size once per process."""
+    """The transport icon ``name`` (one of ``NAMES``), drawn on demand at any size and pixel ratio."""
+    if name not in NAMES:
+        raise KeyError(name)
     if name not in _cache:
-        result = QtGui.QIcon()
-        for size in SIZES:
-            result.addPixmap(draw(name, size))
-        _cache[name] = result
+        _cache[name] = QtGui.QIcon(_Engine(name))
     return _cache[name]

@@ -20,14 +20,54 @@ from .dialogs import APP, ORG, BundledDialog, ask_to_run, settings  # noqa: F401
 from .document import Document, read_script
 from .graph import GraphView
 from .inspector import Inspector
+from .key_router import KeyRouter
 from .player import Player
 from .script_actions import SCRIPT_FILTER, ScriptActions
-from .theme import variant_swatch
+from .theme import theme_menu, variant_swatch
 from .view_state import ViewState
+from .window_layout import Scrubber, WindowLayout
 
 MAX_RECENT = 8
-CODE_DOCK_WIDTH = 330         # the program's long lines wrap: the graph keeps the room
+CODE_DOCK_WIDTH = 330         # in a 1400 px window (a share of any other): long lines wrap, the graph keeps the room
 SCENARIO_FILTER = "GradViz scenarios (*.toml *.py);;TOML scenarios (*.toml);;Python scripts (*.py);;All files (*)"
+
+
+class ElidedLabel(QtWidgets.QLabel):
+    """A one-line label that shrinks below its text's width, ending in "…" (the whole text in its
+    tooltip): in a narrow status bar it gives up room instead of being overlapped."""
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        self._full = text
+        self.setToolTip(text if text else "")
+        self._elide()
+
+    def text(self) -> str:
+        """The whole text (``shown_text`` is what fits)."""
+        return self._full
+
+    def shown_text(self) -> str:
+        return super().text()
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802
+        return QtCore.QSize(self.fontMetrics().horizontalAdvance(self._full) + 4, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802
+        return QtCore.QSize(self.minimumWidth(), super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, QtCore.Qt.TextElideMode.ElideRight, max(self.width(), 0))
+        if shown != super().text():
+            super().setText(shown)
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -40,6 +80,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view_state = ViewState(self.document, self)
         self.player = Player(parent=self)
         self._traced = (None, -1)               # (session, iteration) whose trace the Player shows
+        self.pending = False                    # a new scenario is running: nothing to show yet
+        self._pending_shown: str | None = None
 
         self.graph = GraphView(self.player, self.view_state)
         self.setCentralWidget(self.graph)
@@ -59,7 +101,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.document.runStarted.connect(self._on_run_started)
         self.document.runProgress.connect(self._on_run_progress)
         self.document.runFinished.connect(self._on_run_finished)
+        self.document.opened.connect(self._on_opened)
         self.document.failed.connect(self.show_error)
+        self.document.failed.connect(self._on_run_failed)
         self.player.replayChanged.connect(self._on_replay_changed)
         self.player.positionChanged.connect(self._on_position)
         self.player.iterationEndReached.connect(self._on_iteration_end)
@@ -68,19 +112,19 @@ class MainWindow(QtWidgets.QMainWindow):
             changed.connect(self._show_iteration_box)
             changed.connect(self._show_trace)
         self.graph.nodeClicked.connect(self._on_node_clicked)
+        self.graph.moduleClicked.connect(self.inspector.select_module)     # a folded module's box
+        self.graph.moduleClicked.connect(self._on_node_clicked)
 
         self._build_dashboards()
         self.scripts.install(self.run_menu, self.file_menu, self.export_sep)
-        self.resize(1400, 860)
-        self.resizeDocks([self.code_dock], [CODE_DOCK_WIDTH], QtCore.Qt.Orientation.Horizontal)
-        self.resizeDocks([self.dashboards_dock], [380], QtCore.Qt.Orientation.Vertical)
-        self.resizeDocks([self.code_dock, self.scripts.console_dock], [300, 90], QtCore.Qt.Orientation.Vertical)
-        # Restore the user's layout only now that every dock exists (restoreState matches by objectName).
-        s = settings()
-        if s.value("geometry"):
-            self.restoreGeometry(s.value("geometry"))
-        if s.value("windowState"):
-            self.restoreState(s.value("windowState"))
+        self.keys = KeyRouter(self, self._player_actions, [self.act_open, self.act_open_bundled, self.act_save,
+                                                            self.act_save_as, self.act_quit, self.scripts.act_run])
+        self.window_layout = WindowLayout(self)
+        self.window_layout.place_default()
+        # Restore the user's layout only now that every dock exists (restoreState matches by objectName);
+        # the first show checks that it fits (``showEvent``).
+        self.window_layout.restore(settings())
+        self._shown = False
         # A QGraphicsScene accepts every drag-enter, so the graph and the plots would swallow a
         # scenario file dropped on them: let drags through to the window's dropEvent instead.
         for view in self.findChildren(QtWidgets.QGraphicsView):
@@ -113,6 +157,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_open = self._action("&Open…", self.open_dialog, K.StandardKey.Open, "Open a scenario file")
         self.act_open_bundled = self._action("Open &bundled scenario…", self.open_bundled_dialog, "Ctrl+B",
                                              "Choose one of the scenarios that ship with GradViz")
+        for a in (self.act_open, self.act_open_bundled):     # also from a floating dock or right after a dialog
+            a.setShortcutContext(QtCore.Qt.ShortcutContext.ApplicationShortcut)
         self.act_save = self._action("&Save", self.save, K.StandardKey.Save, "Save the scenario")
         self.act_save_as = self._action("Save &As…", self.save_as, K.StandardKey.SaveAs, "Save under a new name")
         self.act_export_png = self._action("Graph as &PNG…", lambda: self.export_graph("png"))
@@ -137,9 +183,13 @@ class MainWindow(QtWidgets.QMainWindow):
                                           ["PgUp", "Ctrl+Left"], "Previous iteration (Page Up)", "prev_iteration")
         self.act_next_iter = self._action("Next iteration", lambda: self.set_iteration(self.iteration + 1),
                                           ["PgDown", "Ctrl+Right"], "Next iteration (Page Down)", "next_iteration")
-        self.act_fit = self._action("Fit graph to view", self.graph.fit_to_view, "F", "Fit the graph (F)")
-        for a in (self.act_play, self.act_back, self.act_fwd, self.act_prev_phase, self.act_next_phase,
-                  self.act_start, self.act_end, self.act_prev_iter, self.act_next_iter, self.act_fit):
+        self.act_fit = self._action("Fit graph to view", self.fit_graph, "F", "Fit the whole graph in view (F)")
+        self.act_fit.setIconText("Fit graph")
+        self.act_reset_layout = self._action("&Reset layout", self.reset_layout, None,
+                                             "Put every panel back where it starts, at its default size")
+        self._player_actions = [self.act_play, self.act_back, self.act_fwd, self.act_prev_phase, self.act_next_phase,
+                                self.act_start, self.act_end, self.act_prev_iter, self.act_next_iter, self.act_fit]
+        for a in self._player_actions:
             a.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
         self.player.playingChanged.connect(self._on_playing_changed)
 
@@ -165,6 +215,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.run_menu = bar.addMenu("&Run")
         self.view_menu = bar.addMenu("&View")
         self.view_menu.addAction(self.act_fit)
+        self.view_menu.addAction(self.act_reset_layout)
+        self.view_menu.addMenu(theme_menu(self))           # System / Light / Dark (ui/theme.py)
         self.view_menu.addSeparator()
         self.view_menu.addAction(self.code_dock.toggleViewAction())
         self.view_menu.addAction(self.inspector_dock.toggleViewAction())
@@ -178,7 +230,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.dashboards_dock = self._dock("Dashboards", self.dashboards, Area.BottomDockWidgetArea)
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # too narrow a column scrolls sideways rather than clip the controls
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         scroll.setWidget(self.controls)
         self.controls_dock = self._dock("Controls", scroll, Area.RightDockWidgetArea)
@@ -198,78 +251,98 @@ class MainWindow(QtWidgets.QMainWindow):
         self.export_menu.addSeparator()
         self.export_menu.addActions(self.dashboard_exporter.menu_actions)
 
-    def _build_transport(self):
-        tb = QtWidgets.QToolBar("Transport", self)
-        tb.setObjectName("transport")
+    def _toolbar(self, title: str, name: str) -> QtWidgets.QToolBar:
+        tb = QtWidgets.QToolBar(title, self)
+        tb.setObjectName(name)
         tb.setMovable(False)
         tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonIconOnly)
         tb.setIconSize(QtCore.QSize(20, 20))
         self.addToolBar(QtCore.Qt.ToolBarArea.TopToolBarArea, tb)
+        return tb
+
+    def _build_transport(self):
+        """Two toolbars: the transport (buttons and the event scrubber) and the view (fit, iteration,
+        variant, speed). They share a row when the window is wide enough and wrap onto two rows when
+        it is not (``WindowLayout``): every control stays in sight, none in an overflow menu."""
+        tb = self._toolbar("Transport", "transport")
         tb.addActions([self.act_prev_iter, self.act_start, self.act_prev_phase, self.act_back, self.act_play,
                        self.act_fwd, self.act_next_phase, self.act_end, self.act_next_iter])
         tb.addSeparator()
-        self.scrubber = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.scrubber = Scrubber()
         self.scrubber.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.scrubber.setMinimumWidth(260)
         self.scrubber.setToolTip("Events of this iteration: drag to seek")
         self.scrubber.valueChanged.connect(self._on_scrub)
         tb.addWidget(self.scrubber)
-        tb.addSeparator()
-        tb.addWidget(QtWidgets.QLabel(" Iteration "))
-        self.iteration_box = QtWidgets.QSpinBox()
-        self.iteration_box.setKeyboardTracking(False)
-        self.iteration_box.setToolTip("Jump to optimizer step k (0-based)")
-        self.iteration_box.valueChanged.connect(self.view_state.set_iteration)
-        # after Enter, give the keys back to the transport shortcuts (Space, arrows, Home/End)
-        self.iteration_box.lineEdit().returnPressed.connect(lambda: self.graph.setFocus())
-        tb.addWidget(self.iteration_box)
-        self.iteration_total = QtWidgets.QLabel(" of 0 ")
-        tb.addWidget(self.iteration_total)
-        tb.addSeparator()
-        tb.addWidget(QtWidgets.QLabel(" Variant "))
-        self.variant_box = QtWidgets.QComboBox()
-        self.variant_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.variant_box.setToolTip("The run the graph and the code animate (the dashboards follow)")
-        self.variant_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.variant_box.setMaximumWidth(190)
-        self.variant_box.activated.connect(self.view_state.set_variant)
-        tb.addWidget(self.variant_box)
-        tb.addSeparator()
-        tb.addWidget(QtWidgets.QLabel(" Speed "))
-        self.speed_box = QtWidgets.QComboBox()
-        self.speed_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        for label, eps in (("0.5×", 1.0), ("1×", 2.0), ("2×", 4.0), ("4×", 8.0), ("8×", 16.0), ("16×", 32.0)):
-            self.speed_box.addItem(label, eps)
-        self.speed_box.setCurrentIndex(2)
-        self.speed_box.currentIndexChanged.connect(lambda _i: self.player.set_speed(self.speed_box.currentData()))
-        self.player.set_speed(self.speed_box.currentData())
-        tb.addWidget(self.speed_box)
         self.auto_box = QtWidgets.QCheckBox("Continue into next iteration")
         self.auto_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.auto_box.setToolTip("When playing reaches the end of an iteration, go on with the next one")
         tb.addWidget(self.auto_box)
         self.transport = tb
 
+        vb = self._toolbar("View", "view_bar")
+        vb.addAction(self.act_fit)
+        fit = vb.widgetForAction(self.act_fit)
+        fit.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
+        fit.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.fit_button = fit
+        vb.addSeparator()
+        vb.addWidget(QtWidgets.QLabel(" Iteration "))
+        self.iteration_box = QtWidgets.QSpinBox()
+        self.iteration_box.setKeyboardTracking(False)
+        self.iteration_box.setToolTip("Jump to optimizer step k (0-based)")
+        self.iteration_box.valueChanged.connect(self.view_state.set_iteration)
+        # after Enter, give the keys back to the transport shortcuts (Space, arrows, Home/End)
+        self.iteration_box.lineEdit().returnPressed.connect(lambda: self.graph.setFocus())
+        vb.addWidget(self.iteration_box)
+        self.iteration_total = QtWidgets.QLabel(" of 0 ")
+        vb.addWidget(self.iteration_total)
+        vb.addSeparator()
+        self.variant_title = QtWidgets.QLabel(" Variant ")
+        vb.addWidget(self.variant_title)
+        self.variant_box = QtWidgets.QComboBox()
+        self.variant_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.variant_box.setToolTip("The run the graph and the code animate (the dashboards follow)")
+        self.variant_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.variant_box.setMaximumWidth(190)
+        self.variant_box.activated.connect(self.view_state.set_variant)
+        vb.addWidget(self.variant_box)
+        vb.addSeparator()
+        self.speed_title = QtWidgets.QLabel(" Speed ")
+        vb.addWidget(self.speed_title)
+        self.speed_box = QtWidgets.QComboBox()
+        self.speed_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.speed_box.setToolTip("How fast Play steps through the events")
+        for label, eps in (("0.5×", 1.0), ("1×", 2.0), ("2×", 4.0), ("4×", 8.0), ("8×", 16.0), ("16×", 32.0)):
+            self.speed_box.addItem(label, eps)
+        self.speed_box.setCurrentIndex(1)          # 1× = 2 events a second: time to read the caption
+        self.speed_box.currentIndexChanged.connect(lambda _i: self.player.set_speed(self.speed_box.currentData()))
+        self.player.set_speed(self.speed_box.currentData())
+        vb.addWidget(self.speed_box)
+        self.view_bar = vb
+
     def _build_status(self):
+        """Title · variant · iteration · phase · what the event did, then the run's progress bar. The
+        labels give up room (the event's text and the title elide) rather than slide under the bar."""
         sb = self.statusBar()
-        self.title_label = QtWidgets.QLabel()
-        self.variant_label = QtWidgets.QLabel()
+        self.title_label = ElidedLabel()
+        self.title_label.setMinimumWidth(60)
+        self.variant_label = ElidedLabel()
+        self.variant_label.setMinimumWidth(60)
         self.iteration_label = QtWidgets.QLabel()
         self.phase_label = QtWidgets.QLabel()
-        self.event_label = QtWidgets.QLabel()
-        self.event_label.setMinimumWidth(300)
+        self.event_label = ElidedLabel()
         self.progress = QtWidgets.QProgressBar()
-        self.progress.setMaximumWidth(180)
+        self.progress.setFixedWidth(170)
         self.progress.setVisible(False)
-        sb.addWidget(self.title_label)
+        sb.addWidget(self.title_label, 1)
         sb.addWidget(self._sep())
-        sb.addWidget(self.variant_label)
-        sb.addWidget(self._sep())
-        sb.addWidget(self.iteration_label)
-        sb.addWidget(self._sep())
-        sb.addWidget(self.phase_label)
-        sb.addWidget(self._sep())
-        sb.addWidget(self.event_label, 1)
+        sb.addWidget(self.variant_label, 1)
+        self.variant_sep = self._sep()
+        sb.addWidget(self.variant_sep)
+        self.position_widgets = [self.iteration_label, self._sep(), self.phase_label, self._sep()]
+        for widget in self.position_widgets:          # hidden while a new scenario's run is pending
+            sb.addWidget(widget)
+        sb.addWidget(self.event_label, 4)
         sb.addPermanentWidget(self.progress)
 
     @staticmethod
@@ -288,6 +361,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if error:
                 self.show_error(error)
             return False
+        self.graph.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)   # the keys step through the new scenario
         return True
 
     def load(self, path: str | Path) -> str | None:
@@ -509,6 +583,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._traced = (session, k)
         was_playing = self.player.playing
         self.player.set_replay(Replay(trace))
+        self._end_pending()
         node = self.view_state.selected_node
         if node is not None and node not in self.replay.nodes:
             self.view_state.select_node(None)      # a variant may trace another graph: nothing to show
@@ -533,6 +608,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.variant_box.setCurrentIndex(i)
         self.variant_label.setText(f"Variant: {variants[i].name if i < len(variants) else ''}")
         self.variant_label.setVisible(len(variants) > 1)
+        self.variant_sep.setVisible(len(variants) > 1)
 
     def _on_iteration_end(self) -> None:
         if self.auto_box.isChecked() and self.iteration + 1 < self.view_state.steps:
@@ -555,6 +631,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scrubber.blockSignals(True)
         self.scrubber.setValue(pos)
         self.scrubber.blockSignals(False)
+        for widget in self.position_widgets:
+            widget.setVisible(True)
         self.phase_label.setText("Phase: " + phase_label(frame.phase, frame.micro_batch,
                                                          self.replay.accumulation_steps))
         self.event_label.setText(frame.description)
@@ -591,19 +669,68 @@ class MainWindow(QtWidgets.QMainWindow):
             return doc.path.name
         return doc.script_name if doc.is_script else "untitled"
 
+    # -- a new scenario's run: nothing of the previous one stays on screen ----------------------------
+    def _on_opened(self) -> None:
+        """Another scenario replaces the one shown: until its first trace is ready, the graph, the
+        caption, the status bar and the plots say that it is being computed (with progress), and the
+        transport keys have nothing to step through (the old trace is gone, not merely hidden)."""
+        self.pending = True
+        self._traced = (None, -1)
+        self.player.pause()
+        self.player.set_replay(None)
+        self._show_pending(0, 0)
+        show = getattr(self.dashboards, "show_pending", None)     # the plots clear it as the new run's data comes
+        if show is not None:
+            show(self._pending_shown)
+
+    def _pending_text(self, done: int, total: int) -> str:
+        doc = self.document
+        name = doc.script_name if doc.is_script else (doc.scenario.title if doc.scenario else "")
+        if total > 0:
+            return f"Running {name}… {min(100, int(100 * done / total))} %"
+        if done > 0:
+            return f"Running {name}… iteration {done}"
+        return f"Running {name}…"
+
+    def _show_pending(self, done: int, total: int, text: str | None = None) -> None:
+        text = text or self._pending_text(done, total)
+        if text == self._pending_shown:
+            return
+        self._pending_shown = text
+        show = getattr(self.graph, "show_pending", None)
+        if show is not None:
+            show(text)
+        for widget in self.position_widgets:
+            widget.setVisible(False)
+        self.event_label.setText(text)
+        self.iteration_total.setText(" of … ")
+        self.scrubber.setRange(0, 0)
+
+    def _end_pending(self) -> None:
+        self.pending = False
+        self._pending_shown = None
+
     def _on_run_started(self) -> None:
         self.player.pause()
         self.progress.setVisible(True)
+        if self.pending:
+            self._show_pending(0, self.document.total_steps)
         if self.document.is_script:
             return                               # ScriptActions shows a script's progress
         self.progress.setRange(0, max(self.document.total_steps, 1))
         self.progress.setValue(0)
 
     def _on_run_progress(self, done: int, total: int) -> None:
+        if self.pending:
+            self._show_pending(done, total)
         if self.document.is_script:
             return
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
+
+    def _on_run_failed(self, _message: str) -> None:
+        if self.pending and not self.document.running and not self.document.sessions:
+            self._show_pending(0, 0, f"{self._name()}: the run failed, nothing to show")
 
     def _on_run_finished(self) -> None:
         self.progress.setVisible(False)
@@ -613,7 +740,36 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage(history.message, 10000)
         self._show_trace()
         if self.replay is not None:
+            self._end_pending()
             self.graph.fit_to_view()
+        elif self.pending:
+            self._show_pending(0, 0, f"{self._name()}: the run failed, nothing to show"
+                               if not self.document.sessions or self.view_state.steps == 0
+                               else f"{self._name()}: tracing iteration {self.iteration}…")
+
+    # -- fitting, layout, focus ---------------------------------------------------------------------
+    def fit_graph(self) -> None:
+        """The toolbar's Fit button and F: the whole graph in view (GraphView's ``fit``)."""
+        fit = getattr(self.graph, "fit", None)
+        (fit if callable(fit) else self.graph.fit_to_view)()
+
+    def reset_layout(self) -> None:
+        """View ▸ Reset layout: every dock back in its place, at its default share of the window."""
+        self.window_layout.reset()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._shown:
+            self._shown = True
+            # the first show: a restored arrangement that does not fit is dropped; the keyboard is ours
+            QtCore.QTimer.singleShot(0, self._after_first_show)
+
+    def _after_first_show(self) -> None:
+        self.window_layout.apply(force=True)
+        self.window_layout.validate()
+        self.activateWindow()
+        if QtWidgets.QApplication.focusWidget() is None:
+            self.graph.setFocus(QtCore.Qt.FocusReason.ActiveWindowFocusReason)
 
     # -- closing ------------------------------------------------------------------------------
     def closeEvent(self, event):
@@ -622,7 +778,5 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.player.pause()
         self.document.close()
-        s = settings()
-        s.setValue("geometry", self.saveGeometry())
-        s.setValue("windowState", self.saveState())
+        self.window_layout.save(settings())
         event.accept()

@@ -19,7 +19,7 @@ class Player(QtCore.QObject):
     speedChanged = QtCore.Signal(float)
     iterationEndReached = QtCore.Signal()
 
-    def __init__(self, replay=None, parent: QtCore.QObject | None = None, events_per_second: float = 4.0):
+    def __init__(self, replay=None, parent: QtCore.QObject | None = None, events_per_second: float = 2.0):
         super().__init__(parent)
         self._replay = None
         self._position = 0

@@ -15,13 +15,15 @@ from PySide6 import QtWidgets
 from gradviz.scenario.edits import set_scheduler_kind
 from gradviz.scenario.schema import SCHEDULER_CLASSES, SCHEDULER_PLACEMENTS, SCHEDULERS, LoopSpec, OptimizerSpec
 
+from .form_widgets import WrappedCheck
+
 DEFAULT_MAX_NORM = 1.0
 # The argument shown for each scheduler (the others keep PyTorch's defaults, or the file's values).
 MAIN_ARGUMENT = {"step": "step_size", "multistep": "milestones", "exponential": "gamma", "cosine": "T_max",
                  "linear": "start_factor", "onecycle": "max_lr"}
 INTEGER_ARGUMENTS = ("step_size", "T_max", "total_iters", "total_steps")
-PLACEMENT_TEXT = {"after_step": "after optimizer.step() (usual)",
-                  "before_step": "before optimizer.step() (mistake!)"}
+PLACEMENT_TEXT = {"after_step": "after step() (usual)",        # the row says scheduler.step(); the
+                  "before_step": "before step() (mistake!)"}     # tooltip, optimizer.step()
 HELP = {
     "clip_grad_norm": "torch.nn.utils.clip_grad_norm_(params, max_norm) before step(): if the total "
                       "gradient norm exceeds max_norm, every grad is scaled by max_norm / norm",
@@ -30,8 +32,8 @@ HELP = {
     "scheduler": "torch.optim.lr_scheduler class, stepped once per optimizer step",
     "scheduler_argument": "the scheduler's main argument, counted in optimizer steps where it is a "
                           "number of steps (milestones: comma-separated)",
-    "placement": "where scheduler.step() is called; before optimizer.step() skips the schedule's "
-                 "first value (PyTorch warns about it)",
+    "placement": "where scheduler.step() is called: after optimizer.step() (usual), or before it, "
+                 "which skips the schedule's first value (PyTorch warns about it)",
 }
 
 
@@ -68,24 +70,22 @@ class ScheduleControls:
     def __init__(self, panel):
         self.panel = panel
         self.group = QtWidgets.QGroupBox("Clipping and schedule")
-        form = QtWidgets.QFormLayout(self.group)
+        self.form = form = QtWidgets.QFormLayout(self.group)
         form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
 
-        row = QtWidgets.QWidget()
-        h = QtWidgets.QHBoxLayout(row)
-        h.setContentsMargins(0, 0, 0, 0)
+        # the check box is the row's label, max_norm its field: each keeps its width in a narrow dock
         self.clip_box = QtWidgets.QCheckBox("clip_grad_norm_")
+        self.clip_box.setToolTip(HELP["clip_grad_norm"])
         self.clip_box.toggled.connect(self._on_clip_toggled)
         self.max_norm_edit = QtWidgets.QLineEdit()
-        self.max_norm_edit.setMaximumWidth(90)
-        self.max_norm_edit.setToolTip("max_norm (> 0); Enter applies")
         self.max_norm_edit.editingFinished.connect(self._on_max_norm)
-        h.addWidget(self.clip_box)
-        h.addWidget(self.max_norm_edit, 1)
-        panel._row(form, "clipping", "clip_grad_norm", row, HELP["clip_grad_norm"])
-        self.unscale_box = QtWidgets.QCheckBox("scaler.unscale_ before clipping")
+        panel._row(form, self.clip_box, "clip_grad_norm", self.max_norm_edit,
+                   "max_norm (> 0) of clip_grad_norm_; Enter applies")
+        unscale = WrappedCheck("scaler.unscale_ before clipping")
+        self.unscale_box = unscale.box
         self.unscale_box.toggled.connect(lambda on: panel._apply_loop("unscale_before_clip", on))
-        panel._row(form, "", "unscale_before_clip", self.unscale_box, HELP["unscale_before_clip"])
+        panel._row(form, "", "unscale_before_clip", unscale, HELP["unscale_before_clip"])
 
         self.kind_box = QtWidgets.QComboBox()
         self.kind_box.addItem("none", None)
@@ -134,6 +134,7 @@ class ScheduleControls:
             self.argument_label.setText(key)
             self.argument_edit.setText(show_argument(scheduler.hyper.get(key)))
         self.argument_edit.setEnabled(scheduler is not None)
+        self.form.setRowVisible(self.argument_edit, scheduler is not None)    # no empty row without one
         self.placement_box.setCurrentIndex(self.placement_box.findData(
             scheduler.placement if scheduler else "after_step"))
         self.placement_box.setEnabled(scheduler is not None)

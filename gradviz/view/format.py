@@ -2,13 +2,18 @@
 
 ``format_number`` keeps a float looking like a float (``2.0``, ``1.6``, ``1e-05``, never ``2.`` or
 ``-0.0``) with 4 significant digits; ``format_array`` shows small tensors whole and large ones as
-their shape and mean.
+their shape and mean; ``format_value`` is a tensor as the graph's nodes and the inspector show it
+whole, so the same value reads the same in both (``4.0``, ``[[1.0 -2.0]\n [3.0 4.0]]``);
+``format_stats`` and ``format_head`` summarise a tensor too large to read whole.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["format_number", "format_array", "brief", "format_exact", "format_full"]
+__all__ = ["VALUE_PRECISION", "format_number", "format_array", "format_value", "format_shape", "format_stats",
+           "format_head", "brief", "format_exact"]
+
+VALUE_PRECISION = 4          # significant digits of a value shown whole (graph nodes, inspector)
 
 
 def format_number(x, precision: int = 4) -> str:
@@ -39,7 +44,7 @@ def format_array(a, max_elems: int = 6, precision: int = 4, multiline: bool = Fa
     if a.size == 0:
         return f"empty {tuple(a.shape)}"
     if a.size > max_elems or a.ndim > 2:
-        shape = "(" + ", ".join(str(n) for n in a.shape) + ("," if a.ndim == 1 else "") + ")"
+        shape = format_shape(a.shape)
         if a.dtype.kind in "fc":
             with np.errstate(all="ignore"):
                 mean = a.astype(np.float64).mean()
@@ -61,11 +66,42 @@ def brief(a) -> str:
         return f"(mean {format_number(a.astype(np.float64).mean(), 3)})"
 
 
-def format_full(a, threshold: int = 4000) -> str:
-    """Every element, as the inspector shows a tensor: numpy's layout with up to 6 significant
-    digits, lines of at most 72 characters; beyond ``threshold`` elements numpy's ``...``."""
-    return np.array2string(np.asarray(a), precision=6, suppress_small=False, max_line_width=72,
-                           threshold=threshold, floatmode="maxprec")
+def format_value(a) -> str:
+    """A tensor whole, as a graph node and the inspector show it: every element with
+    ``VALUE_PRECISION`` digits, a matrix's rows on separate lines (``[[1.0 2.0]\n [3.0 4.0]]``); a
+    tensor of more than two dimensions as its shape and mean."""
+    return format_array(a, max_elems=10 ** 9, precision=VALUE_PRECISION, multiline=True, sep=" ")
+
+
+def format_shape(shape) -> str:
+    """``(2, 3)``, ``(3,)`` as Python writes a tuple; ``()`` for a scalar."""
+    shape = tuple(int(n) for n in shape)
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def format_stats(a) -> str:
+    """``min -1.2 · mean 0.03 · max 2.1`` over the finite elements, then how many are nan or ±inf."""
+    a = np.asarray(a)
+    if a.size == 0:
+        return "empty"
+    if a.dtype.kind not in "fciub":
+        return f"{a.size} elements"
+    x = a.astype(np.float64).ravel()
+    finite = np.isfinite(x)
+    parts = []
+    if finite.any():
+        f = x[finite]
+        parts = [f"min {format_number(f.min())}", f"mean {format_number(f.mean())}", f"max {format_number(f.max())}"]
+    nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+    parts += [f"{nan} nan"] * bool(nan) + [f"{inf} ±inf"] * bool(inf)
+    return " · ".join(parts)
+
+
+def format_head(a, count: int = 12) -> str:
+    """The first ``count`` elements in row-major order, ``[0.1 -2.0 …]`` (``…`` when there are more)."""
+    flat = np.asarray(a).ravel()
+    head = " ".join(format_number(v, VALUE_PRECISION) for v in flat[:count].tolist())
+    return "[" + head + (" …]" if flat.size > count else "]")
 
 
 def format_exact(x) -> str:

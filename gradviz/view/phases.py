@@ -2,8 +2,9 @@
 every view shows (toolbar, status bar, caption, code panel), the sentence the replay describes a
 phase with, and the one way to say "micro-batch i of n".
 
-``zero_grad_after`` is ``optimizer.zero_grad()`` placed after ``step()``: the same call, so the
-same title; only the sentence says where it stands.
+``zero_grad_after`` is ``optimizer.zero_grad()`` placed after ``step()``: the same call, titled
+with where it stands (``"optimizer.zero_grad() (after step)"``). A view shows a phase only through
+``phase_title``/``phase_label``, never its key.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ __all__ = ["PHASES", "PHASE_TITLES", "ACCUMULATING_PHASES", "phase_title", "micr
 
 PHASE_TITLES = {
     "zero_grad": "optimizer.zero_grad()",
-    "zero_grad_after": "optimizer.zero_grad()",
+    "zero_grad_after": "optimizer.zero_grad() (after step)",
     "forward": "forward pass",
     "loss": "loss",
     "backward": "loss.backward()",
@@ -42,7 +43,7 @@ def phase_title(phase: str | None) -> str:
     """``"loss.backward()"`` for ``"backward"``; ``"start"`` before the first phase."""
     if not phase:
         return "start"
-    return PHASE_TITLES.get(phase, phase)
+    return PHASE_TITLES.get(phase) or phase.replace("_", " ")    # an unknown key still reads as words
 
 
 def micro_batch_label(micro_batch: int, accumulation_steps: int) -> str:

@@ -70,8 +70,10 @@ def make_window(qtbot, no_dialogs):
         window.close()
         window.deleteLater()
     QtWidgets.QApplication.processEvents()
+    import shiboken6
     leaked = [w for w in QtWidgets.QApplication.topLevelWidgets()
-              if id(w) not in before and w.isVisible() and not isinstance(w, QtWidgets.QMenu)]
+              if id(w) not in before and shiboken6.isValid(w) and w.isVisible()
+              and not isinstance(w, QtWidgets.QMenu)]
     assert not leaked, f"widgets left open: {leaked}"
 
 

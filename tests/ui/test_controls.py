@@ -35,12 +35,13 @@ def test_typing_lr_replots_what_the_core_computes(rig, qtbot):
 
 
 def test_lr_slider_applies_a_log_scaled_value(rig, qtbot):
-    from ui.controls import tick_to_lr
+    from ui.controls import LR_TICKS, tick_to_lr
     r = rig("01_tutorial_wx_b")
+    middle = LR_TICKS // 2
     with qtbot.waitSignal(r.doc.runFinished, timeout=RUN_TIMEOUT_MS):
-        r.controls.lr_slider.setValue(500)          # what a release at the middle does
-    assert r.doc.scenario.optimizer.hyper["lr"] == tick_to_lr(500)
-    assert 1e-3 < tick_to_lr(500) < 1e-2           # middle of 1e-6 … 10 on a log scale
+        r.controls.lr_slider.setValue(middle)       # what a key press or a release at the middle does
+    assert r.doc.scenario.optimizer.hyper["lr"] == tick_to_lr(middle) == 0.002
+    assert 1e-3 < tick_to_lr(middle) < 1e-2        # middle of 1e-6 … 10 on a log scale
 
 
 def test_zero_grad_never_makes_the_plotted_grad_norm_grow(rig, qtbot):

@@ -237,10 +237,8 @@ def test_tensor_models_offer_norms_and_elements(rig):
     h = r.doc.histories[0]
     norm = np.linalg.norm(h.params["0.weight"].astype(float).reshape(h.steps + 1, -1), axis=1)
     np.testing.assert_allclose(original(r.dash.params.curve("param", "‖0.weight‖"))[1], norm)
-    # pick one element in the series list
-    picker = r.dash.picker.list
-    item = picker.findItems("0.weight[3,1]", QtCore.Qt.MatchFlag.MatchExactly)[0]
-    item.setCheckState(QtCore.Qt.CheckState.Checked)
+    # pick one element in the Series menu
+    next(a for a in r.dash.picker.actions_ if a.text() == "0.weight[3,1]").setChecked(True)
     np.testing.assert_array_equal(original(r.dash.params.curve("param", "0.weight[3,1]"))[1],
                                   h.params["0.weight"][:, 3, 1].astype(float))
     # parameter space over two weight elements, the others at their initial values

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from .. import theme as T
 from ..theme import variant_swatch
 from .panel import PlotPanel, Selection
 from .param_space import ParamSpacePlot
@@ -17,8 +18,31 @@ from .schedule import SchedulePlot
 from .time_series import GradsPlot, LossPlot, ParamsPlot, StatePlot
 
 
+class StayOpenMenu(QtWidgets.QMenu):
+    """A menu whose checkable entries toggle without closing it (several series in one visit)."""
+
+    def mouseReleaseEvent(self, event):
+        action = self.activeAction()
+        if action is not None and action.isCheckable() and action.isEnabled():
+            action.trigger()
+            return
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event):
+        action = self.activeAction()
+        if (action is not None and action.isCheckable() and action.isEnabled()
+                and event.key() in (QtCore.Qt.Key.Key_Space, QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter)):
+            action.trigger()
+            return
+        super().keyPressEvent(event)
+
+
+SECTIONS = (("value", "Scalar parameters"), ("norm", "Tensor norms"), ("element", "Tensor elements"))
+
+
 class SeriesPicker(QtWidgets.QToolButton):
-    """A drop-down list of checkable parameter series (scalars, norms, tensor elements)."""
+    """A drop-down menu of checkable parameter series: scalars and tensor norms in the menu, each
+    tensor's elements in a submenu of its own; it stays open while entries are ticked."""
 
     def __init__(self, selection: Selection, parent=None):
         super().__init__(parent)
@@ -28,31 +52,56 @@ class SeriesPicker(QtWidgets.QToolButton):
         self.setToolTip("Which parameters, tensor elements or norms the Parameters, Gradients and "
                         "Optimizer state plots draw")
         self.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.list = QtWidgets.QListWidget()
-        self.list.setMinimumSize(220, 260)
-        menu = QtWidgets.QMenu(self)
-        action = QtWidgets.QWidgetAction(menu)
-        action.setDefaultWidget(self.list)
-        menu.addAction(action)
-        self.setMenu(menu)
-        self.list.itemChanged.connect(self._on_item_changed)
+        self.menu_ = StayOpenMenu(self)
+        self.setMenu(self.menu_)
+        self.actions_: list[QtGui.QAction] = []
         selection.changed.connect(self.fill)
+        self.fill()
 
     def fill(self) -> None:
-        self.list.blockSignals(True)
-        self.list.clear()
         chosen = set(self.selection.labels)
-        for s in self.selection.series:
-            item = QtWidgets.QListWidgetItem(s.label)
-            item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(QtCore.Qt.CheckState.Checked if s.label in chosen else QtCore.Qt.CheckState.Unchecked)
-            self.list.addItem(item)
-        self.list.blockSignals(False)
+        series = self.selection.series
+        grouped = [s.label for kind, _heading in SECTIONS for s in series if s.kind == kind]
+        if [a.text() for a in self.actions_] == grouped and self.actions_:
+            for action in self.actions_:         # same series: only the ticks (the menu may be open)
+                action.blockSignals(True)
+                action.setChecked(action.text() in chosen)
+                action.blockSignals(False)
+            return
+        self.menu_.clear()
+        self.actions_ = []
+        for kind, heading in SECTIONS:
+            group = [s for s in series if s.kind == kind]
+            if not group:
+                continue
+            self.menu_.addSection(heading)
+            if kind != "element":
+                for s in group:
+                    self._add(self.menu_, s, chosen)
+                continue
+            for param in dict.fromkeys(s.param for s in group):       # one submenu per tensor
+                sub = StayOpenMenu(f"{param} elements", self.menu_)
+                self.menu_.addMenu(sub)
+                for s in group:
+                    if s.param == param:
+                        self._add(sub, s, chosen)
+        if not self.actions_:
+            empty = self.menu_.addAction("No parameters yet")
+            empty.setEnabled(False)
 
-    def _on_item_changed(self, _item) -> None:
-        labels = [self.list.item(i).text() for i in range(self.list.count())
-                  if self.list.item(i).checkState() == QtCore.Qt.CheckState.Checked]
-        self.selection.set_labels(labels)
+    def _add(self, menu: QtWidgets.QMenu, series, chosen: set) -> None:
+        action = QtGui.QAction(series.label, menu)
+        action.setCheckable(True)
+        action.setChecked(series.label in chosen)
+        action.toggled.connect(self._on_toggled)
+        menu.addAction(action)
+        self.actions_.append(action)
+
+    def checked_labels(self) -> list[str]:
+        return [a.text() for a in self.actions_ if a.isChecked()]
+
+    def _on_toggled(self, _on: bool) -> None:
+        self.selection.set_labels(self.checked_labels())
 
 
 class Dashboards(QtWidgets.QWidget):
@@ -111,8 +160,19 @@ class Dashboards(QtWidgets.QWidget):
         self.layout_mode = ""
         self.set_layout_mode("tabs")
 
+        # "computing…" over the (cleared) plots while another scenario's first steps are computed
+        self.pending = QtWidgets.QLabel(self.stack)
+        self.pending.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.pending.setWordWrap(True)
+        self.pending.hide()
+        self.stack.installEventFilter(self)
+
         document.runStarted.connect(self._fill_variants)
         document.runFinished.connect(self._fill_variants)
+        # bound methods, not lambdas: Qt drops them when this widget goes (the Document stays)
+        document.runProgress.connect(self._on_run_progress)
+        document.runFinished.connect(self.clear_pending)
+        document.failed.connect(self._on_failed)
         view_state.variantChanged.connect(self.variant_box.setCurrentIndex)
         view_state.iterationChanged.connect(self.set_iteration)
         self.set_iteration(view_state.iteration)
@@ -120,6 +180,40 @@ class Dashboards(QtWidgets.QWidget):
             self._fill_variants()
             if document.sessions:
                 self.refresh()
+
+    def show_pending(self, text: str) -> None:
+        """Clear every panel and show ``text`` (e.g. "Running MLP on two moons… 40%") centred over them,
+        until the new run's first steps arrive (``runProgress`` with steps done) or it finishes or
+        fails. Calling it again while it shows only changes the text."""
+        self.pending.setText(text)
+        if self.pending.isVisible():
+            return
+        for panel in self.panels:
+            panel.clear_data()
+        veil = QtGui.QColor(T.PLOT_BACKGROUND)        # the theme of the moment (light or dark)
+        self.pending.setStyleSheet(f"QLabel {{ background: rgba({veil.red()}, {veil.green()}, {veil.blue()}, 215); "
+                                   f"color: {T.PLOT_FOREGROUND}; font-size: 11pt; }}")
+        self.pending.setGeometry(self.stack.rect())
+        self.pending.show()
+        self.pending.raise_()
+
+    def _on_run_progress(self, done: int, _total: int) -> None:
+        if done > 0:
+            self.clear_pending()
+
+    def _on_failed(self, _message: str) -> None:
+        self.clear_pending()
+
+    def clear_pending(self) -> None:
+        """Remove the "computing…" text (the panels show the new run)."""
+        if self.pending.isVisible():
+            self.pending.hide()
+            self.refresh()
+
+    def eventFilter(self, watched, event):
+        if watched is self.stack and event.type() == QtCore.QEvent.Type.Resize:
+            self.pending.setGeometry(self.stack.rect())
+        return super().eventFilter(watched, event)
 
     def set_layout_mode(self, mode: str) -> None:
         """``"tabs"`` (one plot at a time) or ``"grid"`` (all six visible)."""

@@ -6,13 +6,20 @@ reports what it wrote or why it could not (``wrote``, ``failed``) for the window
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
-import pyqtgraph.exporters as pg_exporters
+import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-PNG_MIN_WIDTH = 1600          # exported bitmaps are drawn at least this wide (slides, papers)
+from .. import theme as T
+
+MAX_EXPORT_MARKERS = 20       # a curve with more points exports as a line without its markers
+
+PNG_SCALE = 2                 # exported bitmaps have twice the logical pixels (slides, papers)
+EXPORT_MIN_SIZE = (1000, 560)   # a plot is laid out at least this large (logical px) to be exported
+TITLE_HEIGHT = 36
 FILTERS = {"png": "PNG images (*.png)", "svg": "SVG images (*.svg)", "csv": "CSV tables (*.csv)",
            "json": "JSON (*.json)"}
 
@@ -23,61 +30,108 @@ def slug(text: str) -> str:
     return text[:60] or "run"
 
 
+def plot_title(panel) -> str:
+    """``Loss — float16: gradient underflow and loss scaling``: the panel and the scenario."""
+    scenario = getattr(panel.document, "scenario", None)
+    name = getattr(scenario, "title", "") if scenario is not None else ""
+    return f"{panel.title} — {name}" if name else panel.title
+
+
 def export_plot(panel, path: str | Path) -> Path:
-    """Write one dashboard panel (everything it shows, colour bar and legend included)."""
+    """Write one dashboard panel as a slide-ready picture: a title above everything the panel shows
+    (axis names, legend, colour bar), laid out at least ``EXPORT_MIN_SIZE``; PNG at ``PNG_SCALE``
+    times the pixels, SVG with every curve and trajectory as one vector path."""
     path = Path(path)
-    scene = panel.view.scene()
     kind = path.suffix.lower().lstrip(".")
-    if kind == "png":
-        exporter = pg_exporters.ImageExporter(scene)
-        width = int(exporter.parameters()["width"])
-        if width < PNG_MIN_WIDTH:
-            exporter.parameters()["width"] = PNG_MIN_WIDTH
-        exporter.parameters()["background"] = panel.view.backgroundBrush().color()
-    elif kind == "svg":
-        return _export_svg(panel, path)
-    else:
+    if kind not in ("png", "svg"):
         raise ValueError(f"plots export as .png or .svg, not {path.suffix or 'no suffix'}")
-    exporter.export(str(path))
-    if not path.exists():
-        raise OSError(f"{path} was not written")
-    return path
-
-
-def _export_svg(panel, path: Path) -> Path:
-    """Vector SVG of the panel through Qt's own generator.
-
-    pyqtgraph 0.14's SVGExporter post-processes Qt's SVG and chokes on the ``Z`` (close path) that
-    Qt 6.10+ writes for every rectangle ("not enough values to unpack", pyqtgraph issue #3485), so
-    the scene is rendered straight into a QSvgGenerator instead. Item caches are switched off while
-    rendering so that curves come out as paths, not bitmaps.
-    """
-    from PySide6 import QtSvg
-    view = panel.view
-    scene = view.scene()
-    size = view.viewport().size()
-    cached = [(item, item.cacheMode()) for item in scene.items()
-              if item.cacheMode() != QtWidgets.QGraphicsItem.CacheMode.NoCache]
-    for item, _mode in cached:
-        item.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.NoCache)
-    generator = QtSvg.QSvgGenerator()
-    generator.setFileName(str(path))
-    generator.setSize(size)
-    generator.setResolution(view.logicalDpiX())     # else QPicture-cached axes replay at 72 dpi, shifted
-    generator.setViewBox(QtCore.QRect(0, 0, size.width(), size.height()))
-    generator.setTitle(getattr(panel, "title", "GradViz plot"))
-    generator.setDescription("Exported from GradViz")
-    painter = QtGui.QPainter(generator)
-    try:
-        painter.fillRect(QtCore.QRectF(0, 0, size.width(), size.height()), view.backgroundBrush())
-        view.render(painter, QtCore.QRectF(0, 0, size.width(), size.height()), view.viewport().rect())
-    finally:
-        painter.end()
-        for item, mode in cached:
-            item.setCacheMode(mode)
+    title = plot_title(panel)
+    with _laid_out_for_export(panel) as size:
+        full = QtCore.QSize(size.width(), size.height() + TITLE_HEIGHT)
+        if kind == "png":
+            image = QtGui.QImage(full * PNG_SCALE, QtGui.QImage.Format.Format_ARGB32)
+            image.setDevicePixelRatio(PNG_SCALE)
+            image.fill(panel.view.backgroundBrush().color())
+            painter = QtGui.QPainter(image)
+            try:
+                _paint(panel, painter, size, title)
+            finally:
+                painter.end()
+            if not image.save(str(path)):
+                raise OSError(f"{path} was not written")
+        else:
+            from PySide6 import QtSvg
+            generator = QtSvg.QSvgGenerator()
+            generator.setFileName(str(path))
+            generator.setSize(full)
+            # else QPicture-cached axes replay at 72 dpi, shifted
+            generator.setResolution(panel.view.logicalDpiX())
+            generator.setViewBox(QtCore.QRect(0, 0, full.width(), full.height()))
+            generator.setTitle(title)
+            generator.setDescription("Exported from GradViz")
+            painter = QtGui.QPainter(generator)
+            try:
+                painter.fillRect(QtCore.QRectF(0, 0, full.width(), full.height()), panel.view.backgroundBrush())
+                _paint(panel, painter, size, title)
+            finally:
+                painter.end()
     if not path.exists() or path.stat().st_size == 0:
         raise OSError(f"{path} was not written")
     return path
+
+
+def _paint(panel, painter: QtGui.QPainter, size: QtCore.QSize, title: str) -> None:
+    painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+    painter.setRenderHint(QtGui.QPainter.RenderHint.TextAntialiasing)
+    font = QtGui.QFont()
+    font.setPointSizeF(13)
+    font.setBold(True)
+    painter.setFont(font)
+    painter.setPen(QtGui.QColor(T.PLOT_FOREGROUND))
+    painter.drawText(QtCore.QRectF(12, 0, size.width() - 24, TITLE_HEIGHT),
+                     int(QtCore.Qt.AlignmentFlag.AlignCenter), title)
+    view = panel.view
+    view.render(painter, QtCore.QRectF(0, TITLE_HEIGHT, size.width(), size.height()),
+                QtCore.QRect(0, 0, size.width(), size.height()))
+
+
+@contextlib.contextmanager
+def _laid_out_for_export(panel):
+    """The panel's plot view at export size, with what only the screen needs switched off:
+    item caches (curves would come out as bitmaps), per-point markers on long curves (hundreds of
+    little images in an SVG), segmented lines (one <path> per curve, not one per segment), hovers."""
+    view = panel.view
+    old = view.size()
+    size = QtCore.QSize(max(old.width(), EXPORT_MIN_SIZE[0]), max(old.height(), EXPORT_MIN_SIZE[1]))
+    scene = view.scene()
+    restore = []
+    for item in scene.items():
+        if item.cacheMode() != QtWidgets.QGraphicsItem.CacheMode.NoCache:
+            restore.append((item.setCacheMode, item.cacheMode()))
+            item.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.NoCache)
+        if isinstance(item, pg.PlotDataItem) and item.opts.get("symbol") is not None:
+            x, _y = item.getData()
+            if x is not None and len(x) > MAX_EXPORT_MARKERS:
+                restore.append((item.setSymbol, item.opts["symbol"]))
+                item.setSymbol(None)
+        if isinstance(item, pg.PlotCurveItem) and item.opts.get("segmentedLineMode") != "off":
+            restore.append((item.setSegmentedLineMode, item.opts.get("segmentedLineMode")))
+            item.setSegmentedLineMode("off")
+        if isinstance(item, pg.TextItem) and item.isVisible() and item in getattr(panel, "_hovers", {}).values():
+            restore.append((item.setVisible, True))
+            item.hide()
+    try:
+        if size != old:
+            view.resize(size)
+            view.ci.layout.activate()
+        scene.prepareForPaint()
+        yield view.viewport().size() if size == old else size
+    finally:
+        if size != old:
+            view.resize(old)
+            view.ci.layout.activate()
+        for setter, value in reversed(restore):
+            setter(value)
 
 
 def export_history(history, path: str | Path) -> Path:

@@ -15,10 +15,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradviz.view.series import Series, SeriesCache, available_series, default_series
 
-BACKGROUND = "#ffffff"
-FOREGROUND = "#374151"
-CURSOR_COLOUR = "#6b7280"
-DIVERGED_COLOUR = "#dc2626"
+from .. import theme as T
+
+# colours: the theme's (ui/theme.py), read when used: they change with a light/dark switch
 
 LIVE_INTERVAL_S = 0.1          # refresh at most ~10 Hz while a run is in progress
 
@@ -27,6 +26,7 @@ class Selection(QtCore.QObject):
     """Which parameter series the panels draw, of the ViewState's variant; ``changed`` also fires
     when that variant changes (the single-variant panels then show another run)."""
     changed = QtCore.Signal()
+    hiddenChanged = QtCore.Signal()          # a legend click showed or hid a run or a series
 
     def __init__(self, document, view_state, parent=None):
         super().__init__(parent)
@@ -35,7 +35,9 @@ class Selection(QtCore.QObject):
         self.series: list[Series] = []
         self.labels: list[str] = []
         self._signature = None
+        self.hidden: set[tuple] = set()      # legend keys the user switched off: ("run", i), ("series", label)
         view_state.variantChanged.connect(lambda _i: self.changed.emit())
+        document.opened.connect(self._forget_hidden)    # another scenario: its runs all show
 
     @property
     def variant(self) -> int:
@@ -55,6 +57,19 @@ class Selection(QtCore.QObject):
             self.labels = list(labels)
             self.changed.emit()
 
+    def is_hidden(self, key) -> bool:
+        return key is not None and key in self.hidden
+
+    def toggle(self, key) -> None:
+        """Show or hide the run or series ``key`` in every panel (a click on its legend entry)."""
+        self.hidden.symmetric_difference_update({key})
+        self.hiddenChanged.emit()
+
+    def _forget_hidden(self) -> None:
+        if self.hidden:
+            self.hidden.clear()
+            self.hiddenChanged.emit()
+
     def sync(self) -> bool:
         """Pick up new parameter names/shapes; True when the series changed."""
         h = self.history()
@@ -70,18 +85,151 @@ class Selection(QtCore.QObject):
 
 
 # -- the look of the plots ---------------------------------------------------------------------
-def make_legend(columns: int = 3) -> pg.LegendItem:
-    legend = pg.LegendItem(labelTextColor=FOREGROUND, labelTextSize="8pt", horSpacing=14, verSpacing=-8,
-                           pen=None, brush=None, colCount=columns)
-    legend.setContentsMargins(40, 0, 0, 0)
-    return legend
+LEGEND_POINT_SIZE = 8.0
+SWATCH_PX = 22                 # the line drawn before each legend label
+MIN_LEGEND_COLUMN_PX = 190     # long variant names need about this much
+
+
+class LegendEntry(pg.GraphicsWidget):
+    """One legend row: a short line in the curve's pen, then the name, both centred on one line.
+
+    It paints both itself (no separate label item that a tall layout row could move away from its
+    swatch); a click shows or hides the run or series in every panel (``Legend.toggled``)."""
+
+    def __init__(self, legend: Legend, key, name: str, pen: QtGui.QPen):
+        super().__init__()
+        self.legend, self.key, self.name, self.pen = legend, key, name, QtGui.QPen(pen)
+        self.text = name                      # as pyqtgraph's legend labels call it
+        self.hidden = False
+        self.font = QtGui.QFont()
+        self.font.setPointSizeF(LEGEND_POINT_SIZE)
+        metrics = QtGui.QFontMetricsF(self.font)
+        width = SWATCH_PX + 6 + metrics.horizontalAdvance(name) + 4
+        height = metrics.height() + 4
+        for setter in (self.setMinimumSize, self.setPreferredSize, self.setMaximumSize):
+            setter(width, height)
+        self.setAcceptedMouseButtons(QtCore.Qt.MouseButton.LeftButton)
+        self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
+        self.setToolTip(f"Click to hide or show {name} in every plot")
+
+    def swatch_rect(self) -> QtCore.QRectF:
+        """Where the line is drawn (item coordinates): vertically centred in the row."""
+        return QtCore.QRectF(0, self.size().height() / 2 - 1.5, SWATCH_PX, 3)
+
+    def text_rect(self) -> QtCore.QRectF:
+        """Where the name is drawn: the row's height, text centred vertically in it."""
+        return QtCore.QRectF(SWATCH_PX + 6, 0, self.size().width() - SWATCH_PX - 6, self.size().height())
+
+    def boundingRect(self) -> QtCore.QRectF:
+        return QtCore.QRectF(0, 0, self.size().width(), self.size().height())
+
+    def paint(self, p, *_args):
+        pen = QtGui.QPen(self.pen)
+        pen.setWidthF(max(2.0, pen.widthF()))
+        pen.setCosmetic(True)
+        colour = QtGui.QColor(pen.color())
+        if self.hidden:
+            colour.setAlpha(60)
+        pen.setColor(colour)
+        y = self.swatch_rect().center().y()
+        p.setPen(pen)
+        p.drawLine(QtCore.QPointF(1, y), QtCore.QPointF(SWATCH_PX - 1, y))
+        text = QtGui.QColor(T.TEXT_FAINT if self.hidden else T.PLOT_FOREGROUND)
+        p.setPen(text)
+        font = QtGui.QFont(self.font)
+        font.setStrikeOut(self.hidden)
+        p.setFont(font)
+        p.drawText(self.text_rect(), int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter),
+                   self.name)
+
+    def mouseClickEvent(self, event):
+        if event.button() == QtCore.Qt.MouseButton.LeftButton:
+            event.accept()
+            self.legend.toggled.emit(self.key)
+
+
+class Legend(pg.GraphicsWidget):
+    """The runs' (or series') names and colours, in the order given (the main run first), row by row
+    in as many columns as fit; entries are rebuilt only when the names, pens or order change."""
+    toggled = QtCore.Signal(object)           # the key of the entry clicked
+
+    def __init__(self, columns: int = 3):
+        super().__init__()
+        self.grid = QtWidgets.QGraphicsGridLayout()
+        self.grid.setContentsMargins(40, 2, 4, 2)
+        self.grid.setHorizontalSpacing(18)
+        self.grid.setVerticalSpacing(0)
+        self.setLayout(self.grid)
+        self.columns = max(1, columns)
+        self.entries: list[LegendEntry] = []
+        self._signature = None
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Fixed)
+
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    @property
+    def items(self) -> list[tuple[LegendEntry, LegendEntry]]:
+        """(sample, label) pairs like pyqtgraph's LegendItem.items (here one item draws both)."""
+        return [(e, e) for e in self.entries]
+
+    def set_entries(self, entries: list[tuple], hidden: set = frozenset()) -> None:
+        """``entries``: (key, name, pen) in display order."""
+        signature = tuple((key, name, pen.color().name(QtGui.QColor.NameFormat.HexArgb), pen.style().value)
+                          for key, name, pen in entries)
+        if signature != self._signature:
+            self._signature = signature
+            for entry in self.entries:
+                self.grid.removeItem(entry)
+                entry.setParentItem(None)
+                if entry.scene() is not None:
+                    entry.scene().removeItem(entry)
+            self.entries = [LegendEntry(self, key, name, pen) for key, name, pen in entries]
+            self._place()
+        self.set_hidden(hidden)
+
+    def clear(self) -> None:
+        self.set_entries([])
+
+    def set_hidden(self, hidden) -> None:
+        for entry in self.entries:
+            if entry.hidden != (entry.key in hidden):
+                entry.hidden = entry.key in hidden
+                entry.update()
+
+    def set_columns(self, columns: int) -> None:
+        columns = max(1, int(columns))
+        if columns != self.columns:
+            self.columns = columns
+            self._place()
+
+    def _place(self) -> None:
+        """Row-major: the first entry top-left, the second beside it, and so on."""
+        while self.grid.count():
+            self.grid.removeAt(self.grid.count() - 1)
+        for i, entry in enumerate(self.entries):
+            self.grid.addItem(entry, i // self.columns, i % self.columns,
+                              QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter)
+        rows = -(-len(self.entries) // self.columns)
+        height = sum(e.maximumHeight() for e in self.entries[::self.columns]) + 4 if rows else 0
+        self.setMinimumHeight(height)
+        self.setMaximumHeight(height)
+        self.setVisible(bool(self.entries))
+        self.updateGeometry()
+
+
+def make_legend(columns: int = 3) -> Legend:
+    return Legend(columns)
 
 
 def style_plot(plot: pg.PlotItem) -> None:
     for name in ("left", "bottom", "right", "top"):
         axis = plot.getAxis(name)
-        axis.setPen(pg.mkPen(FOREGROUND))
-        axis.setTextPen(pg.mkPen(FOREGROUND))
+        axis.setPen(pg.mkPen(T.PLOT_FOREGROUND))
+        axis.setTextPen(pg.mkPen(T.PLOT_FOREGROUND))
+        # plain numbers: SI prefixes read "loss (x1e+27)" on a log axis and "(x0.001)" on a bias of 0.5
+        axis.enableAutoSIPrefix(False)
     # no grid: pyqtgraph draws it as part of the axes, over the whole plot, and a cursor move then
     # repaints it in every panel (74 ms instead of 15 ms per iteration change, all panels visible)
     plot.setMenuEnabled(False)
@@ -151,9 +299,14 @@ class PlotPanel(QtWidgets.QWidget):
         self.header.setContentsMargins(6, 2, 6, 0)
         label = QtWidgets.QLabel(f"<b>{self.title}</b>")
         self.header.addWidget(label)
+        # a decimated History (``History.reduction``) says so under the plots' title
+        self.reduction_note = QtWidgets.QLabel()
+        self.reduction_note.setStyleSheet("color: #6b7280; font-style: italic;")
+        self.reduction_note.hide()
+        self.header.addWidget(self.reduction_note)
         self.header.addStretch(1)
         self.view = pg.GraphicsLayoutWidget()
-        self.view.setBackground(BACKGROUND)
+        self.view.setBackground(T.PLOT_BACKGROUND)
         self.view.ci.setContentsMargins(4, 4, 8, 4)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -168,8 +321,18 @@ class PlotPanel(QtWidgets.QWidget):
         document.runProgress.connect(self._on_run_progress)
         document.runFinished.connect(self.refresh)
         document.scenarioChanged.connect(self.cache.clear)
+        document.opened.connect(self.clear_data)      # no plot shows a run of another scenario
         document.failed.connect(lambda _msg: self.refresh())
         self.selection.changed.connect(self.refresh)
+        self.selection.hiddenChanged.connect(self.apply_hidden)
+        T.notifier.changed.connect(self._on_theme_changed)
+
+    def _on_theme_changed(self) -> None:
+        """A light/dark switch: ui.theme_switch has re-coloured the items of the old palette; repaint
+        the ones that read the theme when they paint (legend entries, cached curves)."""
+        self.view.setBackground(T.PLOT_BACKGROUND)
+        for item in self.view.scene().items():
+            item.update()
 
     # plumbing shared by the subclasses
     def _new_plot(self, row: int, col: int = 0, cursor: bool = True, **kw) -> pg.PlotItem:
@@ -179,19 +342,39 @@ class PlotPanel(QtWidgets.QWidget):
         plot.setClipToView(True)
         if cursor:
             line = Cursor(pos=0, angle=90, movable=False,
-                          pen=pg.mkPen(CURSOR_COLOUR, width=1, style=QtCore.Qt.PenStyle.DashLine))
+                          pen=pg.mkPen(T.PLOT_CURSOR, width=1, style=QtCore.Qt.PenStyle.DashLine))
             line.setZValue(20)
             plot.addItem(line, ignoreBounds=True)
             plot.cursor = line
-        hover = pg.TextItem(color=FOREGROUND, anchor=(0, 1), fill=pg.mkBrush(255, 255, 255, 235),
-                            border=pg.mkPen("#9ca3af"))
+        hover = pg.TextItem(color=T.PLOT_FOREGROUND, anchor=(0, 1), fill=pg.mkBrush(T.colour(T.PLOT_HOVER_FILL, 0.92)),
+                            border=pg.mkPen(T.PLOT_HOVER_BORDER))
         hover.setZValue(100)
         hover.hide()
         plot.addItem(hover, ignoreBounds=True)
         self._hovers[plot] = hover
         return plot
 
-    def legends(self) -> list[pg.LegendItem]:
+    def set_y_label(self, plot: pg.PlotItem, text: str, short: str | None = None) -> None:
+        """The left axis's name; ``short`` replaces it while the plot is too short for ``text``
+        (a rotated label longer than its axis is cut off at both ends)."""
+        plot.y_labels = (text, short or text)
+        axis = plot.getAxis("left")
+        if not getattr(axis, "fits_label", False):
+            axis.fits_label = True
+            axis.geometryChanged.connect(lambda plot=plot: self._fit_y_label(plot))
+        self._fit_y_label(plot)
+
+    @staticmethod
+    def _fit_y_label(plot: pg.PlotItem) -> None:
+        text, short = plot.y_labels
+        axis = plot.getAxis("left")
+        room = axis.geometry().height() - 8
+        width = QtGui.QFontMetricsF(axis.label.font()).horizontalAdvance(text)
+        wanted = text if width <= room or room <= 0 else short
+        if axis.labelText != wanted:
+            plot.setLabel("left", wanted)
+
+    def legends(self) -> list[Legend]:
         return [p.legend_box for p in self._hovers if getattr(p, "legend_box", None) is not None]
 
     def resizeEvent(self, event):
@@ -200,12 +383,21 @@ class PlotPanel(QtWidgets.QWidget):
 
     def _fit_legends(self) -> None:
         """As many legend columns as the width allows (long variant names need about 190 px)."""
-        columns = max(1, self.width() // 190)
+        columns = max(1, self.width() // MIN_LEGEND_COLUMN_PX)
         for legend in self.legends():
             if getattr(legend, "beside_plot", False):
                 continue                      # a one-column legend to the right of its plot
-            if legend.columnCount != columns:
-                legend.setColumnCount(columns)
+            legend.set_columns(columns)
+
+    def apply_hidden(self) -> None:
+        """Show or hide the curves of the runs and series switched off in a legend (every panel)."""
+        for legend in self.legends():
+            legend.set_hidden(self.selection.hidden)
+
+    def clear_data(self) -> None:
+        """Show nothing (another scenario opened: its data comes with its run), legends included."""
+        for legend in self.legends():
+            legend.clear()
 
     def plots(self) -> list[pg.PlotItem]:
         return list(self._hovers)
@@ -232,7 +424,17 @@ class PlotPanel(QtWidgets.QWidget):
         self.selection.sync()
         self.refreshes += 1
         self._refresh()
+        self.apply_hidden()
+        self._show_reduction()
         self.set_iteration(self.iteration)
+
+    def _show_reduction(self) -> None:
+        """``History.reduction``: one line saying how a long run was decimated ("" when it was not)."""
+        h = self.selection.history()
+        text = str(getattr(h, "reduction", "") or "") if h is not None else ""
+        self.reduction_note.setText(text)
+        self.reduction_note.setToolTip(text)
+        self.reduction_note.setVisible(bool(text))
 
     def _refresh(self) -> None:
         raise NotImplementedError

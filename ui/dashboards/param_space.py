@@ -23,8 +23,9 @@ from gradviz.view.series import (
     trajectory_extent,
 )
 
+from .. import theme as T
 from ..theme import variant_colour
-from .panel import FOREGROUND, Marker, PlotPanel, Segment, cached, make_legend, make_pen
+from .panel import Marker, PlotPanel, Segment, cached, make_legend, make_pen
 
 MAX_MARKERS = 500              # a marker per step up to this many steps in parameter space
 MAX_TRAJECTORY_POINTS = 2000   # longer trajectories are drawn through evenly spaced points
@@ -80,19 +81,22 @@ class ParamSpacePlot(PlotPanel):
         self.isocurves: list[QtWidgets.QGraphicsPathItem] = []     # one contour line item per level
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=CONTOUR_MAP, interactive=False, width=12)
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
-        self.colorbar.axis.setPen(pg.mkPen(FOREGROUND))
-        self.colorbar.axis.setTextPen(pg.mkPen(FOREGROUND))
+        self.colorbar.axis.setPen(pg.mkPen(T.PLOT_FOREGROUND))
+        self.colorbar.axis.setTextPen(pg.mkPen(T.PLOT_FOREGROUND))
+        self.colorbar.axis.enableAutoSIPrefix(False)
         self.colorbar.hide()
         # The legend sits beside the contours (not under them): the landscape needs the height.
         self.legend = make_legend(1)
         self.legend.beside_plot = True
-        self.legend.setContentsMargins(4, 0, 0, 0)
+        self.legend.grid.setContentsMargins(4, 0, 0, 0)
+        self.legend.toggled.connect(selection.toggle)
         self.view.addItem(self.legend, row=0, col=1)
+        self.view.ci.layout.setAlignment(self.legend, QtCore.Qt.AlignmentFlag.AlignTop)
         self.plot.legend_box = self.legend
         self.trajectories: list[pg.PlotDataItem] = []
         self.current: list[pg.ScatterPlotItem] = []
         self.step_segments: list[pg.PlotCurveItem] = []
-        self.message = pg.TextItem("", color=FOREGROUND, anchor=(0.5, 0.5))
+        self.message = pg.TextItem("", color=T.PLOT_FOREGROUND, anchor=(0.5, 0.5))
         self.plot.addItem(self.message, ignoreBounds=True)
         self.landscape = None
         self.levels = None
@@ -101,6 +105,7 @@ class ParamSpacePlot(PlotPanel):
         self._landscape_stale = False
         self._points: list[tuple[np.ndarray, np.ndarray]] = []
         self._names: list[str] = []
+        self._runs: list[int] = []             # the variant index of each trajectory
         document.scenarioChanged.connect(self._fill_axes)
 
     def axes(self) -> tuple[str | None, str | None]:
@@ -132,9 +137,27 @@ class ParamSpacePlot(PlotPanel):
             self.x_box.setCurrentText(x)
             self.y_box.setCurrentText(y)
         self._landscape_key = None
+        self._label_axes()
+
+    def _label_axes(self) -> None:
+        p1, p2 = self.axes()
+        self.plot.setLabel("bottom", p1 or "")
+        self.plot.setLabel("left", p2 or "")
+
+    def clear_data(self) -> None:
+        """Drop the landscape and the trajectories (another scenario: its own come with its run)."""
+        super().clear_data()
+        self.image.clear()
+        self._clear_isocurves()
+        self.colorbar.hide()
+        self.landscape = None
+        self._landscape_key = None
+        self.message.hide()
+        self._set_trajectories([], [])
 
     def _axes_changed(self) -> None:
         self._landscape_key = None
+        self._label_axes()
         self.refresh()
 
     def _refresh(self) -> None:
@@ -148,7 +171,7 @@ class ParamSpacePlot(PlotPanel):
             self._set_trajectories([], [])
             return
         self.message.hide()
-        points, names = [], []
+        points, names, runs = [], [], []
         for i, h in enumerate(histories):
             if h is None or not h.params or i >= len(variants):
                 continue
@@ -156,7 +179,8 @@ class ParamSpacePlot(PlotPanel):
             xs, ys = element_values(h, p1, n + 1), element_values(h, p2, n + 1)
             points.append((xs, ys))
             names.append(variants[i].name)
-        self._set_trajectories(points, names)
+            runs.append(i)
+        self._set_trajectories(points, names, runs)
         if not self.document.running:
             # the landscape costs a grid of forward passes: a hidden tab computes it when it is shown
             self._landscape_stale = not self.isVisible()
@@ -178,8 +202,9 @@ class ParamSpacePlot(PlotPanel):
         self.message.setPos(vr.center())
         self.message.show()
 
-    def _set_trajectories(self, points, names) -> None:
-        self._points, self._names = points, names
+    def _set_trajectories(self, points, names, runs=None) -> None:
+        runs = list(range(len(points))) if runs is None else runs
+        self._points, self._names, self._runs = points, names, runs
         while len(self.trajectories) > len(points):
             for items in (self.trajectories, self.current, self.step_segments):
                 self.plot.removeItem(items.pop())
@@ -187,6 +212,7 @@ class ParamSpacePlot(PlotPanel):
             i = len(self.trajectories)
             colour = variant_colour(i)
             curve = pg.PlotDataItem()
+            curve.curve.setSegmentedLineMode("off")     # one path per trajectory (also in an SVG)
             cached(curve.curve)
             cached(curve.scatter)
             curve.setZValue(10 + i)
@@ -200,20 +226,32 @@ class ParamSpacePlot(PlotPanel):
             marker.setZValue(40 + i)
             self.plot.addItem(marker, ignoreBounds=True)
             self.current.append(marker)
-        self.legend.clear()
-        for i, ((xs, ys), name) in enumerate(zip(points, names)):
-            colour = variant_colour(i)
+        entries = []
+        for i, ((xs, ys), name, run) in enumerate(zip(points, names, runs)):
+            colour = variant_colour(run)
             curve = self.trajectories[i]
             n = len(xs)
             if n > MAX_TRAJECTORY_POINTS:
                 idx = thinned(n, MAX_TRAJECTORY_POINTS)
                 xs, ys = xs[idx], ys[idx]
             markers = n <= MAX_MARKERS
-            curve.setData(finite(xs), finite(ys), pen=make_pen(colour, 2 if markers else 1), name=name,
+            pen = make_pen(colour, 2 if markers else 1)
+            curve.setData(finite(xs), finite(ys), pen=pen, name=name,
                           symbol="o" if markers else None, symbolSize=5, symbolBrush=pg.mkBrush(colour),
                           symbolPen=None)
-            self.legend.addItem(curve, name)
-        self.legend.setVisible(bool(points))
+            self.step_segments[i].setPen(make_pen(colour, 3))
+            self.current[i].setBrush(pg.mkBrush(colour))
+            entries.append((("run", run), name, pen))
+        self.legend.set_entries(entries, self.selection.hidden)
+        self.apply_hidden()
+
+    def apply_hidden(self) -> None:
+        super().apply_hidden()
+        for i, run in enumerate(self._runs):
+            shown = not self.selection.is_hidden(("run", run))
+            for items in (self.trajectories, self.current, self.step_segments):
+                if i < len(items):
+                    items[i].setVisible(shown)
 
     def _update_landscape(self, p1: str, p2: str) -> None:
         sessions = self.document.sessions
@@ -250,7 +288,7 @@ class ParamSpacePlot(PlotPanel):
         fx, fy = (xs[-1] - xs[0]) / max(cols - 1, 1), (ys[-1] - ys[0]) / max(rows - 1, 1)
         self.image.setRect(QtCore.QRectF(xs[0] - fx / 2, ys[0] - fy / 2, fx * cols, fy * rows))
         self.colorbar.setLevels((t_levels[0], t_levels[-1]))
-        self.colorbar.axis.setLabel("log₁₀ loss" if self.log_levels else "loss", color=FOREGROUND)
+        self.colorbar.axis.setLabel("log₁₀ loss" if self.log_levels else "loss", color=T.PLOT_FOREGROUND)
         self.colorbar.show()
         self._clear_isocurves()
         # contour lines on the original grid, one pixel = one sample, centred on the samples
@@ -303,7 +341,7 @@ class ParamSpacePlot(PlotPanel):
         pw, ph = self.plot.vb.viewPixelSize()
         best = None
         for i, (xs, ys) in enumerate(self._points):
-            if not len(xs):
+            if not len(xs) or self.selection.is_hidden(("run", self._runs[i])):
                 continue
             with np.errstate(invalid="ignore", over="ignore"):
                 d = np.hypot((xs - x) / (pw or 1), (ys - y) / (ph or 1))
@@ -320,9 +358,9 @@ class ParamSpacePlot(PlotPanel):
         if best is not None and best[0] <= PICK_RADIUS_PX * 2:
             _d, i, j = best
             xs, ys = self._points[i]
-            h = self.document.histories[i]
+            h = self.document.histories[self._runs[i]]
             p1, p2 = self.axes()
-            rows.append(f'<span style="color:{variant_colour(i)}">■</span> <b>{self._names[i]}</b>')
+            rows.append(f'<span style="color:{variant_colour(self._runs[i])}">■</span> <b>{self._names[i]}</b>')
             rows.append(f"before step {j}: {p1} = {format_exact(xs[j])}, {p2} = {format_exact(ys[j])}")
             if j < completed(h):
                 rows.append(f"loss at step {j}: {format_exact(h.loss[j])}")
@@ -340,5 +378,5 @@ class ParamSpacePlot(PlotPanel):
         if best is None or best[0] > PICK_RADIUS_PX:
             return None
         _d, i, j = best
-        n = completed(self.document.histories[i])
+        n = completed(self.document.histories[self._runs[i]])
         return min(j, max(n - 1, 0))

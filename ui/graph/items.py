@@ -86,7 +86,7 @@ class NodeGfx:
 
         f_caption, f_title, f_mono = metrics.fonts[:3]
         self.detail = container(self.root)          # hidden when zoomed far out
-        self.symbol_bg = None
+        self.symbol_bg = self.loss_tab = None         # (shown with the detail, but drawn outside the body)
         row_h = HEAT_ROW_H if spec.heat else metrics.line_h * spec.value_lines
         rows_h = row_h * (2 if spec.grad_row else 1) + (1 if spec.grad_row else 0)
         x0 = PAD
@@ -110,7 +110,7 @@ class NodeGfx:
             title_font, title_colour = f_caption, T.TEXT_MUTED
         else:
             title_font = f_title
-            title_colour = {"param": T.PARAM_TEXT, "input": T.TEXT_MUTED, "module": "#4c1d95"}[kind]
+            title_colour = {"param": T.PARAM_TEXT, "input": T.TEXT_MUTED, "module": T.MODULE_TEXT}[kind]
         self.x0 = x0
         title = text_item(self.detail, title_font, T.LOSS if spec.loss else title_colour, spec.title)
         title.setPos(PAD, (CAPTION_H - title.boundingRect().height()) / 2 + 2)
@@ -118,17 +118,29 @@ class NodeGfx:
             shape = text_item(self.detail, f_caption, T.TEXT_FAINT, spec.shape)
             shape.setPos(w - PAD - shape.boundingRect().width(), (CAPTION_H - shape.boundingRect().height()) / 2 + 2)
         if spec.loss:                                   # a tab on the top edge says which node is the loss
-            tab_text = text_item(None, metrics.fonts[6], "#ffffff", "loss")
+            tab_text = text_item(None, metrics.fonts[6], T.ON_ACCENT, "loss")
             br = tab_text.boundingRect()
             tw, th = br.width() + 12, br.height() + 2
             tp = QtGui.QPainterPath()
             tp.addRoundedRect(QtCore.QRectF(0, 0, tw, th), th / 2, th / 2)
-            tab = QtWidgets.QGraphicsPathItem(tp, self.root)
+            tab = self.loss_tab = QtWidgets.QGraphicsPathItem(tp, self.root)
             tab.setPen(Qt.PenStyle.NoPen)
             tab.setBrush(QtGui.QColor(T.LOSS))
             tab.setPos(w - tw - 10, -th / 2 - 1)
             tab_text.setParentItem(tab)
             tab_text.setPos(6, 1)
+
+        # Zoomed out, the detail hides and the node shows only its name (an op its symbol), large.
+        overview = spec.symbol if kind == "op" and spec.symbol else spec.title
+        fm = QtGui.QFontMetricsF(metrics.fonts[7])
+        overview = fm.elidedText(overview, Qt.TextElideMode.ElideRight, w - 2 * PAD)
+        self.overview = None
+        if overview and overview != "…":
+            colour = title_colour if kind != "op" else T.TEXT_MUTED if data_op else T.OP_SYMBOL_TEXT
+            self.overview = text_item(self.root, metrics.fonts[7], T.LOSS if spec.loss else colour, overview)
+            br = self.overview.boundingRect()
+            self.overview.setPos((w - br.width()) / 2, (h - br.height()) / 2)
+            self.overview.setVisible(False)
 
         self.value = self._row(x0, ROWS_Y, f_mono, T.TEXT, spec.heat)
         self.grad = self._row(x0, ROWS_Y + row_h + 1, f_mono, T.BACKWARD, spec.heat) if spec.grad_row else None
@@ -152,6 +164,16 @@ class NodeGfx:
         self._look = None
         self._value_sig = self._badge_sig = (object(),)
         self._grad_sig = object()
+
+    def set_lod(self, level: int) -> None:
+        """What shows at a zoom: 2 = everything, 1 = only the name (or op symbol), 0 = only the box
+        (see ``GraphView.lod_level``)."""
+        self.detail.setVisible(level == 2)
+        for item in (self.symbol_bg, self.loss_tab):
+            if item is not None:
+                item.setVisible(level == 2)
+        if self.overview is not None:
+            self.overview.setVisible(level == 1)
 
     def _row(self, x, y, font, colour, heat):
         if heat:
@@ -278,12 +300,12 @@ class NodeGfx:
             return
         self._badge_key = key
         fill, border, colour = {
-            "none": ("#ffffff", T.INPUT_BORDER, T.TEXT_FAINT),
+            "none": (T.BADGE_FILL, T.INPUT_BORDER, T.TEXT_FAINT),
             "zero": (T.ZERO_SOFT, T.ZERO, T.ZERO),
-            "grad": (T.BACKWARD_SOFT, T.BACKWARD, "#9a3412"),
+            "grad": (T.BACKWARD_SOFT, T.BACKWARD, T.GRAD_TEXT),
         }[style]
         if highlight:
-            fill = T.ZERO_SOFT if style != "grad" else "#fed7aa"
+            fill = T.ZERO_SOFT if style != "grad" else T.GRAD_HIGHLIGHT
         tw, bh = self.badge_text.set(badge, colour, border)
         bw = max(tw, min(64.0, self.spec.width))
         path = QtGui.QPainterPath()

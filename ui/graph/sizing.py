@@ -39,6 +39,11 @@ LAYER_GAP_LARGE = 48.0      # large graphs: more room for the ports of many edge
 NODE_GAP = 22.0
 SMALL_GRAPH = 48            # up to this many nodes, columns are closer and edge labels longer
 
+# -- legibility ------------------------------------------------------------------------------------
+MIN_TEXT_PX = 9.0           # no text is drawn smaller than this on screen: below, less detail shows
+OVERVIEW_PX = 18            # zoomed out, a node shows only its name (or op symbol) in this font
+SYMBOL_WORD_PX = 14         # an op symbol that is a word (tanh, xWᵀ+b) in its pill
+
 
 @dataclass
 class Spec:
@@ -68,9 +73,14 @@ class Metrics:
     """The graph's fonts, in scene pixels, and the measures of the text drawn with them."""
 
     def __init__(self):
-        # caption (grad_fn), title, values, op symbol, badge, edge label, loss tab
+        # caption (grad_fn), title, values, op symbol, badge, edge label, loss tab, overview name
         self.fonts = (T.graph_font(12), T.graph_font(13, bold=True), T.graph_mono(13), T.graph_font(18, bold=True),
-                      T.graph_mono(12), T.graph_mono(12), T.graph_font(11, bold=True))
+                      T.graph_mono(12), T.graph_mono(12), T.graph_font(12, bold=True),
+                      T.graph_font(OVERVIEW_PX, bold=True))
+        # The zooms at which the smallest detail text, and the overview names, read at MIN_TEXT_PX.
+        smallest = min(self.fonts[i].pixelSize() for i in (0, 1, 2, 4, 5, 6))
+        self.detail_zoom = MIN_TEXT_PX / min(smallest, SYMBOL_WORD_PX)
+        self.overview_zoom = MIN_TEXT_PX / OVERVIEW_PX
         fm = QtGui.QFontMetricsF(self.fonts[2])
         self.char_w = fm.horizontalAdvance("0")
         self.line_h = math.ceil(fm.height()) + 1
@@ -99,7 +109,7 @@ class Metrics:
         """The op symbol's font: big for a glyph (×, +, @), smaller for a word (tanh, mean, xWᵀ+b)."""
         font = QtGui.QFont(self.fonts[3])
         if len(symbol) > 2:
-            font.setPixelSize(max(11, font.pixelSize() - 4))
+            font.setPixelSize(SYMBOL_WORD_PX)
         return font
 
     def pill_width(self, symbol: str) -> float:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradviz.view.format import format_array, format_number
+from gradviz.view.format import format_array, format_number, format_value
 
 PRECISION = 4
 
 
 def value_text(a) -> str:
     """A value as the node shows it in text mode (multi-line for matrices)."""
-    return format_array(a, max_elems=10 ** 9, precision=PRECISION, multiline=True, sep=" ")
+    return format_value(a)           # the inspector shows the same text
 
 
 def mean_number(a) -> str:

@@ -16,6 +16,13 @@ and, while the gradient travels along them, show it.
 Text is sized in scene pixels and the columns are packed (each as wide as its widest box, 36 px
 apart) so that the tutorial, fitted into the main window's graph panel, reads at 10 px or more; a
 tiny graph is fitted larger than life (up to ``FIT_MAX_ZOOM``).
+
+No text is ever drawn below ``MIN_TEXT_PX`` on screen: zoomed out, a node shows only its name (an op
+its symbol) in a large font, further out only its box (``lod_level``).  A graph opens fitted when its
+text reads at that zoom, else at the smallest readable zoom, scrolled to the loss (``fit_to_view``);
+``fit`` shows the whole graph whatever the zoom.  Expanding or collapsing a module keeps the zoom and
+keeps the module where it was on screen.  Ctrl+F finds a node by name (``find_node``); while a run
+computes, ``show_pending`` replaces the graph with a message.
 """
 from __future__ import annotations
 
@@ -28,14 +35,15 @@ from .. import theme as T
 from . import export
 from .caption import Caption
 from .items import EdgeGfx, NodeGfx, edge_pens
+from .search import SearchBox, find_matches
 from .sizing import NODE_GAP, SMALL_GRAPH, Metrics, fits, layer_gap, make_specs
 
 Qt = QtCore.Qt
 
 FIT_MARGIN = 4.0            # scene units around the drawing when fitted to the view
 FIT_MAX_ZOOM = 1.6          # a tiny graph is drawn larger than life, up to this
-LOD_DETAIL = 0.42           # below this zoom, node text, heat maps and badges are hidden
-LOD_SYMBOL = 0.16           # below this, op symbols too
+LOD_ANTIALIAS = 0.16        # below this zoom, boxes and edges are drawn without antialiasing
+OVERLAY_MARGIN = 12         # the caption and the find field sit this far from the viewport's edges
 
 
 class GraphView(QtWidgets.QGraphicsView):
@@ -68,8 +76,8 @@ class GraphView(QtWidgets.QGraphicsView):
         palette.setBrush(QtGui.QPalette.ColorRole.Base, self._background_brush())
         self.viewport().setPalette(palette)
         self.viewport().setAutoFillBackground(True)
-        self.lod_detail = True
-        self._lod = (True, True)
+        self.lod_detail = True                           # every text and heat map shows (lod_level 2)
+        self._lod = (2, True)                            # (lod_level, antialiased)
         self._pending: dict[int, tuple] = {}             # node key -> (state, active, event kind) not drawn yet
         self._visible_rect = None                        # per frame: the scene rect on screen
         self.setMinimumSize(320, 200)
@@ -90,17 +98,34 @@ class GraphView(QtWidgets.QGraphicsView):
         self._prev_active: set[int] = set()
         self._prev_active_edges: set = set()
         self._frame_index = -1
-        self._auto_fit = True
+        self._signature = None                           # of the graph drawn (kept while a run is pending)
+        self._auto_fit = True                            # refit on resize, until the user zooms or pans
+        self._fit_whole = False                          # ... the whole graph (fit), else the opening view
+        self._query, self._match = "", -1                # the last find_node query and its match shown
         self.follow_active = True          # when zoomed in, pan to the node the current event is about
         self._press_pos = None
 
         self.caption = Caption(self)                 # not the viewport's child: scrolling would move it
-        self.caption.move(12, 12)
+        self.caption.move(OVERLAY_MARGIN, OVERLAY_MARGIN)
         self.caption.hide()
+        self.search_box = SearchBox(self, self._find, self.setFocus)
+        self.search_box.hide()
+        find = QtGui.QShortcut(QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Find), self, self.focus_search)
+        find.setContext(Qt.ShortcutContext.WindowShortcut)
+        self.pending_label = QtWidgets.QLabel(self)       # "Running … 40%" while a run computes
+        self.pending_label.setObjectName("graphPending")
+        self.pending_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.pending_label.setWordWrap(True)
+        self.pending_label.setFont(T.ui_font(11))
+        self.pending_label.hide()
+        self._restyle_overlays()
+        if hasattr(T, "notifier"):
+            T.notifier.changed.connect(self._restyle_overlays)
 
         player.replayChanged.connect(self._on_replay_changed)
         player.positionChanged.connect(self._on_position_changed)
         view_state.selectedNodeChanged.connect(self._show_selection)
+        T.notifier.changed.connect(self._on_theme_changed)
         if player.replay is not None:
             self._on_replay_changed()
             self._on_position_changed(player.position)
@@ -112,9 +137,36 @@ class GraphView(QtWidgets.QGraphicsView):
             return
         if collapsed == (module in self._collapsed):
             return
+        before = self.module_scene_rect(module)
+        anchor = self.viewportTransform().map(before.center()) if before is not None else None
         (self._collapsed.add if collapsed else self._collapsed.discard)(module)
+        self._auto_fit = False                           # keep the zoom ...
         self._rebuild()
+        after = self.module_scene_rect(module)
+        if anchor is not None and after is not None:    # ... and the module where it was on screen
+            self._put_scene_point_at(after.center(), anchor)
         self.collapsedChanged.emit()
+
+    def module_scene_rect(self, module: str) -> QtCore.QRectF | None:
+        """Where ``module`` is drawn: its box when collapsed, else the extent of its nodes."""
+        if self.folded is None or self.replay is None:
+            return None
+        members = self.replay.module_members(module)
+        keys = {self._display_of[n] for n in members if n in self._display_of}
+        rects = [self.node_items[k].root.sceneBoundingRect() for k in keys if k in self.node_items]
+        if not rects:
+            return None
+        rect = rects[0]
+        for r in rects[1:]:
+            rect = rect.united(r)
+        return rect
+
+    def _put_scene_point_at(self, scene_point: QtCore.QPointF, view_point: QtCore.QPointF) -> None:
+        """Scroll (without zooming) so that ``scene_point`` shows at ``view_point`` of the viewport."""
+        inverse = self.viewportTransform().inverted()[0]
+        now_there = inverse.map(view_point)
+        centre = inverse.map(QtCore.QPointF(self.viewport().width() / 2, self.viewport().height() / 2))
+        self.centerOn(centre + (scene_point - now_there))
 
     def is_collapsed(self, module: str) -> bool:
         return module in self._collapsed
@@ -137,22 +189,138 @@ class GraphView(QtWidgets.QGraphicsView):
     def zoom(self) -> float:
         return self.transform().m11()
 
+    def readable_zoom(self) -> float:
+        """The smallest zoom at which every text of a node reads at ``MIN_TEXT_PX`` or more."""
+        return self.metrics.detail_zoom
+
+    def lod_level(self) -> int:
+        """What the nodes show at the current zoom: 2 = everything, 1 = only their names (op symbols),
+        0 = only their boxes (further out, names would read below ``MIN_TEXT_PX``)."""
+        return self._lod[0] if self._lod[0] is not None else self._lod_at(self.zoom())
+
+    def fit(self) -> None:
+        """Show the whole graph below the caption, as large as fits (up to ``FIT_MAX_ZOOM``), whatever
+        that does to its text (too small, only names or boxes show); keeps fitting on resize until the
+        user zooms or pans."""
+        self._auto_fit, self._fit_whole = True, True
+        self._fit(whole=True)
+
     def fit_to_view(self) -> None:
-        """Show the whole drawing below the caption, as large as fits (a small graph up to
-        ``FIT_MAX_ZOOM``: its text then reads larger than at 100 %)."""
+        """The opening view: the whole graph when its text reads at ``MIN_TEXT_PX`` or more (a small
+        graph up to ``FIT_MAX_ZOOM``: its text then reads larger than at 100 %), else the readable zoom
+        showing the loss, the rest a drag (or a wheel turn) away."""
+        self._fit_whole = False
+        self._fit(whole=False)
+
+    def _fit(self, whole: bool) -> None:
         rect = self._graph_rect().adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN)
         if rect.isEmpty():
             return
-        top = 0.0
-        if self.caption.isVisible():          # keep the caption from covering the graph's top
-            top = self.caption.height() + 12
+        top = self._top_margin()                       # keep the caption from covering the graph's top
         self.resetTransform()
         avail = QtCore.QRectF(self.viewport().rect()).adjusted(0, top, 0, 0)
         scale = min(avail.width() / rect.width(), avail.height() / rect.height(), FIT_MAX_ZOOM)
-        self.scale(scale, scale)
-        centre = rect.center() - QtCore.QPointF(0, top / 2 / scale)
-        self.centerOn(centre)
+        if whole or scale >= self.readable_zoom():
+            self.scale(scale, scale)
+            self.centerOn(rect.center() - QtCore.QPointF(0, top / 2 / scale))
+        else:
+            scale = self.readable_zoom()
+            self.scale(scale, scale)
+            self.centerOn(self._opening_centre(rect, avail, scale) - QtCore.QPointF(0, top / 2 / scale))
         self._apply_lod()
+
+    def _opening_centre(self, rect: QtCore.QRectF, avail: QtCore.QRectF, scale: float) -> QtCore.QPointF:
+        """Where the part of the graph below the caption is centred when the graph does not fit: on
+        the (first) loss, the window kept inside the drawing -- the loss is the last column, so
+        this shows the right end, and the top when the loss sits high."""
+        target = QtCore.QPointF(rect.right(), rect.top())
+        loss = next((self._display_of.get(n) for n in self.replay.loss_nodes), None) if self.replay else None
+        if loss in self.node_items:
+            target = self.node_items[loss].root.sceneBoundingRect().center()
+        w, h = avail.width() / scale, avail.height() / scale
+
+        def place(centre: float, low: float, high: float, size: float) -> float:
+            if size >= high - low:
+                return (low + high) / 2
+            return min(max(centre, low + size / 2), high - size / 2)
+
+        return QtCore.QPointF(place(target.x(), rect.left(), rect.right(), w),
+                              place(target.y(), rect.top(), rect.bottom(), h))
+
+    def _refit(self) -> None:
+        if self._auto_fit:
+            self._fit(whole=self._fit_whole)
+
+    # -- finding a node -----------------------------------------------------------------------------
+    def focus_search(self) -> None:
+        """Ctrl+F: the keyboard goes to the find field."""
+        if self.search_box.isVisible():
+            self.search_box.focus()
+
+    def find_node(self, text: str) -> bool:
+        """Centre and select the first node whose name matches ``text`` (a parameter or input name, an
+        op's grad_fn name, its op or symbol: see ``search``), or the next match when ``text`` is the
+        previous query; a node inside a collapsed module is expanded first.  False when none matches."""
+        return self._find(text, 1)[1] > 0
+
+    def _find(self, text: str, step: int) -> tuple[int, int]:
+        """Go to a match of ``text``: the first of a new query, else ``step`` matches on (cycling).
+        Returns (index of the match shown, number of matches)."""
+        matches = find_matches(self.replay, text)
+        query = text.strip().lower()
+        if not matches:
+            self._query, self._match = query, -1
+            return -1, 0
+        index = (self._match + step) % len(matches) if query == self._query and self._match >= 0 else 0
+        self._query, self._match = query, index
+        self.go_to_node(matches[index])
+        return index, len(matches)
+
+    def go_to_node(self, node_id: int) -> None:
+        """Centre ``node_id`` (at a readable zoom at least) and select it, as a click would."""
+        key = self._display_of.get(node_id)
+        if key is not None and key < 0:                 # inside a collapsed module: open it
+            module = self._module_of_box(key)
+            if module is not None:
+                self.set_collapsed(module, False)
+            key = self._display_of.get(node_id)
+        if key not in self.node_items:
+            return
+        self._auto_fit = False
+        if self.zoom() < self.readable_zoom():
+            self.resetTransform()
+            self.scale(self.readable_zoom(), self.readable_zoom())
+            self._apply_lod()
+        self.centerOn(self.node_items[key].root.sceneBoundingRect().center())
+        self.view_state.select_node(node_id)
+        self.nodeClicked.emit(node_id)
+
+    # -- a run in progress ----------------------------------------------------------------------------
+    def show_pending(self, text: str) -> None:
+        """Instead of the last trace (of another scenario, or before an edit), a centred message such as
+        "Running MLP on two moons… 40%"; call again to update it.  The next trace the Player shows
+        replaces it (and ``end_pending`` shows the Player's trace again when none comes)."""
+        if self.pending_label.isHidden() or self.replay is not None:
+            self.replay = None
+            self._clear_items()
+            self.folded, self._display_of = None, {}
+        self.pending_label.setText(text)
+        self.pending_label.show()
+        self.caption.show_pending(text)
+        self.caption.show()
+        self._size_caption()
+        self._place_overlays()
+
+    def is_pending(self) -> bool:
+        return not self.pending_label.isHidden()
+
+    def end_pending(self) -> None:
+        """Show the Player's trace again (e.g. a run was cancelled and no new trace comes)."""
+        if self.is_pending():
+            self.pending_label.hide()
+            self._on_replay_changed()
+            if self.replay is not None:
+                self._on_position_changed(self.player.position)
 
     # -- deferred detail updates --------------------------------------------------------------------
     def _update_node(self, gfx: NodeGfx, ns, active: bool, kind: str, selected: bool) -> None:
@@ -191,24 +359,26 @@ class GraphView(QtWidgets.QGraphicsView):
         self._visible_rect = None
         self._flush_pending()
 
+    def _lod_at(self, scale: float) -> int:
+        return 2 if scale >= self.metrics.detail_zoom - 1e-9 else 1 if scale >= self.metrics.overview_zoom - 1e-9 else 0
+
     def _apply_lod(self) -> None:
-        """Hide text and heat maps when they would be unreadably small (and cost paint time)."""
+        """Show less when text would read below ``MIN_TEXT_PX``: only names, then only boxes (also
+        cheaper to paint)."""
         scale = self.transform().m11()
-        lod = (scale >= LOD_DETAIL, scale >= LOD_SYMBOL)
+        lod = (self._lod_at(scale), scale >= LOD_ANTIALIAS)
         self._visible_rect = None
         if lod == self._lod:
             self._flush_pending()
             return
         self._lod = lod
-        self.lod_detail = lod[0]
+        self.lod_detail = lod[0] == 2
         # Far out, antialiasing buys little and costs half the paint time of a large graph.
         self.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, lod[1])
         for gfx in self.node_items.values():
-            gfx.detail.setVisible(lod[0])
-            if gfx.symbol_bg is not None:
-                gfx.symbol_bg.setVisible(lod[1])
+            gfx.set_lod(lod[0])
         for edge in self.edge_items.values():
-            edge.label.setVisible(edge.want_label and lod[0])
+            edge.label.setVisible(edge.want_label and self.lod_detail)
         self._flush_pending()
 
     def _show_selection(self, node_id: int | None) -> None:
@@ -250,20 +420,27 @@ class GraphView(QtWidgets.QGraphicsView):
     # -- building -----------------------------------------------------------------------------------
     def _on_replay_changed(self) -> None:
         replay = self.player.replay
-        same_graph = (self.replay is not None and replay is not None
-                      and self._graph_signature(self.replay) == self._graph_signature(replay))
+        if replay is None and self.is_pending():
+            return                                        # the run's message stays until its trace comes
+        self.pending_label.hide()
+        signature = self._graph_signature(replay) if replay is not None else None
+        same_graph = signature is not None and signature == self._signature
+        if replay is not None:
+            self._signature = signature                   # kept through a pending run: same graph, same view
         self.replay = replay
-        if not same_graph:
+        self._query, self._match = "", -1
+        if replay is not None and not same_graph:         # (no trace for a moment changes nothing)
             self._collapsed = default_collapsed(replay)
-            self._auto_fit = True
-        elif self.node_items and self._reuse_items(replay):
+            self._auto_fit, self._fit_whole = True, False
+        elif replay is not None and self.node_items and self._reuse_items(replay):
             return
         self._rebuild()
         self.caption.setVisible(self.replay is not None)
+        self.search_box.setVisible(self.replay is not None)
+        self._place_overlays()
         if self.replay is not None:
             self._update_caption(self.replay.frame(self.player.position))
-            if self._auto_fit:
-                self.fit_to_view()                        # again, now that the caption takes its room
+            self._refit()                                 # again, now that the caption takes its room
 
     def _reuse_items(self, replay) -> bool:
         """The next iteration of the same graph: keep the items (and the zoom) when every node keeps
@@ -286,9 +463,8 @@ class GraphView(QtWidgets.QGraphicsView):
     def _graph_signature(replay):
         return tuple((n, i.label, tuple(i.inputs)) for n, i in replay.nodes.items())
 
-    def _rebuild(self) -> None:
-        scene = self.scene()
-        scene.clear()
+    def _clear_items(self) -> None:
+        self.scene().clear()
         self.node_items.clear()
         self.edge_items.clear()
         self._shown_nodes.clear()
@@ -297,6 +473,11 @@ class GraphView(QtWidgets.QGraphicsView):
         self._pending.clear()
         self._visible_rect = None
         self._frame_index = -1
+        self.layout = None
+
+    def _rebuild(self) -> None:
+        scene = self.scene()
+        self._clear_items()
         replay = self.replay
         if replay is None:
             self.folded, self._display_of = None, {}
@@ -313,9 +494,7 @@ class GraphView(QtWidgets.QGraphicsView):
             cx, cy = self.layout.positions[key]
             gfx.root.setPos(cx - spec.width / 2, cy - spec.height / 2)
             scene.addItem(gfx.root)
-            gfx.detail.setVisible(self._lod[0])
-            if gfx.symbol_bg is not None:
-                gfx.symbol_bg.setVisible(self._lod[1])
+            gfx.set_lod(self._lod[0])
             self.node_items[key] = gfx
         label_chars = 13 if len(specs) <= SMALL_GRAPH else 9
         # Input ports: a node's incoming edges end at separate points of its left side, ordered by
@@ -348,8 +527,7 @@ class GraphView(QtWidgets.QGraphicsView):
             self._on_position_changed(self.player.position)
         if self.view_state.selected_node is not None:
             self._show_selection(self.view_state.selected_node)
-        if self._auto_fit:
-            self.fit_to_view()
+        self._refit()
 
     # -- per frame ----------------------------------------------------------------------------------
     def _on_position_changed(self, position: int) -> None:
@@ -393,8 +571,8 @@ class GraphView(QtWidgets.QGraphicsView):
         for dk in touched:
             self.edge_items[dk].update(*self.folded.edge_state(dk, frame), self.lod_detail)
         self._prev_active_edges = set(frame.active_edges)
-        if self.follow_active and not self._auto_fit:
-            self._follow(frame)
+        if self.follow_active and not (self._auto_fit and self._fit_whole):
+            self._follow(frame)                   # (a fitted graph is all on screen anyway)
         self._update_caption(frame)
 
     def _follow(self, frame) -> None:
@@ -415,7 +593,43 @@ class GraphView(QtWidgets.QGraphicsView):
         self._size_caption()
 
     def _size_caption(self) -> None:
-        self.caption.fit(int(min(max(260, self.viewport().width() - 24), 720)))
+        room = self.viewport().width() - 2 * OVERLAY_MARGIN
+        if self._search_beside_caption():
+            room -= self.search_box.width() + OVERLAY_MARGIN
+        self.caption.fit(int(min(max(260, room), 720)))
+
+    def _search_beside_caption(self) -> bool:
+        """The find field sits at the top right when the caption keeps 260 px beside it, else at the
+        bottom right."""
+        return self.viewport().width() >= 260 + self.search_box.width() + 3 * OVERLAY_MARGIN
+
+    def _place_overlays(self) -> None:
+        vp = self.viewport().geometry()
+        box = self.search_box
+        x = vp.right() + 1 - OVERLAY_MARGIN - box.width()
+        y = vp.top() + OVERLAY_MARGIN if self._search_beside_caption() else \
+            vp.bottom() + 1 - OVERLAY_MARGIN - box.height()
+        box.move(x, y)
+        if not self.pending_label.isHidden():
+            label = self.pending_label
+            label.setFixedWidth(max(120, min(vp.width() - 40, 440)))
+            label.adjustSize()
+            label.move(vp.center().x() - label.width() // 2, vp.center().y() - label.height() // 2)
+
+    def _top_margin(self) -> float:
+        """Room the overlays take at the top of the viewport."""
+        bottom = 0.0
+        if self.caption.isVisible():
+            bottom = self.caption.y() + self.caption.height()
+        if self.search_box.isVisible() and self._search_beside_caption():
+            bottom = max(bottom, self.search_box.y() + self.search_box.height())
+        return bottom
+
+    def _restyle_overlays(self) -> None:
+        self.search_box.restyle()
+        self.pending_label.setStyleSheet(
+            f"#graphPending {{ background: {T.PANEL}; color: {T.TEXT_MUTED}; border: 1px solid {T.PANEL_BORDER};"
+            f" border-radius: 10px; padding: 18px; }}")
 
     # -- rendering helpers ------------------------------------------------------------------------
     def _graph_rect(self) -> QtCore.QRectF:
@@ -434,15 +648,29 @@ class GraphView(QtWidgets.QGraphicsView):
         """Exports draw every label whatever the zoom; afterwards the level of detail is restored."""
         if show:
             for gfx in self.node_items.values():
-                gfx.detail.setVisible(True)
-                if gfx.symbol_bg is not None:
-                    gfx.symbol_bg.setVisible(True)
+                gfx.set_lod(2)
             self.lod_detail = True
             for edge in self.edge_items.values():
                 edge.label.setVisible(edge.want_label)
         else:
             self._lod = (None, None)
             self._apply_lod()
+
+    def _on_theme_changed(self) -> None:
+        """The light/dark theme switched: the canvas, the caption and the items (built with the old
+        colours) are made again, at the same zoom and place."""
+        palette = self.viewport().palette()
+        palette.setBrush(QtGui.QPalette.ColorRole.Base, self._background_brush())
+        self.viewport().setPalette(palette)
+        self.caption.apply_theme()
+        self.edge_pens = edge_pens()
+        if self.replay is not None and self.node_items:
+            centre = self.mapToScene(self.viewport().rect().center())
+            self._rebuild()
+            if not self._auto_fit:
+                self.centerOn(centre)
+            self._update_caption(self.replay.frame(self.player.position))
+        self.viewport().update()
 
     @staticmethod
     def _background_brush() -> QtGui.QBrush:
@@ -516,21 +744,18 @@ class GraphView(QtWidgets.QGraphicsView):
         if modules:
             menu.addAction("Collapse all modules", lambda: [self.set_collapsed(m, True) for m in modules])
             menu.addAction("Expand all modules", lambda: [self.set_collapsed(m, False) for m in modules])
-        menu.addAction("Fit to view", self._fit_and_follow)
+        menu.addAction("Find node…\tCtrl+F", self.focus_search)
+        menu.addAction("Fit whole graph", self.fit)
         menu.exec(event.globalPos())
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._visible_rect = None
         self._flush_pending()
-        if self.caption.isVisible() and self.replay is not None:
+        self._place_overlays()
+        if self.caption.isVisible():
             self._size_caption()
-        if self._auto_fit:
-            self.fit_to_view()
-
-    def _fit_and_follow(self) -> None:
-        self._auto_fit = True
-        self.fit_to_view()
+        self._refit()
 
     def _key_at(self, pos: QtCore.QPoint):
         for item in self.items(pos):
