@@ -211,12 +211,14 @@ def gemm_seconds(sc: Scenario, points: int, torch=None, repeats: int = 3) -> tup
     arrays = [(rng.standard_normal((points, i), dtype=np.float32), rng.standard_normal((o, i), dtype=np.float32),
                rng.standard_normal((points, o), dtype=np.float32)) for i, o in shapes]
 
-    def numpy_gemms():
-        for k, (x, w, g) in enumerate(arrays):
-            x @ w.T
-            g.T @ x
-            if k:
-                g @ w
+    def gemms(triples):
+        def run():
+            for k, (x, w, g) in enumerate(triples):
+                x @ w.T
+                g.T @ x
+                if k:
+                    g @ w
+        return run
 
     def best(fn):
         fn()
@@ -227,18 +229,10 @@ def gemm_seconds(sc: Scenario, points: int, torch=None, repeats: int = 3) -> tup
             times.append(clock() - start)
         return min(times)
 
-    t_numpy = best(numpy_gemms)
+    t_numpy = best(gemms(arrays))
     if torch is None:
         return t_numpy, float("nan")
-    tensors = [tuple(torch.from_numpy(a) for a in triple) for triple in arrays]
-
-    def torch_gemms():
-        for k, (x, w, g) in enumerate(tensors):
-            x @ w.T
-            g.T @ x
-            if k:
-                g @ w
-    return t_numpy, best(torch_gemms)
+    return t_numpy, best(gemms([tuple(torch.from_numpy(a) for a in triple) for triple in arrays]))
 
 
 def regime(gemm_torch: float, torch_step: float) -> str:

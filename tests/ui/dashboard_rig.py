@@ -14,6 +14,15 @@ from gradviz.training.session import Session
 RUN_TIMEOUT_MS = 60_000
 
 
+def rosenbrock(steps: int = 300):
+    """The bundled Rosenbrock race, every run cut to ``steps`` steps."""
+    scenario = load(bundled_path("04_rosenbrock_race"))
+    scenario.loop.steps = steps
+    for v in scenario.comparisons:
+        v.loop.steps = steps
+    return scenario
+
+
 @pytest.fixture
 def rig(qtbot):
     """``rig(stem_or_scenario)``: Document + Dashboards + ControlsPanel side by side, run finished;

@@ -13,15 +13,7 @@ from PySide6 import QtCore, QtWidgets
 from gradviz.scenario import bundled_path, load
 from gradviz.training.session import Session
 from tests.ui.conftest import screenshot
-from tests.ui.dashboard_rig import RUN_TIMEOUT_MS, original, run_core
-
-
-def rosenbrock(steps: int = 300):
-    scenario = load(bundled_path("04_rosenbrock_race"))
-    scenario.loop.steps = steps
-    for v in scenario.comparisons:
-        v.loop.steps = steps
-    return scenario
+from tests.ui.dashboard_rig import RUN_TIMEOUT_MS, original, rosenbrock, run_core
 
 
 def scene_point(panel, plot, x: float, y: float) -> QtCore.QPoint:

@@ -11,14 +11,11 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradviz.scenario import bundled_path, load
 from tests.ui.dashboard_rig import RUN_TIMEOUT_MS, original
+from tests.ui.dashboard_rig import rosenbrock as rig_rosenbrock
 
 
 def rosenbrock(steps: int = 200):
-    scenario = load(bundled_path("04_rosenbrock_race"))
-    scenario.loop.steps = steps
-    for v in scenario.comparisons:
-        v.loop.steps = steps
-    return scenario
+    return rig_rosenbrock(steps)
 
 
 def tick_strings(axis) -> list[str]:
