@@ -733,6 +733,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._show_pending(0, 0, f"{self._name()}: the run failed, nothing to show")
 
     def _on_run_finished(self) -> None:
+        opened = self.pending          # a newly opened scenario, not a re-run after an edit
         self.progress.setVisible(False)
         self._show_iteration_box()
         history = self.session.history if self.session else None
@@ -741,7 +742,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._show_trace()
         if self.replay is not None:
             self._end_pending()
-            self.graph.fit_to_view()
+            if opened:                 # a re-run keeps the zoom and scroll the user chose
+                self.graph.fit_to_view()
         elif self.pending:
             self._show_pending(0, 0, f"{self._name()}: the run failed, nothing to show"
                                if not self.document.sessions or self.view_state.steps == 0

@@ -369,3 +369,21 @@ def test_the_fit_button_and_f_fit_the_graph(qtbot, make_window, monkeypatch):
     assert calls == [1]
     press(window.graph, Key.Key_F)
     assert calls == [1, 1]
+
+
+def test_a_rerun_after_an_edit_keeps_the_zoom_the_user_chose(qtbot, make_window):
+    window = make_window(bundled_path("07_mlp_two_moons"))
+    settle()
+    window.graph.scale(1.7, 1.7)                     # the user zoomed in
+    zoom = window.graph.transform().m11()
+    edited = window.document.editable_copy()
+    edited.optimizer.hyper["lr"] = 0.03
+    window.document.edit(edited)
+    finish(window)
+    settle()
+    assert window.replay is not None and not window.document.running
+    assert window.graph.transform().m11() == pytest.approx(zoom)
+    window.open_path(bundled_path("01_tutorial_wx_b"), confirm=False)   # another scenario: fitted anew
+    finish(window)
+    settle()
+    assert window.graph.transform().m11() != pytest.approx(zoom)
