@@ -51,7 +51,18 @@ class KeyRouter(QtCore.QObject):
         self._window = window
         self._player = self._keys(player_actions)
         self._global = self._keys(window_actions)
+        self.attach()
+
+    def attach(self) -> None:
+        """Filter the application's events (again): the window is open."""
         QtWidgets.QApplication.instance().installEventFilter(self)
+
+    def detach(self) -> None:
+        """Stop filtering: the window is closed. An application-wide filter sees every event of
+        every window, so a closed window's router must not stay in the chain until it is deleted."""
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
 
     @staticmethod
     def _keys(actions) -> dict:

@@ -761,6 +761,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
+        self.keys.attach()                     # again, if the window was closed and shown anew
         if not self._shown:
             self._shown = True
             # the first show: a restored arrangement that does not fit is dropped; the keyboard is ours
@@ -781,4 +782,5 @@ class MainWindow(QtWidgets.QMainWindow):
         self.player.pause()
         self.document.close()
         self.window_layout.save(settings())
+        self.keys.detach()
         event.accept()

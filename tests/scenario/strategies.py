@@ -172,3 +172,31 @@ def scenario_docs(draw):
             opt["nesterov"] = False
             table["optimizer"] = opt
     return doc
+
+
+def drawn_documents(seed_value: int, examples: int) -> list[str]:
+    """``examples`` scenario documents (TOML text) drawn from :func:`scenario_docs` with a fixed seed.
+
+    Hypothesis's draws depend on what the interpreter imported before (with gradviz.view loaded first,
+    the same seed gave other documents), so tests that need the same cases on every run draw them in
+    a fresh interpreter: ``python -m tests.scenario.strategies SEED EXAMPLES`` prints them as JSON."""
+    import tomlkit
+    from hypothesis import HealthCheck, Phase, given, seed, settings
+
+    docs: list[str] = []
+
+    @seed(seed_value)
+    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(scenario_docs())
+    def draw(doc):
+        docs.append(tomlkit.dumps(doc))
+
+    draw()
+    return docs
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    print(json.dumps(drawn_documents(int(sys.argv[1]), int(sys.argv[2]))))

@@ -12,15 +12,15 @@ import copy
 import csv
 import importlib.util
 import io
+import json
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
-import tomlkit
-from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from gradviz.codegen import LINE_KINDS, PHASES, Script, export_torch
 from gradviz.scenario import bundled, load, loads
@@ -36,8 +36,6 @@ from gradviz.scenario.schema import (
     Variant,
 )
 from gradviz.training.session import Session
-
-from .strategies import scenario_docs
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None     # the scripts import it, not this module
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed")
@@ -160,21 +158,16 @@ def bundled_cases():
 
 
 def generated_cases():
-    """Valid scenario documents from the hypothesis strategies, drawn with a fixed seed (the same
-    cases on every run), each variant in float64 with at most MAX_STEPS steps."""
-    docs = []
-
-    @seed(GENERATED_SEED)
-    @settings(max_examples=GENERATED_EXAMPLES, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    @given(scenario_docs())
-    def draw(doc):
-        docs.append(doc)
-
-    draw()
+    """Valid scenario documents from the hypothesis strategies, drawn with a fixed seed in a fresh
+    interpreter (the same cases on every run, whatever this process imported first), each variant
+    in float64 with at most MAX_STEPS steps."""
+    root = Path(__file__).resolve().parents[2]
+    drawn = subprocess.run([sys.executable, "-m", "tests.scenario.strategies", str(GENERATED_SEED),
+                            str(GENERATED_EXAMPLES)], cwd=root, capture_output=True, text=True, check=True,
+                           timeout=300)
     cases = []
-    for i, doc in enumerate(docs):
-        scenario = float64_copy(loads(tomlkit.dumps(doc)))
+    for i, text in enumerate(json.loads(drawn.stdout)):
+        scenario = float64_copy(loads(text))
         for loop in [scenario.loop] + [c.loop for c in scenario.comparisons]:
             loop.precision, loop.loss_scaling = "float64", False
             loop.steps = min(loop.steps, GENERATED_STEPS)

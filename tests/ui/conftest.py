@@ -46,7 +46,7 @@ def no_dialogs(monkeypatch):
 @pytest.fixture
 def make_window(qtbot, no_dialogs):
     """``make_window(path=None)`` -> a shown MainWindow whose runs have finished."""
-    from PySide6 import QtWidgets
+    from PySide6 import QtCore, QtWidgets
 
     from ui.app import make_window as build
 
@@ -70,6 +70,10 @@ def make_window(qtbot, no_dialogs):
         window.close()
         window.deleteLater()
     QtWidgets.QApplication.processEvents()
+    # processEvents() never runs deferred deletes posted at its own loop level: without this every
+    # test's window (and its application-wide event filter, plots, worker) lived to the end of the
+    # session, and each later test paid for all of them
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
     import shiboken6
     leaked = [w for w in QtWidgets.QApplication.topLevelWidgets()
               if id(w) not in before and shiboken6.isValid(w) and w.isVisible()
