@@ -27,6 +27,7 @@ import numpy as np
 # optimizer state and per-step scalars); a Session's share is this divided by the variants.
 DOCUMENT_HISTORY_BUDGET = 2 * 1024 ** 3
 
+EXPORT_CHUNK_VALUES = 2_000_000   # float64 values an export converts at once (16 MB)
 _ELEMENT = re.compile(r"^(?P<name>.+?)(?:\[(?P<index>\s*\d+\s*(?:,\s*\d+\s*)*)\])?$")
 
 
@@ -153,32 +154,14 @@ class History:
                     keys.append(key)
         return keys
 
-    def columns(self) -> dict[str, np.ndarray]:
-        """Flat float64 columns of length ``steps``: ``step``, ``loss``, ``micro_loss[j]`` (when
-        accumulating), one column per parameter element (value before the step: ``w``,
-        ``0.weight[1,0]``), ``grad.<element>``, ``state.<element>.<key>``, ``grad_scale``, ``skipped``.
-        A reduced History has nan in the element columns at the steps it did not keep, and a
-        ``grad_norm`` column (every step)."""
-        n = self.steps
-        kept = {"grads": self.row_steps(), "params": self.param_row_steps()}
-        cols: dict[str, np.ndarray] = {"step": np.arange(n, dtype=np.float64),
-                                       "loss": np.asarray(self.loss, dtype=np.float64)}
-        if self.accumulation_steps > 1:
-            for j in range(self.accumulation_steps):
-                cols[f"micro_loss[{j}]"] = np.asarray(self.micro_losses[:, j], dtype=np.float64)
+    # -- the flat columns (exports) ---------------------------------------------------------------
+    def _tensor_sources(self) -> list[tuple[list[str], np.ndarray, str]]:
+        """(column names, stored rows ``(rows, *shape)``, kind) of each tensor, in column order."""
+        out = []
 
         def add(prefix: str, name: str, values: np.ndarray, suffix: str = "", kind: str = "grads") -> None:
-            elements = element_names(name, values.shape[1:])
-            if self.stride > 1:                 # nan at the steps not kept
-                steps = kept[kind]
-                rows = int(np.searchsorted(steps, n))
-                flat = np.full((n, len(elements)), np.nan)
-                flat[steps[:rows]] = np.asarray(values[:rows], dtype=np.float64).reshape(rows, len(elements))
-            else:
-                # an explicit width: reshape(0, -1) is ambiguous and raises for a run of 0 steps
-                flat = np.asarray(values[:n], dtype=np.float64).reshape(n, len(elements))
-            for i, element in enumerate(elements):
-                cols[f"{prefix}{element}{suffix}"] = flat[:, i]
+            names = [f"{prefix}{element}{suffix}" for element in element_names(name, values.shape[1:])]
+            out.append((names, values, kind))
 
         for name in self.param_names:
             add("", name, self.params[name], kind="params")
@@ -187,42 +170,113 @@ class History:
         for name in self.param_names:
             for key, values in self.state.get(name, {}).items():
                 add("state.", name, values, "." + key)
-        cols["grad_scale"] = np.asarray(self.grad_scale, dtype=np.float64)
-        cols["skipped"] = np.asarray(self.skipped, dtype=np.float64)
+        return out
+
+    def _scalar_columns(self, start: int, stop: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The per-step columns before the tensors' (step, loss, micro losses) and after them."""
+        head: dict[str, np.ndarray] = {"step": np.arange(start, stop, dtype=np.float64),
+                                       "loss": np.asarray(self.loss[start:stop], dtype=np.float64)}
+        if self.accumulation_steps > 1:
+            for j in range(self.accumulation_steps):
+                head[f"micro_loss[{j}]"] = np.asarray(self.micro_losses[start:stop, j], dtype=np.float64)
+        tail = {"grad_scale": np.asarray(self.grad_scale[start:stop], dtype=np.float64),
+                "skipped": np.asarray(self.skipped[start:stop], dtype=np.float64)}
         if self.lr is not None:
-            cols["lr"] = np.asarray(self.lr[:n], dtype=np.float64)
+            tail["lr"] = np.asarray(self.lr[start:stop], dtype=np.float64)
         if self.clip_norm is not None:
-            cols["clip_norm"] = np.asarray(self.clip_norm[:n], dtype=np.float64)
+            tail["clip_norm"] = np.asarray(self.clip_norm[start:stop], dtype=np.float64)
         if self.stride > 1:
-            cols["grad_norm"] = self.grad_norm(0, n)
+            tail["grad_norm"] = self.grad_norm(start, stop)
+        return head, tail
+
+    def _block(self, values: np.ndarray, kind: str, start: int, stop: int, j0: int, j1: int) -> np.ndarray:
+        """Columns ``j0:j1`` of one tensor at steps ``start:stop``, float64 (nan at steps not kept)."""
+        width = int(np.prod(values.shape[1:], dtype=np.int64))
+        if self.stride == 1:
+            rows = np.asarray(values[start:stop]).reshape(stop - start, width)
+            return np.asarray(rows[:, j0:j1], dtype=np.float64)
+        steps = self.param_row_steps() if kind == "params" else self.row_steps()
+        block = np.full((stop - start, j1 - j0), np.nan)
+        lo, hi = int(np.searchsorted(steps, start)), int(np.searchsorted(steps, stop))
+        if hi > lo:
+            kept = np.asarray(values[lo:hi]).reshape(hi - lo, width)
+            block[steps[lo:hi] - start] = kept[:, j0:j1]
+        return block
+
+    def columns(self, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+        """Flat float64 columns for steps ``start:stop`` (default: every step): ``step``, ``loss``,
+        ``micro_loss[j]`` (when accumulating), one column per parameter element (value before the
+        step: ``w``, ``0.weight[1,0]``), ``grad.<element>``, ``state.<element>.<key>``,
+        ``grad_scale``, ``skipped``. A reduced History has nan in the element columns at the steps it
+        did not keep, and a ``grad_norm`` column (every step)."""
+        stop = self.steps if stop is None else min(stop, self.steps)
+        head, tail = self._scalar_columns(start, stop)
+        cols = dict(head)
+        for names, values, kind in self._tensor_sources():
+            block = self._block(values, kind, start, stop, 0, len(names))
+            for i, name in enumerate(names):
+                cols[name] = block[:, i]
+        cols.update(tail)
         return cols
 
+    def column_names(self) -> list[str]:
+        """The names of :meth:`columns`, in order, without computing any column."""
+        head, tail = self._scalar_columns(0, 0)
+        return [*head, *(n for names, _, _ in self._tensor_sources() for n in names), *tail]
+
     def to_csv(self, path) -> None:
-        """One row per optimizer step, the columns of :meth:`columns` (nan stays ``nan``)."""
-        cols = self.columns()
-        table = np.column_stack(list(cols.values())) if self.steps else np.empty((0, len(cols)))
+        """One row per optimizer step, the columns of :meth:`columns` (nan stays ``nan``), written
+        in chunks of rows: memory stays bounded (EXPORT_CHUNK_VALUES values) whatever the size."""
+        names = self.column_names()
+        chunk = max(1, EXPORT_CHUNK_VALUES // max(len(names), 1))
         with Path(path).open("w", newline="") as f:
-            csv.writer(f).writerow(cols)          # quotes names with commas: "0.weight[1,0]"
-            np.savetxt(f, table, fmt="%.17g", delimiter=",")
+            csv.writer(f).writerow(names)          # quotes names with commas: "0.weight[1,0]"
+            for start in range(0, self.steps, chunk):
+                cols = self.columns(start, min(self.steps, start + chunk))
+                np.savetxt(f, np.column_stack(list(cols.values())), fmt="%.17g", delimiter=",")
 
     def to_json(self, path) -> None:
-        """Metadata plus :meth:`columns` as lists; non-finite numbers become ``null``."""
-        def clean(values: np.ndarray) -> list:
+        """Metadata plus :meth:`columns` as lists; non-finite numbers become ``null``. Written a
+        few columns at a time, so memory stays bounded whatever the size."""
+        def clean(values: np.ndarray) -> str:
             values = np.asarray(values, dtype=np.float64)
             out = values.tolist()
             if not np.isfinite(values).all():
-                out = [v if np.isfinite(v) else None for v in out]
-            return out
+                out = [v if math.isfinite(v) else None for v in out]
+            return json.dumps(out, allow_nan=False)
 
-        document = {
-            "variant": self.variant, "param_names": list(self.param_names), "steps": self.steps,
+        n = self.steps
+        meta = {
+            "variant": self.variant, "param_names": list(self.param_names), "steps": n,
             "accumulation_steps": self.accumulation_steps, "diverged_at": self.diverged_at,
             "message": self.message, "stride": self.stride, "reduction": self.reduction,
             "shapes": {name: list(self.params[name].shape[1:]) for name in self.param_names},
-            "final": {name: clean(self.params[name][-1].ravel()) for name in self.param_names},
-            "columns": {name: clean(values) for name, values in self.columns().items()},
         }
-        Path(path).write_text(json.dumps(document, allow_nan=False))
+        head, tail = self._scalar_columns(0, n)
+        group = max(1, EXPORT_CHUNK_VALUES // max(n, 1))      # tensor columns converted at once
+        with Path(path).open("w", encoding="utf-8") as f:
+            f.write(json.dumps(meta)[:-1])
+            f.write(', "final": {' + ", ".join(f"{json.dumps(name)}: {clean(self.params[name][-1].ravel())}"
+                                              for name in self.param_names) + "}")
+            f.write(', "columns": {')
+            first = True
+
+            def put(name: str, values: np.ndarray) -> None:
+                nonlocal first
+                f.write(("" if first else ", ") + f"{json.dumps(name)}: {clean(values)}")
+                first = False
+
+            for name, values in head.items():
+                put(name, values)
+            for names, values, kind in self._tensor_sources():
+                for j0 in range(0, len(names), group):
+                    j1 = min(len(names), j0 + group)
+                    block = self._block(values, kind, 0, n, j0, j1)
+                    for i in range(j1 - j0):
+                        put(names[j0 + i], block[:, i])
+            for name, values in tail.items():
+                put(name, values)
+            f.write("}}")
 
 
 @dataclass
