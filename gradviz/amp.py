@@ -217,6 +217,16 @@ class GradScaler:
         back float32 here, while PyTorch keeps float16 (and rounds to inf above 65504).
     """
 
+    # The rule as formula templates (gradviz.functions.OpMath's notation), for the view: ĝ is a
+    # gradient of the scaled loss, s the scale.
+    UPDATE_RULE: dict[str, str] = {
+        "unscale": "{g} = \\frac{{gs}}{{s}}",                # unscale_(): every grad times float32(1/s)
+        "backoff": "{s} ← {s} · {bf}",                       # update() after an inf/nan
+        "growth": "{s} ← {s} · {gf}",                        # after growth_interval clean steps in a row
+        "keep": "{s} ← {s}",
+        "new_scale": "{s} ← new_scale",
+    }
+
     def __init__(self, device: str = "cpu", init_scale: float = 2.0 ** 16, growth_factor: float = 2.0,
                  backoff_factor: float = 0.5, growth_interval: int = 2000, enabled: bool = True) -> None:
         self._device = device
@@ -311,6 +321,11 @@ class GradScaler:
         inv_scale = np.float32(1.0 / np.float64(self._scale))
         optimizer_state["found_inf"] = self._unscale_grads_(optimizer, inv_scale, False)
         optimizer_state["stage"] = OptState.UNSCALED
+        rec = trace.current()
+        if rec is not None:     # the step's event carries it (``StepEvent.unscale``), for the view's formula
+            optimizer_state["unscale"] = {"scale": float(self._scale), "inv_scale": float(inv_scale),
+                                          "found_inf": bool(optimizer_state["found_inf"]),
+                                          "event": len(rec.events)}
 
     def step(self, optimizer, *args, **kwargs):
         """``unscale_(optimizer)`` if not done yet, then ``optimizer.step(*args, **kwargs)`` unless a
@@ -330,12 +345,17 @@ class GradScaler:
 
         retval = None
         self._last_step_skipped = bool(optimizer_state["found_inf"])
+        rec = trace.current()
+        unscale = optimizer_state.get("unscale") if rec is not None else None
         if not self._last_step_skipped:
+            seen = len(rec.events) if rec is not None else 0
             retval = optimizer.step(*args, **kwargs)
-        else:
-            rec = trace.current()
-            if rec is not None:
-                rec.on_step(optimizer, trace.StepEvent(type(optimizer).__name__, [], skipped=True))
+            if rec is not None:          # what the step's grads were unscaled by, for the view's formula
+                for event in rec.events[seen:]:
+                    if isinstance(event, trace.StepEvent) and event.unscale is None and unscale:
+                        event.unscale = unscale
+        elif rec is not None:
+            rec.on_step(optimizer, trace.StepEvent(type(optimizer).__name__, [], skipped=True, unscale=unscale))
         optimizer_state["stage"] = OptState.STEPPED
         return retval
 
@@ -344,7 +364,7 @@ class GradScaler:
         if not self._enabled:
             return
         self._check_scale_growth_tracker("update")
-        scale_before = float(self._scale)
+        scale_before, tracker_before = float(self._scale), int(self._growth_tracker)
         found_infs = [state["found_inf"] for state in self._per_optimizer_states.values()
                       if state["found_inf"] is not None]
         if new_scale is not None:
@@ -367,7 +387,9 @@ class GradScaler:
             self._growth_tracker.fill(tracker)
         rec = trace.current()
         if rec is not None:
-            rec.add(trace.ScalerEvent(scale_before, float(self._scale), any(bool(f) for f in found_infs)))
+            rec.add(trace.ScalerEvent(scale_before, float(self._scale), any(bool(f) for f in found_infs),
+                                      self._growth_factor, self._backoff_factor, self._growth_interval,
+                                      tracker_before, int(self._growth_tracker), new_scale is not None))
         self._per_optimizer_states = defaultdict(_refresh_per_optimizer_state)
 
     def last_step_skipped(self) -> bool:

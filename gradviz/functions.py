@@ -33,6 +33,28 @@ class Rule:
     backward: Callable
     saves: bool = True
     elementwise: bool = False   # binary, broadcasting: inputs are type-promoted, gradients un-broadcast
+    math: OpMath | None = None  # the formulas the view shows (attached from ``MATH`` below)
+
+
+@dataclass(frozen=True, slots=True)
+class OpMath:
+    """The formula of an op's forward and of each input's gradient, as templates for the view.
+
+    Templates are text with ``{name}`` placeholders (an input's symbol from ``inputs``, ``out``,
+    ``g`` for the incoming gradient ∂L/∂out, ``N`` for a count, or an op argument such as
+    ``exponent``), ``^{…}``/``_{…}`` for super/subscripts, ``\\frac{…}{…}``, ``\\sqrt{…}`` and
+    ``\\hat{…}``; everything else is literal (Greek letters, ·, −, Σ, ⊙).  ``gradviz.view.formulas``
+    renders them as rich text, LaTeX and plain text, with symbols or with one iteration's numbers.
+
+    ``local[i]`` is ∂out/∂input_i of an elementwise op (the gradient is then ``g · local[i]``, summed
+    over broadcast dimensions); ``grads[i]`` is the whole gradient when it is not elementwise (a
+    matrix product, a reduction, softmax).  None: that input gets no gradient.
+    """
+    inputs: tuple[str, ...]
+    forward: str
+    local: tuple[str | None, ...] = ()
+    grads: tuple[str | None, ...] = ()
+    note: str = ""
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -497,6 +519,72 @@ _RULE_LIST = [
     # t[index] = v: the assigned part of the gradient goes to v (summed over broadcast dims), the rest to t
     Rule("CopySlices", "setitem", None, _setitem_bw, False),
 ]
+
+# The formulas of every row, for the view (gradviz.view.formulas renders them; the engine never reads them).
+MATH: dict[str, OpMath] = {
+    "add": OpMath(("a", "b"), "{a} + {b}", ("1", "1")),
+    "sub": OpMath(("a", "b"), "{a} − {b}", ("1", "−1")),
+    "mul": OpMath(("a", "b"), "{a} · {b}", ("{b}", "{a}")),
+    "div": OpMath(("a", "b"), "\\frac{{a}}{{b}}", ("\\frac{1}{{b}}", "−\\frac{{a}}{{b}^{2}}")),
+    "pow": OpMath(("a", "b"), "{a}^{{b}}", ("{b} · {a}^{{b} − 1}", "{out} · log {a}")),
+    "pow_scalar": OpMath(("x",), "{x}^{{exponent}}", ("{exponent} · {x}^{{exponent} − 1}",)),
+    "neg": OpMath(("x",), "−{x}", ("−1",)),
+    "reciprocal": OpMath(("x",), "\\frac{1}{{x}}", ("−{out}^{2}",)),
+    "exp": OpMath(("x",), "exp({x})", ("{out}",), note="exp is its own derivative"),
+    "log": OpMath(("x",), "log({x})", ("\\frac{1}{{x}}",)),
+    "sqrt": OpMath(("x",), "\\sqrt{{x}}", ("\\frac{1}{2 · {out}}",)),
+    "abs": OpMath(("x",), "|{x}|", ("sign({x})",)),
+    "tanh": OpMath(("x",), "tanh({x})", ("1 − {out}^{2}",)),
+    "sigmoid": OpMath(("x",), "σ({x}) = \\frac{1}{1 + exp(−{x})}", ("{out} · (1 − {out})",)),
+    "relu": OpMath(("x",), "max({x}, 0)", ("[{out} > 0]",), note="[·] is 1 where true, else 0"),
+    "clamp": OpMath(("x",), "clamp({x}, {min}, {max})", ("[{min} ≤ {x} ≤ {max}]",)),
+    "to": OpMath(("x",), "{x} (cast to {dtype})", ("1",), note="the gradient is cast back to the input's dtype"),
+    "matmul": OpMath(("A", "B"), "{A} @ {B}", grads=("{g} @ {B}^{T}", "{A}^{T} @ {g}")),
+    "addmm": OpMath(("x", "W", "b"), "{x} @ {W}^{T} + {b}",
+                    grads=("{g} @ {W}", "{g}^{T} @ {x}", "Σ_{i} {g}"),
+                    note="nn.Linear on a batch: out[i,j] = Σ_k x[i,k]·W[j,k] + b[j]"),
+    "sum": OpMath(("x",), "Σ {x}", grads=("{g} (copied to every element)",)),
+    "mean": OpMath(("x",), "\\frac{1}{{N}} Σ {x}", grads=("\\frac{{g}}{{N}} (to every element)",)),
+    "max": OpMath(("x",), "max {x}", grads=("{g} at the maximum (split among ties), 0 elsewhere",)),
+    "max_dim": OpMath(("x",), "max_{{dim}} {x}", grads=("{g} at each maximum, 0 elsewhere",)),
+    "min": OpMath(("x",), "min {x}", grads=("{g} at the minimum (split among ties), 0 elsewhere",)),
+    "min_dim": OpMath(("x",), "min_{{dim}} {x}", grads=("{g} at each minimum, 0 elsewhere",)),
+    "reshape": OpMath(("x",), "{x}.view({shape})", grads=("{g}.view(shape of {x})",)),
+    "permute": OpMath(("x",), "{x}.permute({axes})", grads=("{g} permuted back",)),
+    "getitem": OpMath(("x",), "{x}[index]", grads=("{g} at the index, 0 elsewhere",)),
+    "index": OpMath(("x",), "{x}[index]", grads=("{g} added at each index, 0 elsewhere",)),
+    "softmax": OpMath(("x",), "\\frac{exp({x}_{i})}{Σ_{j} exp({x}_{j})}",
+                      grads=("{out} ⊙ ({g} − Σ {g} ⊙ {out})",), note="s = softmax(x) is the output"),
+    "log_softmax": OpMath(("x",), "{x}_{i} − log Σ_{j} exp({x}_{j})",
+                          grads=("{g} − softmax({x}) · Σ {g}",)),
+    "mse_loss": OpMath(("pred", "y"), "\\frac{1}{{N}} Σ ({pred} − {y})^{2}",
+                       ("\\frac{2({pred} − {y})}{{N}}", "\\frac{2({y} − {pred})}{{N}}"),
+                       note="reduction='mean'; for 'sum' N is 1"),
+    "bce_with_logits": OpMath(("z", "y"), "\\frac{1}{{N}} Σ [(1 − {y}) · {z} − log σ({z})]",
+                              ("\\frac{σ({z}) − {y}}{{N}}", "\\frac{−{z}}{{N}}"),
+                              note="σ(z) − y: the logit's gradient is the predicted probability minus the label"),
+    "nll_loss": OpMath(("logp",), "−\\frac{1}{{N}} Σ_{i} {logp}[i, y_{i}]",
+                       grads=("−\\frac{{g}}{{N}} at each target class, 0 elsewhere",)),
+    "maximum": OpMath(("a", "b"), "max({a}, {b})", ("[{a} ≥ {b}]", "[{b} ≥ {a}]"), note="ties split g in half"),
+    "minimum": OpMath(("a", "b"), "min({a}, {b})", ("[{a} ≤ {b}]", "[{b} ≤ {a}]"), note="ties split g in half"),
+    "where": OpMath(("a", "b"), "where(cond, {a}, {b})", ("[cond]", "[not cond]")),
+    "stack": OpMath(("x",), "stack({x}, …)", grads=("{g} split along dim {dim}",)),
+    "cat": OpMath(("x",), "cat({x}, …)", grads=("{g} split along dim {dim}",)),
+    "norm": OpMath(("x",), "‖{x}‖", grads=("{g} · \\frac{{x}}{‖{x}‖} (for the 2-norm)",)),
+    "var": OpMath(("x",), "\\frac{1}{{N} − c} Σ ({x} − mean({x}))^{2}",
+                  grads=("{g} · \\frac{2({x} − mean({x}))}{{N} − c}",)),
+    "std": OpMath(("x",), "\\sqrt{var({x})}", grads=("{g} · \\frac{{x} − mean({x})}{({N} − c) · {out}}",)),
+    "leaky_relu": OpMath(("x",), "max({x}, 0) + {negative_slope} · min({x}, 0)",
+                         ("[{x} > 0] + {negative_slope} · [{x} ≤ 0]",)),
+    "bce": OpMath(("p", "y"), "−\\frac{1}{{N}} Σ [{y} log {p} + (1 − {y}) log(1 − {p})]",
+                  ("\\frac{{p} − {y}}{{N} · {p}(1 − {p})}", "\\frac{log(1 − {p}) − log {p}}{{N}}")),
+    "zero": OpMath(("x",), "0", ("0",), note="overwritten in place: no gradient to the old values"),
+    "fill": OpMath(("x",), "{value}", ("0",), note="overwritten in place: no gradient to the old values"),
+    "copy": OpMath(("x", "src"), "{src}", ("0", "1")),
+    "setitem": OpMath(("x", "v"), "{x} with {x}[index] = {v}", grads=("{g}, 0 at the index", "Σ {g}[index]")),
+}
+_RULE_LIST = [Rule(r.name, r.short, r.forward, r.backward, r.saves, r.elementwise, MATH.get(r.short))
+              for r in _RULE_LIST]
 RULES: dict[str, Rule] = {r.short: r for r in _RULE_LIST}
 
 # PyTorch gives some ops different grad_fn names depending on the call; same rule, other label.

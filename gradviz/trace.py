@@ -112,6 +112,9 @@ class ParamUpdate:
     grad: np.ndarray | None        # None: the parameter was skipped (its .grad was None)
     state_before: dict[str, Any]
     state_after: dict[str, Any]
+    # the param group's hyperparameters at this step (lr, momentum, betas, eps, weight_decay, ...):
+    # what the update rule read, so the view can show the rule with its numbers
+    hyper: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,6 +122,9 @@ class StepEvent:
     optimizer: str
     updates: list[ParamUpdate] = field(default_factory=list)
     skipped: bool = False          # e.g. GradScaler found inf/nan and skipped optimizer.step()
+    # a GradScaler unscaled the grads before this step: {"scale", "inv_scale", "found_inf", "event": how
+    # many events the recorder had when unscale_() ran} (else None)
+    unscale: dict[str, Any] | None = None
 
 
 @dataclass
@@ -127,6 +133,12 @@ class ScalerEvent:
     scale_before: float
     scale_after: float
     found_inf: bool
+    growth_factor: float = 2.0
+    backoff_factor: float = 0.5
+    growth_interval: int = 2000
+    tracker_before: int = 0           # clean steps in a row before the update, and after it
+    tracker_after: int = 0
+    new_scale: bool = False           # update(new_scale) set the scale by hand
 
 
 @dataclass

@@ -19,6 +19,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradviz.view.folding import Fold, module_label
 from gradviz.view.format import format_head, format_shape, format_stats, format_value
+from gradviz.view.formulas import formulas_for_frame
 from gradviz.view.series import param_steps, row_steps, rows_between
 
 from . import theme as T
@@ -205,6 +206,113 @@ class Section(QtWidgets.QWidget):
         self.setVisible(True)
 
 
+class MathSection(QtWidgets.QWidget):
+    """The math of the selected node at this frame (``gradviz.view.formulas``): for each formula its
+    title, the rule and the rule with this iteration's numbers, as rich text.  For a tensor an
+    ``element`` field picks the element (``1,0``; empty: the first, or for a step the largest
+    update).  "Copy as LaTeX" (the button, or a formula's right-click menu) puts LaTeX on the clipboard."""
+
+    def __init__(self, on_element):
+        super().__init__()
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 10, 0, 0)
+        layout.setSpacing(3)
+        top = QtWidgets.QHBoxLayout()
+        self.heading = _label(T.ui_font(9.5, bold=True))
+        self.heading.setText("Math")
+        self.heading.setProperty("heading", True)
+        self.copy_button = QtWidgets.QToolButton()
+        self.copy_button.setText("Copy as LaTeX")
+        self.copy_button.setToolTip("Copy these formulas as LaTeX, one a line")
+        self.copy_button.clicked.connect(self.copy_latex)
+        top.addWidget(self.heading)
+        top.addStretch(1)
+        top.addWidget(self.copy_button)
+        layout.addLayout(top)
+        row = QtWidgets.QHBoxLayout()
+        self.element_label = QtWidgets.QLabel("element")
+        self.element_label.setProperty("muted", True)
+        self.element_edit = QtWidgets.QLineEdit()
+        self.element_edit.setPlaceholderText("auto")
+        self.element_edit.setToolTip("Which element of the tensor the formulas show: an index such as 1,0 "
+                                     "or a flat index; empty: the first (a step: the largest update)")
+        self.element_edit.setMaximumWidth(90)
+        self.element_edit.editingFinished.connect(on_element)
+        row.addWidget(self.element_label)
+        row.addWidget(self.element_edit)
+        row.addStretch(1)
+        self.element_row = QtWidgets.QWidget()
+        self.element_row.setLayout(row)
+        row.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.element_row)
+        self._items_layout = QtWidgets.QVBoxLayout()
+        self._items_layout.setSpacing(4)
+        layout.addLayout(self._items_layout)
+        self.items: list[tuple[QtWidgets.QLabel, QtWidgets.QLabel]] = []
+        self.formulas: list = []
+
+    def element(self):
+        """The element typed in the field: an index tuple, a flat index, or None (auto)."""
+        text = self.element_edit.text().strip().strip("[]()")
+        if not text:
+            return None
+        try:
+            parts = [int(p) for p in text.replace(" ", ",").split(",") if p]
+        except ValueError:
+            return None
+        return parts[0] if len(parts) == 1 else tuple(parts)
+
+    def show_formulas(self, formulas: list, tensor: bool) -> None:
+        self.formulas = formulas
+        self.element_row.setVisible(tensor)
+        while len(self.items) < len(formulas):
+            title = _label(T.ui_font(8.5), wrap=True, muted=True)
+            body = QtWidgets.QLabel()
+            body.setTextFormat(QtCore.Qt.TextFormat.RichText)
+            body.setWordWrap(True)
+            body.setTextInteractionFlags(_SELECTABLE)
+            body.setFont(T.ui_font(10.5))
+            body.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+            body.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+            k = len(self.items)
+            body.customContextMenuRequested.connect(lambda pos, k=k: self._menu(k, pos))
+            self._items_layout.addWidget(title)
+            self._items_layout.addWidget(body)
+            self.items.append((title, body))
+        previous = None
+        for k, (title, body) in enumerate(self.items):
+            shown = k < len(formulas)
+            body.setVisible(shown)
+            text = ""
+            if shown:
+                f = formulas[k]
+                # lines of one step share "Adam.step() on w, element [1]": said once, then only each note
+                head, _, note = f.title.partition(": ")
+                text = f.title if head != previous else note
+                previous = head
+                body.setText(f.symbolic_html + (f"<br>{f.numeric_html}" if f.numeric_html else ""))
+            title.setText(text)
+            title.setVisible(bool(text))
+        self.copy_button.setEnabled(bool(formulas))
+        self.setVisible(bool(formulas))
+
+    def latex(self) -> str:
+        return "\n".join(f.latex for f in self.formulas)
+
+    def copy_latex(self) -> None:
+        QtWidgets.QApplication.clipboard().setText(self.latex())
+
+    def _menu(self, k: int, pos: QtCore.QPoint) -> None:
+        if k >= len(self.formulas):
+            return
+        f, body = self.formulas[k], self.items[k][1]
+        menu = QtWidgets.QMenu(self)
+        menu.addAction("Copy as LaTeX", lambda: QtWidgets.QApplication.clipboard().setText(f.latex))
+        menu.addAction("Copy text", lambda: QtWidgets.QApplication.clipboard().setText(f.plain))
+        menu.addAction("Copy all as LaTeX", self.copy_latex)
+        menu.exec(body.mapToGlobal(pos))
+
+
 def _row(caption: str, a=None, extra: str = "", note: str = "") -> tuple:
     return caption, a, extra, note
 
@@ -253,6 +361,8 @@ class Inspector(QtWidgets.QWidget):
         self.sent_section = Section("Sent back to each input")
         self.params_section = Section("Parameters")
         self.state_section = Section("Optimizer state")
+        self.math = MathSection(self._follow)
+        self._math_node = None                  # the node whose element the math's field names
         self.sections = (self.value_section, self.grad_section, self.sent_section, self.params_section,
                          self.state_section)
         # the names the tests (and a reader of this file) use for the main pieces
@@ -292,7 +402,8 @@ class Inspector(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(body)
         layout.setContentsMargins(10, 8, 10, 10)
         layout.setSpacing(3)
-        for w in (self.title, self.subtitle, self.hint, self.form, *self.sections, self.history_label, self.plot):
+        for w in (self.title, self.subtitle, self.hint, self.math, self.form, *self.sections, self.history_label,
+                  self.plot):
             layout.addWidget(w)
         layout.addStretch(1)
         self.body = body
@@ -392,6 +503,7 @@ class Inspector(QtWidgets.QWidget):
         for section in self.sections:
             section.setVisible(False)
             section.set_rows([])
+        self.math.show_formulas([], False)
         for w in (self.history_label, self.plot):
             w.setVisible(False)
 
@@ -428,6 +540,7 @@ class Inspector(QtWidgets.QWidget):
         self._show_sent(replay, frame, info, node_id)
         self.params_section.setVisible(False)
         self._show_state(is_param, ns)
+        self._show_math(replay, frame, node_id, info)
         self._show_history(replay, name if is_param else None, history)
 
     def show_module(self, replay, frame_index: int, module: str, history=None) -> None:
@@ -484,6 +597,7 @@ class Inspector(QtWidgets.QWidget):
         else:
             self.params_section.setVisible(False)
         self.state_section.setVisible(False)          # a parameter's own page has it (unfold, then click)
+        self.math.show_formulas([], False)
         self._show_history(replay, None, None)
 
     # -- sections -------------------------------------------------------------------------------------
@@ -538,6 +652,14 @@ class Inspector(QtWidgets.QWidget):
         if not grads:
             return None
         return grads[0] if len(grads) == 1 else sum(grads[1:], np.asarray(grads[0]))
+
+    def _show_math(self, replay, frame, node_id: int, info) -> None:
+        """The node's formulas as of this frame; the element field starts empty for each new node."""
+        if self._math_node != (replay, node_id):
+            self._math_node = (replay, node_id)
+            self.math.element_edit.clear()
+        self.math.show_formulas(formulas_for_frame(replay, frame, node=node_id, element=self.math.element()),
+                                len(info.shape) > 0)
 
     def _show_state(self, is_param: bool, ns) -> None:
         if not is_param:

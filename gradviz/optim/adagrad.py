@@ -61,6 +61,13 @@ class Adagrad(Optimizer):
         ``add_param_group`` get their state lazily, from ``defaults["initial_accumulator_value"]``.
     """
 
+    UPDATE_RULE = {
+        **Optimizer.UPDATE_RULE,
+        "lr_decay": "{lrt} = \\frac{{lr}}{1 + ({t} − 1) · {eta}}",
+        "sum": "{s} ← {s} + {g}^{2}",                                 # state "sum": every g² so far
+        "step": "{w} ← {w} − {r} · \\frac{{g}}{\\sqrt{{s}} + {eps}}",    # r: lr, or the decayed lr_t
+    }
+
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10,
                  foreach: bool | None = None, *, maximize: bool = False,

@@ -87,6 +87,17 @@ class Adam(Optimizer):
     ``exp_avg``, ``exp_avg_sq`` and, with ``amsgrad``, ``max_exp_avg_sq``.
     """
 
+    UPDATE_RULE = {
+        **Optimizer.UPDATE_RULE,
+        "decoupled_decay": "{w} ← {w} · (1 − {lr} · {lam})",          # AdamW
+        "m": "{m} ← {b1} · {m} + (1 − {b1}) · {g}",                   # exp_avg
+        "v": "{v} ← {b2} · {v} + (1 − {b2}) · {g}^{2}",               # exp_avg_sq
+        "amsgrad": "{vmax} ← max({vmax}, {v})",
+        "mhat": "{mhat} = \\frac{{m}}{1 − {b1}^{{t}}}",                # bias corrections, step t from 1
+        "vhat": "{vhat} = \\frac{{v}}{1 − {b2}^{{t}}}",
+        "step": "{w} ← {w} − {lr} · \\frac{{mhat}}{\\sqrt{{vhat}} + {eps}}",
+    }
+
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
                  foreach: bool | None = None, maximize: bool = False, capturable: bool = False,

@@ -50,9 +50,10 @@ def _traced_step(step: Callable) -> Callable:
             out = step(self, *args, **kwargs)
             _bump_versions(self)
             return out
-        params = [p for group in self.param_groups for p in group["params"]]
+        params = [(p, hyper) for group in self.param_groups
+                  for hyper in (_hyperparameters(group),) for p in group["params"]]
         state = self.state
-        before = [(p._data.copy(), _copy_state(state.get(p))) for p in params]
+        before = [(p._data.copy(), _copy_state(state.get(p))) for p, _ in params]
         self._recording_step = True
         try:
             out = step(self, *args, **kwargs)
@@ -60,14 +61,21 @@ def _traced_step(step: Callable) -> Callable:
             self._recording_step = False
         updates = [trace.ParamUpdate(rec.node_id(p), data_before, p._data.copy(),
                                      None if p.grad is None else p.grad._data.copy(),
-                                     state_before, _copy_state(state.get(p)))
-                   for p, (data_before, state_before) in zip(params, before)]
+                                     state_before, _copy_state(state.get(p)), hyper)
+                   for (p, hyper), (data_before, state_before) in zip(params, before)]
         rec.on_step(self, trace.StepEvent(type(self).__name__, updates))
         _bump_versions(self)
         return out
 
     wrapper.traced = True
     return wrapper
+
+
+def _hyperparameters(group: dict[str, Any]) -> dict[str, Any]:
+    """A param group's plain hyperparameters (numbers, flags, tuples of numbers), as the step reads them."""
+    return {k: (float(v) if isinstance(v, np.generic) else v) for k, v in group.items()
+            if k not in ("params", "param_names") and (v is None or isinstance(v, (bool, int, float, str, tuple,
+                                                                                   np.generic)))}
 
 
 def _bump_versions(optimizer) -> None:
@@ -127,6 +135,13 @@ class Optimizer:
     """
 
     _recording_step = False
+    # The update rule as formula templates (gradviz.functions.OpMath's notation), one line a key, for
+    # the view (gradviz.view.step_rules shows the lines this step used, with its numbers).  The
+    # algorithms extend these two lines that every optimizer here applies first.
+    UPDATE_RULE: dict[str, str] = {
+        "maximize": "{gnew} ← −{g}",                              # maximize: ascend
+        "weight_decay": "{gnew} ← {g} + {lam} · {w}",             # L2 weight decay, added to the gradient
+    }
 
     @classmethod
     def state_keys(cls, hyper: dict[str, Any]) -> list[str]:

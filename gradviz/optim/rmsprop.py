@@ -75,6 +75,16 @@ class RMSprop(Optimizer):
         As in PyTorch 2.13, ``capturable``, ``foreach``, ``maximize`` and ``differentiable`` may be
         given by position, in that order (RMSprop alone has no ``*`` before them).    """
 
+    UPDATE_RULE = {
+        **Optimizer.UPDATE_RULE,
+        "v": "{v} ← {alpha} · {v} + (1 − {alpha}) · {g}^{2}",       # square_avg
+        "grad_avg": "{gbar} ← {alpha} · {gbar} + (1 − {alpha}) · {g}",   # centered
+        "centered": "{vt} = {v} − {gbar}^{2}",
+        "momentum": "{buf} ← {mu} · {buf} + \\frac{{g}}{\\sqrt{{d}} + {eps}}",   # d: v, or ṽ when centered
+        "momentum_step": "{w} ← {w} − {lr} · {buf}",
+        "step": "{w} ← {w} − {lr} · \\frac{{g}}{\\sqrt{{d}} + {eps}}",
+    }
+
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False,
                  capturable: bool = False, foreach: bool | None = None, maximize: bool = False,

@@ -53,6 +53,16 @@ class SGD(Optimizer):
     State per parameter: ``momentum_buffer`` (only when ``momentum != 0``).
     """
 
+    UPDATE_RULE = {
+        **Optimizer.UPDATE_RULE,
+        "plain": "{w} ← {w} − {lr} · {g}",
+        "first_buffer": "{buf} ← {g}",                                # the first step: a copy of g
+        "momentum": "{buf} ← {mu} · {buf} + {g}",
+        "dampening": "{buf} ← {mu} · {buf} + (1 − {tau}) · {g}",
+        "nesterov": "{gnew} ← {g} + {mu} · {buf}",
+        "step": "{w} ← {w} − {lr} · {buf}",
+    }
+
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
                  foreach: bool | None = None, differentiable: bool = False,

@@ -419,6 +419,7 @@ class EdgeGfx:
                 path.cubicTo(mx, y0, mx, y1, x1, y1)
             line = QtWidgets.QGraphicsPathItem(path)
             line.setZValue(1)
+            line.setData(1, key)             # the edge under the mouse (its formula's tooltip: edge_hover.py)
             self.lines.append(line)
         self.line = self.lines[0]
         ex, ey = points[-1]

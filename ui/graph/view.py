@@ -32,7 +32,7 @@ from gradviz.view.folding import FoldedGraph, default_collapsed, foldable_module
 from gradviz.view.layout import LayoutNode, layered_layout
 
 from .. import theme as T
-from . import export
+from . import edge_hover, export
 from .caption import Caption
 from .items import EdgeGfx, NodeGfx, edge_pens
 from .search import SearchBox, find_matches
@@ -384,6 +384,8 @@ class GraphView(QtWidgets.QGraphicsView):
     def _show_selection(self, node_id: int | None) -> None:
         for key, gfx in self.node_items.items():
             gfx.selection.setVisible(node_id is not None and self._display_of.get(node_id) == key)
+        if self.replay is not None and 0 <= self._frame_index < len(self.replay):
+            self._update_caption(self.replay.frame(self._frame_index))      # a step's math follows the selection
 
     def node_badge_text(self, node_id: int) -> str:
         self._flush_node(node_id)
@@ -589,14 +591,14 @@ class GraphView(QtWidgets.QGraphicsView):
     def _update_caption(self, frame) -> None:
         if not self.caption.isVisible():
             return
-        self.caption.show_frame(self.replay, frame)
+        self.caption.show_frame(self.replay, frame, self.view_state.selected_node)
         self._size_caption()
 
     def _size_caption(self) -> None:
         room = self.viewport().width() - 2 * OVERLAY_MARGIN
         if self._search_beside_caption():
             room -= self.search_box.width() + OVERLAY_MARGIN
-        self.caption.fit(int(min(max(260, room), 720)))
+        self.caption.fit(int(min(max(260, room), 720)), 0.45 * self.viewport().height())
 
     def _search_beside_caption(self) -> bool:
         """The find field sits at the top right when the caption keeps 260 px beside it, else at the
@@ -756,6 +758,11 @@ class GraphView(QtWidgets.QGraphicsView):
         if self.caption.isVisible():
             self._size_caption()
         self._refit()
+
+    def viewportEvent(self, event) -> bool:
+        if event.type() == QtCore.QEvent.Type.ToolTip and edge_hover.show_tooltip(self, event):
+            return True                                  # an edge under the mouse: its formula
+        return super().viewportEvent(event)
 
     def _key_at(self, pos: QtCore.QPoint):
         for item in self.items(pos):
