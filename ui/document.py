@@ -341,7 +341,8 @@ class Document(QtCore.QObject):
             self._fail(f"{path.name}: {exc}", 0)
             return
         self.scenario, self.sessions, self._ran, self.last_error = scenario, [run], (source, path), None
-        self.output.emit(f"✓ {path.name}: {run.history.steps} iterations")
+        steps = run.history.steps if run.history is not None else 0     # a script may run no iteration
+        self.output.emit(f"✓ {path.name}: {steps} iteration{'s' if steps != 1 else ''}")
         self.scenarioChanged.emit()
         self.runFinished.emit()
         self._start_prefetch(run, result)
@@ -349,7 +350,7 @@ class Document(QtCore.QObject):
     # -- tracing in the background ------------------------------------------------------------------
     def _start_prefetch(self, run, result) -> None:
         from gradviz.training.script import untraced
-        missing = [] if result.budget_hit else untraced(result)
+        missing = [] if result.budget_hit or result.history is None else untraced(result)
         if missing and missing[-1] == result.history.steps - 1:
             missing = missing[-1:] + missing[:-1]          # the last iteration first (a run ends there)
         self._prefetch, self._prefetch_job = missing, None

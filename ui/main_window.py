@@ -1,6 +1,6 @@
 """The GradViz main window: builds the models (Document, ViewState, Player) and the views that take
 them (graph in the centre, code panel, inspector, dashboards, controls), wires actions and menus, and
-does the window's own jobs: title, transport toolbar, status bar, files, exports, and loading the
+does the window's own jobs: title, transport toolbar, status bar, files, and loading the
 trace of the ViewState's (variant, iteration) into the Player."""
 from __future__ import annotations
 
@@ -18,16 +18,22 @@ from .controls import ControlsPanel
 from .dashboards import DashboardExporter, Dashboards
 from .dialogs import APP, ORG, BundledDialog, ask_to_run, settings  # noqa: F401  (ORG, APP: re-exported)
 from .document import Document, read_script
+from .export_actions import ExportActions
 from .graph import GraphView
+from .help import HelpMenu
 from .inspector import Inspector
 from .key_router import KeyRouter
+from .lesson import LessonPanel, lesson_scroll, raise_plot
 from .player import Player
 from .script_actions import SCRIPT_FILTER, ScriptActions
 from .theme import theme_menu, variant_swatch
 from .view_state import ViewState
+from .welcome import show_welcome
 from .window_layout import Scrubber, WindowLayout
 
 MAX_RECENT = 8
+LESSON_LAYOUT_KEY = "layout/lesson"      # a saved layout that places the Lesson dock
+LESSON_SHARE = 0.5            # of the right column's height: the lesson above, the controls / inspector below
 CODE_DOCK_WIDTH = 330         # in a 1400 px window (a share of any other): long lines wrap, the graph keeps the room
 SCENARIO_FILTER = "GradViz scenarios (*.toml *.py);;TOML scenarios (*.toml);;Python scripts (*.py);;All files (*)"
 
@@ -91,7 +97,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scripts = ScriptActions(self)
         self.code_panel = CodePanel(self.document, self.code, self.scripts.act_run)
         self.code_dock = self._dock("Code", self.code_panel, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        # the lesson beside the graph: on top of the right column, the inspector and controls below it
+        self.lesson = LessonPanel(self.document, self.view_state, self.player, show_node=self.graph.go_to_node,
+                                  show_plot=lambda title: raise_plot(self.dashboards_dock, self.dashboards, title))
+        right = QtCore.Qt.DockWidgetArea.RightDockWidgetArea
+        self.lesson_dock = self._dock("Lesson", lesson_scroll(self.lesson), right)
+        self.addActions([self.lesson.act_back, self.lesson.act_next])
         self.inspector_dock = self._dock("Inspector", self.inspector, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.inspector.setMinimumHeight(60)          # it scrolls: a short column leaves room for the Lesson
         self._build_menus()
         self._build_transport()
         self._build_status()
@@ -117,13 +130,18 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self._build_dashboards()
         self.scripts.install(self.run_menu, self.file_menu, self.export_sep)
-        self.keys = KeyRouter(self, self._player_actions, [self.act_open, self.act_open_bundled, self.act_save,
-                                                            self.act_save_as, self.act_quit, self.scripts.act_run])
+        self.help = HelpMenu(self)                  # last: it lists every other action's shortcut
+        self.keys = KeyRouter(self, self._player_actions + [self.lesson.act_back, self.lesson.act_next],
+                              [self.act_open, self.act_open_bundled, self.act_save, self.act_save_as, self.act_quit,
+                               self.scripts.act_run, self.help.act_shortcuts])
+        self.welcome = None                         # the first launch's welcome, over the graph
         self.window_layout = WindowLayout(self)
         self.window_layout.place_default()
         # Restore the user's layout only now that every dock exists (restoreState matches by objectName);
         # the first show checks that it fits (``showEvent``).
         self.window_layout.restore(settings())
+        if settings().value("windowState") and not settings().value(LESSON_LAYOUT_KEY):
+            self.reset_layout()                    # saved before the Lesson existed: it goes on top
         self._shown = False
         # A QGraphicsScene accepts every drag-enter, so the graph and the plots would swallow a
         # scenario file dropped on them: let drags through to the window's dropEvent instead.
@@ -161,10 +179,7 @@ class MainWindow(QtWidgets.QMainWindow):
             a.setShortcutContext(QtCore.Qt.ShortcutContext.ApplicationShortcut)
         self.act_save = self._action("&Save", self.save, K.StandardKey.Save, "Save the scenario")
         self.act_save_as = self._action("Save &As…", self.save_as, K.StandardKey.SaveAs, "Save under a new name")
-        self.act_export_png = self._action("Graph as &PNG…", lambda: self.export_graph("png"))
-        self.act_export_svg = self._action("Graph as &SVG…", lambda: self.export_graph("svg"))
-        self.act_export_gif = self._action("Iteration as animated &GIF…", self.export_gif)
-        self.act_export_torch = self._action("Scenario as PyTorch &script…", self.export_torch_script)
+        self.exports = ExportActions(self)           # File ▸ Export: graph, GIF, PyTorch script
         # StandardKey.Quit is empty on some platforms (offscreen, plain X11 without a desktop theme)
         self.act_quit = self._action("&Quit", self.close, "Ctrl+Q")
         self.act_play = self._action("Play", self.player.toggle, "Space", "Play / pause (Space)", "play")
@@ -203,7 +218,7 @@ class MainWindow(QtWidgets.QMainWindow):
         m.addActions([self.act_save, self.act_save_as])
         self.export_sep = m.addSeparator()
         self.export_menu = exp = m.addMenu("&Export")
-        exp.addActions([self.act_export_png, self.act_export_svg, self.act_export_gif, self.act_export_torch])
+        exp.addActions(self.exports.actions)
         m.addSeparator()
         m.addAction(self.act_quit)
         self.file_menu = m
@@ -218,6 +233,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view_menu.addAction(self.act_reset_layout)
         self.view_menu.addMenu(theme_menu(self))           # System / Light / Dark (ui/theme.py)
         self.view_menu.addSeparator()
+        self.view_menu.addAction(self.lesson_dock.toggleViewAction())
         self.view_menu.addAction(self.code_dock.toggleViewAction())
         self.view_menu.addAction(self.inspector_dock.toggleViewAction())
 
@@ -226,6 +242,7 @@ class MainWindow(QtWidgets.QMainWindow):
         entries and File ▸ Export entries; a click on a plotted point picks that iteration."""
         Area = QtCore.Qt.DockWidgetArea
         self.dashboards = Dashboards(self.document, self.view_state)
+        self.dashboards.data.player = self.player          # the Data view maps a selected node to its layer
         self.controls = ControlsPanel(self.document, self.view_state)
         self.dashboards_dock = self._dock("Dashboards", self.dashboards, Area.BottomDockWidgetArea)
         scroll = QtWidgets.QScrollArea()
@@ -297,13 +314,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.iteration_total = QtWidgets.QLabel(" of 0 ")
         vb.addWidget(self.iteration_total)
         vb.addSeparator()
-        self.variant_title = QtWidgets.QLabel(" Variant ")
+        self.variant_title = QtWidgets.QLabel(" Run ")
         vb.addWidget(self.variant_title)
         self.variant_box = QtWidgets.QComboBox()
         self.variant_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.variant_box.setToolTip("The run the graph and the code animate (the dashboards follow)")
+        self.variant_box.setToolTip("The current run, chosen here only: the graph, code, plots and Controls follow it")
         self.variant_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.variant_box.setMaximumWidth(190)
+        self.variant_box.setMaximumWidth(280)          # a lesson's run name; the full name is its tooltip
         self.variant_box.activated.connect(self.view_state.set_variant)
         vb.addWidget(self.variant_box)
         vb.addSeparator()
@@ -485,63 +502,6 @@ class MainWindow(QtWidgets.QMainWindow):
             event.acceptProposedAction()
             self.open_path(files[0])
 
-    # -- exports ------------------------------------------------------------------------------
-    def _export_name(self, suffix: str) -> str:
-        stem = self.document.path.stem if self.document.path else "scenario"
-        return str(Path.home() / f"{stem}_iter{self.iteration}.{suffix}")
-
-    def _ask_save_path(self, title: str, default: str, filt: str) -> str | None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, default, filt)
-        return path or None
-
-    def export_graph(self, kind: str) -> None:
-        path = self._ask_save_path(f"Export graph as {kind.upper()}", self._export_name(kind),
-                                   f"{kind.upper()} images (*.{kind})")
-        if not path:
-            return
-        try:
-            (self.graph.export_png if kind == "png" else self.graph.export_svg)(path)
-        except OSError as exc:
-            self.show_error(f"Could not write {path}: {exc}")
-            return
-        self.statusBar().showMessage(f"Wrote {path}", 4000)
-
-    def export_gif(self) -> None:
-        if self.replay is None:
-            return
-        self.player.pause()                      # the export moves the cursor itself, frame by frame
-        path = self._ask_save_path("Export iteration as animated GIF", self._export_name("gif"), "GIF (*.gif)")
-        if not path:
-            return
-        from .graph.export import export_gif
-        dialog = QtWidgets.QProgressDialog("Rendering frames…", "Cancel", 0, self.player.count, self)
-        dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(200)
-        try:
-            written = export_gif(self.graph, self.player, path, progress=dialog)
-        except OSError as exc:
-            self.show_error(f"Could not write {path}: {exc}")
-            return
-        finally:
-            dialog.close()
-        if written:
-            self.statusBar().showMessage(f"Wrote {path}", 4000)
-
-    def export_torch_script(self) -> None:
-        from gradviz.codegen import export_torch
-        path = self._ask_save_path("Export as PyTorch script",
-                                   str(Path(self._export_name("py")).with_name(
-                                       (self.document.path.stem if self.document.path else "scenario") + "_torch.py")),
-                                   "Python (*.py)")
-        if not path:
-            return
-        try:
-            Path(path).write_text(export_torch(self.document.scenario, self.variant).source)
-        except OSError as exc:
-            self.show_error(f"Could not write {path}: {exc}")
-            return
-        self.statusBar().showMessage(f"Wrote {path}", 4000)
-
     # -- the current variant and iteration ------------------------------------------------------
     @property
     def variant(self) -> int:
@@ -606,7 +566,7 @@ class MainWindow(QtWidgets.QMainWindow):
         variants = self.document.scenario.variants() if self.document.scenario else []
         i = self.view_state.variant
         self.variant_box.setCurrentIndex(i)
-        self.variant_label.setText(f"Variant: {variants[i].name if i < len(variants) else ''}")
+        self.variant_label.setText(f"Run: {variants[i].name if i < len(variants) else ''}")
         self.variant_label.setVisible(len(variants) > 1)
         self.variant_sep.setVisible(len(variants) > 1)
 
@@ -655,6 +615,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.variant_box.clear()
         for i, v in enumerate(variants):
             self.variant_box.addItem(variant_swatch(i), v.name)
+            self.variant_box.setItemData(i, v.name, QtCore.Qt.ItemDataRole.ToolTipRole)
         self.variant_box.setEnabled(len(variants) > 1)
         self._show_variant()
         self.title_label.setText(self.document.scenario.title)
@@ -757,7 +718,27 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def reset_layout(self) -> None:
         """View ▸ Reset layout: every dock back in its place, at its default share of the window."""
+        self.lesson_dock.setFloating(False)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.lesson_dock)   # on top:
+        for dock in (self.inspector_dock, self.controls_dock):     # the reset adds these below it
+            self.removeDockWidget(dock)
+        self.lesson_dock.show()
         self.window_layout.reset()
+        QtCore.QTimer.singleShot(0, self._size_lesson)
+
+    def _size_lesson(self) -> None:
+        """The Lesson takes the top LESSON_SHARE of the right column, the controls the rest."""
+        below = self.controls_dock if not self.controls_dock.visibleRegion().isEmpty() else self.inspector_dock
+        if (self.lesson_dock.isVisible() and not self.lesson_dock.isFloating() and below.isVisible()
+                and self.dockWidgetArea(below) == self.dockWidgetArea(self.lesson_dock)):
+            column = self.lesson_dock.height() + below.height()
+            lesson = int(column * LESSON_SHARE)
+            self.resizeDocks([self.lesson_dock, below], [lesson, column - lesson], QtCore.Qt.Orientation.Vertical)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if getattr(self, "_shown", False):     # the Lesson keeps its share of the right column
+            QtCore.QTimer.singleShot(0, self._size_lesson)
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
@@ -770,9 +751,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def _after_first_show(self) -> None:
         self.window_layout.apply(force=True)
         self.window_layout.validate()
+        self._size_lesson()
         self.activateWindow()
         if QtWidgets.QApplication.focusWidget() is None:
             self.graph.setFocus(QtCore.Qt.FocusReason.ActiveWindowFocusReason)
+        self.welcome = show_welcome(self.graph, settings(), dismiss_on=[self.act_play, self.act_fwd, self.act_next_iter,
+                                                                       self.lesson.act_next])
 
     # -- closing ------------------------------------------------------------------------------
     def closeEvent(self, event):
@@ -782,5 +766,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.player.pause()
         self.document.close()
         self.window_layout.save(settings())
+        settings().setValue(LESSON_LAYOUT_KEY, True)
         self.keys.detach()
         event.accept()

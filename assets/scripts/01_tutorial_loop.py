@@ -27,3 +27,17 @@ for i in range(100):
 print("w = ", w)
 print("b = ", b)
 print("loss = ", loss.item())
+
+# --- the guided tour (Next / Back in the Lesson panel; see docs/scripts.md) ---
+# tour: iteration=0 phase=loss event=forward node=MseLossBackward0 plot=Loss
+#   y_pred = w * x + b = 1·2 + 0 = 2, and loss_fn(y_pred, y_true) = (2 − 4)² = 4.0: the first
+#   point of the Loss plot.
+# tour: iteration=0 event=zero_grad
+#   zero_grad() runs after the forward line here, and that is fine: it only has to come before
+#   backward(). .grad of w and b is None.
+# tour: iteration=0 event=accumulate node=w plot=Gradients
+#   loss.backward(): ∂loss/∂y_pred = 2·(2 − 4) = −4 reaches b unchanged (b.grad = −4) and reaches
+#   w multiplied by x = 2: w.grad = −8.
+# tour: iteration=0 event=step node=w plot=Parameters
+#   optimizer.step(): w = 1 − 0.1·(−8) = 1.8 and b = 0 − 0.1·(−4) = 0.4, so 2w + b = 4: from
+#   iteration 1 on the loss and every gradient are 0 and nothing moves.

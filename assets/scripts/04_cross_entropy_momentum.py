@@ -26,3 +26,18 @@ for epoch in range(100):
     if epoch % 25 == 0 or epoch == 99:
         accuracy = (outputs.argmax(dim=1) == labels).float().mean()
         print(f"epoch {epoch:3d}  loss {loss.item():.4f}  accuracy {accuracy.item():.2f}")
+
+# --- the guided tour (Next / Back in the Lesson panel; see docs/scenarios.md) ---
+# tour: iteration=0 phase=loss event=forward node=NllLossBackward0 plot=Loss
+#   nn.CrossEntropyLoss is log_softmax followed by nll_loss: two nodes in the graph. With 3
+#   classes and a random network the loss starts at 1.219, near log 3 ≈ 1.099.
+# tour: iteration=0 event=accumulate node=2.bias plot=Gradients
+#   The output layer's bias gets the average of softmax minus one-hot over the 30 points:
+#   2.bias.grad = [−0.0227, −0.0155, 0.0382].
+# tour: iteration=0 event=step node=2.bias plot="Optimizer state"
+#   SGD's momentum_buffer starts as a copy of the first gradient (weight decay adds 1e-4·param to
+#   it first), and the step is lr times it: with lr = 0.001 the parameters barely move.
+# tour: iteration=1 event=step node=2.bias plot="Optimizer state"
+#   From the second step the buffer is 0.9·buffer + gradient: it grows while the gradients keep
+#   their sign, so the steps speed up. The loss falls from 1.219 to 0.862 in 100 epochs and the
+#   accuracy reaches 0.90.

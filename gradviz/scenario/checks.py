@@ -34,6 +34,9 @@ from .schema import (
     SCHEDULER_DEFAULTS,
     SCHEDULER_PLACEMENTS,
     SCHEDULERS,
+    TOUR_EVENTS,
+    TOUR_PHASES,
+    TOUR_PLOTS,
     ZERO_GRAD_PLACEMENTS,
     DataSpec,
     LoopSpec,
@@ -42,6 +45,7 @@ from .schema import (
     ParamInit,
     Scenario,
     SchedulerSpec,
+    TourStop,
 )
 from .shapes import check_shapes, graph_nodes
 
@@ -52,6 +56,13 @@ MAX_PARAM_NDIM = 4
 META_RULES = {"title": Text(nonempty=True, max_length=200, one_line=True), "description": Text(max_length=20_000),
               "seed": Integer(0, 2 ** 63 - 1)}
 COMPARISON_NAME = Text(nonempty=True, max_length=200)
+RUN_NAME = Text(nonempty=True, max_length=200, one_line=True)     # ``[scenario] run``: the main run's name
+# ``[[tour]]``: the rule of each key of a stop (``iteration`` is also bounded by the run's steps)
+TOUR_RULES = {"iteration": Integer(0, LIMITS["max_steps"] - 1), "phase": Choice(TOUR_PHASES),
+              "event": Choice(TOUR_EVENTS), "micro_batch": Integer(0, LIMITS["max_accumulation_steps"] - 1),
+              "node": Text(nonempty=True, max_length=100, one_line=True), "plot": Choice(TOUR_PLOTS),
+              "run": Text(nonempty=True, max_length=200), "text": Text(nonempty=True, max_length=2000)}
+OP_LABEL = re.compile(r"[A-Z][A-Za-z0-9]*Backward[0-9]*")       # a grad_fn name: MulBackward0
 HYPER_BOUNDS = {     # a learning rate out of range is named in the words of the optimizers' own check
     "lr": Number(gt=0, invalid="Invalid learning rate"), "momentum": Number(ge=0),
     "dampening": Number(ge=0, le=1),
@@ -212,6 +223,8 @@ def validate(scenario: Scenario, reader: Reader | None = None) -> None:
     s = scenario
     for key, rule in META_RULES.items():
         r.check(getattr(s, key), ("scenario", key), rule)
+    if s.run_name is not None and s.script is None:
+        r.check(s.run_name, ("scenario", "run"), RUN_NAME)
     tree, shapes = _model(r, s.model)
     facts = _data(r, s)
     if tree is not None:
@@ -222,7 +235,7 @@ def validate(scenario: Scenario, reader: Reader | None = None) -> None:
     if len(s.comparisons) > LIMITS["max_comparisons"]:
         r.fail(("comparison", LIMITS["max_comparisons"]), f"at most {LIMITS['max_comparisons']} "
                "comparisons", f"{len(s.comparisons)}")
-    names = set()
+    names = {s.run_name} if s.run_name is not None else set()
     for i, variant in enumerate(s.variants()):
         where = ("comparison", i - 1) if i else ()
         _optimizer(r, variant.optimizer, where + ("optimizer",))
@@ -233,8 +246,74 @@ def validate(scenario: Scenario, reader: Reader | None = None) -> None:
         if i:
             name = r.check(variant.name, where + ("name",), COMPARISON_NAME)
             if name in names:
-                r.fail(where + ("name",), "a name different from the other comparisons'", repr(name))
+                r.fail(where + ("name",), "a name different from the main run's and the other "
+                       "comparisons'", repr(name))
             names.add(name)
+    _tour(r, s, shapes)
+
+
+def _tour(r: Reader, s: Scenario, shapes: dict) -> None:
+    """Each stop's own values always; how it fits the scenario (its run, its iteration within that
+    run's steps, its micro-batch, its node) when a file is read (``r.document``): an edit in the
+    Controls that removes a comparison or shortens the run is not refused for the tour's sake (the
+    saver leaves out the stops that no longer fit, ``tour_misfit``)."""
+    known = node_names(s, shapes)
+    for i, stop in enumerate(s.tour):
+        where = ("tour", i)
+        if not isinstance(stop, TourStop):
+            r.fail(where, "a tour stop", show(stop))
+        for key, rule in TOUR_RULES.items():
+            value = getattr(stop, key)
+            if value is not None or key in ("iteration", "text"):
+                r.check(value, where + (key,), rule)
+        misfit = tour_misfit(s, stop, known) if r.document is not None else None
+        if misfit is not None:
+            key, expected, found = misfit
+            r.fail(where + (key,), expected, found)
+
+
+def tour_misfit(s: Scenario, stop: TourStop, known: list[str] | None = None) -> tuple[str, str, str] | None:
+    """Why ``stop`` does not fit ``s`` — (key, expected, found) — or None when it does: its run is
+    one of the scenario's, its iteration within that run's steps, its micro-batch within its
+    accumulation steps, its node one the graph can show (``known``: ``node_names``)."""
+    variants = {v.name: v for v in s.variants()}
+    if stop.run is not None and stop.run not in variants:
+        return ("run", f"one of the runs: {', '.join(repr(n) for n in variants)}",
+                f"{stop.run!r}{suggest(stop.run, list(variants))}")
+    loop = variants[stop.run].loop if stop.run is not None else s.loop
+    if stop.iteration >= loop.steps:
+        return ("iteration", f"an iteration from 0 to {loop.steps - 1} (the run has {loop.steps} steps, "
+                "counted from 0)", show(stop.iteration))
+    if stop.micro_batch is not None and stop.micro_batch >= loop.accumulation_steps:
+        return ("micro_batch", f"a micro-batch from 0 to {loop.accumulation_steps - 1} "
+                f"(accumulation_steps = {loop.accumulation_steps})", show(stop.micro_batch))
+    known = node_names(s, {}) if known is None else known
+    if stop.node is not None and not (stop.node in known or OP_LABEL.fullmatch(stop.node)
+                                      or _is_constant(stop.node)):
+        return ("node", f"a parameter or input name ({', '.join(known)}) or an op's grad_fn name such "
+                "as MulBackward0", f"{stop.node!r}{suggest(stop.node, known)}")
+    return None
+
+
+def node_names(s: Scenario, shapes: dict) -> list[str]:
+    """The names of the graph's leaves: parameters, inputs and the target (``y``)."""
+    if s.model.kind == "layers":      # a layers model takes its inputs as one tensor, x
+        params = [name for module in s.model.layer_modules() for name, _shape in module.parameters()]
+        inputs = ["x"]
+    else:
+        params = list(shapes) or list(s.model.parameters)
+        inputs = [n for n in _inputs(s) if n not in params]
+    target = [s.data.target_name or "y"] if s.model.kind != "objective" else []
+    scale = ["scale"] if any(v.loop.loss_scaling for v in s.variants()) else []   # the GradScaler's
+    return params + inputs + target + scale
+
+
+def _is_constant(text: str) -> bool:
+    """A number written in an expression (``1 - y``): the graph shows it as a leaf named "1"."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _model(r: Reader, model: ModelSpec):
@@ -509,4 +588,4 @@ def estimate_graph_nodes(scenario: Scenario, variant: int = 0) -> int:
     return graph_nodes(scenario.model, tree, loop.accumulation_steps, scenario.loss.kind)
 
 
-__all__ = ["validate", "estimate_graph_nodes"]
+__all__ = ["validate", "estimate_graph_nodes", "node_names", "tour_misfit"]

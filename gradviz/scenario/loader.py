@@ -23,8 +23,10 @@ from .checks import (
     NO_SCHEDULER,
     NOISE,
     POINTS,
+    RUN_NAME,
     SCALER_RULES,
     STD,
+    TOUR_RULES,
     default_input_names,
     hyper_rule,
     inline_data,
@@ -46,6 +48,7 @@ from .schema import (
     INITS,
     LIMITS,
     LOSSES,
+    MAX_TOUR_STOPS,
     OPTIMIZER_DEFAULTS,
     OPTIMIZERS,
     REDUCTIONS,
@@ -62,10 +65,11 @@ from .schema import (
     ParamInit,
     Scenario,
     SchedulerSpec,
+    TourStop,
     Variant,
 )
 
-SECTIONS = ("scenario", "model", "data", "loss", "optimizer", "loop", "scheduler", "comparison")
+SECTIONS = ("scenario", "model", "data", "loss", "optimizer", "loop", "scheduler", "comparison", "tour")
 
 
 # --- entry points ---------------------------------------------------------------------------
@@ -77,7 +81,7 @@ def loads(text: str, name: str = "<string>") -> Scenario:
     doc = toml_source.parse(text, name)
     r = Reader(name, toml_source.line_finder(text), doc)
     r.check_keys(doc, (), SECTIONS)
-    title, description, seed = _read_meta(r, doc)
+    title, description, seed, run_name = _read_meta(r, doc)
     model = _read_model(r, doc)
     data = _read_data(r, doc, model)
     loss = _read_loss(r, doc, model)
@@ -87,9 +91,10 @@ def loads(text: str, name: str = "<string>") -> Scenario:
     loop = _read_loop(r, r.table(doc, "loop", ()), ("loop",), None)
     loop.scheduler = _read_scheduler(r, doc, ("scheduler",), None)
     comparisons = _read_comparisons(r, doc, optimizer, loop)
+    tour = _read_tour(r, doc)
     scenario = Scenario(title=title, description=description, seed=seed, model=model, data=data,
                         loss=loss, optimizer=optimizer, loop=loop, comparisons=comparisons,
-                        source_text=text)
+                        source_text=text, run_name=run_name, tour=tour)
     validate(scenario, r)
     return scenario
 
@@ -126,16 +131,16 @@ def load(path_or_text: str | os.PathLike | bytes, *, name: str | None = None) ->
 
 # --- sections -------------------------------------------------------------------------------
 
-def _read_meta(r: Reader, doc: dict) -> tuple[str, str, int]:
+def _read_meta(r: Reader, doc: dict) -> tuple[str, str, int, str | None]:
     meta = r.table(doc, "scenario", (), required=True)
     path = ("scenario",)
-    r.check_keys(meta, path, tuple(META_RULES))
+    r.check_keys(meta, path, tuple(META_RULES) + ("run",))
     rule = META_RULES["title"]
     title = r.string(meta, "title", path, nonempty=rule.nonempty, max_length=rule.max_length,
                      one_line=rule.one_line)
     description = r.get(meta, "description", path, "", META_RULES["description"])
     seed = r.get(meta, "seed", path, 0, META_RULES["seed"])
-    return title, description, seed
+    return title, description, seed, r.get(meta, "run", path, None, RUN_NAME)
 
 
 def _read_param(r: Reader, value, path: tuple) -> ParamInit:
@@ -342,3 +347,33 @@ def _read_comparisons(r: Reader, doc: dict, main: OptimizerSpec, main_loop: Loop
         names.add(name)
         variants.append(Variant(name, optimizer, loop))
     return variants
+
+
+def _read_tour(r: Reader, doc: dict) -> list[TourStop]:
+    """``[[tour]]``: the stops in order, each key checked by its rule (``checks.TOUR_RULES``); how
+    they fit the scenario (the run's steps, the runs, the node names) is ``validate``'s job."""
+    raw = doc.get("tour")
+    if raw is None:
+        return []
+    path = ("tour",)
+    if isinstance(raw, dict):
+        r.fail(path, "an array of tables: write [[tour]] (double brackets) for each stop",
+               "a single table [tour]")
+    if not isinstance(raw, list):
+        r.fail(path, "an array of tables: [[tour]]", show(raw))
+    if len(raw) > MAX_TOUR_STOPS:
+        r.fail(path + (MAX_TOUR_STOPS,), f"at most {MAX_TOUR_STOPS} tour stops", f"{len(raw)}")
+    stops = []
+    for i, table in enumerate(raw):
+        where = path + (i,)
+        if not isinstance(table, dict):
+            r.fail(where, "a table with iteration, text and optionally phase, event, micro_batch, "
+                   "node, plot, run", show(table))
+        r.check_keys(table, where, tuple(TOUR_RULES))
+        for key in ("iteration", "text"):
+            if key not in table:
+                r.fail(where + (key,), f"{'an integer' if key == 'iteration' else 'a string'} for "
+                       f"{key!r}", "none (it is required)")
+        values = {key: r.get(table, key, where, None, rule) for key, rule in TOUR_RULES.items()}
+        stops.append(TourStop(**values))
+    return stops

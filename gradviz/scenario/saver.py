@@ -22,7 +22,7 @@ import numpy as np
 import tomlkit
 from tomlkit.items import AoT, InlineTable, Table
 
-from .checks import NO_CLIPPING, NO_SCHEDULER, default_input_names
+from .checks import NO_CLIPPING, NO_SCHEDULER, default_input_names, tour_misfit
 from .datasets import generator_options
 from .loader import loads
 from .reader import ScenarioError
@@ -36,6 +36,7 @@ from .schema import (
     ParamInit,
     Scenario,
     SchedulerSpec,
+    TourStop,
 )
 
 HEADER = "GradViz scenario; the format is described in docs/scenarios.md"
@@ -147,6 +148,8 @@ def to_dict(scenario: Scenario, *, full: bool = False) -> dict:
     if full or scenario.description:
         out["scenario"]["description"] = scenario.description
     out["scenario"]["seed"] = int(scenario.seed)
+    if scenario.run_name is not None:
+        out["scenario"]["run"] = scenario.run_name
     model = scenario.model
     if model.kind == "layers":
         out["model"] = {"layers": [int(v) for v in _plain(model.layers)]}
@@ -184,7 +187,21 @@ def to_dict(scenario: Scenario, *, full: bool = False) -> dict:
         comparisons.append(table)
     if comparisons:
         out["comparison"] = comparisons
+    stops = [_stop(stop) for stop in scenario.tour if tour_misfit(scenario, stop) is None]
+    if stops:           # a stop an edit left without its run or its iteration is not written
+        out["tour"] = stops
     return out
+
+
+def _stop(stop: TourStop) -> dict:
+    """A tour stop's table: iteration, then the keys it gives, the text last (it is the longest)."""
+    table = {"iteration": int(stop.iteration)}
+    for key in ("run", "phase", "event", "micro_batch", "node", "plot"):
+        value = getattr(stop, key)
+        if value is not None:
+            table[key] = _plain(value)
+    table["text"] = stop.text
+    return table
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -234,7 +251,7 @@ def dumps(scenario: Scenario) -> str:
     doc.add(tomlkit.comment(HEADER))
     for key, value in to_dict(scenario).items():
         doc.add(tomlkit.nl())
-        if key == "comparison":
+        if key in ("comparison", "tour"):
             aot = tomlkit.aot()
             for table in value:
                 aot.append(_item(dict(table)))
@@ -262,6 +279,11 @@ def _apply(container, old: dict, new: dict, canonical: dict, inline: bool = Fals
             continue
         if key == "comparison":
             _apply_comparisons(container, old.get(key, []), value, canonical.get(key, []), rescheduled)
+        elif key == "tour":             # a changed tour is written anew, one [[tour]] table per stop
+            aot = tomlkit.aot()
+            for stop in value:
+                aot.append(_item(dict(stop)))
+            container[key] = aot
         elif key == "optimizer" and key in canonical and (old.get(key) or {}).get("kind") != value["kind"]:
             # another optimizer: its canonical table rather than every hyperparameter spelled out
             container[key] = _item(canonical[key], inline=inline or _is_inline(container))

@@ -61,6 +61,15 @@ SCHEDULER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 SCHEDULER_PLACEMENTS = ("after_step", "before_step")   # before_step: the classic mistake (torch warns)
 
+# A guided tour's stops (``[[tour]]``): where a stop stands (a phase of the loop, the kind of event)
+# and which plot it shows. The phases are ``gradviz.trace.PHASES``; the plots the dashboards' tabs.
+TOUR_PHASES = ("zero_grad", "forward", "loss", "backward", "step", "zero_grad_after")
+TOUR_EVENTS = ("forward", "backward", "accumulate", "zero_grad", "step", "scaler", "clip", "scheduler",
+               "manual_update")
+TOUR_PLOTS = ("Loss", "Parameters", "Gradients", "Parameter space", "Optimizer state", "LR and clipping",
+              "Data")
+MAX_TOUR_STOPS = 50
+
 SCALER_DEFAULTS: dict[str, Any] = dict(init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5,
                                        growth_interval=2000)
 
@@ -210,6 +219,26 @@ class Variant:
     loop: LoopSpec
 
 
+@dataclass(frozen=True)
+class TourStop:
+    """One stop of a guided tour: a place in the replay of one iteration, and what to read there.
+
+    The stop is at ``iteration`` of the run ``run`` (a variant's name; None: the main run): at the
+    first event of kind ``event`` (about ``node``, when given) within ``phase`` (of ``micro_batch``),
+    or at the start of ``phase``, or at the start of the iteration when neither is given.
+    ``node`` (a parameter or input name, or an op's grad_fn name such as ``MulBackward0``) is
+    highlighted in the graph, ``plot`` (one of TOUR_PLOTS) is the dashboard tab shown.
+    """
+    iteration: int
+    text: str
+    phase: str | None = None                  # one of TOUR_PHASES
+    event: str | None = None                  # one of TOUR_EVENTS
+    micro_batch: int | None = None            # 0-based
+    node: str | None = None
+    plot: str | None = None                   # one of TOUR_PLOTS
+    run: str | None = None                    # a variant's name; None: the main run
+
+
 @dataclass
 class Scenario:
     title: str
@@ -228,7 +257,10 @@ class Scenario:
     # fields then only describe it (title, description from its header comment; the optimizer and
     # steps its run used) and nothing here is validated as TOML.
     script: str | None = field(default=None, compare=False, repr=False)
-    run_name: str | None = None        # a script's run: named by what it ran ("manual update")
+    # The main run's name in the legend and the run boxes: ``[scenario] run = "forgot zero_grad
+    # (bug)"`` names it for the lesson; a script's run is named by what it ran ("manual update").
+    run_name: str | None = None
+    tour: list[TourStop] = field(default_factory=list)      # ``[[tour]]``: the guided tour, in order
 
     def variants(self) -> list[Variant]:
         """The main run first (named after its optimizer), then each comparison."""

@@ -7,6 +7,15 @@ The header is the comment block the file starts with (after a ``#!`` line and a 
 its first line is the title, the lines after it the description (an empty ``#`` line starts a
 new paragraph). A file without one is titled by its module docstring's first line, else by its
 file name. Nothing here runs the script: that is ``gradviz.training.script``'s job.
+
+A script carries its lesson's guided tour in comments, anywhere in the file (docs/scenarios.md, "Guided tours")::
+
+    # tour: iteration=0 phase=backward node=w plot=Gradients
+    #   The first backward: w.grad = -8.0, b.grad = -4.0.
+    #   (each text line is indented by two spaces or more after the '#')
+
+``tour(source, name)`` reads those stops (``TourStop``, the same as a TOML ``[[tour]]``) or raises one
+ScenarioError naming the file, the line, the key and what was expected.
 """
 from __future__ import annotations
 
@@ -17,14 +26,18 @@ import stat
 import tokenize
 from pathlib import Path
 
-from .reader import NotScenarioFile, ScenarioError
-from .schema import LIMITS
+from .reader import NotScenarioFile, Reader, ScenarioError
+from .schema import LIMITS, MAX_TOUR_STOPS, TourStop
 from .toml_source import binary_kind
 
-__all__ = ["ScriptSourceError", "read_script", "decode_script", "header", "SCRIPT_SUFFIX"]
+__all__ = ["ScriptSourceError", "read_script", "decode_script", "header", "tour", "SCRIPT_SUFFIX"]
 
 SCRIPT_SUFFIX = ".py"
 _CODING = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+")
+_TOUR = re.compile(r"^[ \t]*#[ \t]?tour:(.*)$")                     # "# tour: iteration=0 ..."
+_RUN = re.compile(r"^[ \t]*#[ \t]?run:[ \t]*(.*?)[ \t]*$")              # "# run: forgot zero_grad (bug)"
+_TOUR_TEXT = re.compile(r"^[ \t]*#(?:[ \t]{2,}(.*\S)|[ \t]*)$")    # "#   its text", or "#" (a break)
+_TOUR_FIELD = re.compile(r'\s*([A-Za-z_]\w*)=("[^"]*"|\S+)')
 
 
 class ScriptSourceError(ScenarioError):
@@ -89,8 +102,9 @@ def header(source: str, name: str = "") -> tuple[str, str]:
     while i < len(lines) and not lines[i].strip():
         i += 1
     block: list[str] = []
-    while i < len(lines) and lines[i].lstrip().startswith("#"):
-        block.append(lines[i].lstrip()[1:].removeprefix(" ").rstrip())
+    while i < len(lines) and lines[i].lstrip().startswith("#") and not _TOUR.match(lines[i]):
+        if not _RUN.match(lines[i]):             # the run's name is not part of the description
+            block.append(lines[i].lstrip()[1:].removeprefix(" ").rstrip())
         i += 1
     while block and not block[0].strip():
         block.pop(0)
@@ -113,8 +127,90 @@ def header(source: str, name: str = "") -> tuple[str, str]:
     return (Path(name).stem if name else "script"), ""
 
 
+def run_name(source: str) -> str | None:
+    """The lesson name of the script's run from a ``# run: <name>`` comment line (the first one,
+    anywhere in the file), or None: the run is then named after what it ran ("SGD(lr=0.1)")."""
+    for line in source.splitlines():
+        match = _RUN.match(line)
+        if match and match.group(1):
+            return " ".join(match.group(1).split())[:200]
+    return None
+
+
 def _docstring(source: str) -> str | None:
     try:
         return ast.get_docstring(ast.parse(source))
     except (SyntaxError, ValueError):
         return None
+
+
+def tour(source: str, name: str = "script.py") -> list[TourStop]:
+    """The guided tour in ``source``'s ``# tour:`` comments (see the module docstring), in order.
+
+    Each stop's keys are a TOML ``[[tour]]`` table's (``docs/scenarios.md``), written ``key=value``
+    (``plot="Parameter space"`` quoted when it has spaces); its text is the comment lines below it
+    indented by two spaces or more (an empty ``#`` line between them starts a new paragraph). The
+    iteration is checked against the run when the script has run, not here."""
+    from .checks import OP_LABEL, TOUR_RULES  # checks needs the whole scenario layer: not at import
+    lines = source.splitlines()
+    stops: list[TourStop] = []
+    line_of: dict[int, int] = {}
+    reader = Reader(Path(name).name if name else "script.py",
+                    lambda path: line_of.get(path[1]) if len(path) > 1 else None)
+    i = 0
+    while i < len(lines):
+        match = _TOUR.match(lines[i])
+        i += 1
+        if not match:
+            continue
+        index = len(stops)
+        line_of[index] = i
+        where = ("tour", index)
+        if index >= MAX_TOUR_STOPS:
+            reader.fail(where, f"at most {MAX_TOUR_STOPS} tour stops", f"{index + 1}")
+        values: dict = {}
+        rest = match.group(1)
+        pos = 0
+        while rest[pos:].strip():
+            field = _TOUR_FIELD.match(rest, pos)
+            if field is None:
+                reader.fail(where, "key=value pairs, e.g. iteration=0 phase=backward node=w",
+                            repr(rest[pos:].strip()[:40]))
+            key, value = field.group(1), field.group(2).strip('"')
+            if key not in TOUR_RULES or key == "text":
+                reader.check_keys({key: None}, where, tuple(k for k in TOUR_RULES if k != "text"))
+            if key in ("iteration", "micro_batch"):
+                value = int(value) if re.fullmatch(r"[0-9]{1,9}", value) else value
+            values[key] = reader.check(value, where + (key,), TOUR_RULES[key])
+            pos = field.end()
+        text: list[str] = []
+        while i < len(lines) and not _TOUR.match(lines[i]):
+            more = _TOUR_TEXT.match(lines[i])
+            if more is None:
+                break
+            text.append(more.group(1) or "")
+            i += 1
+        while text and not text[-1]:
+            text.pop()
+        values["text"] = reader.check("\n".join(_paragraphs(text)), where + ("text",), TOUR_RULES["text"])
+        if "iteration" not in values:
+            reader.fail(where + ("iteration",), "an integer for 'iteration'", "none (it is required)")
+        node = values.get("node")
+        if node is not None and not (OP_LABEL.fullmatch(node) or re.fullmatch(r"[\w.]+", node)):
+            reader.fail(where + ("node",), "a parameter or input name or an op's grad_fn name", repr(node))
+        stops.append(TourStop(**values))
+    return stops
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    """Text lines joined into paragraphs (an empty line between two), one paragraph per item."""
+    out, current = [], []
+    for line in lines:
+        if line.strip():
+            current.append(line.strip())
+        elif current:
+            out.append(" ".join(current))
+            current = []
+    if current:
+        out.append(" ".join(current))
+    return out

@@ -33,6 +33,7 @@ from .. import random as _random
 from .. import trace as _trace
 from ..scenario.schema import LIMITS, OPTIMIZER_CLASSES, OPTIMIZER_DEFAULTS, LoopSpec, OptimizerSpec, Scenario, Variant
 from ..scenario.script_source import header
+from ..scenario.script_source import run_name as lesson_run_name
 from . import landscape as _landscape
 from . import torch_namespace
 from .build import SessionError
@@ -372,6 +373,7 @@ def script_scenario(path, source: str, result: ScriptResult | None = None) -> Sc
         run_name = optimizer.label() if info.name in OPTIMIZER_CLASSES.values() else info.label()
     else:                    # no optimizer: the script updates its parameters itself
         run_name = "manual update" if result is not None and result.history is not None else Path(path).name
+    run_name = lesson_run_name(source) or run_name          # a "# run: <name>" comment names it for the lesson
     return Scenario(title=title, description=description, optimizer=optimizer,
                     loop=LoopSpec(steps=steps, accumulation_steps=accumulation),
                     path=Path(path), script=source, run_name=run_name)

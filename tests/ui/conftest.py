@@ -15,13 +15,22 @@ from tests.ui.dashboard_rig import rig  # noqa: F401  (the dashboards rig fixtur
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "first_run: the settings are a first launch's (the welcome shows)")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_settings(tmp_path, monkeypatch):
-    """QSettings (recent files, window layout) go to a temporary place, never the user's."""
+def _isolated_settings(tmp_path, monkeypatch, request):
+    """QSettings (recent files, window layout) go to a temporary place, never the user's. The
+    first-launch welcome counts as seen there, unless the test is marked ``first_run``."""
     from PySide6 import QtCore
     QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)
     QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
+    if request.node.get_closest_marker("first_run") is None:
+        from ui.dialogs import settings
+        from ui.welcome import SEEN_KEY
+        settings().setValue(SEEN_KEY, True)
     yield
 
 
