@@ -6,11 +6,12 @@ split into equal micro-batches, graph-size limits) and only then hands it to ``d
 which re-runs every variant in chunks and marks the document modified. A refused value stays in
 its widget, outlined in red, with the reason right under it; nothing is applied.
 
-The controls edit the ViewState's variant (the one the graph, the code and the plots show): the
-"Edit" box shows and chooses it.
+The controls edit the ViewState's variant, the current run (the one the graph and the code show and
+the plots draw thicker): the "Edit" row names it; the toolbar's Run box chooses it.
 """
 from __future__ import annotations
 
+import html
 import math
 
 from PySide6 import QtCore, QtWidgets
@@ -34,9 +35,10 @@ from gradviz.scenario.edits import (
     variant_name,
 )
 
-from .form_widgets import ERROR_COLOUR, ElidingComboBox, ErrorLabel, WrappedCheck, field_width
+from . import theme as T
+from .form_widgets import ERROR_COLOUR, ErrorLabel, WrappedCheck, field_width
 from .schedule_controls import ScheduleControls
-from .theme import variant_swatch
+from .theme import variant_colour, variant_swatch
 
 LR_MIN, LR_MAX = 1e-6, 10.0       # the slider's range (the exact field accepts any lr > 0)
 # The slider's positions: 1, 2 and 5 in every decade from LR_MIN to LR_MAX (1e-06, 2e-06, 5e-06, …, 5.0,
@@ -44,7 +46,6 @@ LR_MIN, LR_MAX = 1e-6, 10.0       # the slider's range (the exact field accepts 
 LR_STEPS = tuple(float(f"{m}e{e}") for e in range(round(math.log10(LR_MIN)), round(math.log10(LR_MAX)))
                  for m in (1, 2, 5)) + (LR_MAX,)
 LR_TICKS = len(LR_STEPS) - 1       # the slider's last position
-VARIANT_BOX_MAX_MIN_WIDTH = 210   # past this the variant box shows a shorter form of the name ("Main run")
 LR_KEY_DELAY_MS = 300              # keys and the wheel apply once they pause (no flood of re-runs)
 
 HELP = {
@@ -135,13 +136,14 @@ class ControlsPanel(QtWidgets.QWidget):
 
         top = QtWidgets.QFormLayout()
         top.setRowWrapPolicy(QtWidgets.QFormLayout.RowWrapPolicy.WrapLongRows)
-        self.variant_box = ElidingComboBox()
-        self.variant_box.setToolTip("Which run these controls edit: the main run or one of the comparisons")
-        self.variant_box.activated.connect(view_state.set_variant)
-        self.variant_box.setSizeAdjustPolicy(
-            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.variant_box.setMinimumContentsLength(12)
-        top.addRow("Edit", self.variant_box)
+        # the run these controls edit: named here, chosen in one place only (the toolbar)
+        self.run_label = QtWidgets.QLabel()
+        self.run_label.setWordWrap(True)
+        self.run_label.setMinimumWidth(120)
+        self.run_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.NoTextInteraction)
+        self.run_label.setToolTip("The run these controls edit: the current run. Choose it in the toolbar's "
+                                  "Run box (the graph, the code and the plots follow it too).")
+        top.addRow("Edit", self.run_label)
         self.kind_box = QtWidgets.QComboBox()
         for kind in OPTIMIZERS:
             self.kind_box.addItem(f"{OPTIMIZER_CLASSES[kind]}", kind)
@@ -200,6 +202,7 @@ class ControlsPanel(QtWidgets.QWidget):
 
         document.scenarioChanged.connect(self.sync)
         view_state.variantChanged.connect(lambda _i: self.sync())
+        T.notifier.changed.connect(self._on_theme_changed)
         document.runStarted.connect(self._on_run_started)
         document.runProgress.connect(self._on_run_progress)
         document.runFinished.connect(self.progress.hide)
@@ -352,7 +355,7 @@ class ControlsPanel(QtWidgets.QWidget):
         """Nothing to edit without a scenario; a script is edited as code, not here."""
         script = scenario is not None and scenario.script is not None
         self.script_note.setVisible(script)
-        for widget in (self.variant_box, self.kind_box, self.hyper_group, self.loop_group,
+        for widget in (self.kind_box, self.hyper_group, self.loop_group,
                        self.schedule.group, self.compare_group):
             widget.setEnabled(scenario is not None and not script)
 
@@ -363,18 +366,7 @@ class ControlsPanel(QtWidgets.QWidget):
         self._lr_timer.stop()                    # a pending slider value belonged to the old values
         if sc is None:
             return
-        self.variant_box.clear()
-        for i, v in enumerate(sc.variants()):
-            self.variant_box.addItem(variant_swatch(i), "Main run: " + v.name if i == 0 else v.name)
-            self.variant_box.setItemData(i, [v.name, "Main run"] if i == 0 else [f"Comparison {i}"],
-                                         ElidingComboBox.SHORT_ROLE)
-        self.variant_box.setCurrentIndex(self.view_state.variant)
-        self.variant_box.setToolTip(f"{self.variant_box.currentText()}: the run these controls edit "
-                                    "(the main run or one of the comparisons)")
-        # as wide as its name needs (up to a limit): beside its label when the dock has the room,
-        # else on a line of its own (the form wraps the row), without "Main run: " if need be, not cut
-        self.variant_box.setMinimumWidth(min(self.variant_box.width_for_text(self.variant_box.forms()[1]),
-                                             VARIANT_BOX_MAX_MIN_WIDTH))
+        self._show_run(sc)
         opt, loop = self._spec(sc)
         if opt.kind != self._form_kind:
             self._build_hyper_form(opt.kind)
@@ -430,6 +422,23 @@ class ControlsPanel(QtWidgets.QWidget):
                                    "Keep the current main run overlaid on the plots while you try other values")
         self.remove_button.setEnabled(self.comparison_list.currentRow() >= 0)
         self.clear_errors()
+
+    def _on_theme_changed(self) -> None:
+        if self.document.scenario is not None:
+            self._show_run(self.document.scenario)         # its hint's colour is the palette's
+
+    def _show_run(self, scenario) -> None:
+        """The current run's swatch and name ("Main run: …" or "Comparison i: …"), then where to
+        choose another."""
+        i = self.view_state.variant
+        variants = scenario.variants()
+        if not 0 <= i < len(variants):
+            self.run_label.clear()
+            return
+        role = "Main run" if i == 0 else f"Comparison {i}"
+        self.run_label.setText(
+            f'<span style="color:{variant_colour(i)}">■</span> <b>{role}:</b> {html.escape(variants[i].name)}'
+            f'<br><span style="color:{T.TEXT_MUTED}; font-size:8pt">choose the run in the toolbar</span>')
 
     # -- errors -----------------------------------------------------------------------------------
     def _widgets_of(self, key: str) -> list[QtWidgets.QWidget]:

@@ -15,9 +15,9 @@ import numpy as np
 from gradviz.training.history import element_name, parse_element
 
 __all__ = ["Series", "SeriesCache", "available_series", "completed", "contour_levels", "default_series",
-           "element_values", "fill_non_finite", "filled_bands", "finite", "nice_range", "param_steps",
-           "reduction", "row_steps", "rows_between", "spans_decades", "thinned", "trajectory_extent",
-           "upsample"]
+           "element_values", "fill_non_finite", "filled_bands", "finite", "grad_label", "nice_range", "param_steps",
+           "reduction", "row_steps", "rows_between", "spans_decades", "state_keys_of_runs", "thinned",
+           "trajectory_extent", "upsample"]
 
 MAX_ELEMENTS_LISTED = 64       # tensor elements offered per parameter in the series picker
 MAX_DEFAULT_SERIES = 8         # series shown before the user picks
@@ -107,6 +107,31 @@ def available_series(history) -> list[Series]:
             index = tuple(int(i) for i in np.unravel_index(flat, shape))
             out.append(Series(element_name(name, index), name, "element", index))
     return out
+
+
+def grad_label(series: Series) -> str:
+    """The name of ``series``' gradient as PyTorch spells it: ``w.grad``, ``0.weight.grad[1,0]``,
+    ``‖0.weight.grad‖``."""
+    if series.kind == "norm":
+        return f"‖{series.param}.grad‖"
+    if series.kind == "element":
+        return element_name(f"{series.param}.grad", series.index)
+    return f"{series.param}.grad"
+
+
+def state_keys_of_runs(histories) -> tuple[list[str], dict[str, list[int]]]:
+    """Every optimizer-state buffer any run keeps (in the order the runs first have them), and for
+    each the runs (indices of ``histories``) that keep none: SGD without momentum keeps no
+    ``exp_avg``, Adam no ``momentum_buffer``. Runs without a History yet are left out of both."""
+    keys: list[str] = []
+    kept: dict[int, set] = {}
+    for i, h in enumerate(histories):
+        if h is None or not getattr(h, "params", None):
+            continue
+        own = h.state_keys()
+        kept[i] = set(own)
+        keys.extend(k for k in own if k not in keys)
+    return keys, {k: [i for i in kept if k not in kept[i]] for k in keys}
 
 
 def default_series(series: list[Series]) -> list[str]:

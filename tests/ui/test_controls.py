@@ -143,7 +143,7 @@ def test_kind_change_rebuilds_the_form_with_pytorch_defaults(rig, qtbot):
     assert opt.kind == "adam" and opt.hyper["lr"] == 0.1 and opt.hyper["betas"] == (0.9, 0.999)
     assert set(r.controls.fields) == {"lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"}
     assert [e.text() for e in r.controls.fields["betas"]] == ["0.9", "0.999"]
-    assert {"exp_avg", "exp_avg_sq", "step_size"} <= set(r.dash.state.rows)
+    assert {"exp_avg", "exp_avg_sq"} <= set(r.dash.state.keys) and r.dash.state.plot_of("step_size", "w")
     # betas out of range are refused
     b1, _b2 = r.controls.fields["betas"]
     with qtbot.assertNotEmitted(r.doc.runStarted, wait=50):
@@ -187,8 +187,8 @@ def test_add_and_remove_a_comparison(rig, qtbot):
 def test_editing_a_comparison_through_the_variant_selector(rig, qtbot):
     r = rig("02_forgot_zero_grad")
     main_lr = r.doc.scenario.optimizer.hyper["lr"]
-    r.controls.variant_box.setCurrentIndex(1)
-    r.controls.variant_box.activated.emit(1)
+    r.view_state.set_variant(1)                                    # the toolbar's choice (no toolbar here)
+    assert "Comparison 1:" in r.controls.run_label.text()
     assert r.controls.zero_grad_box.currentData() == "before_backward"
     with qtbot.waitSignal(r.doc.runFinished, timeout=RUN_TIMEOUT_MS):
         type_into(qtbot, r.controls.lr_edit, "0.05")
@@ -220,7 +220,7 @@ def test_precision_float16_enables_loss_scaling_and_plots_the_scale(rig, qtbot):
     with qtbot.waitSignal(r.doc.runFinished, timeout=RUN_TIMEOUT_MS):
         click_checkbox(qtbot, r.controls.scaling_box)
     assert r.doc.scenario.loop.loss_scaling
-    assert "scale" in r.dash.state.rows
+    assert "scale" in r.dash.state.cells
     h = r.doc.histories[0]
     _, scale = original(r.dash.state.curve("scale"))
     np.testing.assert_array_equal(scale, h.grad_scale.astype(float))

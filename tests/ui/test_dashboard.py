@@ -42,10 +42,9 @@ def test_every_variant_is_plotted_from_its_history(rig):
     main = run_core(r.doc.scenario)
     np.testing.assert_array_equal(original(r.dash.params.curve("param", "x"))[1], main.params["x"].astype(float))
     np.testing.assert_array_equal(original(r.dash.grads.curve("grad", "y"))[1], main.grads["y"].astype(float))
-    # switching the variant shows Adam's state
-    r.dash.variant_box.setCurrentIndex(3)
-    r.dash.variant_box.activated.emit(3)
-    assert {"exp_avg", "exp_avg_sq"} <= set(r.dash.state.rows)
+    # Adam's state is there with the others'; the current run (chosen in the toolbar) Adam
+    assert {"exp_avg", "exp_avg_sq"} <= set(r.dash.state.keys)
+    r.view_state.set_variant(3)
     adam = r.doc.histories[3]
     np.testing.assert_array_equal(original(r.dash.state.curve("exp_avg", "x"))[1],
                                   adam.state["x"]["exp_avg"].astype(float))
@@ -87,7 +86,7 @@ def test_cursor_and_current_step_follow_the_iteration(rig):
     r.dash.set_iteration(37)
     for panel in (r.dash.loss, r.dash.params, r.dash.grads):
         assert panel.plot.cursor.value() == 37
-    assert all(p.cursor.value() == 37 for p in r.dash.state.rows.values())
+    assert all(p.cursor.value() == 37 for p in r.dash.state.cells.values())
     for i, (xs, ys) in enumerate(r.dash.space._points):
         mx, my = r.dash.space.current[i].getData()
         assert (mx[0], my[0]) == (xs[37], ys[37])
@@ -126,10 +125,11 @@ def test_hover_shows_exact_values(rig, qtbot):
     r.dash.tabs.setCurrentWidget(r.dash.params)
     qtbot.wait(10)
     params = r.dash.params
-    pos = scene_point(params, params.plot, 5, float(h.params["w"][5]))
+    plot = params.plot_of("w")                          # every run's w at step 5, in w's own plot
+    pos = scene_point(params, plot, 5, float(h.params["w"][5]))
     params._on_mouse_moved(params.view.mapToScene(pos))
-    text = params._hovers[params.plot].textItem.toPlainText()
-    assert f"w: {float(h.params['w'][5]):.8g}" in text
+    text = params._hovers[plot].textItem.toPlainText()
+    assert "step 5 · w" in text and f"{r.doc.scenario.variants()[0].name}: {float(h.params['w'][5]):.8g}" in text
 
 
 def test_exports_match_the_history(rig, tmp_path, monkeypatch):
@@ -164,7 +164,7 @@ def test_exports_match_the_history(rig, tmp_path, monkeypatch):
     exporter = DashboardExporter(r.doc, r.dash, window)
     exporter.failed.connect(window.show_error)
     assert exporter.default_history_path("csv").name == \
-        "03_gradient_accumulation_sgd_lr_0.2_history.csv"
+        "03_gradient_accumulation_4_micro-batches_loss_4_correct_history.csv"      # the run named for the lesson
     assert exporter.default_plot_path("png").name.startswith("03_gradient_accumulation_")
     exporter.ask_path = lambda *a: str(tmp_path / "chosen")
     assert exporter.export_history("csv") == tmp_path / "chosen.csv"

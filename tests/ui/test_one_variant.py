@@ -1,13 +1,12 @@
-"""One current variant, iteration and node across the main window, driven with the mouse: whichever
-selector a variant is chosen in (the toolbar's, the dashboards', the Controls' "Edit"), the other two,
-the graph's trace, the code panel, the plots and the controls move together; a selected node stays
+"""One current variant, iteration and node across the main window, driven with the mouse: a variant
+chosen in the one selector (the toolbar's), the graph's trace, the code panel, the plots and the
+controls (whose "Edit" row names it) move together; a selected node stays
 selected across a variant switch only when that run's graph has it.
 
 The numbers are checked against the core's own run of each variant (a fresh ``Session``)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PySide6 import QtCore
 
 from gradviz.scenario import bundled_path, load
@@ -38,9 +37,6 @@ def click_node(qtbot, window, node: int) -> None:
     qtbot.mouseClick(window.graph.viewport(), Qt.MouseButton.LeftButton, pos=pos)
 
 
-def selectors(window) -> dict:
-    return {"toolbar": window.variant_box, "dashboards": window.dashboards.variant_box,
-            "controls": window.controls.variant_box}
 
 
 def outlined(window) -> list[int]:
@@ -48,8 +44,7 @@ def outlined(window) -> list[int]:
     return [key for key, gfx in window.graph.node_items.items() if gfx.selection.isVisible()]
 
 
-@pytest.mark.parametrize("chosen_in", ["toolbar", "dashboards", "controls"])
-def test_a_variant_chosen_in_any_selector_moves_every_view(qtbot, make_window, chosen_in):
+def test_a_variant_chosen_in_the_toolbar_moves_every_view(qtbot, make_window):
     path = bundled_path("04_rosenbrock_race")
     window = make_window(path)
     scenario = load(path)
@@ -58,10 +53,10 @@ def test_a_variant_chosen_in_any_selector_moves_every_view(qtbot, make_window, c
     type_into(qtbot, window.iteration_box, str(k))
     assert window.replay.iteration == k
     for i in (3, 1, 0):                                     # Adam, SGD + momentum, the main run again
-        choose_in(qtbot, selectors(window)[chosen_in], i)
+        choose_in(qtbot, window.variant_box, i)
         variant = scenario.variants()[i]
-        assert [box.currentIndex() for box in selectors(window).values()] == [i, i, i]
-        assert window.variant == i and window.variant_label.text() == f"Variant: {variant.name}"
+        assert window.variant_box.currentIndex() == i and variant.name in controls.run_label.text()
+        assert window.variant == i and window.variant_label.text() == f"Run: {variant.name}"
         core = Session(scenario, i).run()
         # the graph animates this variant's trace of the same iteration: its step's new parameters
         assert window.replay.iteration == k and window.iteration_box.value() == k
@@ -71,14 +66,14 @@ def test_a_variant_chosen_in_any_selector_moves_every_view(qtbot, make_window, c
             assert shown == format_number(core.params[name][k + 1], PRECISION), (variant.name, name)
         # the code panel shows this variant's loop
         assert window.code.toPlainText() == scenario_program(scenario, i)[0]
-        # the single-variant plots show this variant's run, their cursors at the iteration
+        # the plots' current run (drawn on top) is this variant's, their cursors at the iteration
         np.testing.assert_array_equal(original(dash.params.curve("param", "x"))[1], core.params["x"].astype(float))
         np.testing.assert_array_equal(original(dash.grads.curve("grad", "y"))[1], core.grads["y"].astype(float))
         assert dash.loss.plot.cursor.value() == k
         # and the controls edit it
         assert controls.kind_box.currentData() == variant.optimizer.kind
         assert float(controls.lr_edit.text()) == variant.optimizer.hyper["lr"]
-    screenshot(window, f"window_variant_chosen_in_{chosen_in}")
+    screenshot(window, "window_variant_chosen_in_toolbar")
 
 
 def test_a_selected_node_stays_selected_across_variants_only_where_it_exists(qtbot, make_window):
@@ -97,12 +92,12 @@ def test_a_selected_node_stays_selected_across_variants_only_where_it_exists(qtb
     assert inspector.title.text() == "w"
     assert inspector.replay is window.replay and inspector.frame_index == window.player.position
 
-    choose_in(qtbot, window.dashboards.variant_box, 0)
+    choose_in(qtbot, window.variant_box, 0)
     later = max(key for key in window.graph.node_items if key >= 0)     # of a later micro-batch
     click_node(qtbot, window, later)
     assert inspector.title.text() == window.replay.node_name(later) and outlined(window) == [later]
 
-    choose_in(qtbot, window.controls.variant_box, 1)        # a graph without it: nothing selected
+    choose_in(qtbot, window.variant_box, 1)                 # a graph without it: nothing selected
     assert later not in window.replay.nodes
     assert window.view_state.selected_node is None and outlined(window) == []
     assert inspector.title.text() == NOTHING_SELECTED and inspector.fields["kind"].text() == "—"

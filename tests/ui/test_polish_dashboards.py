@@ -66,9 +66,10 @@ def test_float16_bias_axis_reads_half_not_500(rig, qtbot):
     r = rig("09_fp16_underflow", grid=False)
     r.dash.tabs.setCurrentWidget(r.dash.params)
     settle(qtbot, r.dash)
-    axis = r.dash.params.plot.getAxis("left")
+    first = r.dash.params.plot_of("0.weight")                # the first column names the y axis
+    assert first.getAxis("left").labelText in ("value before step k", "value")
+    axis = r.dash.params.plot_of("0.bias").getAxis("left")
     assert_plain_axis(axis, axis.labelText)
-    assert axis.labelText in ("value before step k", "value")
     ticks = tick_strings(axis)
     assert "0.5" in ticks and "500" not in ticks, ticks
 
@@ -114,7 +115,8 @@ def test_legends_keep_the_main_run_first_after_an_lr_edit(rig):
     r.doc.finish_now()
     r.dash.refresh()
     edited = [v.name for v in r.doc.scenario.variants()]
-    assert edited[0] != names[0] and edited[0].startswith("SGD(lr=0.002")
+    # the main run is named for the lesson ("plain SGD, ..."): the edit keeps its name and its place
+    assert r.doc.scenario.variants()[0].optimizer.hyper["lr"] == 0.002 and edited[0] == names[0]
     for legend in (r.dash.loss.plot.legend_box, r.dash.space.legend, r.dash.schedule.lr_plot.legend_box):
         assert legend_names(legend) == edited
 
@@ -193,14 +195,18 @@ def test_clicking_a_legend_entry_hides_that_run_in_every_tab(rig, qtbot):
     assert not any(e.hidden for e in r.dash.loss.plot.legend_box.entries)
 
 
-def test_clicking_a_series_entry_hides_that_series_in_every_single_run_plot(rig, qtbot):
+def test_clicking_a_run_in_the_parameters_legend_hides_it_in_every_small_plot(rig, qtbot):
     r = rig(rosenbrock(50))
     settle(qtbot, r.dash)
-    click_legend_entry(qtbot, r.dash.params, r.dash.params.plot.legend_box, "y")
-    assert not r.dash.params.curve("param", "y").isVisible()
-    assert not r.dash.grads.curve("grad", "y").isVisible()
-    assert not r.dash.state.curve("step_size", "y").isVisible()
-    assert r.dash.params.curve("param", "x").isVisible()
+    adam = [v.name for v in r.doc.scenario.variants()].index("Adam")
+    click_legend_entry(qtbot, r.dash.params, r.dash.params.runs_legend, "Adam")
+    for label in ("x", "y"):
+        assert not r.dash.params.curve("param", label, adam).isVisible()
+        assert not r.dash.grads.curve("grad", label, adam).isVisible()
+        assert not r.dash.state.curve("step_size", label, adam).isVisible()
+        assert not r.dash.state.curve("exp_avg", label, adam).isVisible()
+        assert r.dash.params.curve("param", label, 0).isVisible()
+    assert not r.dash.loss.curve("loss", adam).isVisible()
 
 
 # -- item 7: exports -----------------------------------------------------------------------------
@@ -306,14 +312,14 @@ def test_optimizer_state_plots_are_readable_at_the_default_size(make_window, qtb
     dash.tabs.setCurrentWidget(dash.state)
     qtbot.wait(50)
     dash.state.view.viewport().repaint()
-    plots = list(dash.state.rows.values())
-    assert len(plots) == 3
-    for key, plot in dash.state.rows.items():
+    plots = list(dash.state.cells.values())
+    assert len(plots) == 7             # (exp_avg, exp_avg_sq, step taken) x (0.weight, 0.bias), the scale
+    for key, plot in dash.state.cells.items():
         assert plot.height() >= 140, (key, plot.height())
         assert plot.vb.height() >= 70, (key, plot.vb.height())
         title = plot.titleLabel.mapRectToScene(plot.titleLabel.boundingRect())
         assert title.bottom() <= plot.vb.sceneBoundingRect().top() + 1     # the name is above the curves
-        assert plot.titleLabel.text.startswith(key.split("_")[0]) or key == "step_size"
+        assert plot.titleLabel.text.startswith(key[0].split("_")[0] if key != "scale" else "GradScaler")
 
 
 # -- item 1: one scenario at a time ----------------------------------------------------------------

@@ -135,7 +135,7 @@ def test_deleting_zero_grad_and_ctrl_r_makes_the_plotted_grad_grow(qtbot, make_w
     torch = pytest.importorskip("torch")
     window = make_window(TUTORIAL)
     grads = window.dashboards.grads
-    before = next(c for k, c in grads.curves.items() if k[1:] == ("grad", "w")).getData()[1]
+    before = grads.curve("grad", "w").getData()[1]
     assert np.allclose(before[1:], 0)                             # after the first step, w sits at the minimum
     click_line(qtbot, window, line_of(window, "optimizer.zero_grad()"))
     qtbot.keyClick(window.code, Key.Key_Home)
@@ -144,7 +144,7 @@ def test_deleting_zero_grad_and_ctrl_r_makes_the_plotted_grad_grow(qtbot, make_w
     assert "optimizer.zero_grad()" not in window.code.toPlainText()
     assert window.windowTitle().startswith("*") and window.code_panel.label.text().startswith("●")
     run(qtbot, window)
-    after = next(c for k, c in grads.curves.items() if k[1:] == ("grad", "w")).getData()[1]
+    after = grads.curve("grad", "w").getData()[1]
     # the oracle: the same edited loop in PyTorch, .grad of w as each step() saw it
     w, b = torch.tensor([1.0], requires_grad=True), torch.tensor([0.0], requires_grad=True)
     x, y = torch.tensor([2.0]), torch.tensor([4.0])

@@ -1,10 +1,10 @@
 """Optimizer dashboards: the whole run at a glance, synchronised with the player's iteration.
 
 - ``panel``: the PlotPanel base, the shared Selection, the plots' look, cursor and markers;
-- ``time_series``: loss, parameters, gradients and optimizer state over the optimizer step;
+- ``time_series``: loss, parameters, gradients and optimizer state over the optimizer step, every run;
 - ``param_space``: loss contours over two parameters with every variant's trajectory;
 - ``schedule``: the learning rate and the gradient norm before/after clipping, every run;
-- ``container``: the Dashboards widget (tabs or grid, variant and series pickers);
+- ``container``: the Dashboards widget (tabs or grid, the series picker; the toolbar picks the run);
 - ``export``: a plot as PNG/SVG, a History as CSV/JSON.
 
 The panels read the Document's Histories and ``gradviz.view.series``; they never compute gradients.

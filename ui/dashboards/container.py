@@ -1,8 +1,9 @@
-"""The dashboards widget: the six panels in tabs or in a grid, under one bar that picks the variant
-and the parameter series they show.
+"""The dashboards widget: the six panels in tabs or in a grid, under one bar that picks the parameter
+series they show.
 
-``Dashboards(document, view_state)``: the bar's variant box shows and chooses the ViewState's
-variant, every cursor follows its iteration (``set_iteration(k)``), and clicking a plotted point
+``Dashboards(document, view_state)``: every panel shows every run and draws the ViewState's variant
+(the current run, chosen in the toolbar) thicker; every cursor follows its iteration
+(``set_iteration(k)``), and clicking a plotted point
 chooses that iteration. The ``grid_action`` is the View menu's "Dashboards in a grid", kept in step
 with the bar's Grid button.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import theme as T
-from ..theme import variant_swatch
+from .data_view import DataView
 from .panel import PlotPanel, Selection
 from .param_space import ParamSpacePlot
 from .schedule import SchedulePlot
@@ -119,17 +120,12 @@ class Dashboards(QtWidgets.QWidget):
         self.space = ParamSpacePlot(document, self.selection, pick)
         self.state = StatePlot(document, self.selection, pick)
         self.schedule = SchedulePlot(document, self.selection, pick)
+        self.data = DataView(document, self.selection, pick)      # the data and the model's fit
         self.panels: list[PlotPanel] = [self.loss, self.params, self.grads, self.space, self.state,
-                                        self.schedule]
+                                        self.schedule, self.data]
 
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 2)
-        bar.addWidget(QtWidgets.QLabel("Variant"))
-        self.variant_box = QtWidgets.QComboBox()
-        self.variant_box.setToolTip("The run the Parameters, Gradients and Optimizer state plots show")
-        self.variant_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.variant_box.activated.connect(view_state.set_variant)
-        bar.addWidget(self.variant_box)
         self.picker = SeriesPicker(self.selection)
         bar.addWidget(self.picker)
         bar.addStretch(1)
@@ -173,7 +169,6 @@ class Dashboards(QtWidgets.QWidget):
         document.runProgress.connect(self._on_run_progress)
         document.runFinished.connect(self.clear_pending)
         document.failed.connect(self._on_failed)
-        view_state.variantChanged.connect(self.variant_box.setCurrentIndex)
         view_state.iterationChanged.connect(self.set_iteration)
         self.set_iteration(view_state.iteration)
         if document.scenario is not None:          # made after a run: catch up with it
@@ -225,8 +220,9 @@ class Dashboards(QtWidgets.QWidget):
         for p in self.panels:
             self.grid_layout.removeWidget(p)
         if mode == "grid":
-            spots = [(0, 0, 1, 1), (0, 1, 1, 1), (0, 2, 1, 1), (1, 0, 1, 1), (1, 1, 1, 1), (1, 2, 1, 1)]
-            order = [self.loss, self.params, self.grads, self.space, self.state, self.schedule]
+            spots = [(0, 0, 1, 1), (0, 1, 1, 1), (0, 2, 1, 1), (1, 0, 1, 1), (1, 1, 1, 1), (1, 2, 1, 1),
+                     (0, 3, 2, 1)]
+            order = [self.loss, self.params, self.grads, self.space, self.state, self.schedule, self.data]
             for p, (r, c, rs, cs) in zip(order, spots):
                 self.grid_layout.addWidget(p, r, c, rs, cs)
                 p.show()
@@ -249,10 +245,6 @@ class Dashboards(QtWidgets.QWidget):
     def _fill_variants(self) -> None:
         if self.document.scenario is None:
             return
-        self.variant_box.clear()
-        for i, v in enumerate(self.document.scenario.variants()):
-            self.variant_box.addItem(variant_swatch(i), v.name)
-        self.variant_box.setCurrentIndex(self.view_state.variant)
         if self.selection.sync():
             self.picker.fill()
 

@@ -1,5 +1,5 @@
 """What every dashboard panel shares: the ``PlotPanel`` base (live refresh, cursor, hover, pick),
-the ``Selection`` of series the panels show (of the ViewState's variant), and the plots' look.
+the ``Selection`` of series the panels show (for every run) and of runs hidden, and the plots' look.
 
 A panel takes the Document in its constructor, refreshes live (at most ~10 Hz) while a run is in
 progress and once more when it finishes, creates its curves once and only ``setData``s them,
@@ -23,8 +23,9 @@ LIVE_INTERVAL_S = 0.1          # refresh at most ~10 Hz while a run is in progre
 
 
 class Selection(QtCore.QObject):
-    """Which parameter series the panels draw, of the ViewState's variant; ``changed`` also fires
-    when that variant changes (the single-variant panels then show another run)."""
+    """Which parameter series the panels draw (every run's) and which runs or series a legend click
+    hid. ``variant`` is the current run, the ViewState's (the toolbar chooses it): the panels draw it
+    thicker; ``changed`` also fires when it changes."""
     changed = QtCore.Signal()
     hiddenChanged = QtCore.Signal()          # a legend click showed or hid a run or a series
 
@@ -125,7 +126,7 @@ class LegendEntry(pg.GraphicsWidget):
 
     def paint(self, p, *_args):
         pen = QtGui.QPen(self.pen)
-        pen.setWidthF(max(2.0, pen.widthF()))
+        pen.setWidthF(max(2.0, pen.widthF() + 0.5))          # the current run's entry: thicker
         pen.setCosmetic(True)
         colour = QtGui.QColor(pen.color())
         if self.hidden:
@@ -176,8 +177,8 @@ class Legend(pg.GraphicsWidget):
 
     def set_entries(self, entries: list[tuple], hidden: set = frozenset()) -> None:
         """``entries``: (key, name, pen) in display order."""
-        signature = tuple((key, name, pen.color().name(QtGui.QColor.NameFormat.HexArgb), pen.style().value)
-                          for key, name, pen in entries)
+        signature = tuple((key, name, pen.color().name(QtGui.QColor.NameFormat.HexArgb), pen.style().value,
+                           pen.widthF()) for key, name, pen in entries)
         if signature != self._signature:
             self._signature = signature
             for entry in self.entries:
@@ -443,7 +444,7 @@ class PlotPanel(QtWidgets.QWidget):
         self.iteration = int(k)
         for plot in self._hovers:
             cursor = getattr(plot, "cursor", None)
-            if cursor is not None:
+            if isinstance(cursor, Cursor):          # else QGraphicsItem.cursor(): a plot made without one
                 cursor.setPos(self.iteration)
 
     # hover and pick

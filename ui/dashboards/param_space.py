@@ -1,5 +1,5 @@
 """The parameter-space panel: filled loss contours over two parameters (the Session's Landscape)
-with every variant's trajectory on top, the optimizer race.
+with every variant's trajectory on top, the optimizer race (the current run's thicker, above the others).
 
 The axes are scalar parameters or tensor elements (``0.weight[0,1]``); the trajectories, ranges,
 contour levels and bands come from ``gradviz.view.series``, the landscape from the Session.
@@ -235,7 +235,9 @@ class ParamSpacePlot(PlotPanel):
                 idx = thinned(n, MAX_TRAJECTORY_POINTS)
                 xs, ys = xs[idx], ys[idx]
             markers = n <= MAX_MARKERS
-            pen = make_pen(colour, 2 if markers else 1)
+            current = run == self.selection.variant          # the current run: thicker, on top
+            pen = make_pen(colour, (2 if markers else 1) + (1 if current else 0))
+            curve.setZValue(10 + (len(points) if current else i))
             curve.setData(finite(xs), finite(ys), pen=pen, name=name,
                           symbol="o" if markers else None, symbolSize=5, symbolBrush=pg.mkBrush(colour),
                           symbolPen=None)

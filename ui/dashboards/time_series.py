@@ -1,21 +1,36 @@
 """The panels that plot over the optimizer step: loss, parameters, gradients, optimizer state.
 
 * ``LossPlot``    loss vs optimizer step for every variant (+ the micro-batch losses);
-* ``ParamsPlot``  the chosen parameter series (scalars, tensor elements or norms) vs step;
-* ``GradsPlot``   the ``.grad`` each ``optimizer.step()`` saw, and the total gradient norm;
-* ``StatePlot``   one row per optimizer-state buffer, the step actually taken, GradScaler scale.
+* ``ParamsPlot``  one small plot per chosen parameter series (scalar, tensor element or norm);
+* ``GradsPlot``   the ``.grad`` each ``optimizer.step()`` saw, per series, and the total gradient norm;
+* ``StatePlot``   per series, one plot per optimizer-state buffer and the step actually taken;
+  the GradScaler scale.
+
+Every plot overlays every run in its colour (``ui.theme.variant_colour``, Okabe–Ito), the current
+run (the ViewState's) drawn thicker, under the others (where runs coincide, each still shows); a click
+on a run's legend entry hides it everywhere.
 
 They draw what the History holds and what it derives (``History.grad_norm``,
 ``History.step_sizes``); the series come from ``gradviz.view.series``.
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from gradviz.view.format import format_exact
-from gradviz.view.series import completed, finite, param_steps, row_steps, spans_decades
+from gradviz.view.series import (
+    completed,
+    finite,
+    grad_label,
+    param_steps,
+    row_steps,
+    spans_decades,
+    state_keys_of_runs,
+)
 
 from .. import theme as T
 from ..theme import variant_colour
@@ -29,13 +44,13 @@ from .panel import (
 )
 
 STATE_TITLES = {
-    "step_size": "step taken |Δθ| = |θ(k+1) − θ(k)|", "scale": "GradScaler scale (× marks a skipped step)",
+    "step_size": "step taken |Δθ|", "scale": "GradScaler scale (× marks a skipped step)",
     "momentum_buffer": "momentum_buffer", "exp_avg": "exp_avg (m)", "exp_avg_sq": "exp_avg_sq (v)",
     "max_exp_avg_sq": "max_exp_avg_sq", "square_avg": "square_avg", "grad_avg": "grad_avg", "sum": "sum (Adagrad)",
 }
 POSITIVE_STATE = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "step_size")
-STATE_CELL_MIN_W = 240         # an optimizer-state plot is never narrower than this ...
-STATE_CELL_MIN_H = 150         # ... nor shorter (title, ticks and curves readable): the tab scrolls
+CELL_MIN_W = 190               # a small plot is never narrower than this ...
+CELL_MIN_H = 150               # ... nor shorter (title, ticks and curves readable): the tab scrolls
 
 
 class TimeSeriesPanel(PlotPanel):
@@ -175,19 +190,6 @@ class TimeSeriesPanel(PlotPanel):
                 return c
         return None
 
-    def _series_curves(self, arrays: dict, kind: str, prefix: str, length: int, n: int, xs=None) -> dict:
-        """One curve per chosen series of ``arrays`` (History.params or .grads): its first ``length``
-        rows, for a run of ``n`` completed steps, at steps ``xs`` (default ``0..length-1``; a reduced
-        History keeps every stride-th row: ``gradviz.view.series.param_steps``/``row_steps``)."""
-        hid, wanted = self.selection.variant, {}
-        for j, s in enumerate(self.selection.chosen()):
-            arr = arrays[s.param]
-            y = self.cache.get((hid, kind, s.label), length, lambda a, b, s=s, arr=arr: s.of(arr[a:b]))
-            wanted[(self.plot, kind, s.label)] = (prefix + s.label, np.arange(length) if xs is None else xs, y,
-                                                  make_pen(variant_colour(j), line_width(n)), True,
-                                                  ("series", s.label))
-        return wanted
-
 
 class LossPlot(TimeSeriesPanel):
     """Loss vs step for every variant; faint micro-batch losses when accumulation is on."""
@@ -213,7 +215,7 @@ class LossPlot(TimeSeriesPanel):
             if h is None or i >= len(variants):
                 continue
             name = variants[i].name
-            width = line_width(n)
+            width = line_width(n) + (1.0 if i == self.selection.variant else 0.0)    # the current run
             wanted[(self.plot, "loss", i)] = (name, np.arange(n), h.loss[:n], make_pen(variant_colour(i), width),
                                               True, ("run", i))
             if i == self.selection.variant:
@@ -251,204 +253,377 @@ class LossPlot(TimeSeriesPanel):
         return html
 
 
-class ParamsPlot(TimeSeriesPanel):
-    """The chosen parameter series of the selected variant (value before step k; k = steps: final)."""
-    title = "Parameters"
-    log_option = False
+class SmallMultiples(TimeSeriesPanel):
+    """One small plot per cell (a parameter series, a state buffer of one…) over the optimizer step,
+    each overlaying every run in its colour, the current run (the ViewState's) drawn thicker and
+    under the others; the runs' legend above the plots, the main run first. As many columns as the
+    width allows, each plot at least ``CELL_MIN_W`` x ``CELL_MIN_H`` (the tab scrolls when they do
+    not all fit).
+
+    Subclasses say which cells to show (``_cells``) and fill each one's curves (``_fill``); the plots
+    are made again only when the cells or the column count change, else only ``setData``'d."""
+    empty_text = "no parameters yet"
+    y_label: tuple | None = None          # (name, short name) of the first column's y axes
 
     def __init__(self, document, selection, on_pick=None, parent=None):
         super().__init__(document, selection, on_pick, parent)
-        self.plot = self._main_plot("value before step k", "value")
-
-    def _refresh(self) -> None:
-        h = self.selection.history()
-        n = completed(h)
-        xs = param_steps(h)
-        wanted = self._series_curves(h.params, "param", "", len(xs), n, xs) if h is not None and h.params else {}
-        self._set_curves(self.plot, wanted)
-
-
-class GradsPlot(TimeSeriesPanel):
-    """``.grad`` as ``optimizer.step()`` saw it (after unscaling), per series, and its total norm."""
-    title = "Gradients"
-
-    def __init__(self, document, selection, on_pick=None, parent=None):
-        super().__init__(document, selection, on_pick, parent)
-        self.plot = self._main_plot(".grad at step k", ".grad")
-
-    def _refresh(self) -> None:
-        h = self.selection.history()
-        wanted = {}
-        n = completed(h)
-        if h is not None and h.params:
-            xs = row_steps(h)
-            wanted = self._series_curves(h.grads, "grad", "grad ", len(xs), n, xs)
-            norm = self.cache.get((self.selection.variant, "gradnorm"), n, h.grad_norm)
-            wanted[(self.plot, "gradnorm")] = ("‖grad‖ (all)", np.arange(n), norm,
-                                               make_pen(T.PLOT_FOREGROUND, line_width(n), dash=True), True,
-                                               ("series", "‖grad‖ (all)"))
-        self._set_curves(self.plot, wanted)
-
-
-class StatePlot(TimeSeriesPanel):
-    """Small multiples: one plot per optimizer-state buffer, then the step actually taken, then the
-    GradScaler scale; as many columns as the width allows, each plot at least
-    ``STATE_CELL_MIN_W`` x ``STATE_CELL_MIN_H`` (the tab scrolls when they do not all fit)."""
-    title = "Optimizer state"
-
-    def __init__(self, document, selection, on_pick=None, parent=None):
-        super().__init__(document, selection, on_pick, parent)
-        self.rows: dict[str, pg.PlotItem] = {}
+        self.cells: dict = {}                  # cell key -> its plot, in display order
         self._structure = None
         self.columns = 1
-        self.skipped = None
-        self.log_touched = False
-        self.log_box.clicked.connect(lambda _on: setattr(self, "log_touched", True))
-        self.empty = pg.LabelItem("no optimizer state yet", color=T.PLOT_FOREGROUND)
-        self.view.addItem(self.empty, row=0, col=0)
+        self.runs_legend = make_legend(max(1, self.width() // MIN_LEGEND_COLUMN_PX))
+        self.runs_legend.toggled.connect(self.selection.toggle)
+        self.empty = pg.LabelItem(self.empty_text, color=T.PLOT_FOREGROUND)
+        self.view.addItem(self.empty, row=1, col=0)
         # the plots scroll (vertically) rather than shrink below a readable height
         layout = self.layout()
         layout.removeWidget(self.view)
         self.scroll = QtWidgets.QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # sideways only when a long run name in the legend is wider than a narrow panel (grid mode)
+        self.scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.scroll.setWidget(self.view)
         layout.addWidget(self.scroll, 1)
 
-    def _legend_place(self, plot) -> tuple[int, int]:
-        return -(-len(self.rows) // self.columns), self.columns
+    @property
+    def plot(self) -> pg.PlotItem | None:
+        """The first small plot (the first chosen series)."""
+        return next(iter(self.cells.values()), None)
 
-    def _columns_for(self, n: int) -> int:
-        """The column count for ``n`` plots: of the layouts whose plots fit the visible height, the
-        one with the largest plots (wide rather than tall); when none fits, the most columns that
-        keep plots ``STATE_CELL_MIN_W`` wide (the least scrolling)."""
-        if n <= 1:
-            return 1
+    def plot_of(self, *cell) -> pg.PlotItem | None:
+        """The small plot of ``cell`` (``plot_of("0.weight")``, ``plot_of("exp_avg", "x")``)."""
+        return self.cells.get(cell[0] if len(cell) == 1 else cell)
+
+    def legends(self) -> list:
+        return [self.runs_legend]
+
+    # -- the runs --------------------------------------------------------------------------------
+    def runs(self) -> list[tuple[int, str, object]]:
+        """(index, name, History) of every run with parameters to show, the main run first."""
+        variants = self.document.scenario.variants() if self.document.scenario else []
+        return [(i, variants[i].name, h) for i, h in enumerate(self.document.histories)
+                if h is not None and h.params and i < len(variants)]
+
+    def run_pen(self, i: int, n: int):
+        """Run ``i``'s colour; the current run's line thicker."""
+        return make_pen(variant_colour(i), line_width(n) + (1.0 if i == self.selection.variant else 0.0))
+
+    # -- layout ------------------------------------------------------------------------------------
+    def _columns_for(self, n: int, preferred: int | None = None) -> int:
+        """The column count for ``n`` plots: ``preferred`` when that many fit the width; else, of
+        the layouts whose plots fit the visible height, the one with the largest plots (wide rather
+        than tall); when none fits, the most columns that keep plots ``CELL_MIN_W`` wide."""
         # the panel's own size: on a resize the scroll area inside it is not laid out yet
         width = self.width() - self.scroll.verticalScrollBar().sizeHint().width()
-        height = self.height() - self.header.sizeHint().height() - 30          # the header, the legend
+        if n <= 1:
+            return 1
+        if preferred and 1 < preferred <= n and width / preferred >= CELL_MIN_W:
+            return preferred
+        height = self.height() - self.header.sizeHint().height() - self.runs_legend.maximumHeight() - 12
         fitting, widest = [], 1
         for columns in range(1, n + 1):
             cell_w, rows = width / columns, -(-n // columns)
-            if columns > 1 and cell_w < STATE_CELL_MIN_W:
+            if columns > 1 and cell_w < CELL_MIN_W:
                 break
             widest = columns
             cell_h = height / rows
-            if cell_h >= STATE_CELL_MIN_H:
+            if cell_h >= CELL_MIN_H:
                 fitting.append((min(cell_w / 2.0, cell_h), columns))
         return max(fitting)[1] if fitting else widest
 
+    def _preferred_columns(self, cells: list) -> int | None:
+        return None
+
     def resizeEvent(self, event):
         super().resizeEvent(event)
-        if self.rows and self._columns_for(len(self.rows)) != self.columns:
+        if self.cells and self._columns_for(len(self.cells), self._preferred_columns(list(self.cells))) \
+                != self.columns:
             self._structure = None             # lay the small multiples out again
             self.refresh()
 
-    def _build(self, rows: list[str]) -> None:
-        for key in [k for k in self.curves]:
-            self.curves.pop(key)
+    def _build(self, cells: list[tuple]) -> None:
+        """One plot per (key, title) of ``cells``; the runs' legend above them."""
+        self.curves.clear()
         self.values.clear()
         self.toggles.clear()
         self.view.clear()
         self._hovers.clear()
-        self.rows = {}
-        self.skipped = None
-        self.columns = self._columns_for(len(rows))
-        first = None
-        for r, key in enumerate(rows):
-            plot = self._new_plot(r // self.columns, r % self.columns)
+        self.cells = {}
+        self.columns = self._columns_for(len(cells), self._preferred_columns([c[0] for c in cells]))
+        self.view.addItem(self.runs_legend, row=0, col=0, colspan=self.columns)
+        for r, (key, title) in enumerate(cells):
+            plot = self._new_plot(1 + r // self.columns, r % self.columns)
             # each plot's name above it (inside it, it sat on the curves)
-            plot.setTitle(STATE_TITLES.get(key, key), size="8pt", color=T.PLOT_FOREGROUND)
-            plot.row_title = plot.titleLabel
+            plot.setTitle(title, size="8pt", color=T.PLOT_FOREGROUND)
+            plot.row_title, plot.cell_title = plot.titleLabel, title
             plot.getAxis("left").setWidth(52)
-            if first is None:
-                first = plot
-            else:
-                plot.setXLink(first)
-            if r >= len(rows) - self.columns:          # the lowest plot of its column
+            if self.y_label and r % self.columns == 0:
+                plot.getAxis("left").setWidth(68)
+                self.set_y_label(plot, *self.y_label)
+            # no x link: pyqtgraph links views by their pixels on screen, and plots side by side (or not
+            # laid out yet, in a hidden tab) then show shifted ranges; ``_fit_steps`` sets them all
+            if r >= len(cells) - self.columns:          # the lowest plot of its column
                 plot.setLabel("bottom", self.x_label)
-            self.rows[key] = plot
-            if self.log_box is not None and self.log_box.isChecked() and key != "scale":
-                plot.setLogMode(y=True)
-        if "scale" in self.rows:
-            self.skipped = pg.ScatterPlotItem(symbol="x", size=9, pen=pg.mkPen(T.ERROR, width=1.5),
-                                              brush=None, name="skipped step")
-            self.rows["scale"].addItem(self.skipped)
-            self.rows["scale"].setLogMode(y=True)
-        if not rows:
-            self.view.setMinimumHeight(0)
-            self.view.addItem(self.empty, row=0, col=0)
+            self.cells[key] = plot
+            if self.log_box is not None and self.log_box.isChecked() and self._loggable(key):
+                self.set_log_y(plot, True)
+        if not cells:
+            self.view.addItem(self.empty, row=1, col=0)
         self._fitted = None
 
+    def _loggable(self, key) -> bool:
+        return True
+
     def set_log(self, on: bool) -> None:
-        for key, plot in self.rows.items():
-            if key != "scale":
-                plot.setLogMode(x=False, y=bool(on))
+        for key, plot in self.cells.items():
+            if self._loggable(key):
+                self.set_log_y(plot, on)
+        self._fit_steps()
+
+    def set_log_y(self, plot, on: bool) -> None:
+        """Log y for one plot, only when it changes: pyqtgraph turns auto-range back on for both axes
+        with it, and the steps axis is then fitted again (``_fit_steps``)."""
+        if getattr(plot, "log_y", False) != bool(on):
+            plot.log_y = bool(on)
+            plot.setLogMode(x=False, y=bool(on))
+            self._fitted = None
+
+    def _cells(self) -> list[tuple]:
+        raise NotImplementedError
+
+    def _fill(self, key, plot, runs) -> dict:
+        """The curves of cell ``key``: ``_set_curves``' ``wanted``."""
+        raise NotImplementedError
 
     def _refresh(self) -> None:
-        h = self.selection.history()
-        n = completed(h)
-        rows: list[str] = []
-        if h is not None and h.params:
-            rows = h.state_keys() + ["step_size"]
-            variants = self.document.scenario.variants()
-            v = variants[self.selection.variant] if self.selection.variant < len(variants) else None
-            if v is not None and v.loop.precision == "float16" and v.loop.loss_scaling:
-                rows.append("scale")
-        structure = (tuple(rows), self._columns_for(len(rows)))
+        runs = self.runs()
+        cells = self._cells() if runs else []
+        structure = (tuple(cells), self._columns_for(len(cells), self._preferred_columns([c[0] for c in cells])))
         if structure != self._structure:
             self._structure = structure
-            self._build(rows)
-        if not rows:
-            return
-        hid = self.selection.variant
-        chosen = self.selection.chosen()
-        state_x, step_x = row_steps(h), param_steps(h)[:-1]     # a reduced History: every stride-th step
-        for key, plot in self.rows.items():
-            wanted = {}
-            if key == "scale":
-                scale = np.asarray(h.grad_scale[:n], dtype=np.float64)
-                wanted[(plot, "scale")] = ("scale", np.arange(n), scale, make_pen(variant_colour(0), 1.5), False,
-                                           None)
-                skipped = np.flatnonzero(np.asarray(h.skipped[:n], dtype=bool))
-                self.skipped.setData(skipped.astype(float), scale[skipped] if len(skipped) else [])
-            else:
-                for j, s in enumerate(chosen):
-                    if key == "step_size":
-                        xs = step_x
-                        y = self.cache.get((hid, "delta", s.label), len(xs),
-                                           lambda a, b, s=s: s.of(h.step_sizes(s.param, a, b)))
-                    else:
-                        arr = (h.state.get(s.param) or {}).get(key)
-                        if arr is None:
-                            continue
-                        xs = state_x
-                        y = self.cache.get((hid, key, s.label), len(xs), lambda a, b, s=s, arr=arr: s.of(arr[a:b]))
-                    wanted[(plot, key, s.label)] = (s.label, xs, y,
-                                                    make_pen(variant_colour(j), line_width(n)), key == "step_size",
-                                                    ("series", s.label))
-            self._set_curves(plot, wanted, legend=(key == "step_size"))
-            if not self.log_touched and key in POSITIVE_STATE and not self.document.running:
-                plot.setLogMode(x=False, y=spans_decades([w[2] for w in wanted.values()]))
+            self._build(cells)
+        self.runs_legend.set_entries([(("run", i), name, self.run_pen(i, completed(h))) for i, name, h in runs],
+                                     self.selection.hidden)
+        current = self.selection.variant
+        for key, plot in self.cells.items():
+            wanted = self._fill(key, plot, runs)
+            self._set_curves(plot, wanted, legend=False)
+            for k in wanted:
+                # the current run's thick line under the others: a run that coincides with it (0.bias
+                # with and without a GradScaler) shows as a thin line inside it, not hidden behind it
+                self.curves[k].setZValue(4 if k[-1] == current else 6)
+            self._filled(key, plot, wanted)
         self._fit_height()
 
+    def _filled(self, key, plot, wanted: dict) -> None:
+        """After cell ``key``'s curves are set (log y, markers)."""
+
+    def _run_curves(self, plot, kind: str, series, runs, rows) -> dict:
+        """One curve per run of ``series``: ``rows(h)`` -> (x, the History's array or None)."""
+        wanted = {}
+        for i, name, h in runs:
+            x, arr = rows(h)
+            if arr is None:
+                continue
+            y = self.cache.get((i, kind, series.label), len(x), lambda a, b, s=series, arr=arr: s.of(arr[a:b]))
+            wanted[(plot, kind, series.label, i)] = (name, x, y, self.run_pen(i, completed(h)), False, ("run", i))
+        return wanted
+
+    def hover_html(self, plot, x, y) -> str:
+        """The runs' values at the step, under the step and the plot's name."""
+        text = super().hover_html(plot, x, y)
+        title = html.escape(getattr(plot, "cell_title", ""))
+        return text.replace("</b><br>", f"</b> · {title}<br>", 1) if text and title else text
+
+    def curve(self, *key):
+        """The curve for ``key`` (without the plot); without the run: the current run's."""
+        found = super().curve(*key)
+        return found if found is not None else super().curve(*key, self.selection.variant)
+
     def _fit_height(self) -> None:
-        """Tall enough for every plot at ``STATE_CELL_MIN_H`` and the legend under them."""
-        legends = self.legends()
-        legend_h = legends[0].maximumHeight() if legends else 0
-        self.view.setMinimumHeight(int(-(-len(self.rows) // self.columns) * STATE_CELL_MIN_H + legend_h + 8))
+        """Tall enough for every plot at ``CELL_MIN_H`` and the legend above them."""
+        rows = -(-len(self.cells) // max(self.columns, 1))
+        spacing = self.view.ci.layout.verticalSpacing()
+        self.view.setMinimumHeight(int(rows * (CELL_MIN_H + max(spacing, 0)) + self.runs_legend.maximumHeight() + 16))
 
     def _fit_legends(self) -> None:
         super()._fit_legends()
-        if self.rows:
+        if self.cells:
             self._fit_height()
 
+
+class ParamsPlot(SmallMultiples):
+    """One small plot per chosen parameter series, every run's value before step k in it
+    (k = steps: the final value)."""
+    title = "Parameters"
+    log_option = False
+    y_label = ("value before step k", "value")
+
+    def _cells(self) -> list[tuple]:
+        return [(s.label, s.label) for s in self.selection.chosen()]
+
+    def _fill(self, key, plot, runs) -> dict:
+        series = next(s for s in self.selection.chosen() if s.label == key)
+        return self._run_curves(plot, "param", series, runs,
+                                lambda h: (param_steps(h), h.params.get(series.param)))
+
+
+class GradsPlot(SmallMultiples):
+    """``.grad`` as ``optimizer.step()`` saw it (after unscaling): one small plot per chosen series,
+    every run in it, and the total gradient norm of every run."""
+    title = "Gradients"
+    NORM = "‖grad‖ (all parameters)"
+    y_label = (".grad at step k", ".grad")
+
+    def _cells(self) -> list[tuple]:
+        return [(s.label, grad_label(s)) for s in self.selection.chosen()] + [("gradnorm", self.NORM)]
+
+    def _fill(self, key, plot, runs) -> dict:
+        if key == "gradnorm":
+            wanted = {}
+            for i, name, h in runs:
+                n = completed(h)
+                norm = self.cache.get((i, "gradnorm"), n, h.grad_norm)
+                wanted[(plot, "gradnorm", i)] = (name, np.arange(n), norm, self.run_pen(i, n), False, ("run", i))
+            return wanted
+        series = next(s for s in self.selection.chosen() if s.label == key)
+        return self._run_curves(plot, "grad", series, runs, lambda h: (row_steps(h), h.grads.get(series.param)))
+
+
+class StatePlot(SmallMultiples):
+    """Small multiples, a row per chosen series: one plot per optimizer-state buffer any run keeps
+    (with the runs that keep it), then the step actually taken, and at the end the GradScaler scale
+    of the runs that scale the loss. A line under the title names the runs without a buffer."""
+    title = "Optimizer state"
+    empty_text = "no optimizer state yet"
+
+    def __init__(self, document, selection, on_pick=None, parent=None):
+        super().__init__(document, selection, on_pick, parent)
+        self.skipped: dict[int, pg.ScatterPlotItem] = {}     # run -> its skipped steps on the scale plot
+        self.log_touched = False
+        self.log_box.clicked.connect(lambda _on: setattr(self, "log_touched", True))
+        self.missing_note = QtWidgets.QLabel()
+        self.missing_note.setWordWrap(True)
+        self.missing_note.setContentsMargins(8, 0, 8, 2)
+        self.missing_note.hide()
+        self.layout().insertWidget(1, self.missing_note)
+        self.keys: list[str] = []              # the state buffers of every run, in first-seen order
+        self.missing: dict[str, list[int]] = {}
+
+    def _loggable(self, key) -> bool:
+        return key != "scale"
+
+    def _scaling_runs(self, runs) -> list[int]:
+        variants = self.document.scenario.variants() if self.document.scenario else []
+        return [i for i, _name, _h in runs
+                if variants[i].loop.precision == "float16" and variants[i].loop.loss_scaling]
+
+    def _cells(self) -> list[tuple]:
+        runs = self.runs()
+        self.keys, self.missing = state_keys_of_runs(self.document.histories)
+        cells = [((key, s.label), f"{STATE_TITLES.get(key, key)} · {s.label}")
+                 for s in self.selection.chosen() for key in self.keys + ["step_size"]]
+        if self._scaling_runs(runs):
+            cells.append(("scale", STATE_TITLES["scale"]))
+        return cells
+
+    def _preferred_columns(self, cells: list) -> int | None:
+        return len(self.keys) + 1                  # a row per series
+
+    def _build(self, cells) -> None:
+        self.skipped = {}
+        super()._build(cells)
+        for key, plot in self.cells.items():
+            if key[0] == "step_size":
+                plot.titleLabel.setToolTip("|Δθ| = |θ(k+1) − θ(k)|: how far optimizer.step() moved the parameter")
+
+    def _refresh(self) -> None:
+        super()._refresh()
+        self._note_missing()
+
+    def _note_missing(self) -> None:
+        """Which runs a buffer's plots leave out, in a line above them: "momentum_buffer only in
+        ■ SGD + momentum · ■ plain SGD keeps no optimizer state" (the shorter of "only in" and
+        "not in" for each buffer; buffers kept by the same runs share a phrase)."""
+        names = {i: name for i, name, _h in self.runs()}
+
+        def who(runs) -> str:
+            return ", ".join(f'<span style="color:{variant_colour(i)}">■</span>&nbsp;{html.escape(names[i])}'
+                             for i in runs)
+        groups: dict[tuple, list[str]] = {}
+        for key in self.keys:
+            lacking = tuple(i for i in names if i in self.missing.get(key, []))
+            if lacking:
+                groups.setdefault(lacking, []).append(STATE_TITLES.get(key, key))
+        stateless = [i for i in names if all(i in self.missing.get(k, []) for k in self.keys)]
+        parts = []
+        for lacking, keys in groups.items():
+            keeping = [i for i in names if i not in lacking]
+            where = f"only in {who(keeping)}" if len(keeping) <= len(lacking) else f"not in {who(lacking)}"
+            parts.append(f"{html.escape(', '.join(keys))} {where}")
+        if stateless:
+            parts.append(f"{who(stateless)} {'keeps' if len(stateless) == 1 else 'keep'} no optimizer state")
+        self.missing_note.setText(" · ".join(parts))
+        self.missing_note.setStyleSheet(f"color: {T.TEXT_MUTED}; font-size: 8pt;")
+        self.missing_note.setVisible(bool(parts) and bool(names))
+
+    def _fill(self, key, plot, runs) -> dict:
+        if key == "scale":
+            wanted = {}
+            for i in self._scaling_runs(runs):
+                h = self.document.histories[i]
+                n = completed(h)
+                scale = np.asarray(h.grad_scale[:n], dtype=np.float64)
+                wanted[(plot, "scale", i)] = (names_of(runs)[i], np.arange(n), scale, self.run_pen(i, n), False,
+                                              ("run", i))
+                marks = self.skipped.get(i)
+                if marks is None:
+                    marks = pg.ScatterPlotItem(symbol="x", size=9, pen=pg.mkPen(T.ERROR, width=1.5), brush=None,
+                                               name="skipped step")
+                    marks.setZValue(8)
+                    plot.addItem(marks)
+                    self.skipped[i] = marks
+                skipped = np.flatnonzero(np.asarray(h.skipped[:n], dtype=bool))
+                marks.setData(skipped.astype(float), scale[skipped] if len(skipped) else [])
+            return wanted
+        state_key, label = key
+        series = next(s for s in self.selection.chosen() if s.label == label)
+        if state_key == "step_size":
+            wanted = {}
+            for i, name, h in runs:
+                if series.param not in h.params:
+                    continue
+                xs = param_steps(h)[:-1]
+                y = self.cache.get((i, "delta", label), len(xs),
+                                   lambda a, b, s=series, h=h: s.of(h.step_sizes(s.param, a, b)))
+                wanted[(plot, "step_size", label, i)] = (name, xs, y, self.run_pen(i, completed(h)), False, ("run", i))
+            return wanted
+        return self._run_curves(plot, state_key, series, runs,
+                                lambda h: (row_steps(h), (h.state.get(series.param) or {}).get(state_key)))
+
+    def _filled(self, key, plot, wanted) -> None:
+        state_key = key if key == "scale" else key[0]
+        if state_key == "scale":
+            self.set_log_y(plot, True)
+        elif not self.log_touched and state_key in POSITIVE_STATE and not self.document.running:
+            self.set_log_y(plot, spans_decades([w[2] for w in wanted.values()]))
+
+    def apply_hidden(self) -> None:
+        super().apply_hidden()
+        for i, marks in self.skipped.items():
+            marks.setVisible(not self.selection.is_hidden(("run", i)))
+
     def hover_html(self, plot, x, y) -> str:
-        html = super().hover_html(plot, x, y)
-        if html and plot is self.rows.get("scale"):
-            h = self.selection.history()
+        html_ = super().hover_html(plot, x, y)
+        if html_ and plot is self.cells.get("scale"):
             step = int(round(x))
-            if h is not None and 0 <= step < completed(h) and bool(h.skipped[step]):
-                html += f'<br><span style="color:{T.ERROR}">step skipped (inf/nan grad)</span>'
-        return html
+            for i, _marks in self.skipped.items():
+                h = self.document.histories[i]
+                if not self.selection.is_hidden(("run", i)) and 0 <= step < completed(h) and bool(h.skipped[step]):
+                    html_ += f'<br><span style="color:{T.ERROR}">step skipped (inf/nan grad)</span>'
+                    break
+        return html_
+
+
+def names_of(runs) -> dict[int, str]:
+    return {i: name for i, name, _h in runs}
