@@ -109,17 +109,7 @@ def header(source: str, name: str = "") -> tuple[str, str]:
     while block and not block[0].strip():
         block.pop(0)
     if block:
-        title = block[0].strip()
-        paragraphs, current = [], []
-        for text in block[1:]:
-            if text.strip():
-                current.append(text.strip())
-            elif current:
-                paragraphs.append(" ".join(current))
-                current = []
-        if current:
-            paragraphs.append(" ".join(current))
-        return title, "\n\n".join(paragraphs)
+        return block[0].strip(), "\n\n".join(_paragraphs(block[1:]))
     doc = _docstring(source)
     if doc:
         first, _, rest = doc.strip().partition("\n")
