@@ -229,7 +229,6 @@ class DataView(PlotPanel):
         for w in (self.show_label, self.show_box):
             w.setVisible(box.count() > 1)
         two_d = fit.dims == 2
-        self.plot.setAspectLocked(two_d, 1.0)
         self.plot.setLabel("bottom", fit.input_names[0])
         self.plot.setLabel("left", fit.input_names[1] if two_d else
                            (f"p({fit.target_name} = 1)" if fit.kind == "binary" else fit.target_name))
@@ -251,8 +250,10 @@ class DataView(PlotPanel):
         (x0, x1) = fit.extent[0]
         if two_d:
             (y0, y1) = fit.extent[1]
+            self._lock_aspect()
             self.plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
         else:
+            self.plot.setAspectLocked(False)
             self.plot.enableAutoRange()
             self.plot.setXRange(x0, x1, padding=0)
         self._set_key(fit)
@@ -524,8 +525,29 @@ class DataView(PlotPanel):
                 best, size = columns, cell
         return best
 
+    MAX_STRETCH = 2.0     # the input plane is drawn at most this much wider (or taller) than 1:1
+
+    def _lock_aspect(self) -> None:
+        """Lock the plane's aspect near 1:1 (the moons keep their shape) but let it stretch up to
+        MAX_STRETCH towards the plot's shape: a wide, short dock at exactly 1:1 is mostly empty plane."""
+        fit = self.fit
+        if fit is None or fit.dims != 2:
+            return
+        (x0, x1), (y0, y1) = fit.extent
+        w, h = self.plot.vb.width(), self.plot.vb.height()
+        if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
+            self.plot.setAspectLocked(True, 1.0)
+            return
+        natural = (h / (y1 - y0)) / (w / (x1 - x0))         # y pixels per unit over x pixels per unit
+        ratio = min(max(natural, 1 / self.MAX_STRETCH), self.MAX_STRETCH)
+        if abs(ratio - (self.plot.vb.state["aspectLocked"] or 0)) > 1e-3:
+            self.plot.setAspectLocked(True, ratio)
+            self.plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+
     def resizeEvent(self, event):
         super().resizeEvent(event)
+        if self.fit is not None and self.mode == "fit":
+            self._lock_aspect()
         if self.fit is not None and self.fit.kind and self.drawn_iteration is not None:
             self._set_info(self.fit, self.iteration)
             self._set_key(self.fit)
