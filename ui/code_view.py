@@ -57,6 +57,9 @@ def use_colours(dark: bool) -> None:
 use_colours(T.is_dark())
 
 
+HIGHLIGHT_LIMIT = 400_000     # characters: longer programs (inline data sets) are shown uncoloured
+
+
 class PythonHighlighter(QtGui.QSyntaxHighlighter):
     """Pygments' Python lexer over the whole text (a triple-quoted string spans lines), its tokens
     cut into per-line spans. A block's state is a hash of the *next* line's spans, so a change that
@@ -66,9 +69,18 @@ class PythonHighlighter(QtGui.QSyntaxHighlighter):
         self._lexer = PythonLexer(stripnl=False, ensurenl=False)
         self._formats: dict = {}
         self._text: str | None = None
+        self._dirty = True
         self._spans: list[list[tuple[int, int, QtGui.QTextCharFormat]]] = []
         self._keys: list[int] = []
-        super().__init__(document)
+        super().__init__(None)
+        # connected before the highlighter's own slot (setDocument below), so a change marks the lexed
+        # text stale before Qt asks for blocks: one toPlainText() per change, not one per block (which
+        # made highlighting quadratic: minutes for a program with 100,000 data rows)
+        document.contentsChange.connect(self._on_change)
+        self.setDocument(document)
+
+    def _on_change(self, *_args) -> None:
+        self._dirty = True
 
     def _format(self, ttype):
         if ttype not in self._formats:
@@ -88,14 +100,20 @@ class PythonHighlighter(QtGui.QSyntaxHighlighter):
     def recolour(self) -> None:
         """Forget the formats and highlight everything again (the theme switched)."""
         self._formats.clear()
-        self._text = None
+        self._text, self._dirty = None, True
         self.rehighlight()
 
     def _lex(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
         text = self.document().toPlainText()
         if text == self._text:
             return
         self._text = text
+        if len(text) > HIGHLIGHT_LIMIT:          # a program with huge inline data: plain text, at once
+            self._spans, self._keys = [], []
+            return
         spans: list[list] = [[] for _ in range(text.count("\n") + 1)]
         keys: list[list] = [[] for _ in spans]
         line = col = 0

@@ -129,3 +129,33 @@ def test_typing_a_space_in_the_editor_does_not_play(qtbot, make_window):
     window.graph.setFocus()                                     # elsewhere, Space plays again
     qtbot.keyClick(window, QtCore.Qt.Key.Key_Space)
     assert window.player.playing
+
+
+def test_highlighting_lexes_once_per_change_not_once_per_line(qtbot, monkeypatch):
+    """Each highlighted block used to read the whole text again: quadratic, minutes for a program
+    holding 100,000 data rows. Now one change is lexed once, however many lines it recolours."""
+    from ui import code_view as C
+    document, view = _editor(qtbot)
+    reads = []
+    real = QtGui.QTextDocument.toPlainText
+    monkeypatch.setattr(QtGui.QTextDocument, "toPlainText", lambda self: reads.append(1) or real(self))
+    rows = "\n".join(f"    [{i}.0, {i + 1}.0]," for i in range(3000))
+    view.setPlainText(f"import torch\nx = torch.tensor([\n{rows}\n])\nfor i in range(3):\n    pass\n")
+    assert len(reads) <= 2                      # not ~3000
+    lines = view.toPlainText().splitlines()
+    assert _colour_at(view, len(lines) - 1, "for") == (C.CODE_KEYWORD, True, False)
+    reads.clear()
+    cursor = QtGui.QTextCursor(view.document().findBlockByNumber(3))
+    cursor.insertText('"""')                    # recolours every line below: still one lex
+    assert len(reads) <= 2
+    assert _colour_at(view, len(lines) - 1, "for")[0] == C.CODE_STRING
+
+
+def test_a_huge_program_is_shown_uncoloured_at_once(qtbot):
+    from ui import code_view as C
+    document, view = _editor(qtbot)
+    rows = "\n".join(f"    [{i}.0, {i + 1}.0]," for i in range(C.HIGHLIGHT_LIMIT // 20))
+    view.setPlainText(f"x = [\n{rows}\n]\nfor i in range(3):\n    pass\n")
+    assert len(view.toPlainText()) > C.HIGHLIGHT_LIMIT
+    lines = view.toPlainText().splitlines()
+    assert _colour_at(view, len(lines) - 1, "for") is None          # no format at all
