@@ -41,8 +41,26 @@ class NodeGfx:
     """The Qt items of one displayed node and how they change with its state."""
 
     def __init__(self, spec: Spec, metrics: Metrics):
-        self.spec = spec
         self.metrics = metrics
+        self.root = QtWidgets.QGraphicsPathItem()
+        self.root.setZValue(10)
+        self.xy = (0.0, 0.0)                        # where the root is (what scene_update.place last set)
+        self._build(spec)
+
+    def reshape(self, spec: Spec) -> None:
+        """Show ``spec`` (another size, or a heat map instead of text) in the same root item: its
+        children are made again, the root (what the scene, the layout and the tests hold) stays."""
+        scene = self.root.scene()
+        for child in self.root.childItems():
+            if scene is not None:
+                scene.removeItem(child)
+            else:
+                child.setParentItem(None)
+        self._build(spec)
+
+    def _build(self, spec: Spec) -> None:
+        self.spec = spec
+        metrics = self.metrics
         w, h = spec.width, spec.body_h
         kind = spec.kind
         fill, border = {
@@ -58,12 +76,11 @@ class NodeGfx:
         radius = 12.0 if kind in ("param", "module") else 7.0
         path = QtGui.QPainterPath()
         path.addRoundedRect(QtCore.QRectF(0, 0, w, h), radius, radius)
-        self.root = QtWidgets.QGraphicsPathItem(path)
+        self.root.setPath(path)
         self.root.setBrush(QtGui.QColor(fill))
-        self.root.setZValue(10)
         self.root.setData(0, spec.key)
-        if spec.tooltip:
-            self.root.setToolTip(spec.tooltip)
+        self.root.setToolTip(spec.tooltip)
+        self.root.setOpacity(1.0)
         self.pens = {
             "base": pen(border, 2.0 if spec.loss or kind == "param" else 1.2),
             "forward": pen(T.FORWARD, 2.6), "backward": pen(T.BACKWARD, 2.6),
@@ -408,28 +425,14 @@ class EdgeGfx:
     def __init__(self, key, points, font: QtGui.QFont, label_chars: int, pens: dict):
         self.key = key
         self.pens = pens
-        # A long edge is drawn in pieces: a path far longer than the screen would be stroked whole on
-        # every repaint that touches any part of it; pieces outside the view are skipped.
+        self.points = None
         self.lines = []
-        for start in range(0, len(points) - 1, EDGE_PIECE):
-            piece = points[start:start + EDGE_PIECE + 1]
-            path = QtGui.QPainterPath(QtCore.QPointF(*piece[0]))
-            for (x0, y0), (x1, y1) in itertools.pairwise(piece):
-                mx = (x0 + x1) / 2
-                path.cubicTo(mx, y0, mx, y1, x1, y1)
-            line = QtWidgets.QGraphicsPathItem(path)
-            line.setZValue(1)
-            line.setData(1, key)             # the edge under the mouse (its formula's tooltip: edge_hover.py)
-            self.lines.append(line)
-        self.line = self.lines[0]
-        ex, ey = points[-1]
-        head = QtGui.QPolygonF([QtCore.QPointF(ex + 1, ey), QtCore.QPointF(ex - 8, ey - 4.5),
-                                QtCore.QPointF(ex - 8, ey + 4.5)])
-        self.head = QtWidgets.QGraphicsPolygonItem(head)
+        self.head = QtWidgets.QGraphicsPolygonItem()
         self.head.setZValue(1)
         self.head.setPen(Qt.PenStyle.NoPen)
-        (x0, y0), (x1, y1) = points[0], points[1]
-        self.label_pos = QtCore.QPointF((x0 + x1) / 2, (y0 + y1) / 2)
+        self.label_pos = QtCore.QPointF()
+        self._route(points)
+        self.line = self.lines[0]
         self.label = QtWidgets.QGraphicsPathItem()
         self.label.setZValue(20)
         self.label.setPen(pen(T.BACKWARD, 1.4))
@@ -443,6 +446,54 @@ class EdgeGfx:
 
     def items(self):
         return (*self.lines, self.head, self.label)
+
+    def rekey(self, key) -> None:
+        """The edge now joins boxes known by other keys (a module folded or unfolded elsewhere)."""
+        self.key = key
+        for line in self.lines:
+            line.setData(1, key)
+
+    def set_points(self, points) -> list:
+        """Follow a new route (after a relayout) with the same items; returns line items it had to add
+        (the caller puts them in the scene) -- a route keeps its number of points unless the graph changed."""
+        if points == self.points:
+            return []
+        return self._route(points)
+
+    def _route(self, points) -> list:
+        # A long edge is drawn in pieces: a path far longer than the screen would be stroked whole on
+        # every repaint that touches any part of it; pieces outside the view are skipped.
+        self.points = points
+        added, n = [], 0
+        for start in range(0, len(points) - 1, EDGE_PIECE):
+            piece = points[start:start + EDGE_PIECE + 1]
+            path = QtGui.QPainterPath(QtCore.QPointF(*piece[0]))
+            for (x0, y0), (x1, y1) in itertools.pairwise(piece):
+                mx = (x0 + x1) / 2
+                path.cubicTo(mx, y0, mx, y1, x1, y1)
+            if n < len(self.lines):
+                self.lines[n].setPath(path)
+            else:
+                line = QtWidgets.QGraphicsPathItem(path)
+                line.setZValue(1)
+                line.setData(1, self.key)    # the edge under the mouse (its formula's tooltip: edge_hover.py)
+                if self.lines:
+                    line.setPen(self.lines[0].pen())
+                self.lines.append(line)
+                added.append(line)
+            n += 1
+        for line in self.lines[n:]:          # a shorter route: drop the pieces it no longer needs
+            if line.scene() is not None:
+                line.scene().removeItem(line)
+        del self.lines[n:]
+        ex, ey = points[-1]
+        self.head.setPolygon(QtGui.QPolygonF([QtCore.QPointF(ex + 1, ey), QtCore.QPointF(ex - 8, ey - 4.5),
+                                              QtCore.QPointF(ex - 8, ey + 4.5)]))
+        (x0, y0), (x1, y1) = points[0], points[1]
+        self.label_pos = QtCore.QPointF((x0 + x1) / 2, (y0 + y1) / 2)
+        if getattr(self, "label", None) is not None:
+            self.label.setPos(self.label_pos)
+        return added
 
     def update(self, es: EdgeState, active: bool, lod_detail: bool) -> None:
         state = es.state

@@ -38,6 +38,9 @@ LAYER_GAP = 36.0            # room for an arrow; small graphs fit the panel at a
 LAYER_GAP_LARGE = 48.0      # large graphs: more room for the ports of many edges
 NODE_GAP = 22.0
 SMALL_GRAPH = 48            # up to this many nodes, columns are closer and edge labels longer
+SLACK_CHARS = {"param": 2, "op": 1}   # room for a sign or a digit more in a later iteration
+GROW_CHARS = 3              # a box that outgrows its room grows this many characters more (see grow)
+WIDEST_HEAT_NODES = 300     # in a graph of more nodes, heat maps' captions get room for any value
 
 # -- legibility ------------------------------------------------------------------------------------
 MIN_TEXT_PX = 9.0           # no text is drawn smaller than this on screen: below, less detail shows
@@ -126,19 +129,31 @@ def layer_gap(n_nodes: int) -> float:
     return LAYER_GAP if n_nodes <= SMALL_GRAPH else LAYER_GAP_LARGE
 
 
-def make_specs(replay: Replay, graph: FoldedGraph, metrics: Metrics, slack: bool = True) -> dict[int, Spec]:
-    """One spec per drawn box, in ``graph.keys`` order: sizes come from every value it shows in this replay.
-    ``slack`` leaves room for a sign or a digit more in a later iteration."""
+def make_specs(replay: Replay, graph: FoldedGraph, metrics: Metrics, slack: bool = True,
+               keys=None) -> dict[int, Spec]:
+    """One spec per drawn box (of ``keys``, default all), in ``graph.keys`` order: sizes come from every
+    value it shows in this replay.  ``slack`` leaves room for a sign or a digit more in a later iteration."""
     loss_nodes = set(replay.loss_nodes)
+    widest = len(replay.nodes) > WIDEST_HEAT_NODES
     specs = {}
-    for key in graph.keys:
+    for key in (graph.keys if keys is None else keys):
         fold = graph.folds.get(key)
         specs[key] = _module_spec(key, fold, metrics) if fold is not None else \
-            _node_spec(replay, key, key in loss_nodes, metrics, slack)
+            _node_spec(replay, key, key in loss_nodes, metrics, slack, widest)
     return specs
 
 
-def _node_spec(replay: Replay, nid: int, loss: bool, metrics: Metrics, slack: bool) -> Spec:
+def _widest(shown, dtype: str):
+    """``shown`` with every array a heat map's caption can show replaced by the one whose mean reads
+    longest (``μ -1.2e-05``: two digits, a sign, a two-digit exponent; three for float64)."""
+    w = np.float64(-1.2345e-100) if "64" in str(dtype) else np.float32(-1.2345e-05)
+    accumulations = {(a[0] is None, a[1] is None): (None if a[0] is None else w, None if a[1] is None else w, w)
+                     for a in shown.accumulations}
+    return dataclasses.replace(shown, values=(w,) * bool(shown.values), steps=((w, w),) * bool(shown.steps),
+                               grads=(w,) * bool(shown.grads), accumulations=tuple(accumulations.values()))
+
+
+def _node_spec(replay: Replay, nid: int, loss: bool, metrics: Metrics, slack: bool, widest: bool = False) -> Spec:
     info = replay.nodes[nid]
     module = replay.modules.get(nid, "")
     kind = info.kind if info.kind in ("op", "param", "input") else "input"
@@ -159,6 +174,8 @@ def _node_spec(replay: Replay, nid: int, loss: bool, metrics: Metrics, slack: bo
     value_lines = 1 if heat else max((text.num_lines(t) for t in texts), default=1)
     chars = max((len(line) for line in lines), default=8) if not heat else 0
     heat_chars = 0
+    if heat and widest:                       # a large graph: room for any value, so sizes never change
+        shown = _widest(shown, info.dtype)
     if heat:                                  # the text beside a heat map: its mean
         heat_chars = max([len(text.mean_text(v)) for v in shown.values]
                          + [len(text.step_heat_text(before, after)) for before, after in shown.steps]
@@ -173,7 +190,7 @@ def _node_spec(replay: Replay, nid: int, loss: bool, metrics: Metrics, slack: bo
     pill_w = metrics.pill_width(symbol) if kind == "op" else 0.0
     x0 = PAD + pill_w + PILL_GAP if kind == "op" else PAD
     # room for a sign or a digit more in a later iteration (a parameter's "before → after" two)
-    extra = {"param": 2, "op": 1}.get(kind, 0) if slack else 0
+    extra = SLACK_CHARS.get(kind, 0) if slack else 0
     width = max(x0 + (chars + extra) * metrics.char_w + PAD if not heat else 0,
                 PAD + title_w + shape_w + PAD,
                 x0 + HEAT_W + 6 + (heat_chars + extra) * metrics.char_w + PAD if heat else 0,
@@ -225,3 +242,24 @@ def fits(new: Spec, old: Spec) -> bool:
     sizes = ("width", "body_h", "height", "layout_w")
     return (all(getattr(new, f.name) == getattr(old, f.name) for f in dataclasses.fields(Spec) if f.name not in sizes)
             and all(getattr(new, f) <= getattr(old, f) for f in sizes) and new.body_h == old.body_h)
+
+
+def grow(old: Spec, new: Spec, metrics: Metrics) -> Spec:
+    """The spec a box keeps when the next iteration of the same graph shows ``new``: ``old`` when the
+    values fit, else room for both -- a heat map once either needs one, the larger of each size, and a
+    few characters more -- so that sizes never shrink and settle after a few iterations (items are
+    then reused as they are: no relayout)."""
+    if fits(new, old):
+        return old
+    heat = old.heat or new.heat
+    base, other = (new, old) if new.heat == heat else (old, new)
+    same_look = other.heat == heat
+    value_lines = max(base.value_lines, other.value_lines) if same_look else base.value_lines
+    body_h = max(base.body_h, other.body_h) if same_look else base.body_h
+    pad = math.ceil(GROW_CHARS * metrics.char_w / 2) * 2
+    width = old.width if new.width <= old.width else new.width + pad
+    layout_w = old.layout_w if new.layout_w <= old.layout_w else max(new.layout_w + pad, width)
+    badge_h = max(old.height - old.body_h, new.height - new.body_h)
+    return dataclasses.replace(base, heat=heat, value_lines=value_lines,
+                               badge_lines=max(old.badge_lines, new.badge_lines), width=width,
+                               layout_w=max(layout_w, width), body_h=body_h, height=body_h + badge_h)

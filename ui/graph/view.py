@@ -1,10 +1,11 @@
 """The computation graph of one iteration, animated by the Player.
 
-Items are built once per Replay (and again when a module is collapsed or expanded), placed by
-``gradviz.view.layout.layered_layout``; on every cursor move only the nodes and edges whose state
-changed are touched.  What is drawn (nodes, boxes of folded modules, their states) comes from the
-view model (``gradviz.view.replay``, ``gradviz.view.folding``); this module manages the scene, the
-zoom and level of detail, the mouse and the menus.
+Items are built once per graph and kept (``scene_update``): the next iteration of the same graph
+shows its values in them, boxes it outgrows are resized in place; folding a module lays out once
+(``gradviz.view.layout.layered_layout``) and only its items come or go.  On every cursor move only
+the nodes and edges whose state changed are touched.  What is drawn (nodes, boxes of folded modules,
+their states) comes from the view model (``gradviz.view.replay``, ``gradviz.view.folding``); this
+module manages the scene, the zoom and level of detail, the mouse and the menus.
 
 Node look:  parameters = amber rounded boxes with a ``.grad`` badge hanging below; data = small grey
 boxes; ops = white boxes headed by PyTorch's grad_fn name, with a symbol pill (×, +, tanh, @) left of
@@ -28,15 +29,15 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from gradviz.view.folding import FoldedGraph, default_collapsed, foldable_module, module_label
-from gradviz.view.layout import LayoutNode, layered_layout
+from gradviz.view.folding import FoldedGraph, foldable_module, module_label
 
 from .. import theme as T
 from . import edge_hover, export
 from .caption import Caption
-from .items import EdgeGfx, NodeGfx, edge_pens
+from .items import NodeGfx, edge_pens
+from .scene_update import ModuleIndex, SpecJob, folded_graph, opening_collapsed, place, refold
 from .search import SearchBox, find_matches
-from .sizing import NODE_GAP, SMALL_GRAPH, Metrics, fits, layer_gap, make_specs
+from .sizing import Metrics, make_specs
 
 Qt = QtCore.Qt
 
@@ -88,10 +89,12 @@ class GraphView(QtWidgets.QGraphicsView):
         self.edge_pens = edge_pens()
 
         self.node_items: dict[int, NodeGfx] = {}        # displayed key -> items (node id or box id)
-        self.edge_items: dict[tuple, EdgeGfx] = {}
+        self.edge_items: dict[tuple, object] = {}       # drawn edge -> EdgeGfx
         self.layout = None
         self._collapsed: set[str] = set()
         self.folded: FoldedGraph | None = None          # what is drawn: nodes, and boxes of folded modules
+        self._index: ModuleIndex | None = None          # the replay's modules, indexed once per graph
+        self._spec_job: SpecJob | None = None           # sizing the next iteration's boxes (scene_update)
         self._display_of: dict[int, int] = {}           # node id -> displayed key
         self._shown_nodes: dict[int, object] = {}
         self._shown_edges: dict[tuple, object] = {}
@@ -133,16 +136,25 @@ class GraphView(QtWidgets.QGraphicsView):
     # -- public API ---------------------------------------------------------------------------------
     def set_collapsed(self, module: str, collapsed: bool) -> None:
         """Collapse the nodes of ``module`` (e.g. "0" = the first layer of a Sequential) into one box."""
-        if self.replay is None or module not in self.replay.collapsible_modules():
+        self.set_modules_collapsed([module], collapsed)
+
+    def set_modules_collapsed(self, modules, collapsed: bool) -> None:
+        """Collapse (or expand) each of ``modules``, with one relayout: the items of the other boxes
+        stay, moved where the layout puts them; the zoom stays, and a single module stays where it was
+        on screen."""
+        if self.replay is None:
             return
-        if collapsed == (module in self._collapsed):
+        foldable = self.replay.collapsible_modules()
+        modules = [m for m in modules if m in foldable and collapsed != (m in self._collapsed)]
+        if not modules:
             return
-        before = self.module_scene_rect(module)
+        module = modules[0] if len(modules) == 1 else None
+        before = self.module_scene_rect(module) if module is not None else None
         anchor = self.viewportTransform().map(before.center()) if before is not None else None
-        (self._collapsed.add if collapsed else self._collapsed.discard)(module)
+        (self._collapsed.update if collapsed else self._collapsed.difference_update)(modules)
         self._auto_fit = False                           # keep the zoom ...
-        self._rebuild()
-        after = self.module_scene_rect(module)
+        self._refold()
+        after = self.module_scene_rect(module) if module is not None else None
         if anchor is not None and after is not None:    # ... and the module where it was on screen
             self._put_scene_point_at(after.center(), anchor)
         self.collapsedChanged.emit()
@@ -151,7 +163,7 @@ class GraphView(QtWidgets.QGraphicsView):
         """Where ``module`` is drawn: its box when collapsed, else the extent of its nodes."""
         if self.folded is None or self.replay is None:
             return None
-        members = self.replay.module_members(module)
+        members = (self._index or self.replay).module_members(module)
         keys = {self._display_of[n] for n in members if n in self._display_of}
         rects = [self.node_items[k].root.sceneBoundingRect() for k in keys if k in self.node_items]
         if not rects:
@@ -377,8 +389,9 @@ class GraphView(QtWidgets.QGraphicsView):
         self.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, lod[1])
         for gfx in self.node_items.values():
             gfx.set_lod(lod[0])
-        for edge in self.edge_items.values():
+        for edge in self.edge_items.values():          # (arrow heads that far out: under 1.5 px)
             edge.label.setVisible(edge.want_label and self.lod_detail)
+            edge.head.setVisible(lod[1])
         self._flush_pending()
 
     def _show_selection(self, node_id: int | None) -> None:
@@ -432,10 +445,13 @@ class GraphView(QtWidgets.QGraphicsView):
         self.replay = replay
         self._query, self._match = "", -1
         if replay is not None and not same_graph:         # (no trace for a moment changes nothing)
-            self._collapsed = default_collapsed(replay)
+            self._index = ModuleIndex(replay)
+            self._collapsed = opening_collapsed(self._index)
             self._auto_fit, self._fit_whole = True, False
         elif replay is not None and self.node_items and self._reuse_items(replay):
             return
+        elif replay is not None:
+            self._index = ModuleIndex(replay)
         self._rebuild()
         self.caption.setVisible(self.replay is not None)
         self.search_box.setVisible(self.replay is not None)
@@ -445,27 +461,60 @@ class GraphView(QtWidgets.QGraphicsView):
             self._refit()                                 # again, now that the caption takes its room
 
     def _reuse_items(self, replay) -> bool:
-        """The next iteration of the same graph: keep the items (and the zoom) when every node keeps
-        its size; only their contents change."""
-        folded = FoldedGraph(replay, self._collapsed)
-        specs = make_specs(replay, folded, self.metrics, slack=False)
-        if list(specs) != list(self.node_items) or not all(fits(specs[k], g.spec) for k, g in self.node_items.items()):
+        """The next iteration of the same graph: keep every item (and the zoom) and show the new values
+        in them; a ``SpecJob`` then sizes the boxes for them (at once on a small graph, in slices on a
+        large one) and grows those that need it, with one relayout (``_apply_grown``)."""
+        if self.folded is None or self.folded.collapsed != frozenset(self._collapsed):
             return False
-        self.folded, self._display_of = folded, folded.display_of
+        self._cancel_spec_job()
+        self._index = ModuleIndex(replay)
         self._shown_nodes.clear()
         self._shown_edges.clear()
         self._prev_active = set(self._display_of)         # touch every node once
         self._prev_active_edges = set(replay.edges)
         self._pending.clear()
         self._visible_rect = None
+        self._spec_job = SpecJob(self)
+        self._spec_job.start()                           # a small graph: sized (and grown) now
         self._on_position_changed(self.player.position)
         return True
+
+    def _cancel_spec_job(self) -> None:
+        if self._spec_job is not None:
+            self._spec_job.cancel()
+            self._spec_job = None
+
+    def _apply_grown(self, specs) -> None:
+        """Boxes the new iteration's values outgrew: reshape them in place, one relayout for all."""
+        centre = self.mapToScene(self.viewport().rect().center())
+        place(self, specs)
+        if not self._auto_fit:
+            self.centerOn(centre)
+        self._after_place()
+
+    def _refold(self) -> None:
+        """Other modules folded: the boxes that stay keep their items (scene_update.refold)."""
+        unsized = self._spec_job is not None and not self._spec_job.done()
+        self._cancel_spec_job()
+        refold(self)
+        self._after_place()
+        if unsized:                                      # the iteration's values: size the boxes kept
+            self._spec_job = SpecJob(self)
+            self._spec_job.start()
+
+    def _after_place(self) -> None:
+        if self.player.replay is self.replay and self.replay is not None:
+            self._on_position_changed(self.player.position)
+        self._flush_pending()                            # items moved into the view show their text
+        self._show_selection(self.view_state.selected_node)
+        self._refit()
 
     @staticmethod
     def _graph_signature(replay):
         return tuple((n, i.label, tuple(i.inputs)) for n, i in replay.nodes.items())
 
     def _clear_items(self) -> None:
+        self._cancel_spec_job()
         self.scene().clear()
         self.node_items.clear()
         self.edge_items.clear()
@@ -478,58 +527,17 @@ class GraphView(QtWidgets.QGraphicsView):
         self.layout = None
 
     def _rebuild(self) -> None:
-        scene = self.scene()
         self._clear_items()
         replay = self.replay
         if replay is None:
             self.folded, self._display_of = None, {}
             return
-        self.folded = folded = FoldedGraph(replay, self._collapsed)
+        if self._index is None or self._index._replay is not replay:
+            self._index = ModuleIndex(replay)
+        self.folded = folded = folded_graph(self._index, self._collapsed)
         self._display_of = folded.display_of
-        specs = make_specs(replay, folded, self.metrics)
-        shown = folded.display_of
-        edges = [(shown[src], shown[dst]) for src, dst in replay.edges if shown[src] != shown[dst]]
-        self.layout = layered_layout([LayoutNode(k, max(specs[k].width, specs[k].layout_w), specs[k].height)
-                                      for k in specs], edges, node_gap=NODE_GAP, layer_gap=layer_gap(len(specs)))
-        for key, spec in specs.items():
-            gfx = NodeGfx(spec, self.metrics)
-            cx, cy = self.layout.positions[key]
-            gfx.root.setPos(cx - spec.width / 2, cy - spec.height / 2)
-            scene.addItem(gfx.root)
-            gfx.set_lod(self._lod[0])
-            self.node_items[key] = gfx
-        label_chars = 13 if len(specs) <= SMALL_GRAPH else 9
-        # Input ports: a node's incoming edges end at separate points of its left side, ordered by
-        # where they come from, so that they neither cross nor merge into one arrow head.
-        incoming: dict = {}
-        for (a, b), route in self.layout.routes.items():
-            incoming.setdefault(b, []).append((route[-2][1], a))
-        port_y = {}
-        for b, sources in incoming.items():
-            sources.sort()
-            spec = specs[b]
-            cy = self.layout.positions[b][1] - spec.height / 2 + spec.body_h / 2
-            step = min(14.0, (spec.body_h - 12) / max(len(sources) - 1, 1))
-            for i, (_y, a) in enumerate(sources):
-                port_y[(a, b)] = cy + (i - (len(sources) - 1) / 2) * step
-        for (a, b), route in self.layout.routes.items():
-            sa, sb = specs[a], specs[b]
-            ax, ay = self.layout.positions[a]
-            bx, _by = self.layout.positions[b]
-            start = (ax + sa.width / 2, ay - sa.height / 2 + sa.body_h / 2)
-            end = (bx - sb.width / 2 - 1, port_y[(a, b)])
-            points = [start, *route[1:-1], end]
-            edge = EdgeGfx((a, b), points, self.fonts[5], label_chars, self.edge_pens)
-            for item in edge.items():
-                scene.addItem(item)
-            self.edge_items[(a, b)] = edge
-        rect = QtCore.QRectF(0, 0, self.layout.width, self.layout.height).adjusted(-3000, -3000, 3000, 3000)
-        scene.setSceneRect(rect)
-        if self.player.replay is replay:
-            self._on_position_changed(self.player.position)
-        if self.view_state.selected_node is not None:
-            self._show_selection(self.view_state.selected_node)
-        self._refit()
+        place(self, make_specs(replay, folded, self.metrics))
+        self._after_place()
 
     # -- per frame ----------------------------------------------------------------------------------
     def _on_position_changed(self, position: int) -> None:
@@ -654,6 +662,7 @@ class GraphView(QtWidgets.QGraphicsView):
             self.lod_detail = True
             for edge in self.edge_items.values():
                 edge.label.setVisible(edge.want_label)
+                edge.head.setVisible(True)
         else:
             self._lod = (None, None)
             self._apply_lod()
