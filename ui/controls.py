@@ -1,8 +1,9 @@
 """The optimizer and loop controls: every hyperparameter and toggle, edited on a copy of the Scenario.
 
-Each edit builds a new Scenario (``document.editable_copy()`` + the change), checks it with the
-same rules a scenario file must pass (the loader's: PyTorch's optimizer rules, batch sizes that
-split into equal micro-batches, graph-size limits) and only then hands it to ``document.edit``,
+Each edit builds a new Scenario (``document.editable_copy()``, sharing the data, + the change),
+checks what the change can affect with the same rules a scenario file must pass (the loader's:
+PyTorch's optimizer rules, batch sizes that split into equal micro-batches, graph-size limits; the
+data is not checked again, nothing is serialised) and only then hands it to ``document.edit``,
 which re-runs every variant in chunks and marks the document modified. A refused value stays in
 its widget, outlined in red, with the reason right under it; nothing is applied.
 
@@ -505,7 +506,7 @@ class ControlsPanel(QtWidgets.QWidget):
             return False
         if index > 0:
             rename_if_automatic(new, new.comparisons[index - 1], before)
-        problem = check_scenario(new)
+        problem = check_scenario(new, before=self.document.scenario)   # what the edit changed
         if problem:
             self.show_error(key, problem)
             return False

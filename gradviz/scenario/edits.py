@@ -8,14 +8,18 @@
 - ``set_scheduler_kind``: another scheduler (or none), its required hyperparameters given values
   that fit the run (a StepLR decays three times over the run, a cosine spans it);
 - ``add_comparison``: the main run, as it is now, kept as a comparison;
-- ``check_scenario``: None when the edited scenario is valid (``checks.validate``), else the
-  reason in one short line for the field that was edited.
+- ``editable_copy``: the copy an edit changes: its own runs and settings, the data arrays, initial
+  values and source text shared with the original (nothing edits those in place);
+- ``check_scenario``: None when the edited scenario is valid, else the reason in one short line
+  for the field that was edited. Given the scenario before the edit, it checks what an edit of the
+  runs can change (``checks.validate_edit``), not the data again: an lr change on a 2 MB file
+  costs what it costs on a small one. Nothing is serialised: the file text is written on Save.
 """
 from __future__ import annotations
 
 import copy
 
-from .checks import validate
+from .checks import validate, validate_edit
 from .reader import ScenarioError
 from .schema import (
     LIMITS,
@@ -125,10 +129,26 @@ def add_comparison(scenario: Scenario) -> Variant:
     return variant
 
 
-def check_scenario(scenario: Scenario) -> str | None:
-    """None when ``scenario`` is valid, else why not: ``"momentum: expected ..., found ..."``."""
+def editable_copy(scenario: Scenario) -> Scenario:
+    """A deep copy of ``scenario`` to edit, sharing its large immutable-by-convention parts: the
+    inline data arrays ``x`` and ``y`` and each parameter's initial value (nothing edits them in
+    place; an edit of the data replaces them), and the source text (a str). The copy's runs,
+    settings and tour are its own, so an edit never changes ``scenario``. Sharing the arrays is
+    also what lets ``check_scenario(copy, before=scenario)`` skip them."""
+    shared = [scenario.data.x, scenario.data.y] + [p.value for p in scenario.model.parameters.values()]
+    memo = {id(value): value for value in shared if isinstance(value, (list, tuple))}
+    return copy.deepcopy(scenario, memo)
+
+
+def check_scenario(scenario: Scenario, before: Scenario | None = None) -> str | None:
+    """None when ``scenario`` is valid, else why not: ``"momentum: expected ..., found ..."``.
+    ``before``: the (valid) scenario it was edited from, so only what the edit can change is
+    checked again (``checks.validate_edit``); the message is the same either way."""
     try:
-        validate(scenario)
+        if before is None:
+            validate(scenario)
+        else:
+            validate_edit(scenario, before)
     except ScenarioError as exc:
         key = (exc.key or "").split(".")[-1]
         return f"{key + ': ' if key and not key.isdigit() else ''}expected {exc.expected}, found {exc.found}"

@@ -6,16 +6,24 @@
 - ``render(scenario)``: what ``save`` writes. For a scenario loaded from text
   (``scenario.source_text``), that text is edited in place with tomlkit, so comments, blank lines
   and key order survive; only the keys whose meaning changed are touched. If the edited document
-  does not load back equal (it always should), the canonical text is used instead.
-- ``save(scenario, path)``: checks the text loads, then writes it atomically (a temporary file in
-  the same directory, then ``os.replace``), so a crash never leaves half a file.
+  does not load back equal (it always should), the canonical text is used instead. The long
+  numeric arrays (data near the size limit: tomlkit took 10 s to parse 2 MB of them) are cut out
+  before tomlkit sees the text and put back verbatim, unless their value changed.
+- ``save(scenario, path)``: checks the text loads back equal (or, for the canonical text, loads),
+  then writes it atomically (a temporary file in the same directory, then ``os.replace``), so a
+  crash never leaves half a file.
+
+The text is produced here only: an edit in the Controls changes the ``Scenario`` and nothing else.
 """
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import stat
 import tempfile
 import tomllib
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +46,7 @@ from .schema import (
     SchedulerSpec,
     TourStop,
 )
+from .toml_source import long_arrays, same_arrays
 
 HEADER = "GradViz scenario; the format is described in docs/scenarios.md"
 
@@ -46,8 +55,18 @@ class _Inline(dict):
     """A table written inline (``{ init = "normal", std = 0.1 }``) and replaced as a whole."""
 
 
+_NOT_PLAIN = (list, tuple, np.ndarray, np.generic)
+
+
 def _plain(value):
-    """Python scalars and lists only (numpy values and tuples from a UI become TOML-able)."""
+    """Python scalars and lists only (numpy values and tuples from a UI become TOML-able). A list
+    of plain values, or of lists of them (inline data), is returned as it is, not walked."""
+    if type(value) is list:
+        types = set(map(type, value))
+        if types == {list}:
+            types = set(map(type, chain.from_iterable(value)))
+        if not any(issubclass(t, _NOT_PLAIN) for t in types):
+            return value
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
@@ -245,20 +264,69 @@ def _multiline(text: str):
     return tomlkit.item(text)
 
 
+# Arrays of this many numbers or more are written by ``_array_text`` (tomlkit builds an item per
+# number: 4 s for data near the size limit), exactly as tomlkit would write them.
+FAST_ARRAY_NUMBERS = 1000
+_NUMBER_TYPES = frozenset((int, float))
+
+
+def _array_text(value) -> str | None:
+    """tomlkit's text for ``value``, a list of ints and floats or a list of more than 4 such lists
+    (written one per line, as ``_item`` makes them), when it holds FAST_ARRAY_NUMBERS or more
+    numbers; else None."""
+    if type(value) is not list or not value:
+        return None
+    if set(map(type, value)) == {list}:
+        if len(value) <= 4 or sum(map(len, value)) < FAST_ARRAY_NUMBERS:
+            return None
+        if not set(map(type, chain.from_iterable(value))) <= _NUMBER_TYPES:
+            return None
+        return "[\n" + "".join(["    [" + ", ".join(map(repr, row)) + "],\n" for row in value]) + "]"
+    if len(value) < FAST_ARRAY_NUMBERS or not set(map(type, value)) <= _NUMBER_TYPES:
+        return None
+    return "[" + ", ".join(map(repr, value)) + "]"
+
+
+def _set_aside(table: dict, old: dict | None = None) -> dict[str, str]:
+    """Replace the long arrays of ``to_dict``'s data and parameters (those that differ from
+    ``old``'s, when given) by placeholder strings, in copies of the dicts that hold them;
+    -> {the placeholder as tomlkit writes it: the array's text}."""
+    arrays: dict[str, str] = {}
+    nonce = secrets.token_hex(8)
+    for path in (("data",), ("model", "parameters")):
+        parent, reference = table, old
+        for key in path:
+            if not isinstance(parent.get(key), dict):
+                break
+            parent[key] = type(parent[key])(parent[key])
+            parent, reference = parent[key], (reference or {}).get(key)
+        else:
+            for key, value in list(parent.items()):
+                text = None if old is not None and (reference or {}).get(key) == value else _array_text(value)
+                if text is not None:
+                    placeholder = f"gradviz-array-{nonce}-{len(arrays)}"
+                    parent[key] = placeholder
+                    arrays[f'"{placeholder}"'] = text
+    return arrays
+
+
 def dumps(scenario: Scenario) -> str:
     """Canonical TOML for ``scenario``: ``loads(dumps(s)) == s``."""
     doc = tomlkit.document()
     doc.add(tomlkit.comment(HEADER))
-    for key, value in to_dict(scenario).items():
+    table = to_dict(scenario)
+    arrays = _set_aside(table)
+    for key, value in table.items():
         doc.add(tomlkit.nl())
         if key in ("comparison", "tour"):
             aot = tomlkit.aot()
-            for table in value:
-                aot.append(_item(dict(table)))
+            for item in value:
+                aot.append(_item(dict(item)))
             doc.append(key, aot)
         else:
             doc.append(key, _item(value))
-    return tomlkit.dumps(doc)
+    text = tomlkit.dumps(doc)
+    return _paste(text, arrays) if arrays else text
 
 
 def _is_inline(container) -> bool:
@@ -324,21 +392,88 @@ def _apply_comparisons(doc, old: list, new: list, canonical: list, rescheduled: 
 
 def render(scenario: Scenario) -> str:
     """The text ``save`` writes: the edited source document when there is one, else ``dumps``."""
-    name = str(scenario.path or "<scenario>")
+    return _render(scenario)[0]
+
+
+def _render(scenario: Scenario) -> tuple[str, bool]:
+    """(the text, whether it was loaded back and found equal to ``scenario``)."""
     if scenario.source_text:
         try:
-            doc = tomlkit.parse(scenario.source_text)
-            target = to_dict(scenario, full=True)
-            canonical = to_dict(scenario)
-            for _ in range(4):      # inherited comparison values may need a second pass
-                text = doc.as_string()
-                current = loads(text, name=name)
-                if current == scenario:
-                    return text
-                _apply(doc, to_dict(current, full=True), target, canonical)
+            text = _edit_source(scenario, str(scenario.path or "<scenario>"))
+            if text is not None:
+                return text, True
         except Exception:           # noqa: BLE001 -- keeping comments is best effort; dumps is exact
             pass
-    return dumps(scenario)
+    return dumps(scenario), False
+
+
+def _edit_source(scenario: Scenario, name: str) -> str | None:
+    """``scenario.source_text`` edited to mean ``scenario``, or None. tomlkit edits a copy of the
+    text whose long numeric arrays are placeholders (``_cut``); each pass loads the whole text."""
+    source = scenario.source_text
+    skeleton, arrays = _cut(source)
+    doc = tomlkit.parse(skeleton)
+    target = to_dict(scenario, full=True)
+    canonical = to_dict(scenario)
+    text = source
+    with same_arrays():         # the data arrays' text is the same in each pass: read it once
+        for _ in range(4):      # inherited comparison values may need a second pass
+            current = loads(text, name=name)
+            if current == scenario:
+                return text
+            old, wanted = to_dict(current, full=True), dict(target)
+            changed = _set_aside(wanted, old)       # a changed long array: written by _array_text
+            _apply(doc, old, wanted, canonical)
+            text = _paste(doc.as_string(), {**arrays, **changed})
+            if text is None:
+                return None
+    return None
+
+
+# Runs of this many comment lines or more are set aside too: tomlkit takes ~0.1 ms per line.
+COMMENT_BLOCK_LINES = 8
+_COMMENT_BLOCK = re.compile(rf"(?:^[ \t]*#[^\n]*\n){{{COMMENT_BLOCK_LINES},}}", re.MULTILINE)
+
+
+def _cut(source: str) -> tuple[str, dict[str, str]]:
+    """``source`` with each long numeric array (``toml_source.long_arrays``) replaced by a quoted
+    placeholder and each long run of comment lines by a placeholder comment, and {placeholder: the
+    text it stands for}. (A run inside a multi-line string is put back as it was, too.)"""
+    nonce = secrets.token_hex(8)
+    pieces = [(start, end, f'"gradviz-array-{nonce}-{i}"') for i, (start, end) in enumerate(long_arrays(source))]
+    skeleton, arrays = _replace(source, pieces)
+    comments = [(m.start(), m.end(), f"# gradviz-comments-{nonce}-{i}\n")
+                for i, m in enumerate(_COMMENT_BLOCK.finditer(skeleton))]
+    skeleton, blocks = _replace(skeleton, comments)
+    return skeleton, {**arrays, **blocks}
+
+
+def _replace(text: str, pieces: list[tuple[int, int, str]]) -> tuple[str, dict[str, str]]:
+    """``text`` with each (start, end, placeholder) span replaced, and {placeholder: the span}."""
+    taken: dict[str, str] = {}
+    parts, last = [], 0
+    for start, end, placeholder in pieces:
+        if placeholder in text:                    # cannot be (a random nonce), but then: no cut
+            return text, {}
+        taken[placeholder] = text[start:end]
+        parts += [text[last:start], placeholder]
+        last = end
+    parts.append(text[last:])
+    return "".join(parts), taken
+
+
+def _paste(skeleton: str, arrays: dict[str, str]) -> str | None:
+    """The text of ``skeleton`` with the arrays back in place of their placeholders (an edit that
+    replaced an array dropped its placeholder); None if a placeholder appears more than once."""
+    parts, last = [], 0
+    found = sorted((skeleton.find(p), p) for p in arrays if p in skeleton)
+    for position, placeholder in found:
+        if skeleton.count(placeholder) != 1:
+            return None
+        parts += [skeleton[last:position], arrays[placeholder]]
+        last = position + len(placeholder)
+    parts.append(skeleton[last:])
+    return "".join(parts)
 
 
 def save(scenario: Scenario, path: str | os.PathLike) -> Path:
@@ -348,8 +483,9 @@ def save(scenario: Scenario, path: str | os.PathLike) -> Path:
     written. Afterwards ``scenario.path`` and ``scenario.source_text`` describe the saved file.
     """
     path = Path(path)
-    text = render(scenario)
-    loads(text, name=str(path))                   # raises ScenarioError for an invalid scenario
+    text, checked = _render(scenario)
+    if not checked:
+        loads(text, name=str(path))               # raises ScenarioError for an invalid scenario
     write_text_atomic(path, text)
     scenario.path, scenario.source_text = path, text
     return path

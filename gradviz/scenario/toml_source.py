@@ -13,6 +13,8 @@ hostile, is rejected quickly.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
 import stat
@@ -183,8 +185,154 @@ def _long_array(text: str, file: str) -> ScenarioError | None:
     return None
 
 
-def parse(text: str, file: str) -> dict:
-    """The TOML document, or one ScenarioError (with the line tomllib names, when it names one)."""
+# --- long arrays of plain numbers, read without tomllib ---------------------------------------
+# tomllib reads about a million values in 1.6 s, so a data set near the size limit took most of a
+# second to parse. Arrays of FAST_ARRAY_CHARS or more characters that hold only plain decimal numbers
+# in one or two dimensions (rectangular) are cut out of the text and read here; anything else
+# (comments, underscores, hex, inf, ragged rows, deeper nesting) is left to tomllib, so the result
+# is always what tomllib gives.
+FAST_ARRAY_CHARS = 4096
+_WS = r"[ \t\r\n]"                  # TOML's white space in an array (a CR only in CRLF: checked)
+_NUM = r"[+-]?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+"
+_ROW = rf"\[{_WS}*+{_NUM}(?:{_WS}*+,{_WS}*+{_NUM}){{{{{{width}}}}}}{_WS}*+,?{_WS}*+\]"
+_FLOAT_MARK = re.compile(r"[.eE]")
+_ARRAY_VALUE = re.compile(rf"(?:^[ \t]*+|[{{,][ \t]*+){_KEY}[ \t]*+=[ \t]*+(\[)", re.MULTILINE)
+_ARRAY_RUN = re.compile(r"[\[\]0-9eE.,+\- \t\r\n]*+")
+_FLAT = re.compile(rf"\[{_WS}*+(?:{_NUM}{_WS}*+,{_WS}*+)*+(?:{_NUM}{_WS}*+)?+\]")
+_FIRST_ROW = re.compile(rf"\[{_WS}*+(\[{_WS}*+{_NUM}(?:{_WS}*+,{_WS}*+{_NUM})*+{_WS}*+,?{_WS}*+\])")
+
+
+def _flat_values(body: str) -> list:
+    """The numbers in ``body`` (checked: numbers, commas, white space) as tomllib gives them: an
+    int without '.', 'e' or 'E', else a float."""
+    tokens = body.replace(",", " ").split()
+    if not _FLOAT_MARK.search(body):
+        return list(map(int, tokens))
+    if body.count(".") == len(tokens):        # at most one '.' per number: each one is a float
+        return list(map(float, tokens))
+    return [float(t) if _FLOAT_MARK.search(t) else int(t) for t in tokens]
+
+
+def read_array(span: str) -> list | None:
+    """``span`` (``[...]``) as tomllib reads it, when it is a non-empty 1-D or rectangular 2-D array
+    of plain decimal numbers (no empty rows); else None."""
+    if "\r" in span and span.count("\r") != span.count("\r\n"):
+        return None
+    if _FLAT.fullmatch(span):
+        return _flat_values(span[1:-1]) or None
+    first = _FIRST_ROW.match(span)
+    if first is None:
+        return None
+    width = len(_flat_values(first.group(1)[1:-1]))
+    row = _ROW.replace("{{{width}}}", f"{{{width - 1}}}")
+    if not re.fullmatch(rf"\[{_WS}*+(?:{row}{_WS}*+,{_WS}*+)*+(?:{row}{_WS}*+)?+\]", span):
+        return None
+    values = _flat_values(span[1:-1].replace("[", " ").replace("]", " "))
+    return list(map(list, zip(*[iter(values)] * width)))
+
+
+def long_arrays(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each ``key = [...]`` array (at the start of a line, or in an inline table) of
+    FAST_ARRAY_CHARS or more characters made of digits, signs, '.', 'e', commas, brackets and white
+    space only: the arrays ``read_array`` may read. A span is not checked here (it may even lie
+    inside a string): callers check what they get."""
+    spans: list[tuple[int, int]] = []
+    if len(text) < FAST_ARRAY_CHARS:
+        return spans
+    match = _ARRAY_VALUE.search(text)
+    while match:
+        start = match.start(1)
+        run = _ARRAY_RUN.match(text, start).group()
+        end = run.rfind("]") + 1
+        while end > 0 and run.count("[", 0, end) != run.count("]", 0, end):
+            end = run.rfind("]", 0, end - 1) + 1
+        if end >= FAST_ARRAY_CHARS:
+            spans.append((start, start + end))
+        match = _ARRAY_VALUE.search(text, start + max(end, 1))     # not within the array
+    return spans
+
+
+_MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("gradviz_array_memo", default=None)
+
+
+@contextlib.contextmanager
+def same_arrays():
+    """Within it, each long array's text is read once: loading several versions of one text (the
+    saver: the source, then the edited text with the same data) shares the arrays' lists between
+    the scenarios it loads, so it is for scenarios that are compared and dropped."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
+def _cut_arrays(text: str) -> tuple[str, dict[str, list]] | None:
+    """(``text`` with each long numeric array replaced by a placeholder string, {the placeholder's
+    value: the array as tomllib reads it}), or None when there are none or one is unusual."""
+    spans = long_arrays(text)
+    if not spans:
+        return None
+    parts, values, last = [], {}, 0
+    memo = _MEMO.get()
+    for i, (start, end) in enumerate(spans):
+        span = text[start:end]
+        value = memo.get(span) if memo is not None else None
+        if value is None:
+            value = read_array(span)
+            if value is None:
+                return None
+            if memo is not None:
+                memo[span] = value
+        values[f"\x00gradviz-array-{i}"] = value
+        parts += [text[last:start], f'"\\u0000gradviz-array-{i}"']
+        last = end
+    parts.append(text[last:])
+    return "".join(parts), values
+
+
+def _restore(node, values: dict, found: list) -> object:
+    """``node`` with each placeholder string replaced by its array; ``found`` counts them."""
+    if isinstance(node, str):
+        if node in values:
+            found.append(node)
+            return values[node]
+        return node
+    if isinstance(node, dict):
+        return {k: _restore(v, values, found) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_restore(v, values, found) for v in node]
+    return node
+
+
+def _parse_cut(skeleton: str, values: dict) -> dict | None:
+    """``tomllib.loads`` of the text ``_cut_arrays`` cut: the skeleton's, its arrays put back; None
+    when the skeleton is no valid TOML or a placeholder is not one whole value (it was inside a
+    string): then tomllib reads the whole text, and names the error."""
+    try:
+        doc = tomllib.loads(skeleton)
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError):
+        return None
+    found: list = []
+    doc = _restore(doc, values, found)
+    return doc if sorted(found) == sorted(values) else None
+
+
+def _within_guards(skeleton: str, values: dict) -> bool:
+    """True when the whole text surely passes ``_guard`` (so it need not scan the arrays): the
+    skeleton does, no array is too long, and the arrays' lines cannot add too many structure lines
+    (only rows of one number alone on their line look like a table header)."""
+    for value in values.values():
+        if len(value) > MAX_ARRAY_VALUES or (type(value[0]) is list and len(value[0]) > MAX_ARRAY_VALUES):
+            return False
+    extra = sum(len(v) for v in values.values() if type(v[0]) is list and len(v[0]) == 1)
+    structure = sum(1 for _ in _STRUCTURE_LINE.finditer(skeleton))
+    return (_long_array(skeleton, "") is None and structure + extra <= MAX_STRUCTURE_LINES
+            and not _DEEP_KEY.search(skeleton))
+
+
+def _guard(text: str, file: str) -> None:
+    """Refuse what would make tomllib slow: arrays too long, too many keys, keys nested too deep."""
     too_long = _long_array(text, file)
     if too_long is not None:
         raise too_long
@@ -200,8 +348,16 @@ def parse(text: str, file: str) -> dict:
         raise ScenarioError(file, line=text.count("\n", 0, deep.start()) + 1,
                             expected=f"keys nested at most {MAX_KEY_DEPTH} deep",
                             found=f"a dotted key or table name of more than {MAX_KEY_DEPTH} parts")
+
+
+def parse(text: str, file: str) -> dict:
+    """The TOML document, or one ScenarioError (with the line tomllib names, when it names one)."""
+    cut = _cut_arrays(text)
+    if cut is None or not _within_guards(*cut):
+        _guard(text, file)
     try:
-        return tomllib.loads(text)
+        doc = _parse_cut(*cut) if cut is not None else None
+        return doc if doc is not None else tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         match = re.search(r"\(at line (\d+), column (\d+)\)|\(at end of document\)", message)
