@@ -13,7 +13,6 @@ says one line (``scriptFailed``) and keeps the previous result.
 """
 from __future__ import annotations
 
-import copy
 import re
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from PySide6 import QtCore
 
 from gradviz.scenario import Scenario, ScenarioError, load, save
+from gradviz.scenario.edits import editable_copy
 from gradviz.training.session import Session
 
 from .script_runner import ScriptRunner
@@ -174,7 +174,9 @@ class Document(QtCore.QObject):
         return target
 
     def editable_copy(self) -> Scenario:
-        return copy.deepcopy(self.scenario)
+        """A copy of the scenario to edit (``edits.editable_copy``): its runs and settings its own,
+        the data arrays and source text shared, so an edit copies no data."""
+        return editable_copy(self.scenario) if self.scenario is not None else None
 
     def _set_modified(self, modified: bool) -> None:
         if modified != self.modified:
