@@ -54,6 +54,46 @@ COMPARISON_OPTIMIZERS = [           # one per [[comparison]] of the variants fil
 ]
 
 
+COMMENTED_HEAD = """# a scenario near the size limit
+[scenario]
+title = "big moons"   # the title
+seed = 1
+
+[model]
+layers = [2, 8, 1]
+
+[loss]
+kind = "bce_with_logits"
+
+# the optimizer, with momentum
+[optimizer]
+kind = "sgd"
+lr = 0.1
+momentum = 0.9  # heavy ball
+
+[loop]
+steps = 20
+
+[[comparison]]
+name = "adam"
+optimizer = { kind = "adam", lr = 0.01 }
+
+[data]  # two features, labels 0/1
+"""
+
+
+def commented_moons(points: int, size: int = 0, seed: int = 0) -> str:
+    """A commented scenario with ``points`` inline 2-feature points (2 decimals), padded with
+    comment lines to ``size`` bytes."""
+    rng = np.random.default_rng(seed)
+    xs = rng.normal(size=(points, 2)).round(2)
+    ys = (xs[:, 0] * xs[:, 1] > 0).astype(int)
+    rows = "".join(f"[{a!r}, {b!r}],\n" for a, b in xs.tolist())
+    text = COMMENTED_HEAD + "x = [\n" + rows + "]\ny = [" + ", ".join(map(str, ys.tolist())) + "]  # labels\n"
+    line = "# " + "notes " * 13 + "\n"
+    return text + line * max(0, (size - len(text)) // len(line))
+
+
 def accepted(text: str, name: str = "<limit file>") -> bool:
     try:
         loads(text, name=name)

@@ -6,9 +6,10 @@ written without tomlkit, with exactly their results; a 2 MB file is edited, save
 and loaded back equal.
 """
 import copy
+import sys
 import tomllib
+from pathlib import Path
 
-import numpy as np
 import pytest
 import tomlkit
 from hypothesis import given, settings
@@ -35,44 +36,9 @@ from gradviz.scenario.edits import (
 )
 from gradviz.scenario.schema import OptimizerSpec, SchedulerSpec
 
-HEAD = """# a scenario near the size limit
-[scenario]
-title = "big moons"   # the title
-seed = 1
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-[model]
-layers = [2, 8, 1]
-
-[loss]
-kind = "bce_with_logits"
-
-# the optimizer, with momentum
-[optimizer]
-kind = "sgd"
-lr = 0.1
-momentum = 0.9  # heavy ball
-
-[loop]
-steps = 20
-
-[[comparison]]
-name = "adam"
-optimizer = { kind = "adam", lr = 0.01 }
-
-[data]  # two features, labels 0/1
-"""
-
-
-def big_text(points: int, size: int = 0, seed: int = 0) -> str:
-    """A commented scenario with ``points`` inline 2-feature points (2 decimals), padded with
-    comment lines to ``size`` bytes."""
-    rng = np.random.default_rng(seed)
-    xs = rng.normal(size=(points, 2)).round(2)
-    ys = (xs[:, 0] * xs[:, 1] > 0).astype(int)
-    rows = "".join(f"[{a!r}, {b!r}],\n" for a, b in xs.tolist())
-    text = HEAD + "x = [\n" + rows + "]\ny = [" + ", ".join(map(str, ys.tolist())) + "]  # labels\n"
-    line = "# " + "notes " * 13 + "\n"
-    return text + line * max(0, (size - len(text)) // len(line))
+from limit_files import commented_moons as big_text  # noqa: E402
 
 
 @pytest.fixture(scope="module")
