@@ -319,19 +319,25 @@ def _read_scheduler(r: Reader, parent: dict, path: tuple, base: SchedulerSpec | 
     return SchedulerSpec(kind, hyper, placement)
 
 
-def _read_comparisons(r: Reader, doc: dict, main: OptimizerSpec, main_loop: LoopSpec) -> list[Variant]:
-    raw = doc.get("comparison")
+def _array_of_tables(r: Reader, doc: dict, key: str, each: str, limit: int, things: str) -> list:
+    """``[[key]]``: the list of tables (empty when absent), refusing a single ``[key]`` table, any
+    other value, and more than ``limit`` entries, each with its one-line error."""
+    raw = doc.get(key)
     if raw is None:
         return []
-    path = ("comparison",)
+    path = (key,)
     if isinstance(raw, dict):
-        r.fail(path, "an array of tables: write [[comparison]] (double brackets) for each one",
-               "a single table [comparison]")
+        r.fail(path, f"an array of tables: write [[{key}]] (double brackets) for {each}", f"a single table [{key}]")
     if not isinstance(raw, list):
-        r.fail(path, "an array of tables: [[comparison]]", show(raw))
-    if len(raw) > LIMITS["max_comparisons"]:
-        r.fail(path + (LIMITS["max_comparisons"],), f"at most {LIMITS['max_comparisons']} comparisons",
-               f"{len(raw)}")
+        r.fail(path, f"an array of tables: [[{key}]]", show(raw))
+    if len(raw) > limit:
+        r.fail(path + (limit,), f"at most {limit} {things}", f"{len(raw)}")
+    return raw
+
+
+def _read_comparisons(r: Reader, doc: dict, main: OptimizerSpec, main_loop: LoopSpec) -> list[Variant]:
+    raw = _array_of_tables(r, doc, "comparison", "each one", LIMITS["max_comparisons"], "comparisons")
+    path = ("comparison",)
     variants, names = [], set()
     for i, table in enumerate(raw):
         where = path + (i,)
@@ -352,17 +358,8 @@ def _read_comparisons(r: Reader, doc: dict, main: OptimizerSpec, main_loop: Loop
 def _read_tour(r: Reader, doc: dict) -> list[TourStop]:
     """``[[tour]]``: the stops in order, each key checked by its rule (``checks.TOUR_RULES``); how
     they fit the scenario (the run's steps, the runs, the node names) is ``validate``'s job."""
-    raw = doc.get("tour")
-    if raw is None:
-        return []
+    raw = _array_of_tables(r, doc, "tour", "each stop", MAX_TOUR_STOPS, "tour stops")
     path = ("tour",)
-    if isinstance(raw, dict):
-        r.fail(path, "an array of tables: write [[tour]] (double brackets) for each stop",
-               "a single table [tour]")
-    if not isinstance(raw, list):
-        r.fail(path, "an array of tables: [[tour]]", show(raw))
-    if len(raw) > MAX_TOUR_STOPS:
-        r.fail(path + (MAX_TOUR_STOPS,), f"at most {MAX_TOUR_STOPS} tour stops", f"{len(raw)}")
     stops = []
     for i, table in enumerate(raw):
         where = path + (i,)
