@@ -22,14 +22,16 @@ from ._indexing import index_kind
 from ._shape_errors import forward_or_shape_error
 from .autograd import Node, record_versions
 from .functions import RULES
+from .trace import _state as _trace_state  # this thread's recorder: _trace_state.recorder
 
 T = None      # the tensor module (gradviz._tensor), handed over by bind() when it has loaded
+_tensor_state = None      # its per-thread state (T._state): ``_tensor_state.grad_enabled``
 
 
 def bind(tensor_module) -> None:
     """``gradviz._tensor`` imports this module (Tensor's base class) and hands itself over here."""
-    global T
-    T = tensor_module
+    global T, _tensor_state
+    T, _tensor_state = tensor_module, tensor_module._state
 
 
 LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place operation."
@@ -49,7 +51,7 @@ def _manual_owner(t):
     """The leaf requiring grad that an in-place op on ``t`` outside autograd changes (``t`` itself
     under ``no_grad``, or the tensor whose ``.data`` ``t`` is), else None. Only asked while recording."""
     if t.requires_grad:
-        return t if t.grad_fn is None and not T._grad_enabled else None
+        return t if t.grad_fn is None and not _tensor_state.grad_enabled else None
     ref = t._data_of
     return None if ref is None else ref()
 
@@ -72,7 +74,7 @@ def apply_inplace(t, short: str, others: tuple = (), label: str | None = None, _
     """Run ``RULES[short]`` on ``(t, *others)`` and write the result into ``t``'s array (``_method``:
     how the script wrote it, ``"-="``, for a recorded manual update; default ``short + "_"``)."""
     rule = RULES[short]
-    records = T._grad_enabled and (t.requires_grad or any(o.requires_grad for o in others))
+    records = _tensor_state.grad_enabled and (t.requires_grad or any(o.requires_grad for o in others))
     if records and t.requires_grad and t.grad_fn is None:
         raise RuntimeError(LEAF_ERROR)
     fn = t.grad_fn
@@ -92,7 +94,7 @@ def apply_inplace(t, short: str, others: tuple = (), label: str | None = None, _
         out = np.broadcast_to(out, t._data.shape)
     _check_result(t, out, casts=short == "copy")
     if not records:
-        rec = trace._ACTIVE
+        rec = _trace_state.recorder
         owner = _manual_owner(t) if rec is not None else None
         if owner is not None:
             before = owner._data.copy()
@@ -137,7 +139,7 @@ def _snapshot(t, old_data: np.ndarray):
 
 
 def _record(t, old, short: str, others: tuple, kwargs: dict) -> None:
-    rec = trace._ACTIVE
+    rec = _trace_state.recorder
     if rec is None:
         return
     ids = rec._ids
@@ -152,7 +154,7 @@ def setitem(t, index, value) -> None:
     assigned value gets the gradient of the part it fills)."""
     index = _plain_index(index)
     v = value if isinstance(value, T.Tensor) else T.from_array(np.asarray(value, dtype=t._data.dtype))
-    records = T._grad_enabled and (t.requires_grad or v.requires_grad)
+    records = _tensor_state.grad_enabled and (t.requires_grad or v.requires_grad)
     kind = index_kind((index,) if isinstance(index, slice) else index, t._data.shape)   # None: index_put_
     if records and t.requires_grad and t.grad_fn is None:      # basic indexing writes through a view
         raise RuntimeError(("a view of " if kind else "") + LEAF_ERROR)
@@ -163,7 +165,7 @@ def setitem(t, index, value) -> None:
         raise RuntimeError(f"shape mismatch: value tensor of shape {list(v.shape)} cannot be broadcast to "
                            f"indexing result of shape {list(target.shape)}") from None
     if not records:
-        rec = trace._ACTIVE
+        rec = _trace_state.recorder
         owner = _manual_owner(t) if rec is not None else None
         before = owner._data.copy() if owner is not None else None
         t._data[index] = v._data
@@ -198,18 +200,18 @@ class InplaceOps:
     def _operand(self, other, alpha=1):
         other = self._scalar(other)
         if alpha != 1:
-            if other.requires_grad and T._grad_enabled:
+            if other.requires_grad and _tensor_state.grad_enabled:
                 return other * alpha
             return T.from_array(np.asarray(other._data * np.asarray(alpha, dtype=other._data.dtype)))
         return other
 
     def add_(self, other, *, alpha=1):
-        if alpha != 1 and not (T._grad_enabled and self._scalar(other).requires_grad):
+        if alpha != 1 and not (_tensor_state.grad_enabled and self._scalar(other).requires_grad):
             return _fused_add(self, self._scalar(other), alpha, "add_")
         return apply_inplace(self, "add", (self._operand(other, alpha),))
 
     def sub_(self, other, *, alpha=1):
-        if alpha != 1 and not (T._grad_enabled and self._scalar(other).requires_grad):
+        if alpha != 1 and not (_tensor_state.grad_enabled and self._scalar(other).requires_grad):
             return _fused_add(self, self._scalar(other), -alpha, "sub_")
         return apply_inplace(self, "sub", (self._operand(other, alpha),))
 
@@ -258,7 +260,7 @@ def _value(value):
 def _fused_add(t, other, alpha, method: str):
     """``t.add_(other, alpha=a)`` outside the graph: ``t + a * other`` rounded once, as PyTorch's CPU
     kernel (a fused multiply-add, with ``a`` in the tensor's compute type) does for float16/32."""
-    if T._grad_enabled and t.requires_grad and t.grad_fn is None:
+    if _tensor_state.grad_enabled and t.requires_grad and t.grad_fn is None:
         raise RuntimeError(LEAF_ERROR)
     data, o = t._data, other._data
     if data.dtype.kind == "f" and data.dtype.itemsize <= 4 and o.dtype == data.dtype:
@@ -266,7 +268,7 @@ def _fused_add(t, other, alpha, method: str):
     else:
         out = data + np.asarray(alpha, dtype=data.dtype if data.dtype.kind == "f" else None) * o
     _check_result(t, np.asarray(out))
-    rec = trace._ACTIVE
+    rec = _trace_state.recorder
     owner = _manual_owner(t) if rec is not None else None
     before = owner._data.copy() if owner is not None else None
     np.copyto(data, out, casting="unsafe")

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import weakref
 from collections import namedtuple
 
 import numpy as np
 
-from . import _inplace, _ops, trace
+from . import _inplace, _ops
 from ._dtypes import bfloat16, is_floating, is_low_precision, run_forward, torch_dtype_name
 from ._indexing import index_kind
 from ._inplace import InplaceOps
@@ -28,6 +29,7 @@ from ._shape_errors import batched_matmul_kind, forward_or_shape_error, matmul_s
 from .autograd import Node, record_versions, run_backward
 from .functions import ALIASES, RULES
 from .random import integer_values, normal_values, permutation, uniform_values
+from .trace import _state as _trace_state  # this thread's recorder: _trace_state.recorder
 
 float16, float32, float64 = np.dtype("float16"), np.dtype("float32"), np.dtype("float64")
 int64, bool_ = np.dtype("int64"), np.dtype("bool")
@@ -35,25 +37,39 @@ _FLOATS = (float16, float32, float64, bfloat16)
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "V": 2}     # "V": ml_dtypes' bfloat16
 _DEFAULT_DTYPE = float32
 
+# -- per-thread state --------------------------------------------------------------------------
+class _State(threading.local):
+    """The core's per-thread state, thread-local as PyTorch's is: every thread starts with grad
+    enabled and autocast off, whatever the thread that started it is doing. (The default dtype,
+    print options and random generators are process-global, as in PyTorch.) The class attributes
+    are each new thread's values; the hot path reads them as one attribute of ``_state``."""
+    grad_enabled = True
+    autocast_hook = None      # set by gradviz.amp.autocast while active: (short, inputs) -> inputs
+
+
+_state = _State()
+
+
 # -- grad mode --------------------------------------------------------------------------------
-_grad_enabled = True
-
-
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    return _state.grad_enabled
 
 
 class _GradMode(contextlib.ContextDecorator):
     def __init__(self, enabled: bool):
         self.enabled = enabled
 
+    def _recreate_cm(self):
+        # as a decorator, a fresh manager per call: ``prev`` must not be shared by recursive calls
+        # or by threads calling the same decorated function
+        return _GradMode(self.enabled)
+
     def __enter__(self):
-        global _grad_enabled
-        self.prev, _grad_enabled = _grad_enabled, self.enabled
+        state = _state
+        self.prev, state.grad_enabled = state.grad_enabled, self.enabled
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self.prev
+        _state.grad_enabled = self.prev
         return False
 
 
@@ -67,22 +83,21 @@ def enable_grad():
 
 
 class set_grad_enabled(_GradMode):  # noqa: N801 (torch's name)
-    """``torch.set_grad_enabled(mode)``: a function call sets grad mode at once; as a context
-    manager it also restores the previous mode on exit; as a decorator it applies to the function."""
+    """``torch.set_grad_enabled(mode)``: a function call sets grad mode at once (in this thread);
+    as a context manager it also restores the previous mode on exit; as a decorator it applies to
+    the function."""
 
     def __init__(self, mode: bool):
-        global _grad_enabled
-        self.prev, self.enabled = _grad_enabled, bool(mode)
-        _grad_enabled = self.enabled
+        state = _state
+        self.prev, self.enabled = state.grad_enabled, bool(mode)
+        state.grad_enabled = self.enabled
 
     def __call__(self, fn):
-        global _grad_enabled
-        _grad_enabled = self.prev                 # decorating must not change the mode now
+        _state.grad_enabled = self.prev           # decorating must not change the mode now
         return _GradMode(self.enabled)(fn)
 
     def __enter__(self):
-        global _grad_enabled
-        _grad_enabled = self.enabled
+        _state.grad_enabled = self.enabled
 
 
 def inference_mode(mode: bool = True):
@@ -157,14 +172,14 @@ class Tensor(InplaceOps, ScriptOps):
         """A tensor sharing this one's storage, outside the graph, with a version counter of its own
         (as in PyTorch: in-place changes made through ``.data`` are not seen by autograd)."""
         t = from_array(self._data)
-        if trace._ACTIVE is not None and self.requires_grad and self.grad_fn is None:
+        if _trace_state.recorder is not None and self.requires_grad and self.grad_fn is None:
             t._data_of = weakref.ref(self)        # w.data.sub_(...) is a manual update of w
         return t
 
     @data.setter
     def data(self, value):
         new = value._data if isinstance(value, Tensor) else np.asarray(value)
-        rec = trace._ACTIVE
+        rec = _trace_state.recorder
         if rec is not None and self.requires_grad and self.grad_fn is None:
             before = self._data.copy()
             self._data = new
@@ -180,7 +195,7 @@ class Tensor(InplaceOps, ScriptOps):
     @grad.setter
     def grad(self, value):
         if value is None:
-            rec = trace._ACTIVE
+            rec = _trace_state.recorder
             if rec is not None and self._grad is not None and self.requires_grad and self.grad_fn is None:
                 rec.on_zero_grad([self], True)        # ``w.grad = None``: a zero_grad of one tensor
         else:
@@ -292,7 +307,7 @@ class Tensor(InplaceOps, ScriptOps):
                 raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {Size(g.shape)} and "
                                    f"output[0] has a shape of {Size(self.shape)}.")
             g = g.astype(self.dtype)       # a copy: the engine and the trace never alias the caller's array
-        rec = trace._ACTIVE
+        rec = _trace_state.recorder
         if rec is not None:
             rec.on_backward_call(self)
         run_backward(self, g, bool(retain_graph), from_array)
@@ -309,7 +324,7 @@ class Tensor(InplaceOps, ScriptOps):
             elif self._data.ndim and is_low_precision(dtype):
                 dtype = float32      # half kernels use a scalar in float32, not rounded to half (_dtypes)
             t = from_array(np.array(other, dtype=dtype))
-            if trace._ACTIVE is not None:                     # the label is only read by a recorder
+            if _trace_state.recorder is not None:        # the label is only read by a recorder
                 t.name = f"{other:g}"
             return t
         arr = np.asarray(other)
@@ -486,7 +501,7 @@ class Tensor(InplaceOps, ScriptOps):
     def _random_fill(self, kernel: str, values_fn, *args, generator=None):
         if self._data.dtype not in _FLOATS:
             raise RuntimeError(f'"{kernel}" not implemented for \'{torch_dtype_name(self.dtype)}\'')
-        if _grad_enabled and self.requires_grad and self.grad_fn is None:
+        if _state.grad_enabled and self.requires_grad and self.grad_fn is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         self._data[...] = values_fn(self.shape, self._data.dtype, *args, generator=generator)
         self._version[0] += 1
@@ -517,26 +532,26 @@ def from_array(arr: np.ndarray) -> Tensor:
     return t
 
 
-_autocast_hook = None      # set by gradviz.amp.autocast while active: (short, inputs) -> inputs
-
-
 def autocast_hook():
-    """The function :func:`apply_op` hands each op's inputs to first, or None (autocast is off)."""
-    return _autocast_hook
+    """The function :func:`apply_op` hands each op's inputs to first, or None (autocast is off in
+    this thread)."""
+    return _state.autocast_hook
 
 
 def set_autocast_hook(hook) -> None:
-    """Install ``hook(short, inputs) -> inputs`` for every op (``gradviz.amp.autocast``), or None."""
-    global _autocast_hook
-    _autocast_hook = hook
+    """Install ``hook(short, inputs) -> inputs`` for every op this thread runs
+    (``gradviz.amp.autocast``), or None."""
+    _state.autocast_hook = hook
 
 
 def apply_op(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> Tensor:
     """Run the rule ``RULES[short]`` on ``inputs`` (tensors): promote dtypes, compute, and link the
     result into the graph when an input requires grad; ``alias`` picks PyTorch's grad_fn name for
     this call (``ALIASES``). Every differentiable op goes through here."""
-    if _autocast_hook is not None:
-        inputs = _autocast_hook(short, inputs)     # may cast matmul inputs to float16 (gradviz.amp)
+    state = _state
+    hook = state.autocast_hook
+    if hook is not None:
+        inputs = hook(short, inputs)           # may cast matmul inputs to float16 (gradviz.amp)
     rule = RULES[short]
     if rule.elementwise:                           # the binary ops: promote dtypes as PyTorch does
         a, b = inputs[0]._data, inputs[1]._data
@@ -553,14 +568,14 @@ def apply_op(short: str, inputs: tuple, alias: str | None = None, **kwargs) -> T
         out_data = np.asarray(out_data)
     label = ALIASES.get((short, alias), rule.name) if alias else rule.name
     out = from_array(out_data)
-    if _grad_enabled:
-        for t in inputs:
-            if t.requires_grad:
+    for t in inputs:
+        if t.requires_grad:
+            if state.grad_enabled:                 # read only when an input requires grad
                 out.requires_grad, out.grad_fn = True, Node(rule, inputs, saved, kwargs, label)
                 if rule.saves:
                     record_versions(out.grad_fn, short, out)
-                break
-    rec = trace._ACTIVE
+            break
+    rec = _trace_state.recorder
     if rec is not None:
         rec.on_forward(out, label, short, inputs, kwargs)
     return out

@@ -46,7 +46,9 @@ created on the first ``scale()``; ``unscale_`` multiplies the gradients in place
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
+import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -65,9 +67,18 @@ __all__ = ["GradScaler", "OptState", "autocast", "autocast_float32", "amp_update
 # -- autocast ---------------------------------------------------------------------------------------
 FLOAT16_OPS = frozenset({"matmul", "addmm"})     # gradviz op names (``Rule.short``) autocast runs in float16/bfloat16
 
-_cast_cache: dict[tuple, tuple[Tensor, Tensor]] = {}   # (id(leaf), dtype) -> (leaf, its float16/bfloat16 copy)
-_nesting = 0                                           # autocast regions entered and not yet left
-_cache_enabled = True
+
+class _State(threading.local):
+    """This thread's autocast state (thread-local, as PyTorch's: a new thread starts outside any
+    autocast region; the hook itself is ``gradviz._tensor``'s, also per thread)."""
+    nesting = 0                  # autocast regions entered and not yet left
+    cache_enabled = True
+
+    def __init__(self):
+        self.cast_cache: dict[tuple, tuple[Tensor, Tensor]] = {}   # (id(leaf), dtype) -> (leaf, its low-precision copy)
+
+
+_state = _State()
 
 
 def is_autocast_enabled() -> bool:
@@ -79,14 +90,15 @@ def _cast_to(t: Tensor, dtype: np.dtype) -> Tensor:
         return t
     if t.dtype == dtype:
         return t
-    cacheable = _cache_enabled and t.requires_grad and t.is_leaf and is_grad_enabled()
+    state = _state
+    cacheable = state.cache_enabled and t.requires_grad and t.is_leaf and is_grad_enabled()
     if cacheable:
-        hit = _cast_cache.get((id(t), dtype))
+        hit = state.cast_cache.get((id(t), dtype))
         if hit is not None and hit[0] is t:
             return hit[1]
     out = t.to(dtype)
     if cacheable:
-        _cast_cache[(id(t), dtype)] = (t, out)    # keeping t alive keeps id(t) unique
+        state.cast_cache[(id(t), dtype)] = (t, out)    # keeping t alive keeps id(t) unique
     return out
 
 
@@ -111,7 +123,7 @@ class autocast(contextlib.ContextDecorator):
             raise RuntimeError(f"User specified an unsupported autocast device_type '{device_type}'")
         self.device = device_type
         self.fast_dtype = np.dtype(dtype) if dtype is not None else bfloat16
-        self._cache_enabled = _cache_enabled if cache_enabled is None else cache_enabled
+        self._cache_enabled = _state.cache_enabled if cache_enabled is None else cache_enabled
         if enabled and not is_low_precision(self.fast_dtype):
             warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.\n"
                           "CPU Autocast only supports dtype of gradviz.bfloat16, gradviz.float16 currently.",
@@ -119,20 +131,25 @@ class autocast(contextlib.ContextDecorator):
             enabled = False
         self._enabled = enabled
 
+    def _recreate_cm(self):
+        # as a decorator, a fresh copy per call: ``_prev`` must not be shared by recursive calls or
+        # by threads calling the same decorated function
+        return copy.copy(self)
+
     def __enter__(self):
-        global _nesting, _cache_enabled
-        self._prev = (autocast_hook(), _cache_enabled)
+        state = _state
+        self._prev = (autocast_hook(), state.cache_enabled)
         set_autocast_hook(functools.partial(_autocast_inputs, self.fast_dtype) if self._enabled else None)
-        _cache_enabled = self._cache_enabled
-        _nesting += 1
+        state.cache_enabled = self._cache_enabled
+        state.nesting += 1
         return self
 
     def __exit__(self, *exc):
-        global _nesting, _cache_enabled
-        _nesting -= 1
-        if _nesting == 0:
-            _cast_cache.clear()
-        hook, _cache_enabled = self._prev
+        state = _state
+        state.nesting -= 1
+        if state.nesting == 0:
+            state.cast_cache.clear()
+        hook, state.cache_enabled = self._prev
         set_autocast_hook(hook)
         return False
 

@@ -110,7 +110,7 @@ def run_backward(root, gradient: np.ndarray, retain_graph: bool, new_tensor: Cal
     ``new_tensor(array)`` makes the tensor that becomes a leaf's first ``.grad``: the caller (the
     tensor module) passes it, so this module never imports the tensor class it works on.
     """
-    rec = trace._ACTIVE
+    rec = trace._state.recorder
     grads = {root: gradient}
     pop, get = grads.pop, grads.get
     for t in topological_order(root):

@@ -5,24 +5,37 @@
         loss.backward()            # BackwardEvent per node, AccumulateEvent per leaf
         optimizer.step()           # StepEvent
 
-With no recorder active, every op pays one check (``_ACTIVE is None``).  Events are plain
+With no recorder active, every op pays one check (``_state.recorder is None``). The active
+recorder and the module stack are per thread: a recorder sees only the ops of the thread that
+activated it.  Events are plain
 dataclasses holding *copies* of numpy arrays, so a Trace stays valid after training moves on.
 The UI replays a Trace; it never computes gradients itself.
 """
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-_ACTIVE: Recorder | None = None
+
+class _State(threading.local):
+    """This thread's recording state (each thread starts with no recorder and an empty stack)."""
+    recorder: Recorder | None = None     # the active recorder: read on every op, so one attribute
+
+    def __init__(self):
+        # Modules push their dotted name while they run so that nodes can be grouped (collapsed) by module.
+        self.module_stack: list[str] = []
+
+
+_state = _State()
 
 
 def current() -> Recorder | None:
-    """The active recorder, or None (the common, free case)."""
-    return _ACTIVE
+    """This thread's active recorder, or None (the common, free case)."""
+    return _state.recorder
 
 
 def _copy(a) -> np.ndarray | None:
@@ -226,8 +239,9 @@ class Recorder:
             dtype = t._data.dtype            # numpy's (a script's ``t.dtype`` is torch-like)
             dtype_name = _DTYPE_NAMES.get(dtype) or _DTYPE_NAMES.setdefault(dtype, str(dtype))
             module = ""
-            if _MODULE_STACK and kind == "input" and is_number_label(label):
-                module = _MODULE_STACK[-1]       # a constant made inside a module (the 1 in 1 - y) belongs to it
+            stack = _state.module_stack
+            if stack and kind == "input" and is_number_label(label):
+                module = stack[-1]               # a constant made inside a module (the 1 in 1 - y) belongs to it
             self.nodes[nid] = NodeInfo(nid, kind, label, "", tuple(t.shape), dtype_name,
                                        (), bool(t.requires_grad), module,
                                        _copy(t._data) if t.grad_fn is None and t._data.size <= LEAF_VALUE_LIMIT
@@ -252,9 +266,10 @@ class Recorder:
         value = data.copy()
         dtype_name = _DTYPE_NAMES.get(data.dtype) or _DTYPE_NAMES.setdefault(data.dtype, str(data.dtype))
         requires, is_op = out.requires_grad, out.grad_fn is not None
+        stack = _state.module_stack
         self.nodes[nid] = NodeInfo(nid, "op" if is_op else "param" if requires else "input", grad_fn, op,
                                    data.shape, dtype_name, in_ids, requires,
-                                   _MODULE_STACK[-1] if _MODULE_STACK else "",
+                                   stack[-1] if stack else "",
                                    None if is_op or data.size > LEAF_VALUE_LIMIT else value,
                                    _plain_attrs(kwargs) if kwargs else {})
         self._emit(ForwardEvent(nid, grad_fn, in_ids, value))
@@ -334,10 +349,6 @@ def _plain_attrs(kwargs: dict) -> dict:
     return out
 
 
-# Modules push their dotted name while they run so that nodes can be grouped (collapsed) by module.
-_MODULE_STACK: list[str] = []
-
-
 class module_scope:  # noqa: N801 (used like a function: ``with module_scope(name):``)
     """Tag the ops created inside the block with module ``name`` (a class: runs once per module call)."""
     __slots__ = ("name",)
@@ -346,10 +357,10 @@ class module_scope:  # noqa: N801 (used like a function: ``with module_scope(nam
         self.name = name
 
     def __enter__(self):
-        _MODULE_STACK.append(self.name)
+        _state.module_stack.append(self.name)
 
     def __exit__(self, *exc):
-        _MODULE_STACK.pop()
+        _state.module_stack.pop()
         return False
 
 
@@ -358,14 +369,14 @@ def record(recorder: Recorder | None = None):
     """Activate ``recorder`` (default: a fresh Recorder) for the duration of the block.
 
     Recorders do not nest: an inner ``record()`` takes over until it exits, and the outer one
-    does not see its events."""
-    global _ACTIVE
-    prev, rec = _ACTIVE, Recorder() if recorder is None else recorder
-    _ACTIVE = rec
+    does not see its events. The recorder sees only this thread's ops."""
+    state = _state
+    prev, rec = state.recorder, Recorder() if recorder is None else recorder
+    state.recorder = rec
     try:
         yield rec
     finally:
-        _ACTIVE = prev
+        state.recorder = prev
 
 
 @dataclass

@@ -11,6 +11,7 @@ import numpy as np
 from .. import _tensor, trace
 from .._ops import parse_to
 from .._tensor import Tensor
+from ..trace import _state as _trace_state  # this thread's recorder and module stack
 from . import functional as F
 from . import init
 
@@ -66,11 +67,12 @@ class Module:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
-        if trace._ACTIVE is None:
+        if _trace_state.recorder is None:
             return self.forward(*args, **kwargs)
         # Ops created while this module runs are tagged with its dotted name, so the graph view
         # can collapse a layer into one box.
-        parent = trace._MODULE_STACK[-1] if trace._MODULE_STACK else ""
+        stack = _trace_state.module_stack
+        parent = stack[-1] if stack else ""
         name = f"{parent}.{self._local_name}" if parent and self._local_name else self._local_name or parent
         if not name:
             return self.forward(*args, **kwargs)
@@ -108,7 +110,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         params = list(self.parameters())
-        rec = trace._ACTIVE
+        rec = _trace_state.recorder
         if rec is not None:
             rec.on_zero_grad(params, set_to_none)
         for p in params:

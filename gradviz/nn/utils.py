@@ -77,7 +77,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     if not grads:
         return total
     coef = _clip_coefficient(max_norm, total._data)
-    rec = trace._ACTIVE
+    rec = trace._state.recorder
     before = [g._data.copy() for g in grads] if rec is not None else None
     for g in grads:
         np.multiply(g._data, coef.astype(g._data.dtype), out=g._data)
@@ -102,7 +102,7 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     clip_value = float(clip_value)
     owners = [p for p in params if p.grad is not None]
-    rec = trace._ACTIVE
+    rec = trace._state.recorder
     before = [p.grad._data.copy() for p in owners] if rec is not None else None
     for p in owners:
         g = p.grad._data

@@ -144,7 +144,7 @@ class LRScheduler:
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
-        rec = trace._ACTIVE if not self._is_initial else None
+        rec = trace._state.recorder if not self._is_initial else None
         before = _lrs(self.optimizer) if rec is not None else None
         self._update_lr(epoch)
         if rec is not None:

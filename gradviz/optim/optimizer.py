@@ -45,7 +45,7 @@ def _traced_step(step: Callable) -> Callable:
 
     @functools.wraps(step)
     def wrapper(self, *args, **kwargs):
-        rec = trace._ACTIVE
+        rec = trace._state.recorder
         if rec is None or self._recording_step:   # nested: a subclass's step calling super().step()
             out = step(self, *args, **kwargs)
             _bump_versions(self)
@@ -243,7 +243,7 @@ class Optimizer:
             ``.grad`` is None is skipped by ``step()`` (no momentum decay, no step count), while a
             zero gradient is a real step.  ``False`` zeroes the existing ``.grad`` array in place.
         """
-        rec = trace._ACTIVE
+        rec = trace._state.recorder
         if rec is not None:
             rec.on_zero_grad([p for group in self.param_groups for p in group["params"]], set_to_none)
         for group in self.param_groups:

@@ -154,19 +154,24 @@ class _Output(io.TextIOBase):
 
 @contextlib.contextmanager
 def _fresh_core(seed: bool, filename: str):
-    """The core's global state as a fresh ``python script.py`` finds it, put back afterwards."""
-    saved = (_tensor._grad_enabled, _tensor.autocast_hook(), _tensor._DEFAULT_DTYPE, _printing.get_printoptions(),
-             list(_trace._MODULE_STACK), sys.argv, list(sys.path))
+    """The core's state as a fresh ``python script.py`` finds it, put back afterwards.
+
+    Grad mode, autocast and the module stack are per thread (``_tensor._state``, ``_amp._state``,
+    ``_trace._state``): this saves and resets the calling thread's; the default dtype, print
+    options and generators are process-global, as in PyTorch."""
+    tstate, astate, rstate = _tensor._state, _amp._state, _trace._state
+    saved = (tstate.grad_enabled, tstate.autocast_hook, _tensor._DEFAULT_DTYPE, _printing.get_printoptions(),
+             list(rstate.module_stack), sys.argv, list(sys.path))
     # autocast's region count and cast cache, and the default generator (a script left inside an
     # autocast region, or one that drew numbers, must not change what the next caller sees)
-    amp_saved = (_amp._nesting, _amp._cache_enabled, dict(_amp._cast_cache))
+    amp_saved = (astate.nesting, astate.cache_enabled, dict(astate.cast_cache))
     rng_saved = _random.get_rng_state()
-    _amp._nesting, _amp._cache_enabled = 0, True
-    _amp._cast_cache.clear()
-    _tensor._grad_enabled = True
-    _tensor.set_autocast_hook(None)
+    astate.nesting, astate.cache_enabled = 0, True
+    astate.cast_cache.clear()
+    tstate.grad_enabled = True
+    tstate.autocast_hook = None
     _tensor._DEFAULT_DTYPE = _tensor.float32
-    _trace._MODULE_STACK.clear()
+    rstate.module_stack.clear()
     sys.argv = [filename]
     sys.path.insert(0, os.path.dirname(os.path.abspath(filename)))
     if seed:
@@ -176,13 +181,12 @@ def _fresh_core(seed: bool, filename: str):
     try:
         yield
     finally:
-        _tensor._grad_enabled, hook, _tensor._DEFAULT_DTYPE, options, stack, sys.argv, sys.path[:] = saved
-        _tensor.set_autocast_hook(hook)
+        tstate.grad_enabled, tstate.autocast_hook, _tensor._DEFAULT_DTYPE, options, stack, sys.argv, sys.path[:] = saved
         _printing.set_printoptions(**options)
-        _trace._MODULE_STACK[:] = stack
-        _amp._nesting, _amp._cache_enabled = amp_saved[0], amp_saved[1]
-        _amp._cast_cache.clear()
-        _amp._cast_cache.update(amp_saved[2])
+        rstate.module_stack[:] = stack
+        astate.nesting, astate.cache_enabled = amp_saved[0], amp_saved[1]
+        astate.cast_cache.clear()
+        astate.cast_cache.update(amp_saved[2])
         _random.set_rng_state(rng_saved)
 
 

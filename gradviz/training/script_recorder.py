@@ -231,13 +231,13 @@ class ScriptRecorder(Recorder):
         self._emit(PhaseEvent(phase, micro, self.iteration))
 
     def _light_forward(self, out, grad_fn, op, inputs, kwargs=None) -> None:
-        if self._pending_close and _tensor._grad_enabled:
+        if self._pending_close and _tensor._state.grad_enabled:
             self._close()
             if self.full:
                 self.on_forward(out, grad_fn, op, inputs, kwargs)
 
     def on_forward(self, out, grad_fn: str, op: str, inputs, kwargs=None) -> None:
-        if not _tensor._grad_enabled:
+        if not _tensor._state.grad_enabled:
             return                           # builds no graph: not part of the trace
         if self._pending_close:
             self._close()
@@ -261,7 +261,7 @@ class ScriptRecorder(Recorder):
     @contextlib.contextmanager
     def loss_scope(self, name: str):
         """A loss module or functional loss is computed: its ops form the ``loss`` phase and one box."""
-        if not self.full or not _tensor._grad_enabled:
+        if not self.full or not _tensor._state.grad_enabled:
             yield
             return
         if self._pending_close:

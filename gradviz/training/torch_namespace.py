@@ -197,8 +197,8 @@ def _factory(fn: Callable) -> Callable:
 
 def _loss_scope(name: str):
     """The recorder's scope for a loss computation, or None (no script recorder, or inside a module)."""
-    hook = getattr(_trace._ACTIVE, "loss_scope", None)
-    if hook is None or _trace._MODULE_STACK:
+    hook = getattr(_trace._state.recorder, "loss_scope", None)
+    if hook is None or _trace._state.module_stack:
         return None
     return hook(name)
 
@@ -227,7 +227,7 @@ def _loss_class(cls: type) -> type:
 def _optimizer_class(cls: type) -> type:
     def __init__(self, *args, **kwargs):
         cls.__init__(self, *args, **kwargs)
-        hook = getattr(_trace._ACTIVE, "on_optimizer", None)
+        hook = getattr(_trace._state.recorder, "on_optimizer", None)
         if hook is not None:
             hook(self)
     return type(cls.__name__, (cls,), {"__init__": __init__, "__doc__": cls.__doc__, "__module__": "torch.optim"})
