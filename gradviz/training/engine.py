@@ -30,8 +30,11 @@ from .build import (
     loss_module_name,
 )
 from .history import HistoryBuffer
+from .history_rows import Live, live_arrays
 
 __all__ = ["Engine", "Checkpoint", "BatchOrder", "batch_order"]
+
+_NO_AUTOCAST = contextlib.nullcontext()        # reusable: a run without autocast enters it every step
 
 
 def batch_order(n: int, batch_size: int, shuffle: bool, seed: int) -> Iterator[np.ndarray]:
@@ -66,10 +69,10 @@ class BatchOrder:
         return i, self.order[i * self.batch_size:(i + 1) * self.batch_size]
 
     def get_state(self):
-        return copy.deepcopy(self.rng.bit_generator.state), self.order, self.position
+        return _snapshot(self.rng.bit_generator.state), self.order, self.position
 
     def set_state(self, state) -> None:
-        self.rng.bit_generator.state = copy.deepcopy(state[0])
+        self.rng.bit_generator.state = _snapshot(state[0])
         self.order, self.position = state[1], state[2]
 
 
@@ -96,6 +99,14 @@ class Engine:
         self.loop = loop
         self.model = build_model(setup)
         self.names, self.params, self.forward = self.model.names, self.model.params, self.model.forward
+        # the parameters as views of one flat array per dtype (laid out as a History row), and the
+        # optimizer's state buffers too once they exist (_adopt_state): recording a step copies a
+        # row whole instead of array by array. Only where the arrays live changes, not a value.
+        self.live: Live = live_arrays([p._data for p in self.params])
+        for p, view in zip(self.params, self.live.arrays):
+            p._data = view
+        self.live_state: dict[str, Live] = {}
+        self._state_seen = -1                    # len(optimizer.state) when the state was last adopted
         self.objective = setup.objective
         self.float16 = setup.float16
         self.autocast_dtype = setup.autocast_dtype          # float16, bfloat16 or None
@@ -150,7 +161,7 @@ class Engine:
         for micro_batch, (inputs, target) in enumerate(self.next_micro_batches()):
             if rec is not None:
                 rec.phase("forward", micro_batch, step)
-            with amp.autocast(dtype=self.autocast_dtype) if self.autocast_dtype else contextlib.nullcontext():
+            with amp.autocast(dtype=self.autocast_dtype) if self.autocast_dtype else _NO_AUTOCAST:
                 pred = self.forward(inputs)
                 if rec is not None:
                     rec.phase("loss", micro_batch, step)
@@ -198,15 +209,43 @@ class Engine:
             optimizer.step()
         if self.scheduler is not None and not self.scheduler_first:
             self._scheduler_step()
+        if len(optimizer.state) != self._state_seen:
+            self._adopt_state()
         if buf is not None:
             if scaler is not None:
                 buf.skipped[step] = scaler.last_step_skipped()
-            buf.record_params(step, self.params, optimizer.state)
+            buf.record_params(step, self.params, optimizer.state, self.live, self.live_state)
         if self.zero_after:
             if rec is not None:
                 rec.phase("zero_grad_after", 0, step)
             optimizer.zero_grad(self.set_to_none)
         return loss
+
+    def _adopt_state(self) -> None:
+        """Move the optimizer's state buffers into :class:`Live` storage, key by key, where every
+        parameter has the same keys and each key's arrays are all parameter-shaped (``exp_avg``) or
+        all 0-d (``step``): the values are copied, the state dicts then hold views (updated in place
+        as before). Keys that do not fit stay as they are (the History copies them one by one)."""
+        state = self.optimizer.state
+        self._state_seen = len(state)
+        self.live_state = {}
+        states = [state.get(p) for p in self.params]
+        if not states or any(not s for s in states):
+            return
+        keys = list(states[0])
+        if any(list(s) != keys for s in states):
+            return
+        for key in keys:
+            arrays = [s[key] for s in states]
+            if not all(type(a) is np.ndarray and a.dtype.kind == "f" for a in arrays):
+                continue
+            shaped = all(a.shape == p._data.shape and a.dtype == p._data.dtype for a, p in zip(arrays, self.params))
+            scalars = all(a.ndim == 0 and a.dtype == arrays[0].dtype for a in arrays)
+            if not (shaped or scalars):
+                continue
+            live = self.live_state[key] = live_arrays(arrays)
+            for s, view in zip(states, live.arrays):
+                s[key] = view
 
     def _scheduler_step(self) -> None:
         # torch warns when scheduler.step() comes before any optimizer.step() (placement
@@ -220,7 +259,7 @@ class Engine:
         return Checkpoint(
             params=[p._data.copy() for p in self.params],
             grads=[None if p.grad is None else p.grad._data.copy() for p in self.params],
-            optimizer=copy.deepcopy(self.optimizer.state_dict()),
+            optimizer=_snapshot(self.optimizer.state_dict()),
             scaler=None if self.scaler is None else dict(self.scaler.state_dict()),
             batches=None if self.batches is None else self.batches.get_state(),
             scheduler=None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()))
@@ -229,10 +268,33 @@ class Engine:
         for p, value, grad in zip(self.params, c.params, c.grads):
             np.copyto(p._data, value)
             p.grad = None if grad is None else from_array(grad.copy())
-        self.optimizer.load_state_dict(copy.deepcopy(c.optimizer))
+        self.optimizer.load_state_dict(_snapshot(c.optimizer))
+        self._state_seen = -1                   # load_state_dict put new arrays in: adopt them again
         if self.scaler is not None:
             self.scaler.load_state_dict(c.scaler)
         if self.batches is not None:
             self.batches.set_state(c.batches)
         if self.scheduler is not None:
             self.scheduler.load_state_dict(copy.deepcopy(c.scheduler))
+
+
+def _snapshot(value):
+    """``copy.deepcopy`` of a state dict (dicts, lists, tuples, numpy arrays, numbers, strings)
+    without deepcopy's generic machinery: arrays are copied in their own memory order, as
+    ``ndarray.__deepcopy__`` copies them; anything else goes through ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is dict:                  # leaves inline: a checkpoint copies one dict per parameter
+        return {k: v if type(v) in _ATOMIC else v.copy(order="K") if type(v) is np.ndarray and v.dtype.kind != "O"
+                else _snapshot(v) for k, v in value.items()}
+    if kind in _ATOMIC:
+        return value
+    if kind is np.ndarray and value.dtype.kind != "O":
+        return value.copy(order="K")
+    if kind is list:
+        return [_snapshot(v) for v in value]
+    if kind is tuple:
+        return tuple(_snapshot(v) for v in value)
+    return copy.deepcopy(value)
+
+
+_ATOMIC = frozenset({int, float, bool, str, type(None)})

@@ -19,14 +19,19 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter, is_, itemgetter
 from pathlib import Path
 
 import numpy as np
+
+from .history_rows import Live, _is_float, _Rows, _sum_squares
 
 # The memory every run of one document may keep in its Histories together (parameters, gradients,
 # optimizer state and per-step scalars); a Session's share is this divided by the variants.
 DOCUMENT_HISTORY_BUDGET = 2 * 1024 ** 3
 
+_DATA, _GRAD = attrgetter("_data"), attrgetter("grad")
 EXPORT_CHUNK_VALUES = 2_000_000   # float64 values an export converts at once (16 MB)
 _ELEMENT = re.compile(r"^(?P<name>.+?)(?:\[(?P<index>\s*\d+\s*(?:,\s*\d+\s*)*)\])?$")
 
@@ -333,72 +338,17 @@ def _kind(values) -> str:
     return "nan" if np.isnan(values).any() else "inf"
 
 
-def _sum_squares(row: np.ndarray) -> float:
-    """Σx² of a flat row, accumulated at the row's precision (BLAS for float32/float64): not finite
-    exactly when an element is not finite, or when the sum overflows (the caller confirms)."""
-    if row.dtype == np.float64 or row.dtype == np.float32:
-        return float(np.dot(row, row))
-    wide = row.astype(np.float64)
-    return float(np.dot(wide, wide))
-
-
-def _is_float(dtype: np.dtype) -> bool:
-    return dtype.kind == "f" or dtype.name == "bfloat16"
-
-
-class _Rows:
-    """One kind of per-parameter array (values, grads or one optimizer-state key) for every
-    parameter: one ``(rows, elements)`` array per dtype, the parameters side by side, so one step
-    is written with one ``np.concatenate`` per dtype. ``views[i]`` is parameter ``i``'s
-    ``(rows, *shape)`` view of it (what the History hands out)."""
-
-    def __init__(self, rows: int, shapes: list[tuple], dtypes: list[np.dtype]):
-        self.groups: list[tuple[np.ndarray, list[int], np.ndarray]] = []   # (flat, members, scratch)
-        self.views: list[np.ndarray] = [None] * len(shapes)              # type: ignore[list-item]
-        self.now: list[np.ndarray] = [None] * len(shapes)               # type: ignore[list-item]
-        for dtype in dict.fromkeys(dtypes):
-            members = [i for i, d in enumerate(dtypes) if d == dtype]
-            sizes = [math.prod(shapes[i]) for i in members]
-            flat = np.empty((rows, sum(sizes)), dtype=dtype)      # pages are touched as rows are written
-            scratch = np.empty(sum(sizes), dtype=dtype)           # a step that is not kept (stride > 1)
-            offset = 0
-            for i, size in zip(members, sizes):
-                # splitting a contiguous last axis: always a view (numpy >= 1.24 has no copy=False)
-                self.views[i] = flat[:, offset:offset + size].reshape((rows,) + shapes[i])
-                self.now[i] = scratch[offset:offset + size].reshape(shapes[i])
-                assert np.may_share_memory(self.views[i], flat) or not self.views[i].size
-                offset += size
-            self.groups.append((flat, members, scratch))
-
-    def write(self, row: int | None, arrays: list) -> float:
-        """Row ``row`` (None: the scratch row) := ``arrays`` (one per parameter); returns Σx² over
-        every element (non-finite when an element is)."""
-        total = 0.0
-        for flat, members, scratch in self.groups:
-            out = scratch if row is None else flat[row]
-            np.concatenate([arrays[i].ravel() for i in members], out=out)
-            total += _sum_squares(out)
-        return total
-
-    def write_only(self, row: int, arrays: list) -> None:
-        """Row ``row`` := ``arrays``, unchecked (optimizer state)."""
-        for flat, members, _ in self.groups:
-            np.concatenate([arrays[i].ravel() for i in members], out=flat[row])
-
-    def current(self, i: int, row: int | None) -> np.ndarray:
-        """Parameter ``i``'s last written values (row ``row``, or the scratch row)."""
-        return self.now[i] if row is None else self.views[i][row, ...]
-
-
 class HistoryBuffer:
     """Preallocated History arrays for ``total`` steps, filled in place as a run goes.
 
     Storage: per-step scalars (loss, micro-batch losses, lr, grad scale, skipped, clip norm, the total
     gradient norm) for every step; parameter values, gradients and optimizer state at the dtype the
     run has, every ``stride``-th step (1: every step), each kind as one ``(rows, elements)`` array per
-    dtype written with one ``concatenate`` per step (``np.empty``: a page is touched only when its
-    row is written). Row ``r`` of grads/state is step ``r * stride``; row ``r`` of params is the value
-    before step ``r * stride``, and with ``stride > 1`` a last row holds the final value (``finish``).
+    dtype written with one ``concatenate`` per step, or one ``copyto`` from the engine's :class:`Live`
+    storage (``np.empty``: a page is touched only when its row is written; ``reuse``: the previous
+    run's rows that nothing holds any more are filled again, their pages already in). Row ``r`` of
+    grads/state is step ``r * stride``; row ``r`` of params is the value before step ``r * stride``,
+    and with ``stride > 1`` a last row holds the final value (``finish``).
 
     Divergence is checked as the rows are written: the Σx² of the row just written (BLAS, the gradient
     norm for free) is finite unless an element is not (or it overflowed), and only then does
@@ -410,8 +360,12 @@ class HistoryBuffer:
     """
 
     def __init__(self, names: list[str], params: list, total: int, accumulation_steps: int, *,
-                 clipping: bool = False, stride: int = 1, reduction: str = ""):
+                 clipping: bool = False, stride: int = 1, reduction: str = "",
+                 reuse: HistoryBuffer | None = None):
         self.names, self.total = names, total
+        # the rows of an earlier run (``reuse``) that nothing refers to any more, by shape: memory that
+        # is already paged in (a fresh buffer pays a page fault per 4 KiB the first time it is written)
+        self._pool: dict[tuple, list[_Rows]] = {} if reuse is None else reuse.free_rows()
         self.stride = stride = max(1, int(stride))
         self.reduction = reduction if stride > 1 else ""
         rows = -(-total // stride)                      # grads/state rows: steps 0, s, 2s... < total
@@ -425,21 +379,39 @@ class HistoryBuffer:
         self._shapes = shapes
         dtypes = [p._data.dtype for p in params]
         # params: steps 0, s, 2s, ... (<= total) and, with stride > 1, one more row for the final value
-        self._params = _Rows(total // stride + 1 + (1 if stride > 1 else 0), shapes, dtypes)
+        self._params = self._rows(total // stride + 1 + (1 if stride > 1 else 0), shapes, dtypes, True)
         self.params = self._params.views
         for values, p in zip(self.params, params):
             values[0] = p._data
-        self._grads = _Rows(rows, shapes, dtypes)
+        self._grads = self._rows(rows, shapes, dtypes, False)    # unpadded: the norm sums one flat row
         self.grads = self._grads.views
         self.grad_none = [np.zeros(total, dtype=bool) for _ in params]
         self.state: list[dict[str, np.ndarray]] = [{} for _ in params]
         self._state_rows: dict[str, _Rows] = {}        # keys whose arrays have the parameters' layout
         self._state_count = -1                          # keys over all parameters once every one has all
+        self._plan: tuple | None = None                 # how the live state is copied (_live_plan)
         self.grad_scale = np.ones(total)
         self.skipped = np.zeros(total, dtype=bool)
         self.suspect = False                            # the last step's cheap check tripped
         self._none_step = -1                            # the last step some .grad was None
         self.tail_at: int | None = None                 # the step the final params row holds (stride > 1)
+
+    def _rows(self, rows: int, shapes: list, dtypes: list, align: bool) -> _Rows:
+        reused = self._pool.get((rows, tuple(shapes), tuple(dtypes), align))
+        return reused.pop() if reused else _Rows(rows, shapes, dtypes, align)
+
+    def free_rows(self) -> dict[tuple, list[_Rows]]:
+        """This buffer's rows that nothing else refers to (no History, no view of them is alive), by
+        shape, for the next run's buffer to fill again; this buffer must not be used after."""
+        self._plan = None                               # it holds rows arrays too
+        candidates = [self._params, self._grads, *self._state_rows.values(),
+                      *(rows for same in self._pool.values() for rows in same)]
+        self._pool = {}
+        free: dict[tuple, list[_Rows]] = {}
+        for rows in candidates:
+            if rows.free():
+                free.setdefault(rows.key, []).append(rows)
+        return free
 
     def row(self, step: int) -> int | None:
         """The grads/state row holding ``step``, or None when that step is not kept."""
@@ -453,10 +425,15 @@ class HistoryBuffer:
         self.norms_recorded = True
         if not math.isfinite(loss):
             self.suspect = True
-        row = self.row(step)
-        grads = [p.grad for p in params]
-        if not any(g is None for g in grads):
-            total = self._grads.write(row, [g._data for g in grads])
+        stride = self.stride
+        row = step if stride == 1 else (step // stride if step % stride == 0 else None)
+        grads = list(map(_GRAD, params))
+        try:
+            datas = list(map(_DATA, grads))
+        except AttributeError:                         # some .grad is None
+            datas = None
+        if datas is not None:
+            total = self._grads.write(row, datas)
         else:                                          # nan rows are filled when the History is cut
             self._none_step = step
             total, views = 0.0, self._grads
@@ -476,29 +453,70 @@ class HistoryBuffer:
             self.suspect = True
         self.norm[step] = math.sqrt(total) if total >= 0 else math.nan
 
-    def record_params(self, step: int, params: list, optimizer_state: dict) -> None:
-        """The parameters after step ``step`` and (on a kept step) the optimizer state."""
+    def record_params(self, step: int, params: list, optimizer_state: dict, live: Live | None = None,
+                      live_state: dict[str, Live] | None = None) -> None:
+        """The parameters after step ``step`` and (on a kept step) the optimizer state. ``live`` /
+        ``live_state``: the engine's :class:`Live` storage of the parameters / of state keys; a row
+        is then copied whole, wherever the arrays still are its views (else array by array)."""
         stride = self.stride
         after = step + 1
-        row = after // stride if after % stride == 0 else None
-        if not math.isfinite(self._params.write(row, [p._data for p in params])):
+        rows = self._params
+        row = after if stride == 1 else (after // stride if after % stride == 0 else None)
+        if live is not None and all(map(is_, map(_DATA, params), live.arrays)) and rows.binds(live):
+            total = rows.write_live(row, live)
+        else:
+            total = rows.write(row, list(map(_DATA, params)))
+        if not math.isfinite(total):
             self.suspect = True
         if step % stride:
             return
         row = step // stride
-        states = [optimizer_state.get(p) for p in params]
-        if self._state_count >= 0 and not any(s is None for s in states) \
-                and sum(map(len, states)) == self._state_count:
+        states = list(map(optimizer_state.get, params))
+        if self._state_count >= 0 and None not in states and sum(map(len, states)) == self._state_count:
+            plan = self._plan
+            if plan is None or plan[0] is not live_state:
+                plan = self._plan = self._live_plan(live_state)
+            _, getter, expected, copies, others = plan
+            if copies and all(map(is_, chain.from_iterable(map(getter, states)), expected)):
+                for out, source in copies:                  # the live buffers, one copy per key and dtype
+                    np.copyto(out[row], source)
+                for key, rows in others:
+                    rows.write_only(row, [s[key] for s in states])
+                return
             for key, rows in self._state_rows.items():
-                rows.write_only(row, [s[key] for s in states])
+                arrays = list(map(itemgetter(key), states))
+                held = None if live_state is None else live_state.get(key)
+                if held is not None and all(map(is_, arrays, held.arrays)) and rows.binds(held):
+                    for group, source in zip(rows.groups, held.flats):
+                        np.copyto(group[0][row], source)
+                else:
+                    rows.write_only(row, arrays)
             return
         for i, s in enumerate(states):
             if s:
                 self.record_state(i, row, s)
         self._check_complete(states)
 
+    def _live_plan(self, live_state: dict[str, Live] | None) -> tuple:
+        """``(live_state, getter, expected, copies, others)``: the state keys held in ``live_state`` in
+        this buffer's layout are copied whole (``copies``: (rows array, live flat) pairs) while
+        ``getter(state)`` of every parameter's state gives exactly the ``expected`` arrays; the
+        ``others`` (key, rows) are written array by array."""
+        held = {key: live for key, live in (live_state or {}).items()
+                if key in self._state_rows and self._state_rows[key].binds(live)}
+        keys = list(held)
+        copies = [(group[0], source) for key in keys
+                  for group, source in zip(self._state_rows[key].groups, held[key].flats)]
+        others = [(key, rows) for key, rows in self._state_rows.items() if key not in held]
+        if not keys:
+            return live_state, None, (), [], others
+        getter = itemgetter(*keys) if len(keys) > 1 else (lambda s, key=keys[0]: (s[key],))
+        expected = tuple(held[key].arrays[i] for i in range(len(self.names)) for key in keys)
+        return live_state, getter, expected, copies, others
+
     def _check_complete(self, states: list) -> None:
         """Every parameter has the same state keys, each stored side by side: the fast path."""
+        self._plan = None
         keys = set(self._state_rows)
         if not keys or any(not s or set(s) != keys for s in states) \
                 or any(arrays.get(key) is not self._state_rows[key].views[i]
@@ -506,10 +524,12 @@ class HistoryBuffer:
             self._state_count = -1
             return
         self._state_count = len(keys) * len(states)
+        self._pool = {}                                 # every state key has its rows: the rest is not needed
 
     def finish(self, done: int, params: list) -> None:
         """The run stopped after ``done`` steps with ``params`` final: with ``stride > 1`` keep their
         value as the last params row (a kept step already holds it)."""
+        self._pool = {}
         if self.stride > 1 and done % self.stride:
             row = done // self.stride + 1
             for values, p in zip(self.params, params):
@@ -573,7 +593,7 @@ class HistoryBuffer:
             else:
                 shapes = list(self._shapes)
                 dtypes = [layout[1] if p.dtype == self.params[i].dtype else p.dtype for p in self.params]
-            stored = self._state_rows[key] = _Rows(rows, shapes, dtypes)
+            stored = self._state_rows[key] = self._rows(rows, shapes, dtypes, True)
         view = stored.views[i]
         if view.shape[1:] != layout[0]:
             return np.empty((rows,) + value.shape, dtype=layout[1])
