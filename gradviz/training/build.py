@@ -17,6 +17,7 @@ rule of ``ModelSpec.layer_modules`` (Linear layers at 0, 2, 4, ..., parameters `
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -181,14 +182,20 @@ def _load_data(scenario: Scenario, dtype: np.dtype) -> Data:
     return Data(n, inputs, target, spec.target_name)
 
 
+# A layers model seeds the process-wide generator and draws its initial weights from it (as
+# ``torch.manual_seed`` then ``nn.Linear`` do): threads building models take turns.
+SEED_LOCK = threading.Lock()
+
+
 def build_model(setup: Setup) -> Model:
     """Fresh parameters at their initial values, and ``forward(inputs) -> Tensor``."""
     model, dtype = setup.scenario.model, setup.dtype
     if model.kind == "layers":
-        manual_seed(setup.scenario.seed)
         activation = _ACTIVATIONS[model.activation]
-        net = Sequential(*[Linear(m.in_features, m.out_features, dtype=dtype) if m.kind == "Linear" else activation()
-                           for m in model.layer_modules()])
+        with SEED_LOCK:              # the global generator: seeded, then drawn from, by one thread at a time
+            manual_seed(setup.scenario.seed)
+            net = Sequential(*[Linear(m.in_features, m.out_features, dtype=dtype) if m.kind == "Linear"
+                               else activation() for m in model.layer_modules()])
         named = list(net.named_parameters())
         for name, p in named:
             p.name = name

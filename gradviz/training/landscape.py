@@ -39,10 +39,13 @@ def scalar_parameters(initial: dict[str, np.ndarray]) -> list[str]:
 
 
 def landscape(setup: Setup, initial: dict[str, np.ndarray], history: History, p1: str, p2: str,
-              n: int = 100, x_range=None, y_range=None) -> Landscape:
+              n: int = 100, x_range=None, y_range=None, progress=None) -> Landscape:
     """The loss on the whole data set over an ``n`` x ``n`` grid of two scalar parameters (or
     elements), the others at their ``initial`` values. Default ranges cover the trajectory recorded
-    in ``history`` with a 25% margin and at least +-1 around the start."""
+    in ``history`` with a 25% margin and at least +-1 around the start.
+
+    ``progress(done, total)``, if given, is called after every block of grid points (``total`` =
+    n * n); an exception it raises stops the computation and propagates (a cancelled job)."""
     surface = _Surface(setup, initial)
     a, b = surface.resolve(p1), surface.resolve(p2)
     if a == b:
@@ -54,9 +57,23 @@ def landscape(setup: Setup, initial: dict[str, np.ndarray], history: History, p1
     y_range = surface.default_range(b, history) if y_range is None else tuple(map(float, y_range))
     xs, ys = np.linspace(*x_range, n), np.linspace(*y_range, n)
     gx, gy = np.meshgrid(xs, ys)                  # gx[i, j] = xs[j], gy[i, j] = ys[i]
-    with no_grad(), np.errstate(all="ignore"):
-        z = surface.grid_loss({a: gx.ravel(), b: gy.ravel()})
+    report = None
+    if progress is not None:
+        def report(done: int, total: int) -> None:
+            try:
+                progress(done, total)
+            except BaseException as exc:
+                raise _Stop(exc) from None
+    try:
+        with no_grad(), np.errstate(all="ignore"):
+            z = surface.grid_loss({a: gx.ravel(), b: gy.ravel()}, report)
+    except _Stop as stop:
+        raise stop.args[0] from None
     return Landscape(p1, p2, xs, ys, z.reshape(n, n))
+
+
+class _Stop(BaseException):
+    """Carries what a ``progress`` callback raised past grid_loss's fallbacks (``except Exception``)."""
 
 
 def _broadcast(t: Tensor, shape: tuple) -> Tensor:
@@ -95,7 +112,7 @@ class _Surface:
         margin = 0.25 * (hi - lo)
         return min(lo - margin, start - 1.0), max(hi + margin, start + 1.0)
 
-    def grid_loss(self, grid: dict[tuple[str, tuple], np.ndarray]) -> np.ndarray:
+    def grid_loss(self, grid: dict[tuple[str, tuple], np.ndarray], progress=None) -> np.ndarray:
         """Loss at each grid point (float64); vectorised, checked against the plain path at a few
         points, and the plain path point by point if the vectorised form does not apply."""
         size = len(next(iter(grid.values())))
@@ -109,6 +126,8 @@ class _Surface:
             for start in range(0, size, block):
                 part = {key: values[start:start + block] for key, values in grid.items()}
                 out[start:start + block] = self.grid_block(part)
+                if progress is not None:
+                    progress(min(size, start + block), size)
             probes = sorted({0, size // 2, size - 1})
             exact = [self.point_loss({key: values[i] for key, values in grid.items()}) for i in probes]
             # float32 for layers models: the probes catch wrong broadcasting, not rounding
@@ -117,8 +136,12 @@ class _Surface:
         except Exception:
             pass
         try:
-            return np.array([self.point_loss({key: values[i] for key, values in grid.items()})
-                             for i in range(size)])
+            out = np.empty(size)
+            for i in range(size):
+                out[i] = self.point_loss({key: values[i] for key, values in grid.items()})
+                if progress is not None and (i % 64 == 63 or i == size - 1):
+                    progress(i + 1, size)
+            return out
         except Exception as exc:     # e.g. an expression that only fits the micro-batch's length
             raise SessionError(f"the loss cannot be evaluated on the whole data set ({self.data.n} "
                                f"points) for the landscape: {one_line(exc)}") from None

@@ -10,9 +10,19 @@ it keeps checkpoints, checks each chunk of steps for divergence, and hands out t
 (history.py) that the engine fills. Nothing here is random except through the seeds in the
 scenario, so the same file gives the same numbers, and a step can be replayed exactly from a
 checkpoint (that is how ``trace_iteration`` works). The loss landscape is landscape.py's.
+
+Threads: a run may go on in a worker thread (ui/run_thread.py) while another thread reads
+``session.history``: the running thread publishes a new History after every chunk (one attribute
+assignment, rows written before it), so a reader only ever sees complete rows. The core's grad
+mode, autocast and trace recorder are per thread (as in PyTorch), so threads may compute with the
+core at once; what they must not share is one Session's engine: ``session.lock`` is held around
+every chunk of steps, every trace and every landscape of that Session. Building a layers model
+seeds the process-wide generator and draws from it, under ``build.SEED_LOCK``.
 """
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -29,6 +39,7 @@ __all__ = ["Session", "SessionError", "History", "Landscape", "run_all", "batch_
            "TENSOR_FUNCTIONS"]
 
 CHUNK = 200                              # steps between divergence checks / progress calls in run()
+RECORD_STEPS = 6                         # a recorded step costs about this many plain ones (trace_estimate)
 
 
 class Session:
@@ -47,6 +58,7 @@ class Session:
     """
 
     def __init__(self, scenario: Scenario, variant: int = 0, history_budget: int | None = None):
+        self.lock = threading.RLock()        # this Session's engine: one thread at a time
         self._setup = setup = prepare(scenario, variant)
         self.scenario = scenario
         self.variant_index: int = variant
@@ -58,6 +70,7 @@ class Session:
         self._initial = {n: p._data.copy() for n, p in zip(self.param_names, self._engine.params)}
         check(setup, self._engine.model, self._engine.loss_fn)
         self._replay: Engine | None = None
+        self.step_seconds = 0.0          # the last run's mean time per step (trace_estimate)
         self._checkpoints: dict[int, Checkpoint] = {0: self._engine.checkpoint()}
         self._every = 1
         self._buffer = self._new_buffer(0)
@@ -66,6 +79,7 @@ class Session:
         self._diverged_at: int | None = None
         self._message = ""
         self._history: History | None = None
+        self._publish()                  # never None from here on: a reader in another thread never builds one
 
     @property
     def data(self) -> Data:
@@ -76,9 +90,6 @@ class Session:
     @property
     def history(self) -> History:
         """What the current (or last) run recorded so far."""
-        if self._history is None:
-            self._history = self._buffer.history(self.variant_spec.name, self._done, self._diverged_at,
-                                                 self._message)
         return self._history
 
     def run(self, steps: int | None = None, progress=None) -> History:
@@ -95,26 +106,39 @@ class Session:
                 break
         return self.history
 
-    def run_chunked(self, chunk: int = 200) -> Iterator[tuple[int, int]]:
-        """Run from the initial state, yielding ``(done, total)`` after every ``chunk`` steps;
-        ``self.history`` grows in between (the UI redraws from it)."""
-        return self._run(None, max(1, int(chunk)))
+    def run_chunked(self, chunk: int = 200, seconds: float | None = None) -> Iterator[tuple[int, int]]:
+        """Run from the initial state, yielding ``(done, total)`` after every ``chunk`` steps (or
+        sooner, once a chunk has taken ``seconds``; at least one step); ``self.history`` grows in
+        between (the UI redraws from it). Stopping early: :meth:`stop` after a yield."""
+        return self._run(None, max(1, int(chunk)), seconds)
 
-    def _run(self, steps: int | None, chunk: int) -> Iterator[tuple[int, int]]:
+    def stop(self, message: str = "") -> History:
+        """End a :meth:`run_chunked` run after the steps it yielded so far (e.g. the user cancelled):
+        the History keeps them and says so."""
+        self._finish(message or f"cancelled after {self._done} of {self._total} steps")
+        return self.history
+
+    def _publish(self) -> None:
+        """The History of the steps done so far, as one assignment (see the module docstring)."""
+        self._history = self._buffer.history(self.variant_spec.name, self._done, self._diverged_at, self._message)
+
+    def _run(self, steps: int | None, chunk: int, seconds: float | None = None) -> Iterator[tuple[int, int]]:
         total = int(self.variant_spec.loop.steps if steps is None else steps)
         if total < 0:
             raise SessionError(f"steps must be >= 0, found {total}")
         self._reset(total)
         engine, buf = self._engine, self._buffer
         check_grads = engine.scaler is None
+        began = time.perf_counter()
         every, checkpoints = self._every, self._checkpoints
         while self._done < total:
             start = self._done
             stop = min(total, start + chunk)
             step = start
             bad = None
+            deadline = None if seconds is None else time.perf_counter() + seconds
             try:
-                with np.errstate(all="ignore"):
+                with self.lock, np.errstate(all="ignore"):
                     for step in range(start, stop):
                         if step % every == 0 and step not in checkpoints:
                             checkpoints[step] = engine.checkpoint()
@@ -124,6 +148,9 @@ class Session:
                             if why is not None:
                                 bad = (step, why)
                                 break
+                        if deadline is not None and time.perf_counter() >= deadline:
+                            stop = step + 1
+                            break
             except Exception as exc:
                 self._done = step
                 self._finish(f"stopped at step {step}: {one_line(exc)}", final=False)
@@ -138,7 +165,8 @@ class Session:
                 yield self._done, total
                 return
             self._done = stop
-            self._history = None
+            self.step_seconds = (time.perf_counter() - began) / stop
+            self._publish()
             yield stop, total
         self._finish("")
 
@@ -150,13 +178,18 @@ class Session:
         self._buffer = self._new_buffer(total)
         self._done, self._total = 0, total
         self._diverged_at, self._message = None, ""
-        self._history = None
+        self._publish()
 
     def _new_buffer(self, total: int) -> HistoryBuffer:
         engine = self._engine
         stride, reduction = plan_stride(total, *self._row_bytes(), self.history_budget)
+        old = getattr(self, "_buffer", None)
+        if old is not None:      # a re-run: unpublish the last run's views (an empty History, as _reset's
+            # _publish gives), so that its rows that nothing else holds are filled again (free_rows)
+            self._history = old.history(self.variant_spec.name, 0, None, "", copy_out=True)
         return HistoryBuffer(self.param_names, engine.params, total, engine.accumulation_steps,
-                             clipping=engine.max_norm is not None, stride=stride, reduction=reduction)
+                             clipping=engine.max_norm is not None, stride=stride, reduction=reduction,
+                             reuse=old)
 
     def _row_bytes(self) -> tuple[dict[str, int], int]:
         """What one kept row of params, grads and optimizer state costs (the buffers the optimizer
@@ -185,7 +218,18 @@ class Session:
     def trace_iteration(self, iteration: int) -> Trace:
         """Optimizer step ``iteration`` (0-based) node by node: restore the state before it from the
         nearest checkpoint, replay the steps in between without recording, then record that step."""
-        iteration = int(iteration)
+        with self.lock:
+            return self._trace_iteration(int(iteration))
+
+    def trace_estimate(self, iteration: int) -> float:
+        """Seconds :meth:`trace_iteration` is expected to take: the steps replayed from the nearest
+        checkpoint plus the recorded one (``RECORD_STEPS`` steps' worth), and building the replay
+        engine the first time (one more), at the last run's mean step time."""
+        start = max((c for c in list(self._checkpoints) if c <= iteration), default=0)
+        build = 1 if self._replay is None else 0
+        return self.step_seconds * (max(0, iteration - start) + RECORD_STEPS + build)
+
+    def _trace_iteration(self, iteration: int) -> Trace:
         limit = max(self._done, self.variant_spec.loop.steps)
         if not 0 <= iteration < limit:
             raise IndexError(f"iteration {iteration} is out of range (0..{limit - 1})")
@@ -224,11 +268,15 @@ class Session:
         """Every name :meth:`landscape` accepts: scalar parameters, and elements like ``0.weight[1,0]``."""
         return _landscape.scalar_parameters(self._initial)
 
-    def landscape(self, p1: str, p2: str, n: int = 100, x_range=None, y_range=None) -> Landscape:
+    def landscape(self, p1: str, p2: str, n: int = 100, x_range=None, y_range=None,
+                  progress=None) -> Landscape:
         """The loss on the whole data set over an ``n`` x ``n`` grid of two scalar parameters (or
         elements), the others at their initial values. Default ranges cover the recorded trajectory
-        with a 25% margin and at least +-1 around the start."""
-        return _landscape.landscape(self._setup, self._initial, self.history, p1, p2, n, x_range, y_range)
+        with a 25% margin and at least +-1 around the start. ``progress(done, total)`` is called
+        as grid points are done; what it raises stops the computation (a cancelled job)."""
+        with self.lock:
+            return _landscape.landscape(self._setup, self._initial, self.history, p1, p2, n, x_range, y_range,
+                                        progress)
 
 
 def run_all(scenario: Scenario) -> list[History]:

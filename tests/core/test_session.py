@@ -479,6 +479,32 @@ def test_landscape_falls_back_when_the_expression_does_not_vectorise():
     np.testing.assert_allclose(land.z, a * a + 4 + w, rtol=1e-12)
 
 
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("vectorises", [True, False])
+def test_landscape_reports_progress_and_stops_when_progress_raises(vectorises):
+    """``progress(done, total)`` after each block (or every 64 points on the point-by-point path),
+    up to ``total``; an exception it raises stops the computation and reaches the caller (a cancelled
+    job), even on the paths that otherwise catch errors to fall back."""
+    if vectorises:
+        s, p1, p2 = Session(line(steps=3)), "w", "b"
+    else:
+        s, p1, p2 = Session(Scenario("dot", model=ModelSpec("objective", "v @ v + w", {
+            "v": ParamInit(value=[1.0, 2.0]), "w": ParamInit(value=0.0)}))), "v[0]", "w"
+    seen = []
+    land = s.landscape(p1, p2, n=20, progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1] == (400, 400) and all(t == 400 for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+    def stop(done, total):
+        raise Stop()
+    with pytest.raises(Stop):
+        s.landscape(p1, p2, n=20, progress=stop)
+    np.testing.assert_array_equal(s.landscape(p1, p2, n=20).z, land.z)     # nothing left half-done
+
+
 def mlp_bce_numpy(x, y, w1, b1, w2, b2):
     logits = np.tanh(x @ w1.T + b1) @ w2.T + b2
     return np.mean(np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits))))

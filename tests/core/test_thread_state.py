@@ -302,3 +302,30 @@ def test_a_script_run_in_a_thread_leaves_other_threads_alone():
         seen["main after"] = (gradviz.is_grad_enabled(), gradviz.amp.is_autocast_enabled())
     assert seen == {"worker in script": True, "worker after": True, "main": (False, True),
                     "main after": (False, True)}
+
+
+def test_layers_models_built_in_two_threads_at_once_get_their_own_seeded_weights():
+    """``build_model`` seeds the process-wide generator and draws the initial weights from it
+    (``torch.manual_seed`` then ``nn.Linear``): two threads building at once must not interleave."""
+    import threading
+
+    from gradviz.scenario import bundled_path, load
+    from gradviz.training.session import Session
+
+    scenario = load(bundled_path("07_mlp_two_moons"))
+    expected = {n: v[0].copy() for n, v in Session(scenario).history.params.items()}
+    results, go = [], threading.Barrier(4)
+
+    def build():
+        go.wait()
+        for _ in range(5):
+            results.append({n: v[0].copy() for n, v in Session(scenario).history.params.items()})
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 20
+    for got in results:
+        for name, value in expected.items():
+            np.testing.assert_array_equal(got[name], value)
