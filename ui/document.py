@@ -1,8 +1,12 @@
 """The open scenario as the views see it: the Scenario, its file, its runs, and whether it changed.
 
-``Document`` owns the Sessions (one per variant) and re-runs them *in chunks* from a zero-interval
-QTimer so that long runs never block the event loop; views subscribe to its signals and never
-compute anything themselves.
+``Document`` owns the Sessions (one per variant) and runs them in a worker thread (``RunThread``,
+ui/run_thread.py) so that no run, however long its steps, blocks the event loop: a QTimer on the UI
+thread (the pump, every ``PUMP_MS``) reads what the worker published and emits ``runProgress``,
+``failed`` and ``runFinished``; ``sessions`` appear once every variant's Session is built, and each
+Session's ``history`` is a snapshot of complete rows that grows while it runs. Cancel, an edit, a
+re-run or closing stops the worker after the step in progress. Views subscribe to the signals and
+never compute anything themselves.
 
 A scenario is a TOML file (data: run in-process by Sessions) or a Python script (a program: run in
 the warm worker process, ``ScriptRunner``, with a time limit and a memory cap; its one ScriptRun
@@ -21,11 +25,12 @@ from PySide6 import QtCore
 
 from gradviz.scenario import Scenario, ScenarioError, load, save
 from gradviz.scenario.edits import editable_copy
-from gradviz.training.session import Session
 
+from .run_thread import BREATHER_S, MAX_BREATHER_S, RunThread
 from .script_runner import ScriptRunner
 
-FRAME_BUDGET_S = 0.010     # work per timer tick while re-running: keeps the UI at ~60 Hz
+LIVE_SPACING = 3.0         # a live runProgress waits 3x as long as the last one took to handle
+PUMP_MS = 40               # how often the UI thread reads a run's progress (runProgress at <= 25 Hz)
 DEFAULT_TIME_LIMIT_S = 60.0
 DEFAULT_MEMORY_MB = 2048
 PREFETCH_CHUNK = 20        # iterations one background trace re-run records
@@ -56,7 +61,7 @@ class Document(QtCore.QObject):
     opened = QtCore.Signal()                   # another scenario, not an edit: just before scenarioChanged
     scenarioChanged = QtCore.Signal()          # a different scenario (or edited values) is current
     modifiedChanged = QtCore.Signal(bool)
-    runStarted = QtCore.Signal()
+    runStarted = QtCore.Signal()               # a run began: a TOML run's ``sessions`` are built by now
     runProgress = QtCore.Signal(int, int)      # steps done, steps total (over all variants; 0: unknown)
     runFinished = QtCore.Signal()              # every variant's History is complete (or the run failed)
     failed = QtCore.Signal(str)                # a one-line message for the user
@@ -79,13 +84,17 @@ class Document(QtCore.QObject):
         self.trace_budget: int | None = None   # bytes of traces a script run keeps (None: the runner's)
         self._saved_source: str | None = None  # the script text as on disk
         self._run_path: Path | None = None     # the name an unsaved script runs under
-        self._pending: list = []               # (session, chunk iterator) still running
+        self._job: RunThread | None = None     # the TOML run in progress (a worker thread)
+        self._retired: list[RunThread] = []    # cancelled runs still finishing their step
+        self._reported = 0                     # the job's errors already emitted as ``failed``
         self._done_steps = 0
+        self._next_live = 0.0                  # the earliest time of the next live runProgress
+        self._announced = True                 # runStarted was emitted for the run in progress
+        self._last_pump = 0.0                  # when the pump last ran (its lateness: how busy the UI is)
         self._total_steps = 0
-        self._timer = QtCore.QTimer(self)
-        self._timer.setInterval(0)
+        self._timer = QtCore.QTimer(self)      # the pump: the job's progress, errors and end
+        self._timer.setInterval(PUMP_MS)
         self._timer.timeout.connect(self._work)
-        self._chunk = 10                   # steps per resume: small, the budget loop batches them
         self.runner = ScriptRunner(self)
         self.runner.progress.connect(self._on_script_progress)
         self.runner.output.connect(self._on_script_output)
@@ -184,14 +193,17 @@ class Document(QtCore.QObject):
             self.modifiedChanged.emit(modified)
 
     def close(self) -> None:
-        """Stop every run and end the worker process."""
+        """Stop every run (a run thread ends after its step in progress) and end the worker process."""
         self._drop_runs()
+        for job in self._retired:
+            job.join()
+        self._retired = []
         self.runner.close()
 
     # -- running ------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._timer.isActive() or self._run_ticket is not None
+        return self._job is not None or self._run_ticket is not None
 
     @property
     def total_steps(self) -> int:
@@ -205,9 +217,18 @@ class Document(QtCore.QObject):
     def _drop_runs(self) -> None:
         """The runs of the scenario being replaced are not the new one's: while ``scenarioChanged``
         is handled, nothing may show a trace or a History of the old runs as if they were current."""
-        self._timer.stop()
-        self.sessions, self._pending = [], []
+        self._stop_run()
+        self.sessions = []
         self._stop_script()
+
+    def _stop_run(self) -> None:
+        """Cancel the TOML run in progress: its thread ends after the step it is in (joined on close)."""
+        self._timer.stop()
+        if self._job is not None:
+            self._job.cancel()
+            self._retired.append(self._job)
+            self._job = None
+        self._retired = [job for job in self._retired if not job.ended.is_set()]
 
     def _stop_script(self) -> None:
         if self.runner.busy:
@@ -229,8 +250,7 @@ class Document(QtCore.QObject):
         self._run_path = Path((self.path.stem if self.path else "scenario") + ".py")
         scenario = script_scenario(self._run_path, self.source)
         keep = self.sessions[:1]             # the run the panel showed stays on screen until this one ends
-        self._timer.stop()
-        self._pending = []
+        self._stop_run()
         self.scenario, self.path, self.sessions = scenario, None, keep
         self._saved_source, self.source_edited = None, False
         self._set_modified(True)
@@ -241,50 +261,67 @@ class Document(QtCore.QObject):
         if self.is_script:
             self._run_script()
             return
-        self._timer.stop()
+        self._stop_run()
+        self.sessions = []
         try:
-            n = len(self.scenario.variants())
-            self.sessions = [Session(self.scenario, i) for i in range(n)]
-        except Exception as exc:            # a scenario the loader accepted but the core refuses
-            self.sessions, self._pending = [], []
+            job = RunThread(self.scenario)
+        except Exception as exc:            # e.g. variants the loader accepted but cannot list
             self.failed.emit(f"{self.scenario.title}: {exc}")
             return
-        self._pending = [(s, s.run_chunked(self._chunk)) for s in self.sessions]
-        self._total_steps = sum(s.variant_spec.loop.steps for s in self.sessions)
-        self._done_steps = 0
-        self.runStarted.emit()
+        self._job, self._reported = job, 0
+        self._next_live = self._last_pump = 0.0
+        self._total_steps, self._done_steps = job.total, 0
+        self._announced = False              # runStarted goes out once the worker has built the Sessions
         self._timer.start()
 
     def finish_now(self, timeout: float = 60.0) -> None:
-        """Run whatever is left synchronously (tests, exports that need complete histories)."""
-        while self._pending:
-            self._work(budget=float("inf"))
+        """Wait for the run in progress and deliver its signals now (tests, exports that need
+        complete histories)."""
+        if self._job is not None:
+            self._job.join(timeout)
+            self._work()
         if self.runner.busy:
             self.runner.wait(timeout)
 
-    def _work(self, budget: float = FRAME_BUDGET_S) -> None:
-        start = time.perf_counter()
-        while self._pending and time.perf_counter() - start < budget:
-            session, chunks = self._pending[0]
-            try:
-                done, total = next(chunks)
-                self.runProgress.emit(self._done_before(session) + done, self._total_steps)
-            except StopIteration:
-                self._pending.pop(0)
-            except Exception as exc:          # never let a run take the app down
-                self._pending.pop(0)
-                self.failed.emit(f"{session.variant_spec.name}: {exc}")
-        if not self._pending:
+    def _work(self, budget: float = 0.0) -> None:
+        """The pump: publish what the run thread did (waiting up to ``budget`` s for it to end
+        first): its Sessions once built, its errors, its progress and, once it ended, the end."""
+        job = self._job
+        if job is None:
             self._timer.stop()
-            self.runFinished.emit()
+            return
+        if budget > 0:                       # a test's nudge: wait for news (a step or the end)
+            deadline = time.perf_counter() + budget
+            while job.done == self._done_steps and time.perf_counter() < deadline and not job.join(0.005):
+                pass
+        now = time.perf_counter()
+        late = now - self._last_pump - PUMP_MS / 1000 if self._last_pump else 0.0
+        self._last_pump = now
+        # the later this tick, the busier the UI thread: the worker gives it more of the GIL
+        job.breather = min(MAX_BREATHER_S, max(BREATHER_S, 0.5 * job.breather + 0.5 * late))
+        self._next_live = max(self._next_live, now + LIVE_SPACING * late)    # ... and fewer live updates
+        self._publish(job, job.ended.is_set())
 
-    def _done_before(self, session) -> int:
-        steps = 0
-        for s in self.sessions:
-            if s is session:
-                return steps
-            steps += s.variant_spec.loop.steps
-        return steps
+    def _publish(self, job: RunThread, ended: bool) -> None:
+        if job.sessions and self.sessions is not job.sessions:
+            self.sessions = job.sessions
+        if not self._announced and (job.sessions or ended):
+            self._announced = True
+            self.runStarted.emit()
+        now = time.perf_counter()
+        if job.done != self._done_steps and (ended or now >= self._next_live):
+            self._done_steps = job.done
+            self.runProgress.emit(job.done, self._total_steps)      # still running: views wait for the end
+            # live updates cost what their handlers do: keep them to at most 1 / LIVE_SPACING of the time
+            self._next_live = now + LIVE_SPACING * (time.perf_counter() - now)
+        if ended:                            # no longer running while the last signals go out
+            self._timer.stop()
+            self._job = None
+        while self._reported < len(job.errors):
+            self._reported += 1
+            self.failed.emit(job.errors[self._reported - 1])
+        if ended:
+            self.runFinished.emit()
 
     # -- running a script ---------------------------------------------------------------------
     def _run_script(self) -> None:
@@ -298,10 +335,14 @@ class Document(QtCore.QObject):
         self.runStarted.emit()
 
     def cancel(self) -> None:
-        """Stop the script run in progress; the previous result stays."""
+        """Stop the run in progress. A script's previous result stays; a TOML run keeps the steps
+        it did (its History says "cancelled after N of M steps"), ``runFinished`` follows."""
         if self._run_ticket is not None:
             self._stop_script()
             self._fail(f"{self.script_name}: run cancelled", 0)
+        elif self._job is not None and not self._job.cancelled:
+            self._job.cancel()
+            self.output.emit(f"{self.scenario.title}: run cancelled")
 
     def _on_script_progress(self, ticket: int, iterations: int, _elapsed: float) -> None:
         if ticket == self._run_ticket:

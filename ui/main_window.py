@@ -27,6 +27,7 @@ from .lesson import LessonPanel, lesson_scroll, raise_plot
 from .player import Player
 from .script_actions import SCRIPT_FILTER, ScriptActions
 from .theme import theme_menu, variant_swatch
+from .trace_jobs import TraceJobs
 from .view_state import ViewState
 from .welcome import show_welcome
 from .window_layout import Scrubber, WindowLayout
@@ -86,6 +87,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view_state = ViewState(self.document, self)
         self.player = Player(parent=self)
         self._traced = (None, -1)               # (session, iteration) whose trace the Player shows
+        self.traces = TraceJobs(self)           # long replays go to a worker thread
         self.pending = False                    # a new scenario is running: nothing to show yet
         self._pending_shown: str | None = None
 
@@ -124,6 +126,9 @@ class MainWindow(QtWidgets.QMainWindow):
         for changed in (self.view_state.variantChanged, self.view_state.iterationChanged):
             changed.connect(self._show_iteration_box)
             changed.connect(self._show_trace)
+        self.traces.ready.connect(self._on_trace_ready)
+        self.traces.started.connect(lambda k: self.statusBar().showMessage(f"Replaying iteration {k}…"))
+        self.traces.ended.connect(self.statusBar().clearMessage)
         self.graph.nodeClicked.connect(self._on_node_clicked)
         self.graph.moduleClicked.connect(self.inspector.select_module)     # a folded module's box
         self.graph.moduleClicked.connect(self._on_node_clicked)
@@ -533,12 +538,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._traced[0] is session and self._traced[1] == k:
             return
         try:
-            trace = session.trace_iteration(k)
+            trace = self.traces.get(session, k)   # None: a worker replays it, ready comes back here
         except Exception as exc:
             if type(exc).__name__ == "TraceNotRecorded":      # a script run kept no trace of k
                 self.scripts.request_trace(session, k)
                 return
             self.show_error(f"Could not replay iteration {k}: {exc}")
+            return
+        if trace is None:
             return
         self._traced = (session, k)
         was_playing = self.player.playing
@@ -549,6 +556,15 @@ class MainWindow(QtWidgets.QMainWindow):
             self.view_state.select_node(None)      # a variant may trace another graph: nothing to show
         if was_playing:
             self.player.play()
+
+    def _on_trace_ready(self) -> None:
+        """A trace replayed in a worker is there: show it (and, for a newly opened scenario, fit it)."""
+        opened = self.pending
+        self._show_trace()
+        if self.replay is not None:
+            self._show_iteration_box()
+            if opened:
+                self.graph.fit_to_view()
 
     def _show_iteration_box(self, *_) -> None:
         """The box shows the ViewState's iteration, within the finished run's steps (its range and

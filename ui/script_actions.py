@@ -27,7 +27,7 @@ class ScriptActions(QtCore.QObject):
         self.act_run = window._action("&Run", doc.run, "Ctrl+R", "Run the program in the code panel (Ctrl+R)",
                                       "play")
         self.act_run.setIconText("Run")
-        self.act_cancel = window._action("&Cancel run", doc.cancel, None, "Stop the script run in progress")
+        self.act_cancel = window._action("&Cancel run", doc.cancel, None, "Stop the run in progress")
         self.act_cancel.setEnabled(False)
         self.act_time_limit = window._action("&Time limit…", self.ask_time_limit, None,
                                              "How long a script may run before it is stopped")
@@ -40,7 +40,7 @@ class ScriptActions(QtCore.QObject):
         self.console = Console(doc)
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.cancel_button.setToolTip("Stop the script run in progress")
+        self.cancel_button.setToolTip("Stop the run in progress")
         self.cancel_button.clicked.connect(doc.cancel)
         self.cancel_button.setVisible(False)
         self._started = 0.0
@@ -75,8 +75,8 @@ class ScriptActions(QtCore.QObject):
     def _on_started(self) -> None:
         self._started = time.monotonic()
         scripted = self.document.is_script
-        self.act_cancel.setEnabled(scripted)
-        self.cancel_button.setVisible(scripted)
+        self.act_cancel.setEnabled(True)         # a TOML run is cancelled after its step in progress
+        self.cancel_button.setVisible(True)
         if scripted:
             bar = self.window.progress
             bar.setRange(0, 0)                   # a script does not say how many iterations it has

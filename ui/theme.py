@@ -260,15 +260,26 @@ def theme_menu(parent=None):
 
 
 # -- heat maps -------------------------------------------------------------------------------------
+HEAT_MAX_SIDE = 256    # a heat map keeps at most this many rows and columns (evenly spaced ones)
+
+
 def heat_image(a: np.ndarray) -> QtGui.QImage:
-    """A small QImage of ``a`` (one pixel per element; >2-D and 1-D arrays folded to 2-D)."""
-    a = np.asarray(a, dtype=np.float64)
+    """A small QImage of ``a`` (one pixel per element; >2-D and 1-D arrays folded to 2-D). A larger
+    array (a 100,000 x 256 activation) is drawn from ``HEAT_MAX_SIDE`` evenly spaced rows and
+    columns (its colour scale their largest magnitude): the box shows a few hundred pixels of it
+    whatever its size, and drawing it costs the same."""
+    a = np.asarray(a)
     if a.ndim == 0:
         a = a.reshape(1, 1)
     elif a.ndim == 1:
         a = a.reshape(1, -1)
     elif a.ndim > 2:
         a = a.reshape(-1, a.shape[-1])
+    if a.shape[0] > HEAT_MAX_SIDE or a.shape[1] > HEAT_MAX_SIDE:
+        rows = np.unique(np.linspace(0, a.shape[0] - 1, min(a.shape[0], HEAT_MAX_SIDE)).round().astype(np.intp))
+        cols = np.unique(np.linspace(0, a.shape[1] - 1, min(a.shape[1], HEAT_MAX_SIDE)).round().astype(np.intp))
+        a = a[np.ix_(rows, cols)]
+    a = np.asarray(a, dtype=np.float64)
     finite = np.isfinite(a)
     scale = np.abs(a[finite]).max() if finite.any() else 0.0
     idx = np.full(a.shape, 128, dtype=np.int64)

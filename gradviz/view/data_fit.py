@@ -46,6 +46,8 @@ UNIT_GRID_STEP = 2            # unit maps: every 2nd sample of the grid (50 x 50
 MARGIN = 0.15                 # the plotted range: the data's plus this share of its span on each side
 GRID_BLOCK_ROWS = 1024        # grid samples per matmul (see DataFit._fast_outputs)
 CACHE_BYTES = 64 * 2 ** 20    # evaluated grids kept (a few iterations back and forth), newest first
+PROBE_POINTS = 16             # the model's output width is read from its output on this many points
+EXPENSIVE = 1_000_000         # points x widest layer above which drawing an iteration is slow (``expensive``)
 _ACTIVATION_LEVELS = {"Tanh": (-1.0, 1.0), "Sigmoid": (0.0, 1.0)}
 
 
@@ -152,6 +154,7 @@ class DataFit:
         self.extent: list[tuple[float, float]] = []
         self.layers: list[LayerChoice] = []
         self._modules = []
+        self.expensive = False                 # an iteration's points and grid are slow to evaluate
         self._cache: dict = {}
         self._points_cache: dict = {}
         model = scenario.model.kind
@@ -182,7 +185,7 @@ class DataFit:
         self.dims = self.x.shape[1]
         self._loss = loss = scenario.loss.kind
         target = np.asarray(data.target)
-        out = self._outputs(self._params_row(0), self._inputs)[-1]
+        out = self._outputs(self._params_row(0), {n: v[:PROBE_POINTS] for n, v in self._inputs.items()})[-1]
         units = 1 if out.ndim < 2 else out.shape[1]
         if loss == "cross_entropy":
             self.y = target.reshape(-1).astype(np.int64)
@@ -221,6 +224,9 @@ class DataFit:
         if self.why_not:
             self.why_not_heading = "This model's fit cannot be drawn here"
         self.extent = [grid_extent(self.x[:, i]) for i in range(self.dims)]
+        width = max([int(w) for w in scenario.model.layers] if model == "layers" else [units])
+        # evaluating the model on every point (accuracy, residuals) costs about points x widest layer
+        self.expensive = len(self.x) * max(width, 1) > EXPENSIVE
         if model == "layers":
             self._modules = scenario.model.layer_modules()
             if self.kind and self.dims == 2:

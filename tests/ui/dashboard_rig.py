@@ -52,6 +52,7 @@ def rig(qtbot):
         qtbot.waitExposed(window)
         with qtbot.waitSignal(doc.runFinished, timeout=RUN_TIMEOUT_MS):
             doc.set_scenario(scenario, scenario.path)
+        dash.finish_pending()          # the small plots made over the next turns: all of them now
         return SimpleNamespace(doc=doc, view_state=view_state, dash=dash, controls=controls, window=window,
                                picks=picks)
     return make

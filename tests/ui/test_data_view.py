@@ -221,3 +221,27 @@ def test_several_classes_show_class_regions(qtbot, make_window, tmp_path):
     assert (nearest == grid.classes).mean() > 0.99
     assert "class 2" in view.key.text()
     screenshot(window.dashboards, "data_view_classes")
+
+
+def test_a_large_data_sets_fit_is_evaluated_in_a_worker_and_drawn_when_ready(qtbot, make_window, monkeypatch):
+    """``DataFit.expensive`` (points x widest layer over ``EXPENSIVE``: 100,000 moons through 256
+    units): the model is evaluated off the UI thread, the header says so meanwhile, and what is drawn
+    then is what the UI thread would have drawn."""
+    from gradviz.view import data_fit
+
+    monkeypatch.setattr(data_fit, "EXPENSIVE", 0)          # the bundled MLP counts as large
+    window = make_window(bundled_path("07_mlp_two_moons"))
+    view = open_data_tab(qtbot, window)
+    fit = view.fit
+    assert fit.expensive
+    qtbot.waitUntil(lambda: view.drawn_iteration == window.view_state.iteration, timeout=30_000)
+    last = window.view_state.steps - 1
+    go_to(window, last)
+    assert view.drawn_iteration != last and view._job is not None
+    assert "evaluating the model on 200 points at iteration" in view.info.text()
+    qtbot.waitUntil(lambda: view.drawn_iteration == last, timeout=30_000)
+    extent, shape = view._view_grid()
+    np.testing.assert_array_equal(view.heat.image, fit.grid(last, extent=extent, shape=shape).values)
+    rings = np.array(view.wrong.getData()).T
+    np.testing.assert_array_equal(rings, fit.x[~fit.points(last).correct])
+    assert "accuracy" in view.info.text()

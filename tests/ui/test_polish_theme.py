@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -256,3 +257,25 @@ def test_a_change_of_the_system_scheme_is_followed(themed, monkeypatch):
     monkeypatch.setattr(T, "system_scheme", lambda: "dark")
     themed.styleHints().colorSchemeChanged.emit(QtCore.Qt.ColorScheme.Dark)
     assert not T.is_dark()
+
+
+def test_a_huge_array_is_drawn_from_evenly_spaced_rows_and_columns():
+    """A 100,000 x 300 activation becomes a 256 x 256 thumbnail of its evenly spaced rows and
+    columns (first and last included), not a 30-megapixel image; small arrays keep one pixel each."""
+    a = np.zeros((100_000, 300))
+    a[0, 0], a[-1, -1] = 1.0, -1.0                      # both corners are among the kept elements
+    img = T.heat_image(a)
+    assert (img.width(), img.height()) == (T.HEAT_MAX_SIDE, T.HEAT_MAX_SIDE)
+    assert QtGui.QColor(img.pixel(0, 0)) == QtGui.QColor(T.HEAT_LUT[255])
+    assert QtGui.QColor(img.pixel(255, 255)) == QtGui.QColor(T.HEAT_LUT[0])
+    small = T.heat_image(np.arange(12.0).reshape(3, 4))
+    assert (small.width(), small.height()) == (4, 3)
+
+
+def test_a_large_arrays_mean_is_computed_once_and_exactly():
+    from ui.graph import text
+    a = np.random.default_rng(0).standard_normal((400, 500)).astype(np.float32)
+    first = text.mean_number(a)
+    assert first == text.format_number(np.mean(a.astype(np.float64)), 2)
+    a_view_mean = text._MEANS[id(a)]
+    assert a_view_mean[0] is a and text.mean_number(a) == first

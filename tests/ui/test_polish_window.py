@@ -254,7 +254,10 @@ def test_at_800x600_every_toolbar_control_shows_and_the_progress_bar_covers_no_t
         assert window.rect().contains(rect), (widget, rect)
         assert widget.width() >= widget.minimumSizeHint().width() - 2
     assert window.variant_box.currentText() in window.variant_box.itemText(window.variant_box.currentIndex())
-    window.document.rerun()                            # a run in progress shows the bar
+    long_run = window.document.editable_copy()         # long enough to look at while it runs
+    long_run.loop.steps = 20_000
+    window.document.edit(long_run)                     # a run in progress shows the bar ...
+    qtbot.waitUntil(window.progress.isVisible)         # ... once the worker has built its Sessions
     settle()
     bar = window.statusBar()
     assert window.progress.isVisible()

@@ -43,7 +43,10 @@ SECTIONS = (("value", "Scalar parameters"), ("norm", "Tensor norms"), ("element"
 
 class SeriesPicker(QtWidgets.QToolButton):
     """A drop-down menu of checkable parameter series: scalars and tensor norms in the menu, each
-    tensor's elements in a submenu of its own; it stays open while entries are ticked."""
+    tensor's elements in a submenu of its own; it stays open while entries are ticked.
+
+    A tensor's submenu gets its entries when it first opens (a 2-32-32-1 MLP has over a thousand
+    elements: making them all at every run took longer than a frame); ``actions_`` makes them all."""
 
     def __init__(self, selection: Selection, parent=None):
         super().__init__(parent)
@@ -55,22 +58,33 @@ class SeriesPicker(QtWidgets.QToolButton):
         self.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu_ = StayOpenMenu(self)
         self.setMenu(self.menu_)
-        self.actions_: list[QtGui.QAction] = []
+        self._actions: dict[str, QtGui.QAction] = {}      # label -> its entry, once made
+        self._grouped: list[str] = []                     # every series' label, in menu order
+        self._unfilled: dict[StayOpenMenu, list] = {}      # a tensor's submenu -> its series, until it opens
         selection.changed.connect(self.fill)
         self.fill()
+
+    @property
+    def actions_(self) -> list[QtGui.QAction]:
+        """Every entry, in menu order (the submenus not opened yet are filled first)."""
+        for sub in list(self._unfilled):
+            self._fill_sub(sub)
+        return [self._actions[label] for label in self._grouped if label in self._actions]
 
     def fill(self) -> None:
         chosen = set(self.selection.labels)
         series = self.selection.series
         grouped = [s.label for kind, _heading in SECTIONS for s in series if s.kind == kind]
-        if [a.text() for a in self.actions_] == grouped and self.actions_:
-            for action in self.actions_:         # same series: only the ticks (the menu may be open)
+        if grouped == self._grouped and self._grouped:
+            for label, action in self._actions.items():   # same series: only the ticks (the menu may be open)
                 action.blockSignals(True)
-                action.setChecked(action.text() in chosen)
+                action.setChecked(label in chosen)
                 action.blockSignals(False)
             return
         self.menu_.clear()
-        self.actions_ = []
+        self._actions = {}
+        self._unfilled = {}
+        self._grouped = grouped
         for kind, heading in SECTIONS:
             group = [s for s in series if s.kind == kind]
             if not group:
@@ -83,12 +97,19 @@ class SeriesPicker(QtWidgets.QToolButton):
             for param in dict.fromkeys(s.param for s in group):       # one submenu per tensor
                 sub = StayOpenMenu(f"{param} elements", self.menu_)
                 self.menu_.addMenu(sub)
-                for s in group:
-                    if s.param == param:
-                        self._add(sub, s, chosen)
-        if not self.actions_:
+                self._unfilled[sub] = [s for s in group if s.param == param]
+                sub.aboutToShow.connect(lambda sub=sub: self._fill_sub(sub))
+        if not grouped:
             empty = self.menu_.addAction("No parameters yet")
             empty.setEnabled(False)
+
+    def _fill_sub(self, sub: StayOpenMenu) -> None:
+        group = self._unfilled.pop(sub, None)
+        if group is None:
+            return
+        chosen = set(self.selection.labels)
+        for s in group:
+            self._add(sub, s, chosen)
 
     def _add(self, menu: QtWidgets.QMenu, series, chosen: set) -> None:
         action = QtGui.QAction(series.label, menu)
@@ -96,10 +117,13 @@ class SeriesPicker(QtWidgets.QToolButton):
         action.setChecked(series.label in chosen)
         action.toggled.connect(self._on_toggled)
         menu.addAction(action)
-        self.actions_.append(action)
+        self._actions[series.label] = action
 
     def checked_labels(self) -> list[str]:
-        return [a.text() for a in self.actions_ if a.isChecked()]
+        """The ticked series in menu order (a submenu not opened yet: as the selection has them)."""
+        chosen = set(self.selection.labels)
+        return [label for label in self._grouped
+                if (self._actions[label].isChecked() if label in self._actions else label in chosen)]
 
     def _on_toggled(self, _on: bool) -> None:
         self.selection.set_labels(self.checked_labels())
@@ -256,3 +280,9 @@ class Dashboards(QtWidgets.QWidget):
     def refresh(self) -> None:
         for p in self.panels:
             p.refresh()
+
+    def finish_pending(self) -> None:
+        """Complete every panel's deferred work now (a hidden tab's refresh, small plots still to be
+        made or filled over the next turns of the event loop): for tests and exports."""
+        for p in self.panels:
+            p.finish_pending()

@@ -15,6 +15,9 @@ It follows the ViewState's variant and iteration (so it animates when playing ac
 everything it draws comes from ``gradviz.view.data_fit`` (the core's own forward on a grid, no Qt);
 items are created once and only get new data. Scenarios it cannot draw (an objective, a script,
 too many inputs) get a sentence saying what it would show and why not.
+
+At most ``MAX_POINTS`` data points are drawn (evenly spaced rows, the header says how many of how
+many): rings, residuals, hover and the unit maps' dots use the same ones; the accuracy counts all.
 """
 from __future__ import annotations
 
@@ -26,8 +29,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradviz.view.data_fit import DataFit
 from gradviz.view.format import format_exact
+from gradviz.view.series import thinned
 
 from .. import theme as T
+from ..run_thread import Job
 from .panel import PlotPanel, cached, make_pen, style_plot
 
 # Okabe–Ito, classes 0 and 1 orange and blue (as TensorFlow Playground's two classes)
@@ -41,6 +46,7 @@ GRID_SAMPLES = 100 * 100      # the map samples the range on screen with about t
 MAX_UNIT_MAPS = 64
 COMPACT_BELOW_PX = 1100       # a narrower panel gets the short header texts
 HOVER_PX = 8                  # a point this close to the mouse is described in the hover
+MAX_POINTS = 2500             # data points drawn at most (a scatter of 100,000 takes seconds to build)
 
 
 def class_colours() -> tuple[str, ...]:
@@ -68,6 +74,7 @@ def sequential_map() -> pg.ColorMap:
 class DataView(PlotPanel):
     """The data and the model's fit at the current iteration (see the module docstring)."""
     title = "Data"
+    defer_when_hidden = True       # a hidden tab catches up when shown (``PlotPanel.refresh``)
 
     def __init__(self, document, selection, on_pick=None, parent=None, player=None):
         super().__init__(document, selection, on_pick, parent)
@@ -76,6 +83,12 @@ class DataView(PlotPanel):
         self.mode = "fit"                    # "fit" or a module name ("0", "1", ...): its unit maps
         self.drawn_iteration: int | None = None
         self.draws = 0
+        self.drawn_rows: np.ndarray | None = None     # the data rows drawn (all up to MAX_POINTS)
+        self._job: Job | None = None         # a large data set's evaluation in a worker (_evaluated)
+        self._warm: tuple | None = None      # what the last finished evaluation filled the caches for
+        self._job_timer = QtCore.QTimer(self)
+        self._job_timer.setInterval(30)
+        self._job_timer.timeout.connect(self._poll_job)
         self._stale = False
         self._configured = None
         self.show_label = QtWidgets.QLabel("Show")
@@ -166,6 +179,11 @@ class DataView(PlotPanel):
         self.fit = None
         self._configured = None
         self.drawn_iteration = None
+        self.drawn_rows = None
+        self._warm = None
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
         for item in (self.heat, self.regions):
             item.clear()
         for item in (self.boundary, self.residuals, self.model_curve):
@@ -259,23 +277,37 @@ class DataView(PlotPanel):
         self._set_key(fit)
 
     def _set_points(self, fit: DataFit) -> None:
-        """The data points: colour by label (classes), by target (a map) or one colour (a curve)."""
+        """The data points (at most ``MAX_POINTS``, evenly spaced rows): colour by label (classes), by
+        target (a map) or one colour (a curve)."""
         edge = pg.mkPen(T.PLOT_BACKGROUND, width=1)
-        if fit.dims == 2:
-            xy = fit.x
-        else:
-            xy = np.stack([fit.x[:, 0], fit.y.astype(np.float64)], axis=1)
+        rows = thinned(len(fit.x), MAX_POINTS)
+        self.drawn_rows = rows
+        xy = self._xy(fit)[rows]
+        y = np.asarray(fit.y)[rows]
         if fit.classes:
-            colours = [QtGui.QColor(c) for c in class_colours()]
-            brushes = [pg.mkBrush(colours[int(c) % len(colours)]) for c in fit.y]
+            palette = np.empty(len(class_colours()), dtype=object)
+            palette[:] = [pg.mkBrush(QtGui.QColor(c)) for c in class_colours()]
+            brushes = palette[y.astype(np.intp) % len(palette)]
         elif fit.kind == "surface":
             lo, hi = float(np.min(fit.y)), float(np.max(fit.y))
-            t = (fit.y - lo) / (hi - lo) if hi > lo else np.full(len(fit.y), 0.5)
-            brushes = [pg.mkBrush(c) for c in sequential_map().map(t, mode="qcolor")]
+            t = (y - lo) / (hi - lo) if hi > lo else np.full(len(y), 0.5)
+            palette = np.empty(256, dtype=object)         # one brush per shade, not per point
+            palette[:] = [pg.mkBrush(c) for c in sequential_map().map(np.linspace(0, 1, 256), mode="qcolor")]
+            brushes = palette[np.clip(np.round(np.nan_to_num(t) * 255), 0, 255).astype(np.intp)]
             edge = pg.mkPen(T.PLOT_FOREGROUND, width=1)
         else:
             brushes = pg.mkBrush(T.colour(T.PARAM_BORDER))
         self.points.setData(pos=xy, brush=brushes, pen=edge, size=POINT_SIZE)
+
+    @staticmethod
+    def _xy(fit: DataFit) -> np.ndarray:
+        """Every data point where it is drawn: the inputs (two), or input and target (one)."""
+        return fit.x if fit.dims == 2 else np.stack([fit.x[:, 0], np.asarray(fit.y).astype(np.float64)], axis=1)
+
+    def _rows(self, fit: DataFit) -> np.ndarray:
+        if self.drawn_rows is None or (len(self.drawn_rows) and self.drawn_rows[-1] >= len(fit.x)):
+            self.drawn_rows = thinned(len(fit.x), MAX_POINTS)
+        return self.drawn_rows
 
     def _compact(self) -> bool:
         """Short header texts when the panel is narrow (800 px windows)."""
@@ -367,6 +399,8 @@ class DataView(PlotPanel):
         fit = self.fit
         if fit is None or not fit.kind:
             return
+        if fit.expensive and not self._evaluated(fit, k):
+            return                           # a worker evaluates the model; drawn when it is done
         self._stale = False
         self.draws += 1
         self.drawn_iteration = k
@@ -379,6 +413,65 @@ class DataView(PlotPanel):
         self._set_info(fit, k)
         self._set_key(fit)
 
+    # -- a large data set's evaluation, off the UI thread ----------------------------------------------
+    def _need(self, fit: DataFit, k: int) -> tuple:
+        """What drawing iteration ``k`` in the current mode evaluates (the key of the worker's job)."""
+        extent = shape = None
+        if self.mode == "fit" and fit.dims == 2:
+            extent, shape = self._view_grid()
+            extent = tuple(tuple(map(float, e)) for e in extent)
+            shape = tuple(map(int, shape))
+        return (id(fit), k, self.mode, extent, shape)
+
+    def _evaluated(self, fit: DataFit, k: int) -> bool:
+        """True when ``fit``'s caches hold what iteration ``k`` needs (``DataFit.expensive``: the model
+        on every data point takes long); else start a worker that fills them and say so."""
+        need = self._need(fit, k)
+        if need == self._warm:
+            return True
+        if self._job is not None and self._job.key == need:
+            return False
+        if self._job is not None:
+            self._job.cancel()               # its result would be stale; the caches take it anyway
+        mode, extent, shape = need[2:]
+
+        def evaluate(_progress):
+            fit.points(k)
+            if mode != "fit":
+                fit.unit_maps(k, mode)
+            elif fit.dims == 1:
+                fit.curve(k)
+            else:
+                fit.grid(k, extent=extent, shape=shape)
+        self._job = Job(evaluate, key=need)
+        self._job_timer.start()
+        self.info.setText(f"<span style='color:{T.TEXT_MUTED}'>evaluating the model on "
+                          f"{len(fit.x):,} points at iteration {k}…</span>")
+        return False
+
+    def _poll_job(self) -> None:
+        job = self._job
+        if job is None or not job.ended.is_set():
+            return
+        self._job = None
+        self._job_timer.stop()
+        if job.cancelled or self.fit is None or job.key[0] != id(self.fit):
+            return
+        if job.error is not None:
+            self.info.setText(f"<span style='color:{T.TEXT_MUTED}'>cannot evaluate the model: {job.error}</span>")
+            return
+        self._warm = job.key
+        if self.isVisible() and self._need(self.fit, self.iteration) == job.key:
+            self._draw(self.iteration)
+        elif self.isVisible():
+            self._draw(self.iteration)       # the iteration moved on meanwhile: evaluate that one
+
+    def wait_evaluation(self, timeout: float = 120.0) -> None:
+        """Block until a worker's evaluation has ended and draw it (tests, exports)."""
+        if self._job is not None:
+            self._job.join(timeout)
+            self._poll_job()
+
     def _set_info(self, fit: DataFit, k: int) -> None:
         short = self._compact()
         shown = fit.shown_step(k)
@@ -388,6 +481,9 @@ class DataView(PlotPanel):
         h = fit.history
         if h is not None and k < len(h.loss) and not (short and fit.classes):
             parts.append(f"loss {float(h.loss[k]):.4g}")
+        drawn = len(self._rows(fit))
+        if drawn < len(fit.x):
+            parts.append(f"{drawn:,} of {len(fit.x):,} points drawn")
         if fit.classes:
             correct = fit.points(k).correct
             wrong = int((~correct).sum())
@@ -400,13 +496,14 @@ class DataView(PlotPanel):
             curve = fit.curve(k)
             self.model_curve.setData(curve.x, curve.y)
             points = fit.points(k)
+            rows = self._rows(fit)
             if fit.kind == "regression":
-                segs = np.empty((2 * len(fit.x), 2))
-                segs[0::2, 0] = segs[1::2, 0] = fit.x[:, 0]
-                segs[0::2, 1], segs[1::2, 1] = fit.y, points.output
+                segs = np.empty((2 * len(rows), 2))
+                segs[0::2, 0] = segs[1::2, 0] = fit.x[rows, 0]
+                segs[0::2, 1], segs[1::2, 1] = np.asarray(fit.y)[rows], np.asarray(points.output)[rows]
                 self.residuals.setData(segs[:, 0], segs[:, 1])
             else:
-                self._set_wrong(np.stack([fit.x[:, 0], fit.y.astype(float)], axis=1), points.correct)
+                self._set_wrong(self._xy(fit), points.correct)
             return
         extent, shape = self._view_grid()
         grid = fit.grid(k, extent=extent, shape=shape)
@@ -426,7 +523,7 @@ class DataView(PlotPanel):
             segments = fit.boundary(k, extent=extent, shape=shape)
             self.boundary.setData(segments[:, :, 0].ravel(), segments[:, :, 1].ravel())
         if fit.classes:
-            self._set_wrong(fit.x, fit.points(k).correct)
+            self._set_wrong(self._xy(fit), fit.points(k).correct)
 
     def _view_grid(self):
         """The range on screen and a grid over it with square-ish cells (about GRID_SAMPLES samples);
@@ -447,8 +544,10 @@ class DataView(PlotPanel):
             self._draw(self.iteration)
 
     def _set_wrong(self, xy: np.ndarray, correct: np.ndarray) -> None:
-        wrong = ~correct
-        self.wrong.setData(pos=xy[wrong], pen=make_pen(T.PLOT_FOREGROUND, 1.3, alpha=210), brush=None,
+        """A ring around each drawn point the model gets wrong."""
+        rows = self._rows(self.fit)
+        wrong = ~np.asarray(correct)[rows]
+        self.wrong.setData(pos=xy[rows][wrong], pen=make_pen(T.PLOT_FOREGROUND, 1.3, alpha=210), brush=None,
                            size=RING_SIZE)
 
     @staticmethod
@@ -498,7 +597,7 @@ class DataView(PlotPanel):
             vb.setBackgroundColor(T.PLOT_BACKGROUND)
             image = pg.ImageItem(axisOrder="row-major")
             vb.addItem(image)
-            dots = pg.ScatterPlotItem(pos=self.fit.x, size=2, pen=None,
+            dots = pg.ScatterPlotItem(pos=self.fit.x[self._rows(self.fit)], size=2, pen=None,
                                       brush=pg.mkBrush(T.colour(T.PLOT_FOREGROUND, 0.3)))
             dots.setZValue(5)                    # the data, faintly: where each unit's boundary falls
             cached(dots)                         # static: painted once, then blitted
@@ -561,11 +660,15 @@ class DataView(PlotPanel):
         if fit is None or not fit.kind or self.mode != "fit":
             return ""
         k = self.iteration
+        if fit.expensive and self.drawn_iteration != k:
+            return ""                        # its points are being evaluated in a worker
         sx, sy = plot.vb.viewPixelSize()
-        xy = fit.x if fit.dims == 2 else np.stack([fit.x[:, 0], fit.y.astype(float)], axis=1)
+        rows = self._rows(fit)                      # the points drawn
+        xy = self._xy(fit)[rows]
         d = np.hypot((xy[:, 0] - x) / sx, (xy[:, 1] - y) / sy)
-        i = int(np.argmin(d)) if len(d) else -1
-        if i >= 0 and d[i] <= HOVER_PX:
+        j = int(np.argmin(d)) if len(d) else -1
+        i = int(rows[j]) if j >= 0 else -1
+        if i >= 0 and d[j] <= HOVER_PX:
             points = fit.points(k)
             coords = ", ".join(f"{n} = {format_exact(float(v))}" for n, v in zip(fit.input_names, fit.x[i]))
             if fit.classes:

@@ -45,6 +45,9 @@ def export_plot(panel, path: str | Path) -> Path:
     kind = path.suffix.lower().lstrip(".")
     if kind not in ("png", "svg"):
         raise ValueError(f"plots export as .png or .svg, not {path.suffix or 'no suffix'}")
+    finish = getattr(panel, "finish_pending", None)
+    if finish is not None:
+        finish()                       # every small plot made and filled before it is painted
     title = plot_title(panel)
     with _laid_out_for_export(panel) as size:
         full = QtCore.QSize(size.width(), size.height() + TITLE_HEIGHT)

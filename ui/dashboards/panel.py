@@ -4,6 +4,10 @@ the ``Selection`` of series the panels show (for every run) and of runs hidden, 
 A panel takes the Document in its constructor, refreshes live (at most ~10 Hz) while a run is in
 progress and once more when it finishes, creates its curves once and only ``setData``s them,
 shows exact values under the mouse, and calls ``on_pick(step)`` when a point is clicked.
+
+Responsiveness: a panel whose refresh is costly (``defer_when_hidden``: the small multiples) only
+notes a refresh while it is hidden (another tab) and catches up when shown; work it spreads over
+several turns of the event loop completes at once with ``finish_pending()`` (tests, exports).
 """
 from __future__ import annotations
 
@@ -282,10 +286,64 @@ class Segment(_Unbounded, pg.PlotCurveItem):
     pass
 
 
+# -- work spread over turns of the event loop ------------------------------------------------------
+TURN_BUDGET_S = 0.015          # the panels' deferred work takes about this long per turn (at least one job)
+
+
+class Slices(QtCore.QObject):
+    """One zero-timer for every panel's deferred work (separate zero-timers would all fire in the same
+    turn, their times adding up): each turn runs queued jobs, round-robin, for about
+    ``TURN_BUDGET_S``. A job is ``job(deadline) -> bool``: it works until ``time.perf_counter()``
+    passes ``deadline`` (doing at least a little) and says whether it has more to do."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.jobs: dict = {}                   # owner -> job, in turn order
+        self.turns = 0
+        self._timer = QtCore.QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._run)
+
+    def add(self, owner, job) -> None:
+        self.jobs.setdefault(owner, job)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def discard(self, owner) -> None:
+        self.jobs.pop(owner, None)
+
+    def _run(self) -> None:
+        self.turns += 1
+        deadline = time.perf_counter() + TURN_BUDGET_S
+        for owner in list(self.jobs):
+            job = self.jobs.pop(owner, None)
+            if job is None:
+                continue
+            if job(deadline):
+                self.jobs[owner] = job         # more next turn, after the others
+            if time.perf_counter() >= deadline:
+                break
+        if self.jobs:
+            self._timer.start()
+
+
+_slices: Slices | None = None
+
+
+def slices() -> Slices:
+    """The application's one ``Slices``."""
+    global _slices
+    if _slices is None:
+        _slices = Slices(QtWidgets.QApplication.instance())
+    return _slices
+
+
 # -- the base panel ----------------------------------------------------------------------------
 class PlotPanel(QtWidgets.QWidget):
     """A header (title, options) above a pyqtgraph layout; live refresh, cursor, hover and pick."""
     title = ""
+    defer_when_hidden = False     # a refresh while hidden waits until the panel is shown
 
     def __init__(self, document, selection: Selection, on_pick=None, parent=None):
         super().__init__(parent)
@@ -295,6 +353,8 @@ class PlotPanel(QtWidgets.QWidget):
         self.iteration = 0
         self.refreshes = 0
         self._last_live = 0.0
+        self._deferred = False             # a refresh came while hidden (``defer_when_hidden``)
+        self._finishing = False
         self.cache = SeriesCache()
         self.header = QtWidgets.QHBoxLayout()
         self.header.setContentsMargins(6, 2, 6, 0)
@@ -336,8 +396,10 @@ class PlotPanel(QtWidgets.QWidget):
             item.update()
 
     # plumbing shared by the subclasses
-    def _new_plot(self, row: int, col: int = 0, cursor: bool = True, **kw) -> pg.PlotItem:
-        plot = self.view.addPlot(row=row, col=col, **kw)
+    def _new_plot(self, row: int, col: int = 0, cursor: bool = True, place: bool = True, **kw) -> pg.PlotItem:
+        """A styled plot with a cursor and a hover box, in the view's grid at (row, col) (``place``;
+        else the caller places it)."""
+        plot = self.view.addPlot(row=row, col=col, **kw) if place else pg.PlotItem(**kw)
         style_plot(plot)
         plot.setDownsampling(auto=True, mode="peak")
         plot.setClipToView(True)
@@ -367,6 +429,8 @@ class PlotPanel(QtWidgets.QWidget):
 
     @staticmethod
     def _fit_y_label(plot: pg.PlotItem) -> None:
+        if getattr(plot, "y_labels", None) is None:       # a reused small plot without a y label now
+            return
         text, short = plot.y_labels
         axis = plot.getAxis("left")
         room = axis.geometry().height() - 8
@@ -422,12 +486,35 @@ class PlotPanel(QtWidgets.QWidget):
             self.refresh()
 
     def refresh(self) -> None:
+        if self.defer_when_hidden and not self._finishing and not self.isVisible():
+            self._deferred = True           # caught up in showEvent (or finish_pending)
+            self._defer()
+            return
+        self._deferred = False
         self.selection.sync()
         self.refreshes += 1
         self._refresh()
         self.apply_hidden()
         self._show_reduction()
         self.set_iteration(self.iteration)
+
+    def _defer(self) -> None:
+        """A refresh was put off (hidden): drop work already scheduled (it is redone when shown)."""
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._deferred:
+            self.refresh()
+
+    def finish_pending(self) -> None:
+        """Complete now whatever the panel put off: a refresh deferred while hidden, plots still to be
+        built or filled over the next turns of the event loop. The panel then shows its full state."""
+        if self._deferred:
+            self._finishing = True
+            try:
+                self.refresh()
+            finally:
+                self._finishing = False
 
     def _show_reduction(self) -> None:
         """``History.reduction``: one line saying how a long run was decimated ("" when it was not)."""

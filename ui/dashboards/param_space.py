@@ -6,6 +6,8 @@ contour levels and bands come from ``gradviz.view.series``, the landscape from t
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -24,6 +26,7 @@ from gradviz.view.series import (
 )
 
 from .. import theme as T
+from ..run_thread import Job
 from ..theme import variant_colour
 from .panel import Marker, PlotPanel, Segment, cached, make_legend, make_pen
 
@@ -32,6 +35,12 @@ MAX_TRAJECTORY_POINTS = 2000   # longer trajectories are drawn through evenly sp
 LANDSCAPE_N = 100              # grid resolution of the contour plot
 BAND_UPSAMPLE = 4              # the filled bands are drawn on a finer (interpolated) grid
 PICK_RADIUS_PX = 14
+SYNC_LANDSCAPE_S = 0.03        # a landscape projected to take longer is computed in a worker thread
+LANDSCAPE_POLL_MS = 40
+
+
+class _Later(Exception):
+    """The landscape would take too long for the UI thread: compute it in a worker."""
 
 
 def _pastel(name: str, white: float = 0.5) -> pg.ColorMap:
@@ -49,6 +58,7 @@ CONTOUR_MAP = _pastel("viridis", 0.55)
 class ParamSpacePlot(PlotPanel):
     """Filled loss contours over two scalar parameters, with every variant's trajectory on them."""
     title = "Parameter space"
+    defer_when_hidden = True       # a hidden tab catches up when shown (``PlotPanel.refresh``)
 
     def __init__(self, document, selection, on_pick=None, parent=None):
         super().__init__(document, selection, on_pick, parent)
@@ -69,6 +79,15 @@ class ParamSpacePlot(PlotPanel):
                              "fixed at its initial value; the trajectory moves all of them")
         self.note.hide()
         self.header.insertWidget(1, self.note)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop computing the loss landscape (the trajectories stay)")
+        self.cancel_button.clicked.connect(self._cancel_or_compute)
+        self.cancel_button.hide()
+        self.header.addWidget(self.cancel_button)
+        self._job: Job | None = None            # a landscape computed in a worker thread
+        self._job_timer = QtCore.QTimer(self)
+        self._job_timer.setInterval(LANDSCAPE_POLL_MS)
+        self._job_timer.timeout.connect(self._poll_job)
         self.x_box.activated.connect(lambda _i: self._axes_changed())
         self.y_box.activated.connect(lambda _i: self._axes_changed())
         self.levels_box.activated.connect(lambda _i: self._draw_landscape())
@@ -152,6 +171,7 @@ class ParamSpacePlot(PlotPanel):
         self.colorbar.hide()
         self.landscape = None
         self._landscape_key = None
+        self._drop_job()
         self.message.hide()
         self._set_trajectories([], [])
 
@@ -256,24 +276,103 @@ class ParamSpacePlot(PlotPanel):
                     items[i].setVisible(shown)
 
     def _update_landscape(self, p1: str, p2: str) -> None:
+        """The landscape for these axes and the trajectories' ranges: computed here if the first
+        block of grid points says it is quick, else in a worker thread (progress in the plot, Cancel
+        in the header)."""
         sessions = self.document.sessions
         if not sessions or not self._points:
             return
-        xr = nice_range(*trajectory_extent([p[0] for p in self._points]))
-        yr = nice_range(*trajectory_extent([p[1] for p in self._points]))
-        sc = self.document.scenario
-        key = (p1, p2, xr, yr, repr(sc.model), repr(sc.data), repr(sc.loss), sc.seed)
+        key = self._key(p1, p2)
         if key == self._landscape_key and self.landscape is not None:
             return
+        if self._job is not None and self._job.key == key:
+            return
+        self._drop_job()
+        session, (_, _, xr, yr) = sessions[0], key[:4]
+        began = time.perf_counter()
+
+        def quick(done: int, total: int) -> None:
+            if done < total and (time.perf_counter() - began) * total / done > SYNC_LANDSCAPE_S:
+                raise _Later()
         try:
-            landscape = sessions[0].landscape(p1, p2, n=LANDSCAPE_N, x_range=xr, y_range=yr)
+            landscape = session.landscape(p1, p2, n=LANDSCAPE_N, x_range=xr, y_range=yr, progress=quick)
+        except _Later:
+            self._job = Job(lambda progress: session.landscape(p1, p2, n=LANDSCAPE_N, x_range=xr, y_range=yr,
+                                                               progress=progress), key=key)
+            self._job_timer.start()
+            self._show_message("")               # no contours of other axes or ranges under the progress
+            self._show_progress()
+            return
         except Exception as exc:          # the core refuses (e.g. too expensive): say so, keep the rest
             self._show_message(f"No landscape: {exc}")
             return
+        self._set_landscape(key, landscape)
+
+    def _key(self, p1: str, p2: str) -> tuple:
+        xr = nice_range(*trajectory_extent([p[0] for p in self._points]))
+        yr = nice_range(*trajectory_extent([p[1] for p in self._points]))
+        sc = self.document.scenario
+        return (p1, p2, xr, yr, repr(sc.model), repr(sc.data), repr(sc.loss), sc.seed)
+
+    def _set_landscape(self, key: tuple, landscape) -> None:
         self._landscape_key = key
         self.landscape = landscape
+        self.cancel_button.hide()
+        self.message.hide()
         self._draw_landscape()
-        self.plot.vb.setRange(xRange=xr, yRange=yr, padding=0.01)   # the image inside the view: cacheable
+        self.plot.vb.setRange(xRange=key[2], yRange=key[3], padding=0.01)   # the image inside the view: cacheable
+
+    def _show_progress(self) -> None:
+        job = self._job
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.show()
+        self.message.setText(f"Computing the loss landscape… {int(100 * job.fraction)} %")
+        self.message.setPos(*(np.mean(r) for r in job.key[2:4]))
+        self.message.show()
+
+    def _poll_job(self) -> None:
+        job = self._job
+        if job is None:
+            self._job_timer.stop()
+            return
+        if not job.ended.is_set():
+            self._show_progress()
+            return
+        self._job, key = None, job.key
+        self._job_timer.stop()
+        if job.cancelled:
+            self._show_cancelled()
+        elif job.error is not None:
+            self.cancel_button.hide()
+            self._show_message(f"No landscape: {job.error}")
+        elif key == self._key(*self.axes()):
+            self._set_landscape(key, job.result)
+
+    def _show_cancelled(self) -> None:
+        self.cancel_button.setText("Compute landscape")
+        self.cancel_button.show()
+        self._show_message("Landscape not computed (cancelled): the trajectories are drawn without it")
+
+    def _cancel_or_compute(self) -> None:
+        if self._job is not None:
+            self._job.cancel()              # it stops at its next block; the poll shows "cancelled"
+            self.cancel_button.setText("Cancelling…")
+        else:
+            self._landscape_key = None
+            self.refresh()
+
+    def _drop_job(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        self._job_timer.stop()
+        self.cancel_button.hide()
+
+    def wait_landscape(self, timeout: float = 120.0) -> None:
+        """Block until a landscape computed in a worker is there, and draw it (tests, exports)."""
+        if self._job is not None:
+            self._job.join(timeout)
+            self._poll_job()
 
     def _draw_landscape(self) -> None:
         ls = self.landscape

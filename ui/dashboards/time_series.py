@@ -16,10 +16,11 @@ They draw what the History holds and what it derives (``History.grad_norm``,
 from __future__ import annotations
 
 import html
+import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradviz.view.format import format_exact
 from gradviz.view.series import (
@@ -36,11 +37,13 @@ from .. import theme as T
 from ..theme import variant_colour
 from .panel import (
     MIN_LEGEND_COLUMN_PX,
+    Cursor,
     PlotPanel,
     cached,
     line_width,
     make_legend,
     make_pen,
+    slices,
 )
 
 STATE_TITLES = {
@@ -51,11 +54,32 @@ STATE_TITLES = {
 POSITIVE_STATE = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "step_size")
 CELL_MIN_W = 190               # a small plot is never narrower than this ...
 CELL_MIN_H = 150               # ... nor shorter (title, ticks and curves readable): the tab scrolls
+PLOTS_PER_TURN = 2             # one turn of the event loop makes at most this many small plots a panel
+MAX_SPARE_PLOTS = 64           # plots of dropped cells kept for reuse
+
+
+class CellPlaceholder(pg.GraphicsWidget):
+    """A small plot's place until the plot is made: its name, faint, sized as the plot will be
+    (``SmallMultiples`` copies a made plot's size hints, so swapping in the plot moves no other)."""
+
+    def __init__(self):
+        super().__init__()
+        self.text = ""
+
+    def setText(self, text: str) -> None:
+        self.text = text
+        self.update()
+
+    def paint(self, painter, *_args):
+        painter.setPen(QtGui.QColor(T.TEXT_FAINT))
+        painter.drawText(self.rect(), int(QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop),
+                         self.text)
 
 
 class TimeSeriesPanel(PlotPanel):
     """Curves over the optimizer step; keyed curves are created once and reused."""
     x_label = "optimizer step"
+    defer_when_hidden = True
     log_option = True
     hover_skip: tuple = ()
 
@@ -184,7 +208,8 @@ class TimeSeriesPanel(PlotPanel):
         return int(min(max(round(x), 0), n - 1))
 
     def curve(self, *key):
-        """The curve for ``key`` (without the plot), for tests and exports."""
+        """The curve for ``key`` (without the plot), for tests and exports (pending work done first)."""
+        self.finish_pending()
         for k, c in self.curves.items():
             if k[1:] == key:
                 return c
@@ -260,16 +285,32 @@ class SmallMultiples(TimeSeriesPanel):
     width allows, each plot at least ``CELL_MIN_W`` x ``CELL_MIN_H`` (the tab scrolls when they do
     not all fit).
 
-    Subclasses say which cells to show (``_cells``) and fill each one's curves (``_fill``); the plots
-    are made again only when the cells or the column count change, else only ``setData``'d."""
+    Subclasses say which cells to show (``_cells``) and fill each one's curves (``_fill``).
+
+    Never long on the UI thread: a refresh only lays the cells out (placeholders for plots not made
+    yet) and queues them; each turn of the event loop then makes at most ``PLOTS_PER_TURN`` plots
+    and fills cells for the turn's budget (``panel.slices``, shared by the panels). Plots are kept
+    across refreshes and re-layouts (moved, not re-made; a dropped cell's plot is reused for the
+    next new one), and a hidden panel waits until it is shown. ``finish_pending()`` completes all
+    of it at once."""
     empty_text = "no parameters yet"
     y_label: tuple | None = None          # (name, short name) of the first column's y axes
+    defer_when_hidden = True
 
     def __init__(self, document, selection, on_pick=None, parent=None):
         super().__init__(document, selection, on_pick, parent)
-        self.cells: dict = {}                  # cell key -> its plot, in display order
+        self._order: list[tuple] = []          # (cell key, title) of every cell, in display order
+        self._plots: dict = {}                 # cell key -> its plot, once made
+        self._slots: dict = {}                 # cell key -> its placeholder until its plot is made
+        self._spare_plots: list = []           # plots of dropped cells, reused for new ones
+        self._spare_slots: list = []
+        self._hints: dict = {}                 # (first column, lowest row) -> a made plot's size hints
+        self._todo: dict = {}                  # cell key -> None: cells to make and fill, in order
         self._structure = None
         self.columns = 1
+        self.made_last_turn = 0                # plots the last slice made (tests)
+        self.plots_made = 0                    # plots ever created (not reused)
+        self.destroyed.connect(lambda *_a, job=self._slices_key: slices().discard(job))
         self.runs_legend = make_legend(max(1, self.width() // MIN_LEGEND_COLUMN_PX))
         self.runs_legend.toggled.connect(self.selection.toggle)
         self.empty = pg.LabelItem(self.empty_text, color=T.PLOT_FOREGROUND)
@@ -286,6 +327,15 @@ class SmallMultiples(TimeSeriesPanel):
         layout.addWidget(self.scroll, 1)
 
     @property
+    def cells(self) -> dict:
+        """Cell key -> its plot, in display order (pending plots made first)."""
+        self.finish_pending()
+        return self._made_cells()
+
+    def _made_cells(self) -> dict:
+        return {key: self._plots[key] for key, _title in self._order if key in self._plots}
+
+    @property
     def plot(self) -> pg.PlotItem | None:
         """The first small plot (the first chosen series)."""
         return next(iter(self.cells.values()), None)
@@ -293,6 +343,29 @@ class SmallMultiples(TimeSeriesPanel):
     def plot_of(self, *cell) -> pg.PlotItem | None:
         """The small plot of ``cell`` (``plot_of("0.weight")``, ``plot_of("exp_avg", "x")``)."""
         return self.cells.get(cell[0] if len(cell) == 1 else cell)
+
+    @property
+    def pending(self) -> int:
+        """How many cells still wait to be made or filled."""
+        return len(self._todo)
+
+    @property
+    def _slices_key(self) -> tuple:
+        return ("small multiples", id(self))
+
+    def _schedule(self) -> None:
+        if self._todo:
+            slices().add(self._slices_key, self._work_slice)
+
+    def _unschedule(self) -> None:
+        slices().discard(self._slices_key)
+
+    def finish_pending(self) -> None:
+        super().finish_pending()
+        if self._todo:
+            self._unschedule()
+            self._work(None, None)
+        self.view.ci.layout.activate()
 
     def legends(self) -> list:
         return [self.runs_legend]
@@ -336,46 +409,185 @@ class SmallMultiples(TimeSeriesPanel):
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
-        if self.cells and self._columns_for(len(self.cells), self._preferred_columns(list(self.cells))) \
+        if self._order and self._columns_for(len(self._order), self._preferred_columns([c[0] for c in self._order])) \
                 != self.columns:
             self._structure = None             # lay the small multiples out again
             self.refresh()
 
+    # -- the layout: plots kept, moved, reused; placeholders until made ----------------------------------
+    def _put(self, item, row: int, col: int, colspan: int = 1) -> None:
+        """Place ``item`` in the view's grid (pyqtgraph's bookkeeping kept), without re-adding it to the
+        scene: moving a plot costs a layout pass, not a rebuild."""
+        ci = self.view.ci
+        self._take(item)
+        if item.parentItem() is not ci:
+            item.setParentItem(ci)
+        ci.items[item] = [(row, col + j) for j in range(colspan)]
+        for r, c in ci.items[item]:
+            ci.rows.setdefault(r, {})[c] = item
+        ci.layout.addItem(item, row, col, 1, colspan)
+        item.show()
+
+    def _take(self, item) -> None:
+        """Out of the grid (the item stays in the scene, hidden until placed again)."""
+        ci = self.view.ci
+        cells = ci.items.pop(item, None)
+        if cells is None:
+            return
+        for r, c in cells:
+            if ci.rows.get(r, {}).get(c) is item:
+                del ci.rows[r][c]
+        for i in range(ci.layout.count()):
+            if ci.layout.itemAt(i).graphicsItem() is item:
+                ci.layout.removeAt(i)
+                break
+        item.hide()
+
     def _build(self, cells: list[tuple]) -> None:
-        """One plot per (key, title) of ``cells``; the runs' legend above them."""
-        self.curves.clear()
-        self.values.clear()
-        self.toggles.clear()
-        self.view.clear()
-        self._hovers.clear()
-        self.cells = {}
+        """Lay out one cell per (key, title) of ``cells`` under the runs' legend: the plots already made
+        for these keys move to their new places, the others get placeholders (made later)."""
+        wanted = {key for key, _title in cells}
+        for key in [k for k in self._plots if k not in wanted]:
+            self._drop_plot(key)
+        for key in [k for k in self._slots if k not in wanted]:
+            slot = self._slots.pop(key)
+            self._take(slot)
+            self._spare_slots.append(slot)
+        for item in list(self.view.ci.items):
+            self._take(item)
+        self._order = list(cells)
         self.columns = self._columns_for(len(cells), self._preferred_columns([c[0] for c in cells]))
-        self.view.addItem(self.runs_legend, row=0, col=0, colspan=self.columns)
+        self._put(self.runs_legend, 0, 0, self.columns)
+        self.runs_legend.setVisible(bool(self.runs_legend.entries))
         for r, (key, title) in enumerate(cells):
-            plot = self._new_plot(1 + r // self.columns, r % self.columns)
+            plot = self._plots.get(key)
+            if plot is not None:
+                self._set_up_cell(plot, r, key, title)
+                self._put(plot, 1 + r // self.columns, r % self.columns)
+            else:
+                slot = self._slots.get(key) or self._new_slot()
+                slot.setText(title)
+                self._slots[key] = slot
+                self._size_slot(slot, r)
+                self._put(slot, 1 + r // self.columns, r % self.columns)
+        if not cells:
+            self._put(self.empty, 1, 0)
+        self._fitted = None
+
+    def _new_slot(self):
+        if self._spare_slots:
+            return self._spare_slots.pop()
+        return CellPlaceholder()
+
+    def _place_kind(self, r: int) -> tuple[bool, bool]:
+        """(first column, lowest of its column): what a cell's axis labels, so its size, depend on."""
+        return r % self.columns == 0, r >= len(self._order) - self.columns
+
+    def _size_slot(self, slot, r: int) -> None:
+        hints = self._hints.get(self._place_kind(r))
+        if hints is not None:
+            policy, smallest, preferred = hints
+            slot.setSizePolicy(policy)
+            slot.setMinimumSize(smallest)
+            slot.setPreferredSize(preferred)
+
+    def _learn_size(self, plot, r: int) -> None:
+        """The first plot made of its kind of place: its placeholders take its size hints."""
+        kind = self._place_kind(r)
+        if kind in self._hints:
+            return
+        self._hints[kind] = (plot.sizePolicy(), plot.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize),
+                             plot.effectiveSizeHint(QtCore.Qt.SizeHint.PreferredSize))
+        for i, (key, _title) in enumerate(self._order):
+            slot = self._slots.get(key)
+            if slot is not None and self._place_kind(i) == kind:
+                self._size_slot(slot, i)
+
+    def _drop_plot(self, key) -> None:
+        """Cell ``key`` is gone: its plot leaves the layout (and the curves it had) for reuse."""
+        plot = self._plots.pop(key)
+        self._cell_dropped(key, plot)
+        for k in [k for k in self.curves if k[0] is plot]:
+            plot.removeItem(self.curves.pop(k))
+            self.values.pop(k, None)
+            self.toggles.pop(k, None)
+        self._take(plot)
+        self._hovers.pop(plot, None)
+        if len(self._spare_plots) < MAX_SPARE_PLOTS:
+            self._spare_plots.append(plot)
+        elif plot.scene() is not None:
+            plot.scene().removeItem(plot)
+
+    def _cell_dropped(self, key, plot) -> None:
+        """Subclasses: remove what they added to ``plot`` for cell ``key``."""
+
+    def _make_plot(self, key):
+        """The plot of cell ``key``, in its place instead of the placeholder: a spare one, else a new one."""
+        r = next(i for i, (k, _title) in enumerate(self._order) if k == key)
+        title = self._order[r][1]
+        if self._spare_plots:
+            plot = self._spare_plots.pop()
+            self._hovers[plot] = plot.hover_item
+        else:
+            plot = self._new_plot(1 + r // self.columns, r % self.columns, place=False)
+            plot.hover_item = self._hovers[plot]
+            self.plots_made += 1
+        slot = self._slots.pop(key, None)
+        if slot is not None:
+            self._take(slot)
+            self._spare_slots.append(slot)
+        self._plots[key] = plot
+        self._set_up_cell(plot, r, key, title, fresh=True)
+        self._put(plot, 1 + r // self.columns, r % self.columns)
+        self._learn_size(plot, r)
+        cursor = getattr(plot, "cursor", None)
+        if isinstance(cursor, Cursor):
+            cursor.setPos(self.iteration)
+        return plot
+
+    def _set_up_cell(self, plot, r: int, key, title: str, fresh: bool = False) -> None:
+        """What depends on the cell and its place: the title, the y label (first column), the x label
+        (lowest plot of its column), and for a plot new to the cell (``fresh``) log y."""
+        if getattr(plot, "cell_title", None) != title:
             # each plot's name above it (inside it, it sat on the curves)
             plot.setTitle(title, size="8pt", color=T.PLOT_FOREGROUND)
             plot.row_title, plot.cell_title = plot.titleLabel, title
-            plot.getAxis("left").setWidth(52)
-            if self.y_label and r % self.columns == 0:
-                plot.getAxis("left").setWidth(68)
-                self.set_y_label(plot, *self.y_label)
-            # no x link: pyqtgraph links views by their pixels on screen, and plots side by side (or not
-            # laid out yet, in a hidden tab) then show shifted ranges; ``_fit_steps`` sets them all
-            if r >= len(cells) - self.columns:          # the lowest plot of its column
-                plot.setLabel("bottom", self.x_label)
-            self.cells[key] = plot
-            if self.log_box is not None and self.log_box.isChecked() and self._loggable(key):
-                self.set_log_y(plot, True)
-        if not cells:
-            self.view.addItem(self.empty, row=1, col=0)
-        self._fitted = None
+        left = plot.getAxis("left")
+        first = bool(self.y_label) and r % self.columns == 0
+        if first:
+            left.setWidth(68)
+            self.set_y_label(plot, *self.y_label)
+            if not left.label.isVisibleTo(left):
+                left.showLabel(True)
+        else:
+            left.setWidth(52)
+            if getattr(plot, "y_labels", None) is not None:
+                plot.y_labels = None
+                left.showLabel(False)
+        # no x link: pyqtgraph links views by their pixels on screen, and plots side by side (or not
+        # laid out yet, in a hidden tab) then show shifted ranges; ``_fit_steps`` sets them all
+        lowest = r >= len(self._order) - self.columns          # the lowest plot of its column
+        bottom = plot.getAxis("bottom")
+        if lowest and bottom.labelText != self.x_label:
+            plot.setLabel("bottom", self.x_label)
+        elif lowest and not bottom.label.isVisibleTo(bottom):
+            bottom.showLabel(True)
+        elif not lowest and bottom.label.isVisibleTo(bottom):
+            bottom.showLabel(False)
+        if fresh:
+            log = self.log_box is not None and self.log_box.isChecked() and self._loggable(key)
+            if log or getattr(plot, "log_y", False):
+                self.set_log_y(plot, log)
+        self._cell_set_up(key, plot)
+
+    def _cell_set_up(self, key, plot) -> None:
+        """Subclasses: per-cell touches (tooltips)."""
 
     def _loggable(self, key) -> bool:
         return True
 
     def set_log(self, on: bool) -> None:
-        for key, plot in self.cells.items():
+        for key, plot in self._made_cells().items():
             if self._loggable(key):
                 self.set_log_y(plot, on)
         self._fit_steps()
@@ -386,7 +598,21 @@ class SmallMultiples(TimeSeriesPanel):
         if getattr(plot, "log_y", False) != bool(on):
             plot.log_y = bool(on)
             plot.setLogMode(x=False, y=bool(on))
+            plot.fitted_n = None
             self._fitted = None
+
+    def _fit_steps(self) -> None:
+        """As ``TimeSeriesPanel._fit_steps``, plot by plot (each when it is filled)."""
+        n = max((completed(h) for h in self.document.histories), default=0)
+        for plot in self._plots.values():
+            self._fit_plot(plot, n)
+
+    @staticmethod
+    def _fit_plot(plot, n: int) -> None:
+        if getattr(plot, "fitted_n", None) != n:
+            plot.fitted_n = n
+            plot.enableAutoRange(x=False)
+            plot.setXRange(0, max(n - 1, 1), padding=0.02)
 
     def _cells(self) -> list[tuple]:
         raise NotImplementedError
@@ -397,6 +623,8 @@ class SmallMultiples(TimeSeriesPanel):
 
     def _refresh(self) -> None:
         runs = self.runs()
+        if not runs and self._order and self.document.running:
+            return                    # a re-run's first rows are not in yet: keep the plots until they are
         cells = self._cells() if runs else []
         structure = (tuple(cells), self._columns_for(len(cells), self._preferred_columns([c[0] for c in cells])))
         if structure != self._structure:
@@ -404,16 +632,65 @@ class SmallMultiples(TimeSeriesPanel):
             self._build(cells)
         self.runs_legend.set_entries([(("run", i), name, self.run_pen(i, completed(h))) for i, name, h in runs],
                                      self.selection.hidden)
-        current = self.selection.variant
-        for key, plot in self.cells.items():
-            wanted = self._fill(key, plot, runs)
-            self._set_curves(plot, wanted, legend=False)
-            for k in wanted:
-                # the current run's thick line under the others: a run that coincides with it (0.bias
-                # with and without a GradScaler) shows as a thin line inside it, not hidden behind it
-                self.curves[k].setZValue(4 if k[-1] == current else 6)
-            self._filled(key, plot, wanted)
+        # every cell again; cells still waiting keep their place in the queue (a live run's refreshes
+        # then fill them in turn rather than the first ones over and over)
+        for key, _title in cells:
+            self._todo.setdefault(key, None)
+        self._schedule()
         self._fit_height()
+
+    def _defer(self) -> None:
+        self._unschedule()
+        self._todo.clear()
+
+    def _work_slice(self, deadline: float) -> bool:
+        """One turn's share (a ``Slices`` job): True while cells still wait."""
+        if not self.isVisible():
+            self._deferred = True              # hidden meanwhile: all of it again when shown
+            self._todo.clear()
+            return False
+        self._work(deadline, PLOTS_PER_TURN)
+        return bool(self._todo)
+
+    def _work(self, deadline: float | None, max_new: int | None) -> None:
+        """Make and fill queued cells: at most ``max_new`` new plots and, after the first cell, until
+        ``deadline`` (None: all of them). The rest waits for the next turn."""
+        runs = self.runs()
+        n = max((completed(h) for h in self.document.histories), default=0)
+        made = 0
+        while self._todo:
+            key = next(iter(self._todo))
+            plot = self._plots.get(key)
+            if plot is None:
+                if max_new is not None and (made >= max_new or (made and time.perf_counter() >= deadline)):
+                    break
+                plot = self._make_plot(key)
+                made += 1
+            del self._todo[key]
+            self._fill_cell(key, plot, runs)
+            self._fit_plot(plot, n)
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+        self.made_last_turn = made
+
+    def _fill_cell(self, key, plot, runs) -> None:
+        current = self.selection.variant
+        wanted = self._fill(key, plot, runs)
+        self._set_curves(plot, wanted, legend=False)
+        for k in wanted:
+            # the current run's thick line under the others: a run that coincides with it (0.bias
+            # with and without a GradScaler) shows as a thin line inside it, not hidden behind it
+            self.curves[k].setZValue(4 if k[-1] == current else 6)
+        self._filled(key, plot, wanted)
+
+    def clear_data(self) -> None:
+        self._unschedule()
+        self._todo.clear()
+        super().clear_data()
+
+    def _series(self, label: str):
+        """The chosen series ``label`` (None when the choice changed since the cell was queued)."""
+        return next((s for s in self.selection.chosen() if s.label == label), None)
 
     def _filled(self, key, plot, wanted: dict) -> None:
         """After cell ``key``'s curves are set (log y, markers)."""
@@ -442,13 +719,13 @@ class SmallMultiples(TimeSeriesPanel):
 
     def _fit_height(self) -> None:
         """Tall enough for every plot at ``CELL_MIN_H`` and the legend above them."""
-        rows = -(-len(self.cells) // max(self.columns, 1))
+        rows = -(-len(self._order) // max(self.columns, 1))
         spacing = self.view.ci.layout.verticalSpacing()
         self.view.setMinimumHeight(int(rows * (CELL_MIN_H + max(spacing, 0)) + self.runs_legend.maximumHeight() + 16))
 
     def _fit_legends(self) -> None:
         super()._fit_legends()
-        if self.cells:
+        if self._order:
             self._fit_height()
 
 
@@ -463,7 +740,9 @@ class ParamsPlot(SmallMultiples):
         return [(s.label, s.label) for s in self.selection.chosen()]
 
     def _fill(self, key, plot, runs) -> dict:
-        series = next(s for s in self.selection.chosen() if s.label == key)
+        series = self._series(key)
+        if series is None:
+            return {}
         return self._run_curves(plot, "param", series, runs,
                                 lambda h: (param_steps(h), h.params.get(series.param)))
 
@@ -486,7 +765,9 @@ class GradsPlot(SmallMultiples):
                 norm = self.cache.get((i, "gradnorm"), n, h.grad_norm)
                 wanted[(plot, "gradnorm", i)] = (name, np.arange(n), norm, self.run_pen(i, n), False, ("run", i))
             return wanted
-        series = next(s for s in self.selection.chosen() if s.label == key)
+        series = self._series(key)
+        if series is None:
+            return {}
         return self._run_curves(plot, "grad", series, runs, lambda h: (row_steps(h), h.grads.get(series.param)))
 
 
@@ -530,12 +811,15 @@ class StatePlot(SmallMultiples):
     def _preferred_columns(self, cells: list) -> int | None:
         return len(self.keys) + 1                  # a row per series
 
-    def _build(self, cells) -> None:
-        self.skipped = {}
-        super()._build(cells)
-        for key, plot in self.cells.items():
-            if key[0] == "step_size":
-                plot.titleLabel.setToolTip("|Δθ| = |θ(k+1) − θ(k)|: how far optimizer.step() moved the parameter")
+    def _cell_set_up(self, key, plot) -> None:
+        plot.titleLabel.setToolTip("|Δθ| = |θ(k+1) − θ(k)|: how far optimizer.step() moved the parameter"
+                                   if key[0] == "step_size" else "")
+
+    def _cell_dropped(self, key, plot) -> None:
+        if key == "scale":                     # the skipped-step marks go with the plot
+            for marks in self.skipped.values():
+                plot.removeItem(marks)
+            self.skipped = {}
 
     def _refresh(self) -> None:
         super()._refresh()
@@ -587,7 +871,9 @@ class StatePlot(SmallMultiples):
                 marks.setData(skipped.astype(float), scale[skipped] if len(skipped) else [])
             return wanted
         state_key, label = key
-        series = next(s for s in self.selection.chosen() if s.label == label)
+        series = self._series(label)
+        if series is None:
+            return {}
         if state_key == "step_size":
             wanted = {}
             for i, name, h in runs:
@@ -615,7 +901,7 @@ class StatePlot(SmallMultiples):
 
     def hover_html(self, plot, x, y) -> str:
         html_ = super().hover_html(plot, x, y)
-        if html_ and plot is self.cells.get("scale"):
+        if html_ and plot is self._plots.get("scale"):
             step = int(round(x))
             for i, _marks in self.skipped.items():
                 h = self.document.histories[i]

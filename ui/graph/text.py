@@ -17,10 +17,27 @@ def value_text(a) -> str:
     return format_value(a)           # the inspector shows the same text
 
 
+_MEANS: dict[int, tuple] = {}     # id(array) -> (array, text): a trace's large arrays never change
+_MEANS_KEPT = 64
+_MEAN_CACHED_FROM = 100_000       # elements: smaller arrays are averaged each time (cheaper than a lookup)
+
+
 def mean_number(a) -> str:
-    """The mean of ``a``, as short as a heat map's caption wants it."""
+    """The mean of ``a``, as short as a heat map's caption wants it. Accumulated in float64 without
+    a float64 copy; a large array's text is remembered (sizing and every frame ask again)."""
+    big = isinstance(a, np.ndarray) and a.size >= _MEAN_CACHED_FROM
+    if big:
+        found = _MEANS.get(id(a))
+        if found is not None and found[0] is a:
+            return found[1]
     with np.errstate(all="ignore"):
-        return format_number(np.mean(np.asarray(a, dtype=np.float64)), 2)
+        plain = isinstance(a, np.ndarray) and a.dtype.kind in "fiub"       # not bfloat16 ("V")
+        text = format_number(np.mean(a, dtype=np.float64) if plain else np.mean(np.asarray(a, dtype=np.float64)), 2)
+    if big:
+        if len(_MEANS) >= _MEANS_KEPT:
+            _MEANS.pop(next(iter(_MEANS)))
+        _MEANS[id(a)] = (a, text)
+    return text
 
 
 def mean_text(a) -> str:

@@ -1,0 +1,152 @@
+"""Long core work off the UI thread: a TOML scenario's runs (``RunThread``) and one-off computations
+such as a trace or a landscape (``Job``).
+
+    job = RunThread(scenario)          # starts at once
+    job.sessions, job.done, job.errors # what it has published so far (read from the UI thread)
+    job.cancel()                       # stops after the step in progress; job.ended is then set
+
+The Document's pump (a QTimer on the UI thread) reads what a RunThread publishes and turns it into
+its signals; workers never touch Qt. Everything published is one assignment of a finished value
+(the sessions list once all are built, the step count after the step's History rows are written, an
+error appended), so the UI thread never sees a half-made one. A Session publishes its History after
+every chunk of at most ``CHUNK_S`` seconds (at least one step), the moments the job looks at its
+cancel flag.
+
+The core's grad mode, autocast and trace recorder are per thread (as in PyTorch), so the UI thread
+may compute with the core (the Data tab's forward passes) while a run goes on. What threads must
+not share is one Session's engine: ``session.lock`` is held around each chunk, each trace and each
+landscape (gradviz/training/session.py). A cancelled job finishing its step and its successor
+touch different Sessions.
+
+GIL: a thread computing in Python keeps the GIL until another thread has waited for it for
+``sys.getswitchinterval()`` (5 ms). A paint of the dashboards, thousands of Python calls, took
+several times longer while a run of small steps competed for the GIL (a 10 ms timer ticked 3 times
+in a second). So the worker sleeps after every chunk of ``CHUNK_S`` for ``breather`` seconds, which
+the Document sets from how late its pump timer fires: ``BREATHER_S`` while the UI thread keeps up,
+up to ``MAX_BREATHER_S`` while it is busy painting what the run published (ui/document.py); the
+Document also spaces a run's live updates by what they cost. (A shorter switch interval made it
+worse: the UI thread then gave the GIL back every 0.5 ms in the middle of its paint.)
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from gradviz.training.session import Session
+
+CHUNK_S = 0.02        # a Session's chunk: how often it publishes its History and the cancel flag is read
+BIG = 1 << 30         # steps per chunk: the time bound ends chunks, not a step count
+BREATHER_S = 0.01     # the worker sleeps this long after every chunk (the UI thread gets the GIL) ...
+MAX_BREATHER_S = 0.03  # ... and up to this long while the UI thread is late (RunThread.breather)
+
+
+def _start_worker(target, name: str) -> None:
+    threading.Thread(target=target, name=name, daemon=True).start()
+
+
+class RunThread:
+    def __init__(self, scenario, chunk_s: float = CHUNK_S):
+        self.scenario = scenario
+        self.chunk_s = chunk_s
+        self.total = sum(int(v.loop.steps) for v in scenario.variants())
+        self.sessions: list = []               # every variant's Session, published once all are built
+        self.done = 0                          # steps done over all variants
+        self.errors: list[str] = []            # one line each, in the order they happened
+        self.cancelled = False
+        self.breather = BREATHER_S             # the sleep after each chunk (set by the UI thread)
+        self.ended = threading.Event()         # set when the worker has returned
+        _start_worker(self._main, "gradviz-run")
+
+    def cancel(self) -> None:
+        """Stop after the step in progress (a Session running keeps the steps it did)."""
+        self.cancelled = True
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to return (at most one step once cancelled); True when it has."""
+        return self.ended.wait(timeout)
+
+    def _main(self) -> None:
+        try:
+            self._build() and self._run()
+        except Exception as exc:              # never let a run take the app down
+            self.errors.append(f"{self.scenario.title}: {exc}")
+        finally:
+            self.ended.set()
+
+    def _build(self) -> bool:
+        sessions = []
+        for i in range(len(self.scenario.variants())):
+            if self.cancelled:
+                return False
+            try:
+                sessions.append(Session(self.scenario, i))      # runs one forward pass
+            except Exception as exc:          # a scenario the loader accepted but the core refuses
+                self.errors.append(f"{self.scenario.title}: {exc}")
+                return False
+            time.sleep(BREATHER_S)
+        self.sessions = sessions
+        return True
+
+    def _run(self) -> None:
+        before = 0
+        for session in self.sessions:
+            steps = int(session.variant_spec.loop.steps)
+            try:
+                for done, total in session.run_chunked(BIG, seconds=self.chunk_s):
+                    self.done = before + done
+                    if self.cancelled:
+                        session.stop(f"cancelled after {done} of {total} steps")
+                        return
+                    time.sleep(self.breather)
+            except Exception as exc:          # this variant failed: say so, run the next
+                self.errors.append(f"{session.variant_spec.name}: {exc}")
+            before += steps
+            self.done = before
+            if self.cancelled:
+                return
+
+
+class Cancelled(Exception):
+    """Raised inside a Job's function by ``progress()`` once the job was cancelled."""
+
+
+class Job:
+    """``fn(progress)`` in a worker thread: ``result`` (or ``error``, one line) once ``ended`` is set.
+
+    ``fn`` may call ``progress(done, total)`` now and then: it records the fraction for a progress
+    bar and raises ``Cancelled`` once ``cancel()`` was called, so a long computation stops early;
+    one that never calls it runs to its end and its result is dropped (``cancelled``)."""
+
+    def __init__(self, fn, *, key=None, label: str = ""):
+        self.key = key
+        self.label = label
+        self.result = None
+        self.error: str | None = None
+        self.exception: BaseException | None = None
+        self.cancelled = False
+        self.fraction = 0.0
+        self.ended = threading.Event()
+        self._fn = fn
+        _start_worker(self._main, "gradviz-job")
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def progress(self, done: float, total: float) -> None:
+        self.fraction = done / total if total else 0.0
+        if self.cancelled:
+            raise Cancelled()
+
+    def join(self, timeout: float | None = None) -> bool:
+        return self.ended.wait(timeout)
+
+    def _main(self) -> None:
+        try:
+            self.result = self._fn(self.progress)
+        except Cancelled:
+            self.cancelled = True
+        except Exception as exc:
+            self.exception = exc
+            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        finally:
+            self.ended.set()

@@ -1,0 +1,80 @@
+"""Traces that take long to replay are replayed off the UI thread.
+
+``TraceJobs.get(session, k)`` returns the trace of iteration ``k`` at once when the Session expects
+it to be quick (``Session.trace_estimate`` under ``SYNC_S``: every bundled lesson), else starts a
+``Job`` (ui/run_thread.py) and returns None; ``ready`` is emitted once the trace is there, and the
+next ``get`` for the same iteration returns it (or raises what the replay raised). Asking for
+another iteration first drops the job in progress (its result is not wanted). The window shows
+"Replaying iteration k…" meanwhile (``started``/``ended``).
+"""
+from __future__ import annotations
+
+from PySide6 import QtCore
+
+from .run_thread import Job
+
+SYNC_S = 0.03        # a trace expected to take less than this is replayed on the UI thread
+POLL_MS = 15         # how often the UI thread looks whether the job has ended
+
+
+class TraceJobs(QtCore.QObject):
+    ready = QtCore.Signal()          # a trace replayed in a worker is there: ask again
+    started = QtCore.Signal(int)     # iteration being replayed in a worker
+    ended = QtCore.Signal()          # ... no longer (ready, dropped or failed)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._job: Job | None = None
+        self._result: tuple | None = None      # (session, k, trace or exception)
+        self._timer = QtCore.QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._poll)
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def get(self, session, k: int):
+        """The trace of iteration ``k`` of ``session`` now, or None while a worker replays it."""
+        if self._result is not None and self._result[0] is session and self._result[1] == k:
+            result = self._result[2]
+            self._result = None
+            if isinstance(result, BaseException):
+                raise result
+            return result
+        estimate = getattr(session, "trace_estimate", None)
+        if estimate is None or estimate(k) < SYNC_S:
+            self.drop()
+            return session.trace_iteration(k)
+        if self._job is not None and self._job.key == (session, k):
+            return None
+        self.drop()
+        self._job = Job(lambda _progress: session.trace_iteration(k), key=(session, k))
+        self._timer.start()
+        self.started.emit(k)
+        return None
+
+    def drop(self) -> None:
+        """Forget the job in progress (it finishes in its thread; nothing reads its result)."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+            self._timer.stop()
+            self.ended.emit()
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Block until the job in progress has ended and deliver it (tests, exports)."""
+        if self._job is not None:
+            self._job.join(timeout)
+            self._poll()
+
+    def _poll(self) -> None:
+        job = self._job
+        if job is None or not job.ended.is_set():
+            return
+        self._job = None
+        self._timer.stop()
+        session, k = job.key
+        self._result = (session, k, job.exception if job.exception is not None else job.result)
+        self.ended.emit()
+        self.ready.emit()
