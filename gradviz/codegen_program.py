@@ -22,13 +22,22 @@ torch and under GradViz's script runner, and gives the Session's numbers:
 The Session stops at the first loss, gradient or parameter that is not finite; the program runs
 on and prints what it reaches. User text reaches the program only as comments, string literals,
 sanitised identifiers and parsed expressions (the exporter's helpers).
+
+Regenerating after an edit costs what the edit changed, not the data: the embedded arrays' lines
+are kept (``_literal``, keyed on the arrays' bytes, so an lr edit of a 100,000-point scenario reuses
+its 3 MB data section), and the one forward pass that checks the model runs on the data (the
+check ``training.build`` does) is kept by the shapes and dtypes it depends on (``_build``).
 """
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
 from .codegen_text import (
     WIDTH,
+    Line,
     ScenarioWriter,
     Script,
     comment_lines,
@@ -41,7 +50,7 @@ from .codegen_text import (
 )
 from .scenario import expr
 from .scenario.schema import LOSS_CLASSES, OPTIMIZER_CLASSES, SCALER_DEFAULTS, Scenario
-from .training.build import Model, Setup, build
+from .training.build import Model, Setup, build_loss, build_model, check, prepare
 
 __all__ = ["program"]
 
@@ -68,13 +77,74 @@ def _short(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def program(scenario: Scenario, variant: int = 0) -> Script:
+# -- what a regeneration keeps ----------------------------------------------------------------
+CACHE_MIN_VALUES = 2_000     # arrays at least this large keep their lines (smaller ones are cheap to write)
+CACHE_ENTRIES = 4            # arrays whose lines are kept (the most recently used: x and y in two dtypes)
+_LITERALS: OrderedDict[tuple, tuple[Line, ...]] = OrderedDict()
+_CHECKED: OrderedDict[tuple, None] = OrderedDict()
+_LOCK = threading.Lock()     # the code panel writes large programs in a thread of its own
+
+
+def _literal(head: str, values: np.ndarray, tail: str) -> tuple[Line, ...]:
+    """``tensor_literal(head, _short(values), tail)`` as lines; for a large array, the lines made the
+    last time the same bytes (same dtype and shape) were written under the same head."""
+    values = np.asarray(values)
+    if values.size < CACHE_MIN_VALUES:
+        return tuple(Line(text) for text in tensor_literal(head, _short(values), tail))
+    key = (head, tail, values.dtype.str, values.shape, values.tobytes())
+    with _LOCK:
+        lines = _LITERALS.get(key)
+        if lines is not None:
+            _LITERALS.move_to_end(key)
+            return lines
+    lines = tuple(Line(text) for text in tensor_literal(head, _short(values), tail))
+    with _LOCK:
+        _LITERALS[key] = lines
+        while len(_LITERALS) > CACHE_ENTRIES:
+            _LITERALS.popitem(last=False)
+    return lines
+
+
+def _build(scenario: Scenario, variant: int, draw_weights: bool = True) -> tuple[Setup, Model]:
+    """``training.build`` (prepare, build the model, check it on the first micro-batch), the check
+    skipped when it already passed for the same shapes and dtypes: it runs the model on the data
+    (seconds for a wide MLP on 100,000 points) and depends on nothing else, so an lr edit does
+    not run it again. A layers model's initial weights are not written into the program (it calls
+    ``torch.manual_seed``): once checked, or with ``draw_weights=False``, it is not built at all."""
+    setup = prepare(scenario, variant)
+    spec, data = scenario.model, setup.data
+    layers = spec.kind == "layers"
+    model = Model([], [], lambda inputs: None) if layers else build_model(setup)   # expressions: a local rng
+    key = (spec.kind, "" if layers else spec.expression,
+           tuple((m.kind, m.in_features, m.out_features) for m in spec.layer_modules()),
+           tuple((name, p._data.shape, p._data.dtype.str) for name, p in zip(model.names, model.params)),
+           tuple((name, a.shape, a.dtype.str) for name, a in data.inputs.items()),
+           None if data.target is None else (data.target.shape, data.target.dtype.str),
+           scenario.loss.kind, scenario.loss.reduction, str(setup.dtype), str(setup.autocast_dtype),
+           setup.micro_size, setup.objective)
+    with _LOCK:
+        checked = key in _CHECKED
+    if not checked and (draw_weights or not layers):
+        checked_model = build_model(setup) if layers else model
+        check(setup, checked_model, build_loss(setup))
+        with _LOCK:
+            _CHECKED[key] = None
+            while len(_CHECKED) > 64:
+                _CHECKED.popitem(last=False)
+    return setup, model
+
+
+def program(scenario: Scenario, variant: int = 0, *, draw_weights: bool = True) -> Script:
     """The clean program of one variant (0 = main run, i = ``comparisons[i - 1]``).
 
     Raises ``SessionError`` (a ValueError) when the scenario cannot run, as ``Session`` does: the
     data and initial values come from the Session's own building code (``training.build``).
+    ``draw_weights=False`` (for a thread other than the one that builds the runs): a layers model is
+    not built, so nothing draws from the global generator a run being built in another thread draws
+    its initial weights from; its forward pass is then not checked (the run's own check reports
+    such an error). The text is the same.
     """
-    setup, model = build(scenario, variant)
+    setup, model = _build(scenario, variant, draw_weights)
     return _Program(setup, model).build()
 
 
@@ -125,11 +195,11 @@ class _Program(ScenarioWriter):
                 f'The data: {self.n} points of the "{spec.kind}" data set (noise {spec.noise:g}, '
                 f"seed {self.scenario.seed}{options}), generated by GradViz and embedded here."))
         for name, values in self.data.inputs.items():
-            w.add(*tensor_literal(f"{self.input_vars[name]} = ", _short(values), ""))
+            w.lines.extend(_literal(f"{self.input_vars[name]} = ", values, ""))
         target = self.data.target
         if target.dtype.kind in "iu":
             w.add("# class indices (int64), as CrossEntropyLoss expects")
-        w.add(*tensor_literal(f"{self.target_var} = ", _short(target), ""))
+        w.lines.extend(_literal(f"{self.target_var} = ", target, ""))
 
     def model_section(self) -> None:
         s, w = self.scenario, self.w
@@ -150,7 +220,7 @@ class _Program(ScenarioWriter):
                 note = {"normal": f"normal(0, {init.std:g})", "uniform": f"uniform({init.low:g}, {init.high:g})"}
                 if init.init in note:
                     w.add(f"# {self.param_vars[name]}: drawn from {note[init.init]} by GradViz (seed {s.seed})")
-                w.add(*tensor_literal(f"{self.param_vars[name]} = ", _short(value), "requires_grad=True"))
+                w.lines.extend(_literal(f"{self.param_vars[name]} = ", value, "requires_grad=True"))
 
     def training_section(self) -> None:
         s, opt, loop, w = self.scenario, self.v.optimizer, self.loop, self.w

@@ -111,8 +111,10 @@ def _items(array: np.ndarray) -> list[str]:
     """A 1-D array as number strings; a 2-D or deeper one as rows ``[a, b]`` of its last axis."""
     if array.ndim == 1:
         return [py_number(v) for v in array.tolist()]
-    rows = array.reshape(-1, array.shape[-1]).tolist()
-    return ["[" + ", ".join(py_number(v) for v in row) + "]" for row in rows]
+    # one flat list of numbers, not a list per row: fewer objects for the garbage collector to walk
+    # (the code panel writes 100,000-row programs in a thread while the window runs)
+    flat, width = [py_number(v) for v in array.reshape(-1).tolist()], array.shape[-1]
+    return ["[" + ", ".join(flat[i:i + width]) + "]" for i in range(0, len(flat), width)]
 
 
 def tensor_literal(head: str, array: np.ndarray, tail: str, indent: str = "") -> list[str]:

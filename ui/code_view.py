@@ -11,13 +11,17 @@ failing line in red until the text changes or a run succeeds.
 it under a small bar with the Run button."""
 from __future__ import annotations
 
+import re
+import time
+
 from pygments.lexers import PythonLexer
-from pygments.token import Comment, Keyword, Name, Number, Operator, String
+from pygments.token import Comment, Error, Keyword, Name, Number, Operator, String, _TokenType
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradviz import codegen
 
 from . import theme as T
+from .run_thread import Job
 
 # Colours of the code panel, a light and a dark set matching the graph view's palettes; the module
 # constants are the current theme's (re-bound by ``use_colours`` when the theme switches).
@@ -57,30 +61,100 @@ def use_colours(dark: bool) -> None:
 use_colours(T.is_dark())
 
 
-HIGHLIGHT_LIMIT = 400_000     # characters: longer programs (inline data sets) are shown uncoloured
+LINE_LIMIT = 10_000        # characters: a longer line is shown uncoloured (lexing it would block)
+SYNC_CHARS = 60_000        # a longer text goes into the editor (or is recoloured) in time slices
+SLICE_MS = 5               # the budget of one slice; the event loop turns between slices
+ASYNC_VALUES = 20_000      # a scenario embedding more numbers has its program written in a thread
+_ROOT = ("root",)
+
+# Pygments' Python number rules (PythonLexer 'numbers', in their order) and what else a line of
+# embedded data holds: a line made only of these is coloured without the lexer, exactly as the lexer
+# would colour it (each position takes the first rule that matches and keeps it: an atomic group).
+_NUMBER = (r"(?:\d(?:_?\d)*\.(?:\d(?:_?\d)*)?|(?:\d(?:_?\d)*)?\.\d(?:_?\d)*)(?:[eE][+-]?\d(?:_?\d)*)?"
+           r"|\d(?:_?\d)*[eE][+-]?\d(?:_?\d)*j?|\d(?:_?\d)*")
+_DATA_TOKEN = re.compile(rf"(?>[^\S\n]+|({_NUMBER})|[-+.]|[\[\](),])")
+_DATA_LINE = re.compile(rf"(?>[^\S\n]+|{_NUMBER}|[-+.]|[\[\](),])*+")
+
+
+def data_spans(text: str) -> list[tuple[int, int]] | None:
+    """The (start, end) of each number of a line of numbers and ``[](),+-.`` (embedded data), or None
+    for any other line (the lexer's job)."""
+    if _DATA_LINE.fullmatch(text) is None:
+        return None
+    return [m.span(1) for m in _DATA_TOKEN.finditer(text) if m.start(1) >= 0]
+
+
+class _LineLexer(PythonLexer):
+    """Pygments' Python lexer, one line at a time: ``lex_line`` starts from the state stack the line
+    before ended with and returns that line's tokens and the stack it ends with (the loop of
+    ``RegexLexer.get_tokens_unprocessed``, which keeps its stack to itself)."""
+
+    def lex_line(self, text: str, stack: tuple[str, ...]) -> tuple[list[tuple[int, object, str]], tuple[str, ...]]:
+        tokens: list[tuple[int, object, str]] = []
+        pos, tokendefs = 0, self._tokens
+        statestack = list(stack)
+        statetokens = tokendefs[statestack[-1]]
+        while True:
+            for rexmatch, action, new_state in statetokens:
+                m = rexmatch(text, pos)
+                if not m:
+                    continue
+                if action is not None:
+                    if type(action) is _TokenType:
+                        tokens.append((pos, action, m.group()))
+                    else:
+                        tokens.extend(action(self, m))
+                pos = m.end()
+                if new_state is not None:
+                    if isinstance(new_state, tuple):
+                        for state in new_state:
+                            if state == "#pop":
+                                if len(statestack) > 1:
+                                    statestack.pop()
+                            elif state == "#push":
+                                statestack.append(statestack[-1])
+                            else:
+                                statestack.append(state)
+                    elif isinstance(new_state, int):
+                        if abs(new_state) >= len(statestack):
+                            del statestack[1:]
+                        else:
+                            del statestack[new_state:]
+                    elif new_state == "#push":
+                        statestack.append(statestack[-1])
+                    statetokens = tokendefs[statestack[-1]]
+                break
+            else:
+                if pos >= len(text):
+                    break
+                if text[pos] == "\n":                 # at the end of a line the lexer starts afresh
+                    statestack = ["root"]
+                    statetokens = tokendefs["root"]
+                tokens.append((pos, Error, text[pos]))
+                pos += 1
+        return tokens, tuple(statestack)
 
 
 class PythonHighlighter(QtGui.QSyntaxHighlighter):
-    """Pygments' Python lexer over the whole text (a triple-quoted string spans lines), its tokens
-    cut into per-line spans. A block's state is a hash of the *next* line's spans, so a change that
-    recolours later lines (opening a string) makes Qt carry on highlighting exactly that far."""
+    """Pygments' Python lexer, line by line: a block's state is the lexer's state stack at its end
+    (an open triple-quoted string, an f-string), so Qt re-highlights the lines below an edit exactly as
+    far as their colours change, and no call lexes more than one line. Lines of embedded numbers are
+    coloured without the lexer (``data_spans``); lines over ``LINE_LIMIT`` are left uncoloured.
+    ``recolour`` (a theme switch) re-highlights a long text in time slices."""
+
+    _stacks: list[tuple[str, ...]] = [_ROOT]       # block state -> lexer stack (shared by all editors)
+    _ids: dict[tuple[str, ...], int] = {_ROOT: 0}
 
     def __init__(self, document: QtGui.QTextDocument):
-        self._lexer = PythonLexer(stripnl=False, ensurenl=False)
+        self._lexer = _LineLexer(stripnl=False, ensurenl=False)
         self._formats: dict = {}
-        self._text: str | None = None
-        self._dirty = True
-        self._spans: list[list[tuple[int, int, QtGui.QTextCharFormat]]] = []
-        self._keys: list[int] = []
+        self._next_block = 0
+        self.recolouring_now = False      # Qt reports a re-highlight as a text change: not an edit
         super().__init__(None)
-        # connected before the highlighter's own slot (setDocument below), so a change marks the lexed
-        # text stale before Qt asks for blocks: one toPlainText() per change, not one per block (which
-        # made highlighting quadratic: minutes for a program with 100,000 data rows)
-        document.contentsChange.connect(self._on_change)
+        self._timer = QtCore.QTimer(self)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._recolour_slice)
         self.setDocument(document)
-
-    def _on_change(self, *_args) -> None:
-        self._dirty = True
 
     def _format(self, ttype):
         if ttype not in self._formats:
@@ -97,44 +171,74 @@ class PythonHighlighter(QtGui.QSyntaxHighlighter):
             self._formats[ttype] = fmt
         return self._formats[ttype]
 
-    def recolour(self) -> None:
-        """Forget the formats and highlight everything again (the theme switched)."""
-        self._formats.clear()
-        self._text, self._dirty = None, True
-        self.rehighlight()
+    @classmethod
+    def _state(cls, stack: tuple[str, ...]) -> int:
+        state = cls._ids.get(stack)
+        if state is None:
+            state = cls._ids[stack] = len(cls._stacks)
+            cls._stacks.append(stack)
+        return state
 
-    def _lex(self) -> None:
-        if not self._dirty:
-            return
-        self._dirty = False
-        text = self.document().toPlainText()
-        if text == self._text:
-            return
-        self._text = text
-        if len(text) > HIGHLIGHT_LIMIT:          # a program with huge inline data: plain text, at once
-            self._spans, self._keys = [], []
-            return
-        spans: list[list] = [[] for _ in range(text.count("\n") + 1)]
-        keys: list[list] = [[] for _ in spans]
-        line = col = 0
-        for ttype, value in self._lexer.get_tokens(text):
-            fmt = self._format(ttype)
-            for i, part in enumerate(value.split("\n")):
-                if i:
-                    line, col = line + 1, 0
-                if part and fmt is not None and line < len(spans):
-                    spans[line].append((col, len(part), fmt))
-                    keys[line].append((col, len(part), str(ttype)))
-                col += len(part)
-        self._spans = spans
-        self._keys = [hash(tuple(k)) & 0x3FFFFFFF for k in keys]
+    @property
+    def recolouring(self) -> bool:
+        return self._timer.isActive()
+
+    def recolour(self) -> None:
+        """Forget the formats and highlight everything again (the theme switched): at once for a
+        short text, else in slices from the first line."""
+        self._formats.clear()
+        self._timer.stop()
+        if self.document().characterCount() <= SYNC_CHARS:
+            self.recolouring_now = True
+            try:
+                self.rehighlight()
+            finally:
+                self.recolouring_now = False
+        else:
+            self._next_block = 0
+            self._timer.start()
+
+    def stop(self) -> None:
+        """Stop a sliced recolouring (the text is being replaced: it is highlighted as it goes in)."""
+        self._timer.stop()
+
+    def _recolour_slice(self) -> None:
+        start = time.perf_counter()
+        block = self.document().findBlockByNumber(self._next_block)
+        self.recolouring_now = True
+        try:
+            while block.isValid() and time.perf_counter() - start < SLICE_MS / 1000:
+                self.rehighlightBlock(block)
+                block = block.next()
+        finally:
+            self.recolouring_now = False
+        if block.isValid():
+            self._next_block = block.blockNumber()
+        else:
+            self._timer.stop()
 
     def highlightBlock(self, text: str) -> None:
-        self._lex()
-        n = self.currentBlock().blockNumber()
-        for start, length, fmt in self._spans[n] if n < len(self._spans) else ():
-            self.setFormat(start, length, fmt)
-        self.setCurrentBlockState(self._keys[n + 1] if n + 1 < len(self._keys) else 0)
+        previous = self.previousBlockState()
+        stack = self._stacks[previous] if previous > 0 else _ROOT
+        if len(text) > LINE_LIMIT:
+            self.setCurrentBlockState(max(previous, 0))
+            return
+        spans = data_spans(text) if stack is _ROOT else None
+        if spans is not None:
+            fmt = self._format(Number)
+            for start, end in spans:
+                self.setFormat(start, end - start, fmt)
+            self.setCurrentBlockState(0)
+            return
+        tokens, end = self._lexer.lex_line(text + "\n", stack)
+        size = len(text)
+        for pos, ttype, value in tokens:
+            if pos >= size:
+                break
+            fmt = self._format(ttype)
+            if fmt is not None and value:
+                self.setFormat(pos, min(len(value), size - pos), fmt)
+        self.setCurrentBlockState(self._state(end))
 
 
 class _Gutter(QtWidgets.QWidget):
@@ -164,14 +268,92 @@ def panel_lines(script) -> tuple[list[str], dict[str, int]]:
     return ["" if line is None else line.code for line in shown], lines
 
 
-def scenario_program(scenario, variant: int) -> tuple[str, dict[str, int]]:
-    """The clean PyTorch program of a TOML scenario's variant and its phase lines (1-based)."""
+def scenario_program(scenario, variant: int, **options) -> tuple[str, dict[str, int]]:
+    """The clean PyTorch program of a TOML scenario's variant and its phase lines (1-based);
+    ``options`` go to ``codegen.program``."""
     program = getattr(codegen, "program", None)
     if program is not None:
-        script = program(scenario, variant)
+        script = program(scenario, variant, **options)
         return script.source.rstrip("\n"), dict(script.lines)
     shown, lines = panel_lines(codegen.export_torch(scenario, variant))
     return "\n".join(shown).rstrip("\n"), lines
+
+
+def embedded_values(scenario) -> int:
+    """About how many numbers the program of ``scenario`` embeds (its data and initial values): a
+    cheap look at the scenario, to decide whether to write the program in a thread."""
+    try:
+        data, count = scenario.data, 0
+        if data.kind == "inline":
+            for values in (data.x, data.y):
+                if values is not None and len(values):
+                    first = values[0]
+                    count += len(values) * (len(first) if isinstance(first, (list, tuple)) else 1)
+        elif data.kind != "none" and scenario.model.kind != "objective":
+            count += int(data.n) * 3
+        for init in scenario.model.parameters.values():
+            size = 1
+            for n in init.shape or ():
+                size *= int(n)
+            count += size
+        return count
+    except (TypeError, ValueError, AttributeError):
+        return 0
+
+
+def line_hunks(old: list[str], new: list[str]) -> list[tuple[int, int, int, int]]:
+    """Replacements ``(i0, i1, j0, j1)``: ``old[i0:i1]`` becomes ``new[j0:j1]``, in order, that turn
+    ``old`` into ``new``. Linear: the common start and end are kept, and the middle is split at its
+    longest run of equal lines found through lines that occur once (the data between the edited
+    title and the edited optimizer line is one such run)."""
+    hunks: list[tuple[int, int, int, int]] = []
+    _hunks(old, new, 0, len(old), 0, len(new), hunks)
+    return hunks
+
+
+def _hunks(a, b, alo, ahi, blo, bhi, out) -> None:
+    while alo < ahi and blo < bhi and a[alo] == b[blo]:
+        alo, blo = alo + 1, blo + 1
+    while alo < ahi and blo < bhi and a[ahi - 1] == b[bhi - 1]:
+        ahi, bhi = ahi - 1, bhi - 1
+    if alo == ahi and blo == bhi:
+        return
+    if alo == ahi or blo == bhi or (ahi - alo) * (bhi - blo) < 64:
+        out.append((alo, ahi, blo, bhi))
+        return
+    where: dict[str, int] = {}
+    for j in range(blo, bhi):
+        where[b[j]] = -1 if b[j] in where else j
+    best = (0, 0, 0)                  # length, i, j of the longest run of equal lines
+    i = alo
+    while i < ahi:
+        j = where.get(a[i], -1)
+        if j < 0:
+            i += 1
+            continue
+        k = 0
+        while i + k < ahi and j + k < bhi and a[i + k] == b[j + k]:
+            k += 1
+        if k > best[0]:
+            best = (k, i, j)
+        i += k
+    length, i, j = best
+    if not length:
+        out.append((alo, ahi, blo, bhi))
+        return
+    _hunks(a, b, alo, i, blo, j, out)
+    _hunks(a, b, i + length, ahi, j + length, bhi, out)
+
+
+def _generate(scenario, variant: int, base: list[str] | None) -> tuple:
+    """The worker thread's job: the program, its lines and phase lines, and the hunks from ``base``
+    (the lines the editor shows) when there is one."""
+    try:       # draw_weights=False: the runs' thread draws its initial weights from the global generator
+        text, lines = scenario_program(scenario, variant, draw_weights=False)
+    except Exception as exc:        # the panel must never take the window down
+        text, lines = f"# could not generate the PyTorch program: {exc}", {}
+    rows = text.split("\n")
+    return text, lines, rows, (line_hunks(base, rows) if base is not None else None)
 
 
 class CodeView(QtWidgets.QPlainTextEdit):
@@ -193,6 +375,8 @@ class CodeView(QtWidgets.QPlainTextEdit):
         self.setFont(font)
         self.document().setDefaultFont(font)
         self.setTabStopDistance(4 * QtGui.QFontMetricsF(font).horizontalAdvance(" "))
+        self._feed = None                         # [text, position, piece size, lines] going in by slices
+        self._final_lines = 0                     # ... and how many lines it has
         use_colours(T.is_dark())          # the theme may have switched while no editor existed
         self._highlighter = PythonHighlighter(self.document())
         self._gutter = _Gutter(self)
@@ -209,6 +393,16 @@ class CodeView(QtWidgets.QPlainTextEdit):
         self._listing = None                      # what the text was made from: (scenario, variant, source)
         self._loading = False
         self._warmed = False
+        self._text: str | None = None             # the text we put in (None once the user typed)
+        self._rows: list[str] | None = None       # ... as lines
+        self._request = None                      # (key, scenario, variant) waiting for the thread
+        self._worker = None                       # (run_thread.Job, base rows) under way
+        self._poll = QtCore.QTimer(self)
+        self._poll.setInterval(15)
+        self._poll.timeout.connect(self._poll_worker)
+        self._feed_timer = QtCore.QTimer(self)
+        self._feed_timer.setInterval(0)
+        self._feed_timer.timeout.connect(self._feed_slice)
         self.textChanged.connect(self._on_text_changed)
         document.scenarioChanged.connect(self._show_program)
         view_state.variantChanged.connect(self._show_program)
@@ -235,7 +429,9 @@ class CodeView(QtWidgets.QPlainTextEdit):
     # -- the text ---------------------------------------------------------------------------------
     def _show_program(self, *_) -> None:
         """Show the script's source, or the TOML scenario's program for the current variant. Text the
-        user is editing (not run yet) is never replaced by a regenerated program."""
+        user is editing (not run yet) is never replaced by a regenerated program. A program that
+        embeds much data is written in a thread (``ASYNC_VALUES``) and changes the editor by the lines
+        that differ (an lr edit: two lines, not the data); a long text goes in by slices."""
         doc = self._document
         scenario, variant = doc.scenario, self.view_state.variant
         if scenario is None:
@@ -247,6 +443,11 @@ class CodeView(QtWidgets.QPlainTextEdit):
             key = (scenario, variant)
             if doc.source_edited or self._listing == key:
                 return
+            if embedded_values(scenario) > ASYNC_VALUES:
+                self._listing = key
+                self._request = (key, scenario, variant)
+                self._start_worker()
+                return
             try:
                 text, lines = scenario_program(scenario, variant)
             except Exception as exc:        # the panel must never take the window down
@@ -254,17 +455,153 @@ class CodeView(QtWidgets.QPlainTextEdit):
         if key == self._listing:
             return
         self._listing = key
-        if text != self.toPlainText():
-            self._loading = True
-            self.setPlainText(text)          # a new text, not an edit: no undo back into another file
-            self._loading = False
+        self._request = None
+        self._put(text, lines)
+
+    # -- putting a text in: at once, by slices, or by the lines that changed -----------------------
+    @property
+    def busy(self) -> bool:
+        """A program is being written (in the thread) or put into the editor (by slices)."""
+        return self._worker is not None or self._request is not None or self._feed is not None
+
+    def _start_worker(self) -> None:
+        if self._worker is not None or self._request is None:
+            return                        # one thread at a time: the newest request follows it
+        key, scenario, variant = self._request
+        self._request = None
+        base = self._rows if self._feed is None else None
+        job = Job(lambda _progress: _generate(scenario, variant, base), key=key, label="PyTorch program")
+        self._worker = (job, base)
+        self._poll.start()
+
+    def _poll_worker(self) -> None:
+        if self._worker is None or not self._worker[0].ended.is_set():
+            return
+        job, base = self._worker
+        self._worker = None
+        key = job.key
+        message = f"# could not generate the PyTorch program: {job.error}"
+        result = [job.result if job.result is not None else (message, {}, message.split("\n"), None)]
+        if self._request is not None:         # a newer program was asked for meanwhile
+            self._start_worker()
+        else:
+            self._poll.stop()
+        if key != self._listing or not result or self._document.source_edited:
+            return
+        text, lines, rows, hunks = result[0]
+        if (hunks is not None and base is self._rows and self._feed is None
+                and self.document().blockCount() == len(base)):     # a line per block: no \r, U+2029
+            if sum(len(row) + 1 for _i0, _i1, j0, j1 in hunks for row in rows[j0:j1]) <= SYNC_CHARS:
+                self._patch(hunks, rows, text, lines)
+                return
+        self._put(text, lines, rows)
+
+    def _put(self, text: str, lines: dict[str, int], rows: list[str] | None = None) -> None:
+        """Replace the text (no undo back into another file): at once when short, else by slices."""
+        self._stop_feed()
+        if text != self._text:
+            self._highlighter.stop()
+            self._text, self._rows = text, rows if rows is not None else text.split("\n")
+            if len(text) <= SYNC_CHARS:
+                self._loading = True
+                self.setPlainText(text)
+                self._loading = False
+            else:
+                self._loading = True
+                self.setReadOnly(True)            # nothing is typed into a half-loaded text
+                self.setPlainText("")
+                self.document().setUndoRedoEnabled(False)
+                self._feed = [text, 0, 5_000, lines]
+                self._final_lines = len(self._rows)
+                self._fit_gutter()
+                self.lines = {}
+                self._feed_timer.start()
+                self._follow_player()
+                return
+        self._shown_program(lines)
+
+    def _shown_program(self, lines: dict[str, int]) -> None:
         self.lines = lines
         self._shown = None
         self.error_line = None
         self._follow_player()
 
+    def _feed_slice(self) -> None:
+        """Put the next piece of a long text in, as much as fits in SLICE_MS (whole lines)."""
+        if self._feed is None:
+            self._feed_timer.stop()
+            return
+        text, pos, size, lines = self._feed
+        if pos and self.viewport().updatesEnabled():
+            # the first piece is on screen: each piece would repaint the whole page again (Qt's plain
+            # text layout asks for that on every change), tens of ms with long wrapped lines
+            self.viewport().setUpdatesEnabled(False)
+        start = time.perf_counter()
+        end = text.find("\n", pos + size)
+        end = len(text) if end < 0 else end
+        cursor = QtGui.QTextCursor(self.document())
+        cursor.movePosition(QtGui.QTextCursor.MoveOperation.End)
+        cursor.insertText(text[pos:end])
+        elapsed = max(time.perf_counter() - start, 1e-4)
+        size = int(min(max(size * min(SLICE_MS / 1000 / elapsed, 1.5), 2_000), 200_000))
+        if end < len(text):
+            self._feed = [text, end, size, lines]
+            return
+        self._stop_feed(done=True)
+        self._shown_program(lines)
+
+    def _stop_feed(self, done: bool = False) -> None:
+        if self._feed is not None:
+            if not done:                          # the editor holds part of the text
+                self._text = self._rows = None
+            self._feed, self._final_lines = None, 0
+            self._feed_timer.stop()
+            self.viewport().setUpdatesEnabled(True)
+            self.document().setUndoRedoEnabled(True)
+            self.setReadOnly(False)
+            self._loading = False
+
+    def _patch(self, hunks, rows: list[str], text: str, lines: dict[str, int]) -> None:
+        """Change the editor's lines by ``hunks`` (``line_hunks`` of the shown lines and ``rows``),
+        each its own change, so Qt re-highlights only those lines."""
+        document = self.document()
+        document.setUndoRedoEnabled(False)          # as setPlainText: no undo back into another program
+        self._loading = True
+        try:
+            count = len(self._rows)
+
+            def start(i):                         # where line i (0-based) starts
+                return document.findBlockByNumber(i).position()
+
+            def end(i):                           # where line i ends (before its line break)
+                block = document.findBlockByNumber(i)
+                return block.position() + block.length() - 1
+            for i0, i1, j0, j1 in reversed(hunks):
+                cursor = QtGui.QTextCursor(document)
+                new = "\n".join(rows[j0:j1])
+                if i0 < i1 and j0 < j1:           # lines replaced
+                    cursor.setPosition(start(i0))
+                    cursor.setPosition(end(i1 - 1), QtGui.QTextCursor.MoveMode.KeepAnchor)
+                    cursor.insertText(new)
+                elif i0 < i1:                      # lines removed, with the line break after (or before) them
+                    cursor.setPosition(start(i0) if i1 < count else end(i0 - 1))
+                    cursor.setPosition(start(i1) if i1 < count else end(i1 - 1), QtGui.QTextCursor.MoveMode.KeepAnchor)
+                    cursor.removeSelectedText()
+                elif i0 < count:                   # lines added before line i0
+                    cursor.setPosition(start(i0))
+                    cursor.insertText(new + "\n")
+                else:                              # lines added at the end
+                    cursor.setPosition(end(count - 1))
+                    cursor.insertText("\n" + new)
+        finally:
+            self._loading = False
+            document.setUndoRedoEnabled(True)
+        self._text, self._rows = text, rows
+        self._shown_program(lines)
+
     def _on_text_changed(self) -> None:
-        if not self._loading:
+        if not self._loading and not self._highlighter.recolouring_now:
+            self._text = self._rows = None            # the user's text now, not a program we put in
             if not self._warmed:          # the first edit: the worker loads while the user types
                 self._warmed = True
                 self._document.runner.warm()
@@ -378,7 +715,9 @@ class CodeView(QtWidgets.QPlainTextEdit):
 
     # -- the gutter -------------------------------------------------------------------------------
     def gutter_width(self) -> int:
-        digits = len(str(max(1, self.blockCount())))
+        # while a long text goes in, as wide as its last line number needs: a wider gutter narrows the
+        # text, which lays out every line again
+        digits = len(str(max(1, self.blockCount(), self._final_lines)))
         return 10 + self.fontMetrics().horizontalAdvance("9") * max(2, digits)
 
     def _fit_gutter(self, *_) -> None:

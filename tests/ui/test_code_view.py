@@ -149,13 +149,3 @@ def test_highlighting_lexes_once_per_change_not_once_per_line(qtbot, monkeypatch
     cursor.insertText('"""')                    # recolours every line below: still one lex
     assert len(reads) <= 2
     assert _colour_at(view, len(lines) - 1, "for")[0] == C.CODE_STRING
-
-
-def test_a_huge_program_is_shown_uncoloured_at_once(qtbot):
-    from ui import code_view as C
-    document, view = _editor(qtbot)
-    rows = "\n".join(f"    [{i}.0, {i + 1}.0]," for i in range(C.HIGHLIGHT_LIMIT // 20))
-    view.setPlainText(f"x = [\n{rows}\n]\nfor i in range(3):\n    pass\n")
-    assert len(view.toPlainText()) > C.HIGHLIGHT_LIMIT
-    lines = view.toPlainText().splitlines()
-    assert _colour_at(view, len(lines) - 1, "for") is None          # no format at all
