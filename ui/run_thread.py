@@ -29,6 +29,7 @@ worse: the UI thread then gave the GIL back every 0.5 ms in the middle of its pa
 """
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -40,7 +41,49 @@ BREATHER_S = 0.01     # the worker sleeps this long after every chunk (the UI th
 MAX_BREATHER_S = 0.03  # ... and up to this long while the UI thread is late (RunThread.breather)
 
 
+GC_INTERVAL_MS = 100  # the UI thread's garbage collection timer (see UiThreadGC)
+FULL_GC_S = 10.0      # at most one full (oldest generation) collection this often
+
+_gc: UiThreadGC | None = None
+
+
+class UiThreadGC:
+    """Python's cyclic garbage collector runs in whichever thread allocates past its threshold. A
+    worker thread collecting a cycle that holds a PySide wrapper (a closed window's plot, a replaced
+    graph item) deletes that Qt object outside the UI thread while the UI thread paints: a
+    segmentation fault (seen in the test suite). So once a worker has started, automatic collection
+    is off and this timer on the UI thread collects instead, by the same thresholds (the oldest
+    generation at most every ``FULL_GC_S``). pyqtgraph's ``GarbageCollector`` does the same."""
+
+    def __init__(self):
+        from PySide6 import QtCore
+        self.threshold = gc.get_threshold()
+        self.last_full = time.monotonic()
+        gc.disable()
+        self.timer = QtCore.QTimer()
+        self.timer.setInterval(GC_INTERVAL_MS)
+        self.timer.timeout.connect(self.check)
+        self.timer.start()
+
+    def check(self) -> None:
+        counts, (t0, t1, t2) = gc.get_count(), self.threshold
+        generation = -1
+        if counts[0] > t0:
+            generation = 0
+            if counts[1] > t1:
+                generation = 1
+                if counts[2] > t2 and time.monotonic() - self.last_full >= FULL_GC_S:
+                    generation = 2
+                    self.last_full = time.monotonic()
+        if generation >= 0:
+            gc.collect(generation)
+
+
 def _start_worker(target, name: str) -> None:
+    """Start ``target`` in a daemon thread (from the UI thread: garbage is then collected there)."""
+    global _gc
+    if _gc is None and threading.current_thread() is threading.main_thread():
+        _gc = UiThreadGC()
     threading.Thread(target=target, name=name, daemon=True).start()
 
 

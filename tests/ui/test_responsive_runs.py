@@ -279,3 +279,31 @@ def test_a_slow_landscape_is_computed_in_a_worker_with_progress_and_cancel(qtbot
     qtbot.waitUntil(lambda: space.landscape is not None, timeout=RUN_TIMEOUT_MS)
     np.testing.assert_array_equal(space.landscape.z, expected)
     assert not space.cancel_button.isVisible() and not space.message.isVisible()
+
+
+def test_garbage_is_collected_on_the_ui_thread_once_workers_run(qtbot):
+    """A worker that allocates must never collect a cycle holding a Qt wrapper (deleting it outside
+    the UI thread crashed a paint): once a worker started, automatic collection is off and the UI
+    thread's timer collects, so a cycle's finalizer runs on the UI thread."""
+    import gc
+
+    from ui.run_thread import Job
+
+    Job(lambda _p: None).join(10)                   # any worker installs the UI thread's collector
+    assert not gc.isenabled()
+    ran_on = []
+
+    class Cycle:
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            ran_on.append(threading.current_thread() is threading.main_thread())
+    Cycle()                                           # unreachable at once, freed only by the collector
+
+    def churn(_progress):                             # would trigger a collection in this thread
+        return [[] for _ in range(20_000)]            # kept (the job's result): the counts stay up
+    job = Job(churn)
+    job.join(30)
+    qtbot.waitUntil(lambda: bool(ran_on), timeout=10_000)
+    assert ran_on == [True] and len(job.result) == 20_000
