@@ -193,3 +193,47 @@ class Job:
             self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         finally:
             self.ended.set()
+
+
+class JobSlot:
+    """One view's job at a time, watched from the UI thread: ``start(fn, key)`` replaces (cancels)
+    the job in progress; ``on_end(job)`` is called on the UI thread once a job ends (cancelled ones
+    too, with ``job.cancelled`` set), polled every ``interval_ms``; ``wait()`` delivers it now (tests,
+    exports); ``drop()`` forgets the job in progress without calling ``on_end``."""
+
+    def __init__(self, parent, on_end, interval_ms: int = 30):
+        from PySide6 import QtCore
+        self.job: Job | None = None
+        self._on_end = on_end
+        self._timer = QtCore.QTimer(parent)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.poll)
+
+    def running(self, key=None) -> bool:
+        """A job is in progress (for ``key``, if given)."""
+        return self.job is not None and (key is None or self.job.key == key)
+
+    def start(self, fn, key) -> Job:
+        self.drop()
+        self.job = Job(fn, key=key)
+        self._timer.start()
+        return self.job
+
+    def drop(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.job = None
+        self._timer.stop()
+
+    def wait(self, timeout: float = 120.0) -> None:
+        if self.job is not None:
+            self.job.join(timeout)
+            self.poll()
+
+    def poll(self) -> None:
+        job = self.job
+        if job is None or not job.ended.is_set():
+            return
+        self.job = None
+        self._timer.stop()
+        self._on_end(job)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore
 
-from .run_thread import Job
+from .run_thread import JobSlot
 
 SYNC_S = 0.03        # a trace expected to take less than this is replayed on the UI thread
 POLL_MS = 15         # how often the UI thread looks whether the job has ended
@@ -24,15 +24,12 @@ class TraceJobs(QtCore.QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._job: Job | None = None
+        self._slot = JobSlot(self, self._ended, POLL_MS)
         self._result: tuple | None = None      # (session, k, trace or exception)
-        self._timer = QtCore.QTimer(self)
-        self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self._poll)
 
     @property
     def busy(self) -> bool:
-        return self._job is not None
+        return self._slot.running()
 
     def get(self, session, k: int):
         """The trace of iteration ``k`` of ``session`` now, or None while a worker replays it."""
@@ -46,34 +43,24 @@ class TraceJobs(QtCore.QObject):
         if estimate is None or estimate(k) < SYNC_S:
             self.drop()
             return session.trace_iteration(k)
-        if self._job is not None and self._job.key == (session, k):
+        if self._slot.running((session, k)):
             return None
         self.drop()
-        self._job = Job(lambda _progress: session.trace_iteration(k), key=(session, k))
-        self._timer.start()
+        self._slot.start(lambda _progress: session.trace_iteration(k), (session, k))
         self.started.emit(k)
         return None
 
     def drop(self) -> None:
         """Forget the job in progress (it finishes in its thread; nothing reads its result)."""
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
-            self._timer.stop()
+        if self._slot.running():
+            self._slot.drop()
             self.ended.emit()
 
     def wait(self, timeout: float = 60.0) -> None:
         """Block until the job in progress has ended and deliver it (tests, exports)."""
-        if self._job is not None:
-            self._job.join(timeout)
-            self._poll()
+        self._slot.wait(timeout)
 
-    def _poll(self) -> None:
-        job = self._job
-        if job is None or not job.ended.is_set():
-            return
-        self._job = None
-        self._timer.stop()
+    def _ended(self, job) -> None:
         session, k = job.key
         self._result = (session, k, job.exception if job.exception is not None else job.result)
         self.ended.emit()

@@ -237,7 +237,7 @@ def test_a_large_data_sets_fit_is_evaluated_in_a_worker_and_drawn_when_ready(qtb
     qtbot.waitUntil(lambda: view.drawn_iteration == window.view_state.iteration, timeout=30_000)
     last = window.view_state.steps - 1
     go_to(window, last)
-    assert view.drawn_iteration != last and view._job is not None
+    assert view.drawn_iteration != last and view._jobs.job is not None
     assert "evaluating the model on 200 points at iteration" in view.info.text()
     qtbot.waitUntil(lambda: view.drawn_iteration == last, timeout=30_000)
     extent, shape = view._view_grid()

@@ -224,9 +224,9 @@ def test_asking_for_another_iteration_drops_the_replay_in_progress(qtbot, make_w
     window = make_window(bundled_path("08_tanh_neuron"))
     monkeypatch.setattr(trace_jobs, "SYNC_S", -1.0)
     window.iteration_box.setValue(3)
-    first = window.traces._job
+    first = window.traces._slot.job
     window.iteration_box.setValue(7)
-    assert first.cancelled and window.traces._job is not first
+    assert first.cancelled and window.traces._slot.job is not first
     qtbot.waitUntil(lambda: window.replay is not None and window.replay.iteration == 7, timeout=RUN_TIMEOUT_MS)
     qtbot.wait(50)
     assert window.replay.iteration == 7                     # the dropped job's trace never shows
@@ -264,13 +264,13 @@ def test_a_slow_landscape_is_computed_in_a_worker_with_progress_and_cancel(qtbot
     monkeypatch.setattr(window.session, "landscape", slow)
 
     space._axes_changed()                            # e.g. the user picked the axes again
-    assert space._job is not None and space.landscape is None
+    assert space._jobs.job is not None and space.landscape is None
     assert space.cancel_button.isVisible() and space.cancel_button.text() == "Cancel"
     assert space.message.isVisible() and space.message.toPlainText().startswith("Computing the loss landscape")
     assert started.wait(30)
     qtbot.mouseClick(space.cancel_button, QtCore.Qt.MouseButton.LeftButton)
     release.set()
-    qtbot.waitUntil(lambda: space._job is None, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: space._jobs.job is None, timeout=RUN_TIMEOUT_MS)
     assert space.landscape is None and space.cancel_button.text() == "Compute landscape"
     assert "cancelled" in space.message.toPlainText()
     assert any(t.isVisible() for t in space.trajectories)

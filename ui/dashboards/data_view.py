@@ -32,7 +32,7 @@ from gradviz.view.format import format_exact
 from gradviz.view.series import thinned
 
 from .. import theme as T
-from ..run_thread import Job
+from ..run_thread import JobSlot
 from .panel import PlotPanel, cached, make_pen, style_plot
 
 # Okabe–Ito, classes 0 and 1 orange and blue (as TensorFlow Playground's two classes)
@@ -84,11 +84,8 @@ class DataView(PlotPanel):
         self.drawn_iteration: int | None = None
         self.draws = 0
         self.drawn_rows: np.ndarray | None = None     # the data rows drawn (all up to MAX_POINTS)
-        self._job: Job | None = None         # a large data set's evaluation in a worker (_evaluated)
+        self._jobs = JobSlot(self, self._evaluation_ended)   # a large data set's evaluation (_evaluated)
         self._warm: tuple | None = None      # what the last finished evaluation filled the caches for
-        self._job_timer = QtCore.QTimer(self)
-        self._job_timer.setInterval(30)
-        self._job_timer.timeout.connect(self._poll_job)
         self._stale = False
         self._configured = None
         self.show_label = QtWidgets.QLabel("Show")
@@ -181,9 +178,7 @@ class DataView(PlotPanel):
         self.drawn_iteration = None
         self.drawn_rows = None
         self._warm = None
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
+        self._jobs.drop()
         for item in (self.heat, self.regions):
             item.clear()
         for item in (self.boundary, self.residuals, self.model_curve):
@@ -429,10 +424,8 @@ class DataView(PlotPanel):
         need = self._need(fit, k)
         if need == self._warm:
             return True
-        if self._job is not None and self._job.key == need:
+        if self._jobs.running(need):
             return False
-        if self._job is not None:
-            self._job.cancel()               # its result would be stale; the caches take it anyway
         mode, extent, shape = need[2:]
 
         def evaluate(_progress):
@@ -443,34 +436,24 @@ class DataView(PlotPanel):
                 fit.curve(k)
             else:
                 fit.grid(k, extent=extent, shape=shape)
-        self._job = Job(evaluate, key=need)
-        self._job_timer.start()
+        self._jobs.start(evaluate, need)     # replaces a stale one (the caches take its result anyway)
         self.info.setText(f"<span style='color:{T.TEXT_MUTED}'>evaluating the model on "
                           f"{len(fit.x):,} points at iteration {k}…</span>")
         return False
 
-    def _poll_job(self) -> None:
-        job = self._job
-        if job is None or not job.ended.is_set():
-            return
-        self._job = None
-        self._job_timer.stop()
+    def _evaluation_ended(self, job) -> None:
         if job.cancelled or self.fit is None or job.key[0] != id(self.fit):
             return
         if job.error is not None:
             self.info.setText(f"<span style='color:{T.TEXT_MUTED}'>cannot evaluate the model: {job.error}</span>")
             return
         self._warm = job.key
-        if self.isVisible() and self._need(self.fit, self.iteration) == job.key:
-            self._draw(self.iteration)
-        elif self.isVisible():
-            self._draw(self.iteration)       # the iteration moved on meanwhile: evaluate that one
+        if self.isVisible():
+            self._draw(self.iteration)       # this iteration, or (moved on meanwhile) evaluate that one
 
     def wait_evaluation(self, timeout: float = 120.0) -> None:
         """Block until a worker's evaluation has ended and draw it (tests, exports)."""
-        if self._job is not None:
-            self._job.join(timeout)
-            self._poll_job()
+        self._jobs.wait(timeout)
 
     def _set_info(self, fit: DataFit, k: int) -> None:
         short = self._compact()

@@ -26,7 +26,7 @@ from gradviz.view.series import (
 )
 
 from .. import theme as T
-from ..run_thread import Job
+from ..run_thread import JobSlot
 from ..theme import variant_colour
 from .panel import Marker, PlotPanel, Segment, cached, make_legend, make_pen
 
@@ -84,10 +84,10 @@ class ParamSpacePlot(PlotPanel):
         self.cancel_button.clicked.connect(self._cancel_or_compute)
         self.cancel_button.hide()
         self.header.addWidget(self.cancel_button)
-        self._job: Job | None = None            # a landscape computed in a worker thread
-        self._job_timer = QtCore.QTimer(self)
-        self._job_timer.setInterval(LANDSCAPE_POLL_MS)
-        self._job_timer.timeout.connect(self._poll_job)
+        self._jobs = JobSlot(self, self._job_ended, LANDSCAPE_POLL_MS)   # a landscape computed in a worker
+        self._progress_timer = QtCore.QTimer(self)
+        self._progress_timer.setInterval(LANDSCAPE_POLL_MS)
+        self._progress_timer.timeout.connect(self._show_progress)
         self.x_box.activated.connect(lambda _i: self._axes_changed())
         self.y_box.activated.connect(lambda _i: self._axes_changed())
         self.levels_box.activated.connect(lambda _i: self._draw_landscape())
@@ -285,7 +285,7 @@ class ParamSpacePlot(PlotPanel):
         key = self._key(p1, p2)
         if key == self._landscape_key and self.landscape is not None:
             return
-        if self._job is not None and self._job.key == key:
+        if self._jobs.running(key):
             return
         self._drop_job()
         session, (_, _, xr, yr) = sessions[0], key[:4]
@@ -297,9 +297,9 @@ class ParamSpacePlot(PlotPanel):
         try:
             landscape = session.landscape(p1, p2, n=LANDSCAPE_N, x_range=xr, y_range=yr, progress=quick)
         except _Later:
-            self._job = Job(lambda progress: session.landscape(p1, p2, n=LANDSCAPE_N, x_range=xr, y_range=yr,
-                                                               progress=progress), key=key)
-            self._job_timer.start()
+            self._jobs.start(lambda progress: session.landscape(p1, p2, n=LANDSCAPE_N, x_range=xr, y_range=yr,
+                                                                progress=progress), key)
+            self._progress_timer.start()
             self._show_message("")               # no contours of other axes or ranges under the progress
             self._show_progress()
             return
@@ -323,23 +323,19 @@ class ParamSpacePlot(PlotPanel):
         self.plot.vb.setRange(xRange=key[2], yRange=key[3], padding=0.01)   # the image inside the view: cacheable
 
     def _show_progress(self) -> None:
-        job = self._job
+        job = self._jobs.job
+        if job is None:
+            self._progress_timer.stop()
+            return
         self.cancel_button.setText("Cancel")
         self.cancel_button.show()
         self.message.setText(f"Computing the loss landscape… {int(100 * job.fraction)} %")
         self.message.setPos(*(np.mean(r) for r in job.key[2:4]))
         self.message.show()
 
-    def _poll_job(self) -> None:
-        job = self._job
-        if job is None:
-            self._job_timer.stop()
-            return
-        if not job.ended.is_set():
-            self._show_progress()
-            return
-        self._job, key = None, job.key
-        self._job_timer.stop()
+    def _job_ended(self, job) -> None:
+        self._progress_timer.stop()
+        key = job.key
         if job.cancelled:
             self._show_cancelled()
         elif job.error is not None:
@@ -354,25 +350,21 @@ class ParamSpacePlot(PlotPanel):
         self._show_message("Landscape not computed (cancelled): the trajectories are drawn without it")
 
     def _cancel_or_compute(self) -> None:
-        if self._job is not None:
-            self._job.cancel()              # it stops at its next block; the poll shows "cancelled"
+        if self._jobs.running():
+            self._jobs.job.cancel()         # it stops at its next block; its end shows "cancelled"
             self.cancel_button.setText("Cancelling…")
         else:
             self._landscape_key = None
             self.refresh()
 
     def _drop_job(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
-        self._job_timer.stop()
+        self._jobs.drop()
+        self._progress_timer.stop()
         self.cancel_button.hide()
 
     def wait_landscape(self, timeout: float = 120.0) -> None:
         """Block until a landscape computed in a worker is there, and draw it (tests, exports)."""
-        if self._job is not None:
-            self._job.join(timeout)
-            self._poll_job()
+        self._jobs.wait(timeout)
 
     def _draw_landscape(self) -> None:
         ls = self.landscape
