@@ -16,7 +16,8 @@ from .data_view import DataView
 from .panel import PlotPanel, Selection
 from .param_space import ParamSpacePlot
 from .schedule import SchedulePlot
-from .time_series import GradsPlot, LossPlot, ParamsPlot, StatePlot
+from .series_plots import GradsPlot, ParamsPlot, StatePlot
+from .time_series import LossPlot
 
 
 class StayOpenMenu(QtWidgets.QMenu):
