@@ -30,6 +30,7 @@ from .run_thread import BREATHER_S, MAX_BREATHER_S, RunThread
 from .script_runner import ScriptRunner
 
 LIVE_SPACING = 3.0         # a live runProgress waits 3x as long as the last one took to handle
+CLOSE_WAIT_S = 10.0        # closing waits this long for a cancelled run's step (a daemon thread after that)
 PUMP_MS = 40               # how often the UI thread reads a run's progress (runProgress at <= 25 Hz)
 DEFAULT_TIME_LIMIT_S = 60.0
 DEFAULT_MEMORY_MB = 2048
@@ -195,8 +196,8 @@ class Document(QtCore.QObject):
     def close(self) -> None:
         """Stop every run (a run thread ends after its step in progress) and end the worker process."""
         self._drop_runs()
-        for job in self._retired:
-            job.join()
+        for job in self._retired:               # each ends after its step in progress
+            job.join(CLOSE_WAIT_S)
         self._retired = []
         self.runner.close()
 
