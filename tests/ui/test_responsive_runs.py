@@ -307,3 +307,23 @@ def test_garbage_is_collected_on_the_ui_thread_once_workers_run(qtbot):
     job.join(30)
     qtbot.waitUntil(lambda: bool(ran_on), timeout=10_000)
     assert ran_on == [True] and len(job.result) == 20_000
+
+
+def test_a_replay_in_a_worker_also_works_out_the_means_the_graph_shows(monkeypatch):
+    """The graph's boxes show each large array's mean: ``trace_jobs.replay`` computes them in the
+    worker, so the UI thread finds them in ``graph.text``'s memory instead of passing over the data."""
+    from gradviz.scenario import bundled_path, load
+    from gradviz.training.session import Session
+    from ui import trace_jobs
+    from ui.graph import text
+
+    monkeypatch.setattr(text, "MEAN_CACHED_FROM", 1000)       # the MLP's 200 x 16 activations count
+    session = Session(load(bundled_path("07_mlp_two_moons")))
+    session.run()
+    trace = trace_jobs.replay(session, 3)
+    large = [a for e in trace.events for v in vars(e).values()
+             for a in (v if isinstance(v, (tuple, list)) else (v,)) if isinstance(a, np.ndarray) and a.size >= 1000]
+    assert large
+    for a in large[-8:]:                                      # the memory keeps the most recent ones
+        assert text._MEANS[id(a)][0] is a
+        assert text._MEANS[id(a)][1] == text.format_number(np.mean(a.astype(np.float64)), 2)

@@ -19,13 +19,13 @@ def value_text(a) -> str:
 
 _MEANS: dict[int, tuple] = {}     # id(array) -> (array, text): a trace's large arrays never change
 _MEANS_KEPT = 64
-_MEAN_CACHED_FROM = 100_000       # elements: smaller arrays are averaged each time (cheaper than a lookup)
+MEAN_CACHED_FROM = 100_000       # elements: smaller arrays are averaged each time (cheaper than a lookup)
 
 
 def mean_number(a) -> str:
     """The mean of ``a``, as short as a heat map's caption wants it. Accumulated in float64 without
     a float64 copy; a large array's text is remembered (sizing and every frame ask again)."""
-    big = isinstance(a, np.ndarray) and a.size >= _MEAN_CACHED_FROM
+    big = isinstance(a, np.ndarray) and a.size >= MEAN_CACHED_FROM
     if big:
         found = _MEANS.get(id(a))
         if found is not None and found[0] is a:
