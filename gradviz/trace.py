@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .summary import keep, keep_copy
+
 
 class _State(threading.local):
     """This thread's recording state (each thread starts with no recorder and an empty stack)."""
@@ -263,7 +265,7 @@ class Recorder:
         ids[id(out)] = nid
         self._keep.append(out)
         data = out._data
-        value = data.copy()
+        value = keep_copy(data)       # a large value (over summary.SUMMARY_FROM elements) is summarised
         dtype_name = _DTYPE_NAMES.get(data.dtype) or _DTYPE_NAMES.setdefault(data.dtype, str(data.dtype))
         requires, is_op = out.requires_grad, out.grad_fn is not None
         stack = _state.module_stack
@@ -276,19 +278,21 @@ class Recorder:
 
     def on_backward(self, out, grad_fn: str, grad_output, inputs, grad_inputs) -> None:
         # Gradients in flight are arrays the engine made (backward() copies a caller's gradient) and
-        # never changes afterwards (a leaf's .grad is a copy of them), so they are kept, not copied.
+        # never changes afterwards (a leaf's .grad is a copy of them), so they are kept, not copied
+        # (a large one is summarised).
         node_id = self.node_id
         self._emit(BackwardEvent(
-            node_id(out), grad_fn, grad_output, tuple([node_id(t) for t in inputs]), tuple(grad_inputs)))
+            node_id(out), grad_fn, keep(grad_output), tuple([node_id(t) for t in inputs]),
+            tuple([keep(g) for g in grad_inputs])))
 
     def on_accumulate(self, t, before, added, after) -> None:
         """``before`` must already be a copy (taken before ``.grad`` changed in place); ``after`` is
         ``.grad`` itself, which later steps change, so it is copied."""
-        self._emit(AccumulateEvent(self.node_id(t), before, added, _copy(after)))
+        self._emit(AccumulateEvent(self.node_id(t), keep(before), keep(added), keep_copy(after)))
 
     def on_zero_grad(self, params, set_to_none: bool) -> None:
         self._emit(ZeroGradEvent(set_to_none, [
-            ParamClear(self.node_id(p), _copy(None if p.grad is None else p.grad._data)) for p in params]))
+            ParamClear(self.node_id(p), keep_copy(None if p.grad is None else p.grad._data)) for p in params]))
 
     def add(self, event) -> None:
         self._emit(event)

@@ -17,6 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from gradviz.summary import is_summary
 from gradviz.view.folding import Fold, module_label
 from gradviz.view.format import format_head, format_shape, format_stats, format_value
 from gradviz.view.formulas import formulas_for_frame
@@ -90,7 +91,7 @@ class TensorView(QtWidgets.QWidget):
         self._shown, self._array = (extra, note), a
         whole = stats = summary = ""
         if a is not None:
-            a = np.asarray(a)
+            a = a if is_summary(a) else np.asarray(a)
             whole = format_value(a)
             lines = whole.split("\n")
             if "shape" in whole or len(lines) > WHOLE_LINES or max(map(len, lines)) > WHOLE_CHARS:
@@ -101,7 +102,7 @@ class TensorView(QtWidgets.QWidget):
         self.text.setVisible(bool(whole))
         self.stats.setText(stats)
         self.stats.setVisible(bool(stats))
-        self.head.setText(("first: " if np.asarray(a).size > 12 else "all: ") + summary if summary else "")
+        self.head.setText(("first: " if np.size(a) > 12 else "all: ") + summary if summary else "")
         self.head.setVisible(bool(summary))
         self._show_heat(a if summary else None)
         self.extra.setText(extra)
@@ -118,7 +119,8 @@ class TensorView(QtWidgets.QWidget):
             self.heat.clear()
             self.heat.setVisible(False)
             return
-        img = T.heat_image(a.T if a.ndim == 2 and a.shape[1] == 1 else a)     # a column as a strip
+        column = a.ndim == 2 and a.shape[1] == 1                              # a column as a strip
+        img = T.heat_image((a.grid if is_summary(a) else a).T if column else a)
         cell = max(1.0, HEAT_WIDTH / img.width())
         w = int(min(HEAT_WIDTH, img.width() * cell))
         h = int(min(HEAT_HEIGHT, max(12.0, img.height() * cell)))
@@ -132,7 +134,12 @@ class TensorView(QtWidgets.QWidget):
         copy = menu.addAction("Copy", lambda: QtWidgets.QApplication.clipboard().setText(label.selectedText()))
         copy.setEnabled(label.hasSelectedText())
         menu.addAction("Copy text", lambda: QtWidgets.QApplication.clipboard().setText(self.toPlainText()))
-        if self._array is not None:
+        if is_summary(self._array):
+            every = menu.addAction("Copy every element (NumPy)")
+            every.setEnabled(False)
+            every.setToolTip("The trace keeps a summary of an array this large, not every element")
+            menu.setToolTipsVisible(True)
+        elif self._array is not None:
             menu.addAction("Copy every element (NumPy)", lambda: QtWidgets.QApplication.clipboard().setText(
                 np.array2string(np.asarray(self._array), threshold=np.asarray(self._array).size + 1,
                                 separator=", ", max_line_width=100)))
@@ -604,7 +611,7 @@ class Inspector(QtWidgets.QWidget):
     def _show_value(self, info, ns, about: str, is_param: bool) -> None:
         if is_param and ns.stepped and ns.param_before is not None:
             heading = "Value: before → after optimizer.step()"
-            if np.asarray(ns.value).size == 1:
+            if np.size(ns.value) == 1:
                 rows = [_row("", None, format_value(ns.param_before) + " → " + format_value(ns.value))]
             else:
                 rows = [_row("before", ns.param_before), _row("after", ns.value)]
@@ -651,7 +658,8 @@ class Inspector(QtWidgets.QWidget):
         grads = [frame.edges[k].grad for k in keys if k in frame.edges and frame.edges[k].grad is not None]
         if not grads:
             return None
-        return grads[0] if len(grads) == 1 else sum(grads[1:], np.asarray(grads[0]))
+        first = grads[0] if is_summary(grads[0]) else np.asarray(grads[0])
+        return first if len(grads) == 1 else sum(grads[1:], first)
 
     def _show_math(self, replay, frame, node_id: int, info) -> None:
         """The node's formulas as of this frame; the element field starts empty for each new node."""

@@ -17,6 +17,8 @@ import os
 import numpy as np
 from PySide6 import QtCore, QtGui
 
+from gradviz.summary import GRID_SIDE, fold_2d, grid_indices, is_summary
+
 # -- the light palette ----------------------------------------------------------------------------
 LIGHT = {
     # surfaces and text
@@ -260,7 +262,7 @@ def theme_menu(parent=None):
 
 
 # -- heat maps -------------------------------------------------------------------------------------
-HEAT_MAX_SIDE = 256    # a heat map keeps at most this many rows and columns (evenly spaced ones)
+HEAT_MAX_SIDE = GRID_SIDE    # a heat map keeps at most this many rows and columns (evenly spaced ones)
 
 
 def heat_image(a: np.ndarray) -> QtGui.QImage:
@@ -268,17 +270,11 @@ def heat_image(a: np.ndarray) -> QtGui.QImage:
     array (a 100,000 x 256 activation) is drawn from ``HEAT_MAX_SIDE`` evenly spaced rows and
     columns (its colour scale their largest magnitude): the box shows a few hundred pixels of it
     whatever its size, and drawing it costs the same."""
-    a = np.asarray(a)
-    if a.ndim == 0:
-        a = a.reshape(1, 1)
-    elif a.ndim == 1:
-        a = a.reshape(1, -1)
-    elif a.ndim > 2:
-        a = a.reshape(-1, a.shape[-1])
+    if is_summary(a):            # a trace's summary of a huge array keeps exactly those rows and columns
+        a = a.grid
+    a = fold_2d(np.asarray(a))
     if a.shape[0] > HEAT_MAX_SIDE or a.shape[1] > HEAT_MAX_SIDE:
-        rows = np.unique(np.linspace(0, a.shape[0] - 1, min(a.shape[0], HEAT_MAX_SIDE)).round().astype(np.intp))
-        cols = np.unique(np.linspace(0, a.shape[1] - 1, min(a.shape[1], HEAT_MAX_SIDE)).round().astype(np.intp))
-        a = a[np.ix_(rows, cols)]
+        a = a[np.ix_(grid_indices(a.shape[0], HEAT_MAX_SIDE), grid_indices(a.shape[1], HEAT_MAX_SIDE))]
     a = np.asarray(a, dtype=np.float64)
     finite = np.isfinite(a)
     scale = np.abs(a[finite]).max() if finite.any() else 0.0

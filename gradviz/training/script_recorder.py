@@ -31,6 +31,7 @@ from .. import _tensor
 from .. import trace as _trace
 from ..nn.modules import Module
 from ..scenario.schema import LIMITS
+from ..summary import ArraySummary
 from ..trace import (
     BackwardCallEvent,
     BackwardEvent,
@@ -61,7 +62,7 @@ class StopScript(Exception):
 def _nbytes(obj) -> int:
     """Bytes of the numpy arrays ``obj`` holds (a Trace: its events, nodes and snapshots); an array
     held twice counts twice, so a budget errs on the safe side."""
-    if isinstance(obj, np.ndarray):
+    if isinstance(obj, (np.ndarray, ArraySummary)):
         return obj.nbytes
     if isinstance(obj, (list, tuple)):
         return sum(_nbytes(o) for o in obj)

@@ -5,15 +5,21 @@
 their shape and mean; ``format_value`` is a tensor as the graph's nodes and the inspector show it
 whole, so the same value reads the same in both (``4.0``, ``[[1.0 -2.0]\n [3.0 4.0]]``);
 ``format_stats`` and ``format_head`` summarise a tensor too large to read whole.
+
+Each also takes the :class:`~gradviz.summary.ArraySummary` a trace keeps of a very large array, and
+writes the same text as for the array itself (shape and mean, statistics, first elements).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..summary import ArraySummary
+
 __all__ = ["VALUE_PRECISION", "format_number", "format_array", "format_value", "format_shape", "format_stats",
            "format_head", "brief", "format_exact"]
 
 VALUE_PRECISION = 4          # significant digits of a value shown whole (graph nodes, inspector)
+VALUE_WHOLE_MAX = 10_000     # elements: a larger tensor is never written out whole
 
 
 def format_number(x, precision: int = 4) -> str:
@@ -38,6 +44,9 @@ def format_array(a, max_elems: int = 6, precision: int = 4, multiline: bool = Fa
     ``sep=" "`` gives numpy's tighter ``[1.0 2.0]``."""
     if a is None:
         return "None"
+    if type(a) is ArraySummary:
+        shape = format_shape(a.shape)
+        return f"shape {shape} · mean {format_number(a.mean, 2)}" if a.dtype.kind in "fcV" else f"shape {shape}"
     a = np.asarray(a)
     if a.size == 1 and a.ndim == 0:
         return format_number(a.item(), precision)
@@ -45,7 +54,7 @@ def format_array(a, max_elems: int = 6, precision: int = 4, multiline: bool = Fa
         return f"empty {tuple(a.shape)}"
     if a.size > max_elems or a.ndim > 2:
         shape = format_shape(a.shape)
-        if a.dtype.kind in "fc":
+        if a.dtype.kind in "fcV":                # "V": bfloat16
             with np.errstate(all="ignore"):
                 mean = a.astype(np.float64).mean()
             return f"shape {shape} · mean {format_number(mean, 2)}"
@@ -59,6 +68,8 @@ def format_array(a, max_elems: int = 6, precision: int = 4, multiline: bool = Fa
 
 def brief(a) -> str:
     """Up to three numbers, else the mean (for sentences that name several tensors)."""
+    if type(a) is ArraySummary:
+        return f"(mean {format_number(a.mean, 3)})"
     a = np.asarray(a)
     if a.size <= 3:
         return format_array(a)
@@ -69,8 +80,9 @@ def brief(a) -> str:
 def format_value(a) -> str:
     """A tensor whole, as a graph node and the inspector show it: every element with
     ``VALUE_PRECISION`` digits, a matrix's rows on separate lines (``[[1.0 2.0]\n [3.0 4.0]]``); a
-    tensor of more than two dimensions as its shape and mean."""
-    return format_array(a, max_elems=10 ** 9, precision=VALUE_PRECISION, multiline=True, sep=" ")
+    tensor of more than two dimensions, or of more than ``VALUE_WHOLE_MAX`` elements (text nobody reads,
+    and slow to make), as its shape and mean."""
+    return format_array(a, max_elems=VALUE_WHOLE_MAX, precision=VALUE_PRECISION, multiline=True, sep=" ")
 
 
 def format_shape(shape) -> str:
@@ -81,6 +93,8 @@ def format_shape(shape) -> str:
 
 def format_stats(a) -> str:
     """``min -1.2 · mean 0.03 · max 2.1`` over the finite elements, then how many are nan or ±inf."""
+    if type(a) is ArraySummary:
+        return _summary_stats(a)
     a = np.asarray(a)
     if a.size == 0:
         return "empty"
@@ -99,9 +113,18 @@ def format_stats(a) -> str:
 
 def format_head(a, count: int = 12) -> str:
     """The first ``count`` elements in row-major order, ``[0.1 -2.0 …]`` (``…`` when there are more)."""
-    flat = np.asarray(a).ravel()
+    flat = a.head.ravel() if type(a) is ArraySummary else np.asarray(a).ravel()
     head = " ".join(format_number(v, VALUE_PRECISION) for v in flat[:count].tolist())
-    return "[" + head + (" …]" if flat.size > count else "]")
+    return "[" + head + (" …]" if np.size(a) > count else "]")
+
+
+def _summary_stats(s: ArraySummary) -> str:
+    if s.min is None and s.nan is None:            # a sum of two summaries: only its mean is known
+        return f"mean {format_number(s.mean)}"
+    parts = [f"min {format_number(s.min)}", f"mean {format_number(s.finite_mean)}",
+             f"max {format_number(s.max)}"] if s.min is not None else []
+    parts += [f"{s.nan} nan"] * bool(s.nan) + [f"{s.inf} ±inf"] * bool(s.inf)
+    return " · ".join(parts)
 
 
 def format_exact(x) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 from .. import trace as _trace
 from ..amp import GradScaler
 from ..functions import RULES
+from ..summary import ArraySummary
 from .format import format_number, format_shape
 from .mathtext import Formula, Num, Sym, _at, _parse, _pick, build, element_text
 from .step_rules import largest_update, step_formulas
@@ -35,6 +36,32 @@ __all__ = ["Formula", "formulas_for_frame", "edge_formula", "element_text"]
 
 _REDUCING = {"mse_loss", "bce_with_logits", "bce"}       # elementwise gradient, one scalar output
 _TERMS = 4                                                # a sum of up to this many terms is written out
+
+
+def _val(a):
+    """A recorded value: an array, or the summary a trace keeps of a large one (its first rows)."""
+    return a if type(a) is ArraySummary else np.asarray(a)
+
+
+def _row_kept(a, i: int) -> bool:
+    return type(a) is not ArraySummary or 0 <= i < a.head_rows
+
+
+def _column(a, k: int) -> list:
+    """Column ``k`` of a matrix as a list: of a summary, as far down as its first rows go."""
+    return (a.head[:, k] if type(a) is ArraySummary else np.asarray(a)[:, k]).tolist()
+
+
+def _pick_kept(element, a) -> tuple[tuple, str]:
+    """``_pick(element, shape of a)``, and "" ; for a summarised array (a trace keeps the first rows
+    of a very large one) an element below them is moved up to the last row kept, and the second
+    item says so (for the formula's title)."""
+    idx = _pick(element, np.shape(a))
+    if type(a) is not ArraySummary or a.kept(idx):
+        return idx, ""
+    rows = a.head_rows
+    return (rows - 1,) + idx[1:], (f" (a trace keeps the first {rows:,} of this array's {a.shape[0]:,} rows "
+                                   "whole; the others only in its statistics)")
 
 
 def _broadcast_index(idx: tuple, in_shape: tuple) -> tuple:
@@ -182,9 +209,9 @@ def _forward(replay, frame, nid: int, element) -> Formula | None:
     opmath = rule.math if rule is not None else None
     out_sym = _out_symbol(replay, nid)
     shape = np.shape(out)
-    idx = _pick(element, shape)
+    idx, kept = _pick_kept(element, out)
     result = _at(out, idx)
-    title = f"{info.label}: forward" + (f", element {element_text(idx)} of {format_shape(shape)}" if idx else "")
+    title = f"{info.label}: forward" + (f", element {element_text(idx)} of {format_shape(shape)}" if idx else "") + kept
     if opmath is None or len(info.inputs) < len(opmath.inputs) and info.op not in ("stack", "cat"):
         names = ", ".join(replay.node_name(s) for s in info.inputs)
         return build("forward", title, [("{out} = " + (info.op or info.label) + f"({names})",
@@ -221,13 +248,15 @@ def _forward_numbers(info, opmath, values, idx, env_num, elementwise) -> list:
     if any(v is None for v in values):
         return []
     if op in ("addmm", "matmul") and all(np.ndim(v) == 2 for v in values[:2]) and len(idx) == 2:
-        x, w = values[0], values[1]
+        x, w = _val(values[0]), _val(values[1])
         i, j = idx
-        row = np.asarray(x)[i]
-        col = np.asarray(w)[j] if op == "addmm" else np.asarray(w)[:, j]
+        if not _row_kept(x, i) or (op == "addmm" and not _row_kept(w, j)):
+            return []                   # a row a large array's summary does not keep
+        row = x[i]
+        col = w[j] if op == "addmm" else _column(w, j)
         terms = [(float(a), float(b)) for a, b in zip(row, col)]
         bias = _at(values[2], _broadcast_index(idx, np.shape(values[2]))) if op == "addmm" else None
-        return [_sum_of_products(terms, bias)]
+        return [_sum_of_products(terms, bias, count=len(row))]
     if op in ("sum", "mean") and not (info.attrs or {}).get("dim") and values and np.size(values[0]) <= _TERMS:
         flat = np.asarray(values[0], dtype=np.float64).ravel().tolist()
         env = {f"t{k}": Num(v) for k, v in enumerate(flat)}
@@ -248,15 +277,18 @@ def _forward_numbers(info, opmath, values, idx, env_num, elementwise) -> list:
     return []
 
 
-def _sum_of_products(terms: list, bias) -> tuple:
+def _sum_of_products(terms: list, bias, count: int | None = None) -> tuple:
+    """``a0 · b0 + a1 · b1 + … (count terms) + bias``: ``terms`` are the first pairs (all of them,
+    or at least the first two of ``count`` when a summarised array keeps only its first rows)."""
+    count = len(terms) if count is None else count
     env = {}
     parts = []
-    shown = terms if len(terms) <= _TERMS else terms[:2]
+    shown = terms if count <= _TERMS else terms[:2]
     for k, (a, b) in enumerate(shown):
         env[f"a{k}"], env[f"b{k}"] = Num(a), Num(b)
         parts.append(f"{{a{k}}} · {{b{k}}}")
-    if len(terms) > _TERMS:
-        parts.append(f"… ({len(terms)} terms)")
+    if len(shown) < count:
+        parts.append(f"… ({count} terms)")
     if bias is not None:
         env["bias"] = Num(bias)
         parts.append("{bias}")
@@ -286,20 +318,20 @@ def _backward_edge(replay, frame, e, src: int, element) -> Formula | None:
     info = replay.nodes.get(nid)
     rule = RULES.get(info.op) if info is not None else None
     opmath = rule.math if rule is not None else None
-    total = np.asarray(e.grad_inputs[positions[0]])
+    total = _val(e.grad_inputs[positions[0]])
     for p in positions[1:]:
-        total = total + np.asarray(e.grad_inputs[p])
+        total = total + _val(e.grad_inputs[p])
     in_shape = np.shape(total)
-    idx_in = _pick(element, in_shape)
+    idx_in, kept = _pick_kept(element, total)
     result = _at(total, idx_in)
-    g = np.asarray(e.grad_output)
+    g = _val(e.grad_output)
     out_sym = _out_symbol(replay, nid, backward=True)
     src_name = _symbol(replay, src, opmath.inputs[positions[0]] if opmath is not None
                        and positions[0] < len(opmath.inputs) else replay.node_name(src), info.op if info else "")
     lhs_env = {"_x": Sym(src_name + element_text(idx_in))}
     lhs = (_dl("_x"), lhs_env)
     title = (f"{info.label if info else nid} → {replay.node_name(src)}: backward"
-             + (f", element {element_text(idx_in)} of {format_shape(in_shape)}" if idx_in else ""))
+             + (f", element {element_text(idx_in)} of {format_shape(in_shape)}" if idx_in else "") + kept)
     gsym = _grad_sym(out_sym)
     root = out_sym == "L" and g.size == 1 and float(g.ravel()[0]) == 1.0
     if opmath is None:
@@ -407,36 +439,41 @@ def _backward_numbers(info, values, g, p: int, idx_in: tuple):
         n = np.size(values[0]) // max(1, g.size)
         return "\\frac{{g}}{{n}}", {"g": Num(float(g.ravel()[0])), "n": Num(n)}
     if op == "addmm" and g.ndim == 2 and len(idx_in) >= 1:
-        x, w = np.asarray(values[0]), np.asarray(values[1])
+        x, w = _val(values[0]), _val(values[1])
         if p == 0 and len(idx_in) == 2:                  # ∂L/∂x[i,k] = Σ_j G[i,j] W[j,k]
             i, k = idx_in
-            return _sum_of_products(list(zip(g[i].tolist(), w[:, k].tolist())), None)
+            if not _row_kept(g, i):
+                return None
+            return _sum_of_products(list(zip(g[i].tolist(), _column(w, k))), None, count=g.shape[1])
         if p == 1 and len(idx_in) == 2:                  # ∂L/∂W[j,k] = Σ_i G[i,j] x[i,k]
             j, k = idx_in
-            return _sum_of_products(list(zip(g[:, j].tolist(), x[:, k].tolist())), None)
+            return _sum_of_products(list(zip(_column(g, j), _column(x, k))), None, count=g.shape[0])
         if p == 2:                                       # ∂L/∂b[j] = Σ_i G[i,j]
-            col = g[:, idx_in[-1]].tolist()
-            shown = col if len(col) <= _TERMS else col[:2]
+            col, count = _column(g, idx_in[-1]), g.shape[0]
+            shown = col if count <= _TERMS else col[:2]
             env = {f"t{k}": Num(v) for k, v in enumerate(shown)}
             body = " + ".join(f"{{t{k}}}" for k in range(len(shown)))
-            return body + (f" + … ({len(col)} terms)" if len(col) > _TERMS else ""), env
+            return body + (f" + … ({count} terms)" if len(shown) < count else ""), env
     if op == "matmul" and g.ndim == 2 and len(idx_in) == 2:
-        a, b = np.asarray(values[0]), np.asarray(values[1])
+        a, b = _val(values[0]), _val(values[1])
         if a.ndim == 2 and b.ndim == 2:
             i, k = idx_in
-            pairs = list(zip(g[i].tolist(), b[k].tolist())) if p == 0 else list(zip(a[:, i].tolist(), g[:, k].tolist()))
-            return _sum_of_products(pairs, None)
+            if p == 0:
+                if not (_row_kept(g, i) and _row_kept(b, k)):
+                    return None
+                return _sum_of_products(list(zip(g[i].tolist(), b[k].tolist())), None, count=g.shape[1])
+            return _sum_of_products(list(zip(_column(a, i), _column(g, k))), None, count=g.shape[0])
     return None
 
 
 # -- accumulation, zero_grad, scaler, clipping, scheduler --------------------------------------------
 def _accumulate(replay, e, element) -> Formula:
     name = replay.node_name(e.node)
-    idx = _pick(element, np.shape(e.after))
+    idx, kept = _pick_kept(element, e.after)
     result = _at(e.after, idx)
     label = name + ".grad" + element_text(idx)
     env = {"p": Sym(label), "x": Sym(name + element_text(idx))}
-    title = f"{name}.grad: accumulation" + (f", element {element_text(idx)}" if idx else "")
+    title = f"{name}.grad: accumulation" + (f", element {element_text(idx)}" if idx else "") + kept
     if e.before is None:
         return build("accumulate", title + " (it was None)", [("{p} ← " + _dl("x"), env)],
                      [("{r}", {"r": Num(result)})], result, element=idx)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..summary import ArraySummary
 from .format import format_number
 
 __all__ = ["Formula", "Sym", "Num", "build", "element_text", "render", "number_text", "TARGETS"]
@@ -112,7 +113,10 @@ def _flush(out: list, text: list) -> None:
 # -- rendering -------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=4096, typed=True)        # typed: 4 and 4.0 read differently
 def number_text(x: float, target: str) -> str:
-    """A number as the formulas show it: 4 significant digits, a real minus sign (``-`` in LaTeX)."""
+    """A number as the formulas show it: 4 significant digits, a real minus sign (``-`` in LaTeX); ``…``
+    for one the trace did not keep (an element of a summarised large array)."""
+    if x is None:
+        return "…" if target != "latex" else r"\ldots"
     text = format_number(x)
     if target == "latex":
         if "e" in text:
@@ -309,6 +313,8 @@ def _pick(element, shape) -> tuple:
 def _at(a, idx) -> float | None:
     if a is None:
         return None
+    if type(a) is ArraySummary:            # a large array a trace summarised: its first rows
+        return float(a[idx]) if a.kept(tuple(idx)) else None
     a = np.asarray(a)
     if a.ndim == 0:
         return float(a)

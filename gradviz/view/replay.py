@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .. import trace as _trace
+from ..summary import ArraySummary
 from .format import brief as _brief
 from .format import format_array, format_number
 from .phases import clip_sentence, manual_update_sentence, phase_sentence, scheduler_sentence
@@ -72,6 +73,15 @@ def op_symbol(op: str, exponent: float | None = None) -> str:
 
 # ----------------------------------------------------------------------------------- the frames
 
+
+
+def _arr(a):
+    """A recorded value as the frames keep it: an array, or the summary a trace keeps of a large one."""
+    return a if type(a) is ArraySummary else np.asarray(a)
+
+
+def _zeros_like(a):
+    return ArraySummary.filled(a.shape, a.dtype, 0.0) if type(a) is ArraySummary else np.zeros_like(a)
 
 @dataclass(frozen=True)
 class NodeState:
@@ -387,7 +397,7 @@ class Replay:
             badge = None
             if nid in self.param_names:
                 badge = grads_before.get(self.param_names[nid])
-            nodes[nid] = NodeState(value=None if value is None else np.asarray(value), grad_badge=badge,
+            nodes[nid] = NodeState(value=None if value is None else _arr(value), grad_badge=badge,
                                    optimizer_state=first_state.get(nid)) if (value is not None or badge is not None
                                                                              or nid in first_state) else _IDLE_NODE
         edges = {e: _IDLE_EDGE for e in self.edges}
@@ -430,7 +440,7 @@ class Replay:
         elif isinstance(event, E.ForwardEvent):
             nid = event.node
             nodes[nid] = dataclasses.replace(nodes.get(nid, _IDLE_NODE), state="forward",
-                                             value=np.asarray(event.value), grad=None)
+                                             value=_arr(event.value), grad=None)
             active.add(nid)
             for src in event.inputs:
                 # a leaf lights up when read (again in a later micro-batch)
@@ -446,7 +456,7 @@ class Replay:
         elif isinstance(event, E.BackwardEvent):
             nid = event.node
             nodes[nid] = dataclasses.replace(nodes.get(nid, _IDLE_NODE), state="backward",
-                                             grad=np.asarray(event.grad_output))
+                                             grad=_arr(event.grad_output))
             active.add(nid)
             sums: dict[tuple[int, int], np.ndarray] = {}
             for src, g in zip(event.inputs, event.grad_inputs):
@@ -456,15 +466,15 @@ class Replay:
                 sums[key] = g if key not in sums else sums[key] + g
             for key, g in sums.items():
                 if key in edges:
-                    edges[key] = EdgeState("backward", np.asarray(g))
+                    edges[key] = EdgeState("backward", _arr(g))
                     active_edges.add(key)
             description = self._backward_description(event)
         elif isinstance(event, E.AccumulateEvent):
             nid = event.node
-            after = np.asarray(event.after)
+            after = _arr(event.after)
             nodes[nid] = dataclasses.replace(nodes.get(nid, _IDLE_NODE), state="backward",
-                                             grad=np.asarray(event.added), grad_badge=after,
-                                             accumulation=(event.before, np.asarray(event.added), after),
+                                             grad=_arr(event.added), grad_badge=after,
+                                             accumulation=(event.before, _arr(event.added), after),
                                              cleared="")
             active.add(nid)
             name = self.node_name(nid)
@@ -481,7 +491,7 @@ class Replay:
                 if event.set_to_none:
                     badge, how = None, "none"
                 else:
-                    badge = None if c.before is None else np.zeros_like(c.before)
+                    badge = None if c.before is None else _zeros_like(c.before)
                     how = "zeros"
                 nodes[c.node] = dataclasses.replace(nodes[c.node], grad_badge=badge, accumulation=None,
                                                     cleared=how, grad=None)
@@ -499,7 +509,7 @@ class Replay:
                 if u.node not in nodes:
                     continue
                 ns = nodes[u.node]
-                nodes[u.node] = dataclasses.replace(ns, value=np.asarray(u.after), param_before=np.asarray(u.before),
+                nodes[u.node] = dataclasses.replace(ns, value=_arr(u.after), param_before=_arr(u.before),
                                                     optimizer_state=u.state_after, stepped=u.grad is not None,
                                                     accumulation=None, cleared="")
                 active.add(u.node)
@@ -515,15 +525,15 @@ class Replay:
         elif isinstance(event, E.ManualUpdateEvent):
             nid = event.node
             if nid in nodes:
-                nodes[nid] = dataclasses.replace(nodes[nid], value=np.asarray(event.after),
-                                                 param_before=np.asarray(event.before), stepped=True,
+                nodes[nid] = dataclasses.replace(nodes[nid], value=_arr(event.after),
+                                                 param_before=_arr(event.before), stepped=True,
                                                  accumulation=None, cleared="")
                 active.add(nid)
             description = manual_update_sentence(self.node_name(nid), event)
         elif isinstance(event, E.ClipEvent):
             for c in event.grads:
                 if c.node in nodes:
-                    nodes[c.node] = dataclasses.replace(nodes[c.node], grad_badge=np.asarray(c.after),
+                    nodes[c.node] = dataclasses.replace(nodes[c.node], grad_badge=_arr(c.after),
                                                         accumulation=None, cleared="")
                     active.add(c.node)
             description = clip_sentence(event)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradviz.summary import is_summary
 from gradviz.view.format import format_array, format_number, format_value
 
 PRECISION = 4
@@ -25,6 +26,8 @@ MEAN_CACHED_FROM = 100_000       # elements: smaller arrays are averaged each ti
 def mean_number(a) -> str:
     """The mean of ``a``, as short as a heat map's caption wants it. Accumulated in float64 without
     a float64 copy; a large array's text is remembered (sizing and every frame ask again)."""
+    if is_summary(a):                # a trace's summary of a huge array: its mean over every element
+        return format_number(a.mean, 2)
     big = isinstance(a, np.ndarray) and a.size >= MEAN_CACHED_FROM
     if big:
         found = _MEANS.get(id(a))
