@@ -9,8 +9,24 @@ the graph and plots are drawn as vectors and the icons are drawn at the screen's
 """
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
+
+
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Move every object made so far (about 80,000: the modules of Qt, pyqtgraph, numpy and GradViz,
+    and the window itself) out of the cyclic garbage collector's sight, once per process: they live
+    as long as the process, and a full collection walking them all took 130-150 ms on the UI thread
+    (``UiThreadGC``); with them frozen it walks only a scenario's objects (2-14 ms with the two-moons
+    MLP open). Objects made later, every scenario's, are collected as before."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
 
 
 def make_window(path: str | None = None):
@@ -20,6 +36,7 @@ def make_window(path: str | None = None):
     from .main_window import MainWindow
 
     window = MainWindow()
+    _freeze_startup_objects()
     window.open_default()
     if path:
         message = window.load(path) if Path(path).exists() else f"{path}: no such file"
