@@ -96,6 +96,7 @@ def finish(window) -> None:
     from PySide6 import QtWidgets
     QtWidgets.QApplication.processEvents()
     window.traces.wait()                  # a long trace replayed in a worker
+    window.graph.wait_built()             # a large graph built a slice at a time
     window.dashboards.finish_pending()    # plots made a few per event-loop turn (may start a landscape)
     window.dashboards.space.wait_landscape()   # ... and a long landscape computed in a worker
     window.dashboards.data.wait_evaluation()   # ... and a large data set's fit

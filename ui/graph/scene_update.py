@@ -29,6 +29,7 @@ from .sizing import NODE_GAP, SMALL_GRAPH, grow, layer_gap, make_specs
 
 SLICE_S = 0.008             # a sizing slice runs this long before the event loop turns again
 SIZE_AT_ONCE = 300          # graphs of up to this many boxes are sized at once
+PLACE_SLICE = 4             # place_steps yields after this many new boxes (or edges)
 
 
 class ModuleIndex:
@@ -111,12 +112,22 @@ def refold(view) -> None:
 
 def place(view, specs: dict) -> None:
     """Lay out ``specs`` (in the folded graph's order) and make the scene show them (module docstring)."""
+    for _ in place_steps(view, specs):
+        pass
+
+
+def layout_of(specs: dict, edges):
+    """The layered layout of boxes ``specs`` joined by ``edges`` (pure Python: a worker may run it)."""
+    return layered_layout([LayoutNode(k, max(s.width, s.layout_w), s.height) for k, s in specs.items()],
+                          list(edges), node_gap=NODE_GAP, layer_gap=layer_gap(len(specs)))
+
+
+def place_steps(view, specs: dict, layout=None):
+    """``place`` as a generator that yields every ``PLACE_SLICE`` new items (a ``BuildJob`` runs it a
+    slice at a time); ``layout`` is ``layout_of(specs, view.folded.edges)`` when already made."""
     scene = view.scene()
     folded = view.folded
-    edges = list(folded.edges)
-    view.layout = layout = layered_layout(
-        [LayoutNode(k, max(s.width, s.layout_w), s.height) for k, s in specs.items()], edges,
-        node_gap=NODE_GAP, layer_gap=layer_gap(len(specs)))
+    view.layout = layout = layout_of(specs, folded.edges) if layout is None else layout
     items = view.node_items
     for key in [k for k in items if k not in specs]:
         scene.removeItem(items.pop(key).root)
@@ -129,6 +140,8 @@ def place(view, specs: dict) -> None:
             scene.addItem(gfx.root)
             gfx.set_lod(view._lod[0])
             changed.add(key)
+            if len(changed) % PLACE_SLICE == 0:
+                yield
         elif gfx.spec != spec:
             gfx.reshape(spec)
             gfx.set_lod(view._lod[0])
@@ -173,6 +186,8 @@ def place(view, specs: dict) -> None:
                 changed_edges.add((a, b))
             continue
         changed_edges.add((a, b))
+        if len(changed_edges) % PLACE_SLICE == 0:
+            yield
         if edge is not None:
             for item in edge.items():
                 scene.removeItem(item)

@@ -32,7 +32,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gradviz.view.folding import FoldedGraph, foldable_module, module_label
 
 from .. import theme as T
-from . import edge_hover, export
+from . import edge_hover, export, fitting
+from .build_job import BuildJob, reap
 from .caption import Caption
 from .items import NodeGfx, edge_pens
 from .scene_update import ModuleIndex, SpecJob, folded_graph, opening_collapsed, place, refold
@@ -95,6 +96,7 @@ class GraphView(QtWidgets.QGraphicsView):
         self.folded: FoldedGraph | None = None          # what is drawn: nodes, and boxes of folded modules
         self._index: ModuleIndex | None = None          # the replay's modules, indexed once per graph
         self._spec_job: SpecJob | None = None           # sizing the next iteration's boxes (scene_update)
+        self._build_job: BuildJob | None = None         # building a large graph a slice at a time
         self._display_of: dict[int, int] = {}           # node id -> displayed key
         self._shown_nodes: dict[int, object] = {}
         self._shown_edges: dict[tuple, object] = {}
@@ -225,39 +227,7 @@ class GraphView(QtWidgets.QGraphicsView):
         self._fit(whole=False)
 
     def _fit(self, whole: bool) -> None:
-        rect = self._graph_rect().adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN)
-        if rect.isEmpty():
-            return
-        top = self._top_margin()                       # keep the caption from covering the graph's top
-        self.resetTransform()
-        avail = QtCore.QRectF(self.viewport().rect()).adjusted(0, top, 0, 0)
-        scale = min(avail.width() / rect.width(), avail.height() / rect.height(), FIT_MAX_ZOOM)
-        if whole or scale >= self.readable_zoom():
-            self.scale(scale, scale)
-            self.centerOn(rect.center() - QtCore.QPointF(0, top / 2 / scale))
-        else:
-            scale = self.readable_zoom()
-            self.scale(scale, scale)
-            self.centerOn(self._opening_centre(rect, avail, scale) - QtCore.QPointF(0, top / 2 / scale))
-        self._apply_lod()
-
-    def _opening_centre(self, rect: QtCore.QRectF, avail: QtCore.QRectF, scale: float) -> QtCore.QPointF:
-        """Where the part of the graph below the caption is centred when the graph does not fit: on
-        the (first) loss, the window kept inside the drawing -- the loss is the last column, so
-        this shows the right end, and the top when the loss sits high."""
-        target = QtCore.QPointF(rect.right(), rect.top())
-        loss = next((self._display_of.get(n) for n in self.replay.loss_nodes), None) if self.replay else None
-        if loss in self.node_items:
-            target = self.node_items[loss].root.sceneBoundingRect().center()
-        w, h = avail.width() / scale, avail.height() / scale
-
-        def place(centre: float, low: float, high: float, size: float) -> float:
-            if size >= high - low:
-                return (low + high) / 2
-            return min(max(centre, low + size / 2), high - size / 2)
-
-        return QtCore.QPointF(place(target.x(), rect.left(), rect.right(), w),
-                              place(target.y(), rect.top(), rect.bottom(), h))
+        fitting.fit(self, whole, FIT_MARGIN, FIT_MAX_ZOOM)
 
     def _refit(self) -> None:
         if self._auto_fit:
@@ -324,7 +294,25 @@ class GraphView(QtWidgets.QGraphicsView):
         self._place_overlays()
 
     def is_pending(self) -> bool:
-        return not self.pending_label.isHidden()
+        return not self.pending_label.isHidden() and self._build_job is None
+
+    def show_building(self, text: str) -> None:
+        """A large graph is being built (``BuildJob``): "Drawing the graph: 1,281 boxes… 40 %"."""
+        self.pending_label.setText(text)
+        if self.pending_label.isHidden():
+            self.pending_label.show()
+            self._place_overlays()
+
+    def wait_built(self) -> None:
+        """Finish building a large graph now (tests, exports)."""
+        if self._build_job is not None:
+            self._build_job.finish()
+
+    def _build_done(self, job: BuildJob) -> None:
+        self._build_job = None
+        job.install()
+        self.pending_label.hide()
+        self._after_place()
 
     def end_pending(self) -> None:
         """Show the Player's trace again (e.g. a run was cancelled and no new trace comes)."""
@@ -353,12 +341,14 @@ class GraphView(QtWidgets.QGraphicsView):
         self._visible_rect = None
         if not everything and not self.lod_detail:
             return
-        rect = self.mapToScene(self.viewport().rect()).boundingRect().adjusted(-60, -60, 60, 60)
+        x0, y0, x1, y1 = self.mapToScene(self.viewport().rect()).boundingRect().adjusted(-60, -60, 60, 60).getCoords()
         for key in list(self._pending):
             gfx = self.node_items.get(key)
             if gfx is None:
                 del self._pending[key]
-            elif everything or gfx.root.sceneBoundingRect().intersects(rect):
+                continue
+            (x, y), spec = gfx.xy, gfx.spec               # (where place() put it: no call into Qt per box)
+            if everything or (x < x1 and x + max(spec.width, spec.layout_w) > x0 and y < y1 and y + spec.height > y0):
                 gfx.update_detail(*self._pending.pop(key))
 
     def _flush_node(self, node_id: int) -> None:
@@ -494,6 +484,9 @@ class GraphView(QtWidgets.QGraphicsView):
 
     def _refold(self) -> None:
         """Other modules folded: the boxes that stay keep their items (scene_update.refold)."""
+        if self._build_job is not None:                  # still being built: build it folded so
+            self._rebuild()
+            return
         unsized = self._spec_job is not None and not self._spec_job.done()
         self._cancel_spec_job()
         refold(self)
@@ -515,7 +508,11 @@ class GraphView(QtWidgets.QGraphicsView):
 
     def _clear_items(self) -> None:
         self._cancel_spec_job()
-        self.scene().clear()
+        if self._build_job is not None:
+            self._build_job.cancel()
+            self._build_job = None
+            self.pending_label.hide()
+        reap(self)                                       # a large scene is deleted a slice at a time
         self.node_items.clear()
         self.edge_items.clear()
         self._shown_nodes.clear()
@@ -534,8 +531,13 @@ class GraphView(QtWidgets.QGraphicsView):
             return
         if self._index is None or self._index._replay is not replay:
             self._index = ModuleIndex(replay)
-        self.folded = folded = folded_graph(self._index, self._collapsed)
-        self._display_of = folded.display_of
+        folded = folded_graph(self._index, self._collapsed)
+        if BuildJob.wanted(folded):                      # built a slice at a time, shown when done
+            self.folded, self._display_of = None, {}
+            self._build_job = BuildJob(self, folded)
+            self.show_building(self._build_job.text())
+            return
+        self.folded, self._display_of = folded, folded.display_of
         place(self, make_specs(replay, folded, self.metrics))
         self._after_place()
 
@@ -646,11 +648,12 @@ class GraphView(QtWidgets.QGraphicsView):
         """The drawing's extent: the layout's box (stable from frame to frame, unlike the items' box,
         which grows while a halo or a wide label shows)."""
         if self.layout is None or not self.node_items:
-            return self.scene().itemsBoundingRect()
+            return self.scene().itemsBoundingRect() if self._build_job is None else QtCore.QRectF()
         return QtCore.QRectF(0, 0, self.layout.width, self.layout.height).adjusted(-9, -12, 9, 12)
 
     def export_rect(self) -> QtCore.QRectF:
-        """What an export draws: the whole drawing, every node's text up to date."""
+        """What an export draws: the whole drawing (built), every node's text up to date."""
+        self.wait_built()
         self._flush_pending(everything=True)
         return self._graph_rect().adjusted(-16, -16, 16, 16)
 
@@ -777,8 +780,8 @@ class GraphView(QtWidgets.QGraphicsView):
         for item in self.items(pos):
             while item is not None:
                 key = item.data(0)
-                if key is not None:
-                    return int(key)
+                if key is not None:          # (not a box still being built, or one going away)
+                    return int(key) if self.node_items.get(int(key)) is not None else None
                 item = item.parentItem()
         return None
 
