@@ -12,10 +12,12 @@ asserted: 100 x 100 loss landscapes of the bundled Rosenbrock and two-moons MLP 
 
 The table (one row per size in sizes.py, full batch, float32, one thread everywhere):
 - Session: ``Session(scenario).run()`` of the row's steps, per step (History recorded; building
-  the Session is not timed, ``run()``'s own History allocation is); a re-run refills the previous
-  run's History memory when nothing holds it any more (``HistoryBuffer.free_rows``), so the best of
-  the repeats is a re-run; 1st run: the first ``run()`` of the Session, into fresh memory (every
-  page of the History faulted in as it is first written);
+  the Session is not timed, ``run()``'s own History allocation is), the best of the repeats: re-runs
+  and a new Session's first run, each taking the memory the last run released from the pool of
+  released History memory (gradviz/training/history_pool.py); 1st run: the first ``run()`` of a
+  Session with that pool emptied, into fresh memory (every page of the History faulted in as it is
+  first written); pooled: a new Session's first run (the app's case: every run is a new Session)
+  taking the memory the previous Session released;
 - engine: the Session's own step engine (``Engine(setup).step(k)``) with no History buffer: the
   Session's loop without recording, so Session/engine is what the History costs;
 - core: the same model, data, loss, optimizer and seed written as a plain loop on gradviz
@@ -24,8 +26,9 @@ The table (one row per size in sizes.py, full batch, float32, one thread everywh
   in CPU time of this process (``--wall``: wall-clock time; see sizes.py);
 - History MB: the nbytes of the arrays the returned History holds (views of one buffer counted
   once); B/value: that over steps x parameter elements; peak MB: tracemalloc's peak during one more
-  ``run()`` (numpy's allocations included; the last History held, so that this run allocates its
-  own as a first run does), and of the core loop for comparison (torch's own allocator is not traced);
+  ``run()`` (numpy's allocations and the History pool's fresh memory included; the last History
+  held and the pool emptied, so that this run allocates its own as a first run does), and of the
+  core loop for comparison (torch's own allocator is not traced);
 - GEMM: the step's matmuls alone in numpy / torch (sizes.gemm_seconds), its share of torch's step
   names the regime, and numpy/torch is the physical floor of GradViz/torch where BLAS dominates.
 """
@@ -56,6 +59,7 @@ from gradviz.scenario import DEFAULT_SCENARIO, bundled_path, load  # noqa: E402
 from gradviz.scenario.schema import OPTIMIZER_CLASSES  # noqa: E402
 from gradviz.training.build import prepare  # noqa: E402
 from gradviz.training.engine import Engine  # noqa: E402
+from gradviz.training.history_pool import POOL  # noqa: E402
 from gradviz.training.session import Session  # noqa: E402
 
 STEPS = 10_000
@@ -130,27 +134,35 @@ def history_bytes(history) -> int:
 
 
 def traced_peak(fn) -> int:
-    """tracemalloc's peak (bytes) while ``fn()`` runs."""
+    """tracemalloc's peak (bytes) while ``fn()`` runs, plus the fresh memory the History pool mapped
+    meanwhile (mmap, which tracemalloc does not see; the History's arrays, alive to the end)."""
+    fresh = POOL.stats().fresh_bytes
     tracemalloc.start()
     try:
         fn()
-        return tracemalloc.get_traced_memory()[1]
+        return tracemalloc.get_traced_memory()[1] + POOL.stats().fresh_bytes - fresh
     finally:
         tracemalloc.stop()
 
 
 def measure(size: sizes.Size, steps: int, torch) -> dict:
     sc = sizes.scenario(size, steps)
+    POOL.clear()                  # the first run: fresh memory, not what the last row released
     session = Session(sc)
     data = session.data
     params = sizes.parameter_count(sc)
     row = dict(size=size, steps=steps, params=params, points=data.n, session=[], engine=[], core=[], torch=[])
     setup = prepare(sc)
-    for _ in range(size.repeats):
+    for repeat in range(size.repeats):
+        if repeat == 1:           # a new Session: its first run takes the memory the last one released
+            del session
+            session = Session(sc)
         start = sizes.clock()
         h = session.run()
         row["session"].append(sizes.clock() - start)
         row.setdefault("session_first", row["session"][0])
+        if repeat == 1:
+            row["session_pooled"] = row["session"][1]
         row["recorded"] = h.steps
         row["loss_session"] = float(h.loss[h.steps - 1]) if h.steps else float("nan")
         row["history"] = history_bytes(h)
@@ -169,6 +181,7 @@ def measure(size: sizes.Size, steps: int, torch) -> dict:
             seconds, row["loss_torch"] = sizes.run_twin(torch, sc, data, steps)
             row["torch"].append(seconds)
     held = session.history      # kept alive: the traced run allocates its History afresh, as a first run does
+    POOL.clear()
     row["peak_session"] = traced_peak(session.run)
     del held
     row["peak_core"] = traced_peak(lambda: sizes.run_twin(gradviz, sc, data, steps))
@@ -185,7 +198,7 @@ def print_table(rows: list[dict], has_torch: bool, clock: str) -> None:
           f"Session/core <= {HISTORY_OVER_CORE:.2f} (History recording costs <= 10%); History at the run's "
           "precision (float32: 4 B per recorded value)")
     print(f"{'#':<2} {'model':<20} {'params':>7} {'points':>7} {'steps':>6} {'Session':>8} {'1st run':>8} "
-          f"{'engine':>8} {'core':>8} "
+          f"{'pooled':>8} {'engine':>8} {'core':>8} "
           f"{'torch':>8} {'S/torch':>8} {'target':>7} {'core/torch':>10} {'S/core':>7} {'S/engine':>8} {'GEMM np':>8} "
           f"{'GEMM th':>8} {'floor':>6} {'regime':>14}")
     for i, r in enumerate(rows, 1):
@@ -202,12 +215,13 @@ def print_table(rows: list[dict], has_torch: bool, clock: str) -> None:
         share = gt / t if gt > 0 and has_torch else 0.0
         regime = f"{sizes.regime(gt, t) if has_torch else '?'} ({share:.0%})"
         first = r["session_first"] / steps
+        pooled = r.get("session_pooled", float("nan")) / steps
         print(f"{i:<2} {r['size'].label:<20} {r['params']:>7,} {r['points']:>7,} {steps:>6} {s * 1e3:>8.3f} "
-              f"{first * 1e3:>8.3f} {e * 1e3:>8.3f} {c * 1e3:>8.3f} {t * 1e3:>8.3f} {s_t:>8.2f} "
+              f"{first * 1e3:>8.3f} {pooled * 1e3:>8.3f} {e * 1e3:>8.3f} {c * 1e3:>8.3f} {t * 1e3:>8.3f} {s_t:>8.2f} "
               f"{'<=' + str(target):>7} {c_t:>10.2f} "
               f"{s_c:>7.2f} {s / e:>8.2f} {gn * 1e3:>8.3f} {gt * 1e3:>8.3f} {floor} {regime:>14}  {verdict} {history}")
-    print("  (1st run: the Session's first run, its History in fresh memory (page faults); Session: the best "
-          "run, a re-run filling the last run's History memory again)")
+    print("  (1st run: a Session's first run, its History in fresh memory (page faults); pooled: a new Session's "
+          "first run, in the memory the last one released; Session: the best run)")
     print("  (engine: the Session's step engine with no History; S/engine: what recording the History costs; "
           "ok/over: S/core against the History target)")
     print("  (GEMM np / th: ms of the step's matmuls alone in numpy / torch; floor = their ratio, the "

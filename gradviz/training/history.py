@@ -345,8 +345,8 @@ class HistoryBuffer:
     gradient norm) for every step; parameter values, gradients and optimizer state at the dtype the
     run has, every ``stride``-th step (1: every step), each kind as one ``(rows, elements)`` array per
     dtype written with one ``concatenate`` per step, or one ``copyto`` from the engine's :class:`Live`
-    storage (``np.empty``: a page is touched only when its row is written; ``reuse``: the previous
-    run's rows that nothing holds any more are filled again, their pages already in). Row ``r`` of
+    storage (uninitialised: a page is touched only when its row is written; from the pool of
+    released History memory when a block fits, its pages already in: history_pool.py). Row ``r`` of
     grads/state is step ``r * stride``; row ``r`` of params is the value before step ``r * stride``,
     and with ``stride > 1`` a last row holds the final value (``finish``).
 
@@ -360,12 +360,8 @@ class HistoryBuffer:
     """
 
     def __init__(self, names: list[str], params: list, total: int, accumulation_steps: int, *,
-                 clipping: bool = False, stride: int = 1, reduction: str = "",
-                 reuse: HistoryBuffer | None = None):
+                 clipping: bool = False, stride: int = 1, reduction: str = ""):
         self.names, self.total = names, total
-        # the rows of an earlier run (``reuse``) that nothing refers to any more, by shape: memory that
-        # is already paged in (a fresh buffer pays a page fault per 4 KiB the first time it is written)
-        self._pool: dict[tuple, list[_Rows]] = {} if reuse is None else reuse.free_rows()
         self.stride = stride = max(1, int(stride))
         self.reduction = reduction if stride > 1 else ""
         rows = -(-total // stride)                      # grads/state rows: steps 0, s, 2s... < total
@@ -379,11 +375,11 @@ class HistoryBuffer:
         self._shapes = shapes
         dtypes = [p._data.dtype for p in params]
         # params: steps 0, s, 2s, ... (<= total) and, with stride > 1, one more row for the final value
-        self._params = self._rows(total // stride + 1 + (1 if stride > 1 else 0), shapes, dtypes, True)
+        self._params = _Rows(total // stride + 1 + (1 if stride > 1 else 0), shapes, dtypes, True)
         self.params = self._params.views
         for values, p in zip(self.params, params):
             values[0] = p._data
-        self._grads = self._rows(rows, shapes, dtypes, False)    # unpadded: the norm sums one flat row
+        self._grads = _Rows(rows, shapes, dtypes, False)    # unpadded: the norm sums one flat row
         self.grads = self._grads.views
         self.grad_none = [np.zeros(total, dtype=bool) for _ in params]
         self.state: list[dict[str, np.ndarray]] = [{} for _ in params]
@@ -395,23 +391,6 @@ class HistoryBuffer:
         self.suspect = False                            # the last step's cheap check tripped
         self._none_step = -1                            # the last step some .grad was None
         self.tail_at: int | None = None                 # the step the final params row holds (stride > 1)
-
-    def _rows(self, rows: int, shapes: list, dtypes: list, align: bool) -> _Rows:
-        reused = self._pool.get((rows, tuple(shapes), tuple(dtypes), align))
-        return reused.pop() if reused else _Rows(rows, shapes, dtypes, align)
-
-    def free_rows(self) -> dict[tuple, list[_Rows]]:
-        """This buffer's rows that nothing else refers to (no History, no view of them is alive), by
-        shape, for the next run's buffer to fill again; this buffer must not be used after."""
-        self._plan = None                               # it holds rows arrays too
-        candidates = [self._params, self._grads, *self._state_rows.values(),
-                      *(rows for same in self._pool.values() for rows in same)]
-        self._pool = {}
-        free: dict[tuple, list[_Rows]] = {}
-        for rows in candidates:
-            if rows.free():
-                free.setdefault(rows.key, []).append(rows)
-        return free
 
     def row(self, step: int) -> int | None:
         """The grads/state row holding ``step``, or None when that step is not kept."""
@@ -524,12 +503,10 @@ class HistoryBuffer:
             self._state_count = -1
             return
         self._state_count = len(keys) * len(states)
-        self._pool = {}                                 # every state key has its rows: the rest is not needed
 
     def finish(self, done: int, params: list) -> None:
         """The run stopped after ``done`` steps with ``params`` final: with ``stride > 1`` keep their
         value as the last params row (a kept step already holds it)."""
-        self._pool = {}
         if self.stride > 1 and done % self.stride:
             row = done // self.stride + 1
             for values, p in zip(self.params, params):
@@ -593,7 +570,7 @@ class HistoryBuffer:
             else:
                 shapes = list(self._shapes)
                 dtypes = [layout[1] if p.dtype == self.params[i].dtype else p.dtype for p in self.params]
-            stored = self._state_rows[key] = self._rows(rows, shapes, dtypes, True)
+            stored = self._state_rows[key] = _Rows(rows, shapes, dtypes, True)
         view = stored.views[i]
         if view.shape[1:] != layout[0]:
             return np.empty((rows,) + value.shape, dtype=layout[1])

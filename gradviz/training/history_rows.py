@@ -2,24 +2,17 @@
 kind of per-parameter array (values, gradients, one optimizer-state key), the parameters side by
 side as laid out by :func:`row_layout`; and :class:`Live`, the same layout for the arrays a step
 engine keeps live (its parameters and optimizer state), so that recording a step's values is one
-``copyto`` per dtype. Rows can be handed from one run to the next of the same shapes once nothing
-refers to them any more (:meth:`_Rows.free`).
+``copyto`` per dtype. The rows' memory comes from, and returns to, the process-wide pool of released
+History memory (history_pool.py).
 """
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-try:                                    # numpy's switch of its MADV_HUGEPAGE hint (private, hence optional)
-    from numpy._core.multiarray import _set_madvise_hugepage
-except ImportError:                     # numpy < 2
-    try:
-        from numpy.core.multiarray import _set_madvise_hugepage
-    except ImportError:
-        _set_madvise_hugepage = None
+from .history_pool import POOL
 
 
 def _sum_squares(row: np.ndarray) -> float:
@@ -29,20 +22,6 @@ def _sum_squares(row: np.ndarray) -> float:
         return float(np.dot(row, row))
     wide = row.astype(np.float64)
     return float(np.dot(wide, wide))
-
-
-def _empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """``np.empty`` without numpy's MADV_HUGEPAGE hint (Linux, arrays of 4 MiB or more): History rows
-    are written once, row by row, and with the kernel's usual ``defrag = madvise`` a huge-page fault
-    may stall on compaction: measured, fresh 4 KiB pages cost about 0.45 ms per MB written, huge
-    pages 0.1 to 2.5 ms per MB (about 1 ms typical in these runs)."""
-    if _set_madvise_hugepage is None:
-        return np.empty(shape, dtype=dtype)
-    previous = _set_madvise_hugepage(False)
-    try:
-        return np.empty(shape, dtype=dtype)
-    finally:
-        _set_madvise_hugepage(previous)
 
 
 def _is_float(dtype: np.dtype) -> bool:
@@ -104,14 +83,10 @@ class _Rows:
     parameter: one ``(rows, width)`` array per dtype laid out by :func:`row_layout`, so one step is
     written with one ``np.concatenate`` per dtype (or, from :class:`Live` arrays of the same layout,
     one ``copyto``). ``views[i]`` is parameter ``i``'s ``(rows, *shape)`` view of it (what the History
-    hands out); padding (``align``) is never in a view.
-
-    A run's rows can be handed to the next run of the same shapes (:meth:`HistoryBuffer.free_rows`):
-    :meth:`free` says nothing but this object refers to the memory any more (no History, no view of
-    it is alive), by the flat arrays' reference counts."""
+    hands out); padding (``align``) is never in a view. The flat arrays are ``POOL.empty``: their
+    memory goes back to the pool once no History and no view of them is alive."""
 
     def __init__(self, rows: int, shapes: list[tuple], dtypes: list[np.dtype], align: bool = False):
-        self.key = (rows, tuple(shapes), tuple(dtypes), align)
         self.layout = row_layout(shapes, dtypes, align)
         self.padded = any(sum(math.prod(shapes[i]) for i in members) != width
                           for _, members, _, width in self.layout)
@@ -120,13 +95,12 @@ class _Rows:
         self.now: list[np.ndarray] = [None] * len(shapes)               # type: ignore[list-item]
         self.bound: Live | None = None                                   # the Live of this layout last seen
         self._fill(rows, shapes)
-        self._refs = self._refcounts()          # no local name holds a flat array here
         self.blas = all(dtype == np.float32 or dtype == np.float64 for dtype, _, _, _ in self.layout)
         self.plain = self.blas and len(self.layout) == 1 and not self.padded
 
     def _fill(self, rows: int, shapes: list[tuple]) -> None:
         for dtype, members, offsets, width in self.layout:
-            flat = _empty((rows, width), dtype)                   # pages are touched as rows are written
+            flat = POOL.empty((rows, width), dtype)              # pages are touched as rows are written
             scratch = np.zeros(width, dtype=dtype)                # a step that is not kept (stride > 1)
             for i, offset in zip(members, offsets):
                 size = math.prod(shapes[i])
@@ -135,13 +109,6 @@ class _Rows:
                 self.now[i] = scratch[offset:offset + size].reshape(shapes[i])
                 assert np.may_share_memory(self.views[i], flat) or not self.views[i].size
             self.groups.append((flat, members, scratch))
-
-    def _refcounts(self) -> list[int]:
-        return [sys.getrefcount(group[0]) for group in self.groups]
-
-    def free(self) -> bool:
-        """Nothing outside this object holds its memory (no History or view of it is alive)."""
-        return self._refcounts() == self._refs
 
     def write(self, row: int | None, arrays: list) -> float:
         """Row ``row`` (None: the scratch row) := ``arrays`` (one per parameter); returns Σx² over

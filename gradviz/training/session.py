@@ -183,13 +183,14 @@ class Session:
     def _new_buffer(self, total: int) -> HistoryBuffer:
         engine = self._engine
         stride, reduction = plan_stride(total, *self._row_bytes(), self.history_budget)
-        old = getattr(self, "_buffer", None)
-        if old is not None:      # a re-run: unpublish the last run's views (an empty History, as _reset's
-            # _publish gives), so that its rows that nothing else holds are filled again (free_rows)
-            self._history = old.history(self.variant_spec.name, 0, None, "", copy_out=True)
+        if getattr(self, "_buffer", None) is not None:
+            # a re-run: unpublish the last run's views (an empty History, as _reset's _publish gives)
+            # and drop its buffer first, so that its memory nothing else holds is back in the pool
+            # (history_pool.py) for this run's buffer to fill again
+            self._history = self._buffer.history(self.variant_spec.name, 0, None, "", copy_out=True)
+            self._buffer = None
         return HistoryBuffer(self.param_names, engine.params, total, engine.accumulation_steps,
-                             clipping=engine.max_norm is not None, stride=stride, reduction=reduction,
-                             reuse=old)
+                             clipping=engine.max_norm is not None, stride=stride, reduction=reduction)
 
     def _row_bytes(self) -> tuple[dict[str, int], int]:
         """What one kept row of params, grads and optimizer state costs (the buffers the optimizer

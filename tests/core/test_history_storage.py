@@ -264,32 +264,7 @@ def test_history_pickles(full_and_reduced, which):
     np.testing.assert_array_equal(back.param_row_steps(), h.param_row_steps())
 
 
-# -- memory reused across re-runs, live storage --------------------------------------------------------
-def rows_of(session):
-    buf = session._buffer
-    return {id(buf._params), id(buf._grads), *map(id, buf._state_rows.values())}
-
-
-@pytest.mark.parametrize("kind", ["adam", "sgd", "rmsprop", "adagrad"])
-def test_a_re_run_refills_free_memory_and_never_a_history_still_held(kind):
-    hyper = {"momentum": 0.9} if kind == "sgd" else {}
-    session = Session(bundled("07_mlp_two_moons", kind=kind, steps=30, lr=0.01, **hyper))
-    first = session.run()
-    kept = [a.copy() for a in arrays_of(first)]
-    held = rows_of(session)
-    second = session.run()                           # `first` is alive: fresh memory, `first` untouched
-    assert not rows_of(session) & held
-    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(kept, arrays_of(first)))
-    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(kept, arrays_of(second)))
-    view = second.grads["0.weight"][2:5, 0]          # a view of a view still holds the grads' rows
-    previous = rows_of(session)
-    del first, second
-    third = session.run()
-    assert id(session._buffer._grads) not in previous and rows_of(session) - {id(session._buffer._grads)} <= previous
-    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(kept, arrays_of(third)))
-    assert np.array_equal(view, kept[len(third.params)][2:5, 0])
-
-
+# -- live storage ----------------------------------------------------------------------------------------
 def test_the_engine_keeps_parameters_and_state_in_live_rows():
     session = Session(bundled("07_mlp_two_moons", kind="adam", steps=5, lr=0.01))
     h = session.run()
