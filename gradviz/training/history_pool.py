@@ -105,6 +105,17 @@ def _fresh(nbytes: int) -> np.ndarray:
     return np.frombuffer(mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS), dtype=np.uint8)
 
 
+def _hold(memory) -> None:
+    """(The thread's reference to ``memory`` is its last: it goes when the thread ends.)"""
+
+
+def _let_go(memory: np.ndarray) -> None:
+    """Give ``memory`` back to the system in a thread of its own: unmapping a few hundred MB takes
+    tens to hundreds of ms (without the GIL), which the thread that dropped a History (the UI thread,
+    after an edit) should not wait for. The caller lets go of its own reference."""
+    threading.Thread(target=_hold, args=(memory,), name="gradviz-unmap", daemon=True).start()
+
+
 class _Block:
     """The owner of one pooled allocation: the base of the arrays made of it (see the module
     docstring); ``memory`` is the plain uint8 array that holds the bytes."""
@@ -177,7 +188,10 @@ class MemoryPool:
         """Let every free block go (memory nobody refers to is given back to the system)."""
         with self._locked():
             self._dropped += len(self._free)
+            free = list(self._free.values())
             self._free, self._by_size, self._sizes, self._bytes = OrderedDict(), {}, [], 0
+        if free:
+            _let_go(free)
 
     # -- inside the lock ---------------------------------------------------------------------------
     def _take(self, nbytes: int) -> np.ndarray | None:
@@ -204,12 +218,16 @@ class MemoryPool:
             memory = self._returned.popleft()
             if memory.nbytes > self.capacity:
                 self._dropped += 1
+                _let_go(memory)
+                del memory
                 continue
             while self._bytes + memory.nbytes > self.capacity:          # the oldest go first
                 key, old = next(iter(self._free.items()))
                 del self._by_size[old.nbytes][key]
                 self._forget(key, old)
                 self._dropped += 1
+                _let_go(old)
+                del old
             size = memory.nbytes
             if size not in self._by_size:
                 self._by_size[size] = {}
