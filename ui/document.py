@@ -17,6 +17,7 @@ says one line (``scriptFailed``) and keeps the previous result.
 """
 from __future__ import annotations
 
+import gc
 import re
 import time
 from pathlib import Path
@@ -77,6 +78,7 @@ class Document(QtCore.QObject):
         self.path: Path | None = None
         self.modified = False
         self.sessions: list = []
+        self._let_go = False                   # runs were dropped: collect them before the next starts
         self.source: str | None = None         # the program text (a script's, or an edited TOML program)
         self.source_edited = False             # a TOML scenario's generated program was edited
         self.last_error: str | None = None     # the last script run's one-line error
@@ -219,6 +221,7 @@ class Document(QtCore.QObject):
         """The runs of the scenario being replaced are not the new one's: while ``scenarioChanged``
         is handled, nothing may show a trace or a History of the old runs as if they were current."""
         self._stop_run()
+        self._let_go = self._let_go or bool(self.sessions)
         self.sessions = []
         self._stop_script()
 
@@ -263,6 +266,7 @@ class Document(QtCore.QObject):
             self._run_script()
             return
         self._stop_run()
+        self._let_go = self._let_go or bool(self.sessions)
         self.sessions = []
         try:
             job = RunThread(self.scenario)
@@ -309,6 +313,10 @@ class Document(QtCore.QObject):
         if not self._announced and (job.sessions or ended):
             self._announced = True
             self.runStarted.emit()
+            if self._let_go:                 # the last runs' Sessions hold cycles: collect them now, so
+                self._let_go = False         # that their History memory is back in the pool (history_pool)
+                gc.collect()                 # before the new runs take theirs (2-15 ms: startup is frozen)
+            job.go.set()                     # the views show the new Sessions: the runs may start
         now = time.perf_counter()
         if job.done != self._done_steps and (ended or now >= self._next_live):
             self._done_steps = job.done

@@ -39,6 +39,7 @@ CHUNK_S = 0.02        # a Session's chunk: how often it publishes its History an
 BIG = 1 << 30         # steps per chunk: the time bound ends chunks, not a step count
 BREATHER_S = 0.01     # the worker sleeps this long after every chunk (the UI thread gets the GIL) ...
 MAX_BREATHER_S = 0.03  # ... and up to this long while the UI thread is late (RunThread.breather)
+GO_TIMEOUT_S = 1.0     # the runs start when the UI thread shows the Sessions, or after this long
 
 
 GC_INTERVAL_MS = 100  # the UI thread's garbage collection timer (see UiThreadGC)
@@ -98,11 +99,13 @@ class RunThread:
         self.cancelled = False
         self.breather = BREATHER_S             # the sleep after each chunk (set by the UI thread)
         self.ended = threading.Event()         # set when the worker has returned
+        self.go = threading.Event()            # set by the UI thread once it shows the Sessions
         _start_worker(self._main, "gradviz-run")
 
     def cancel(self) -> None:
         """Stop after the step in progress (a Session running keeps the steps it did)."""
         self.cancelled = True
+        self.go.set()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker to return (at most one step once cancelled); True when it has."""
@@ -110,10 +113,16 @@ class RunThread:
 
     def _main(self) -> None:
         try:
-            self._build() and self._run()
+            if self._build():
+                # the UI thread shows the new Sessions first (``go``): the views let go of the last
+                # run's Histories, whose memory the first run's History then reuses (history_pool)
+                self.go.wait(GO_TIMEOUT_S)
+                self._run()
         except Exception as exc:              # never let a run take the app down
             self.errors.append(f"{self.scenario.title}: {exc}")
         finally:
+            if self.cancelled:
+                self.sessions = []            # a cancelled run's Histories are nobody's now
             self.ended.set()
 
     def _build(self) -> bool:

@@ -173,11 +173,13 @@ def test_closing_the_window_during_a_run_stops_and_joins_it(qtbot, make_window, 
     window = make_window()
     doc = window.document
     job = started(window, qtbot, big_scenario(tmp_path, steps=500))
+    sessions = job.sessions
     window.document.modified = False
     window.close()
     assert job.cancelled and job.ended.is_set()
     assert not doc.running and doc.sessions == []
-    assert job.sessions[0].history.steps < 500
+    assert job.sessions == []                     # a cancelled run's Histories are let go
+    assert sessions[0].history.steps < 500
 
 
 def test_a_job_computes_off_the_ui_thread():
@@ -347,3 +349,30 @@ def test_the_startup_objects_are_frozen_and_later_garbage_is_still_collected(qtb
     del a, b
     gc.collect()
     assert alive() is None
+
+
+def test_runs_start_once_the_ui_thread_shows_their_sessions(qtbot, make_window, tmp_path):
+    """The worker builds the Sessions and waits (``go``) until the Document has shown them and let go
+    of the last runs (collected, so that their History memory is back in the pool) before a run
+    allocates its History; a RunThread nobody pumps starts after ``GO_TIMEOUT_S``."""
+    from gradviz.scenario import load
+
+    scenario = load(big_scenario(tmp_path, steps=20, n=500))
+    job = RunThread(scenario)
+    qtbot.waitUntil(lambda: bool(job.sessions), timeout=RUN_TIMEOUT_MS)
+    time.sleep(0.1)
+    assert job.done == 0 and job.sessions[0].history.steps == 0        # waiting for go
+    job.go.set()
+    assert job.join(RUN_TIMEOUT_MS / 1000) and job.sessions[0].history.steps == 20
+
+    window = make_window(big_scenario(tmp_path, steps=20, n=500))
+    doc = window.document
+    doc.finish_now()
+    seen = []
+    doc.runStarted.connect(lambda: seen.append(doc._job.go.is_set()))
+    edited = doc.editable_copy()
+    edited.optimizer.hyper["lr"] = 0.02
+    doc.edit(edited)
+    qtbot.waitUntil(lambda: not doc.running, timeout=RUN_TIMEOUT_MS)
+    assert seen == [False]                        # runStarted went out before the runs began
+    assert doc.sessions[0].history.lr[0] == 0.02 and doc.sessions[0].history.steps == 20
