@@ -62,6 +62,7 @@ def make_view(qtbot, replay, size=(1400, 800)):
     view.resize(*size)
     view.show()
     qtbot.waitExposed(view)
+    view.wait_built()                    # (a graph of more than BUILD_AT_ONCE boxes is built in slices)
     return view, player
 
 
@@ -89,6 +90,7 @@ def test_iteration_change_keeps_every_item_and_shows_the_new_values(qtbot, large
     assert len(first.nodes) > 300 and first.nodes.keys() == second.nodes.keys()
     view, player = make_view(qtbot, first)
     view.set_modules_collapsed(view.collapsible_modules(), False)          # every node its own box
+    view.wait_built()
     assert view.visible_node_count() == len(first.nodes)
     view.set_zoom(1.0)
     sized(qtbot, view)
@@ -123,6 +125,7 @@ def test_values_differ_between_iterations_and_the_view_follows(qtbot, large_repl
     first, _, third = large_replays
     view, player = make_view(qtbot, first)
     view.set_modules_collapsed(view.collapsible_modules(), False)
+    view.wait_built()
     loss = first.loss_nodes[0]                                              # the first micro-batch's
     end = first.phase_range("loss")[1]
     player.seek(end)

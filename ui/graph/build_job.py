@@ -26,7 +26,7 @@ from ..run_thread import Job
 from .scene_update import PLACE_SLICE, layout_of, place_steps
 from .sizing import make_specs
 
-BUILD_AT_ONCE = 250       # boxes: a graph this small is built at once (well under a frame or two)
+BUILD_AT_ONCE = 60        # boxes: a graph this small is built at once (under a frame or two)
 SLICE_S = 0.008           # a slice runs this long before the event loop turns again
 POLL_MS = 10              # how often the layout's worker is looked at
 REAP_SLICE = 400          # top-level items removed per event-loop turn (about 12 ms)
