@@ -13,7 +13,6 @@ import gc
 import sys
 from pathlib import Path
 
-
 _frozen = False
 
 

@@ -296,6 +296,8 @@ class Document(QtCore.QObject):
             self._timer.stop()
             return
         if budget > 0:                       # a test's nudge: wait for news (a step or the end)
+            if job.sessions and not self._announced:
+                self._publish(job, False)    # (the runs wait for runStarted: let them start first)
             deadline = time.perf_counter() + budget
             while job.done == self._done_steps and time.perf_counter() < deadline and not job.join(0.005):
                 pass

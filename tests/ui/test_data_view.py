@@ -1,5 +1,7 @@
 """The Data tab on real widgets: the moons and the decision boundary, a regression's curve, neuron
 maps, and a scenario without data saying why there is nothing to draw."""
+import threading
+
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
@@ -236,9 +238,14 @@ def test_a_large_data_sets_fit_is_evaluated_in_a_worker_and_drawn_when_ready(qtb
     assert fit.expensive
     qtbot.waitUntil(lambda: view.drawn_iteration == window.view_state.iteration, timeout=30_000)
     last = window.view_state.steps - 1
+    gate = threading.Event()                # the worker waits until the header was looked at
+    start = view._jobs.start
+    monkeypatch.setattr(view._jobs, "start",
+                        lambda fn, key: start(lambda progress: (gate.wait(30), fn(progress))[1], key))
     go_to(window, last)
     assert view.drawn_iteration != last and view._jobs.job is not None
     assert "evaluating the model on 200 points at iteration" in view.info.text()
+    gate.set()
     qtbot.waitUntil(lambda: view.drawn_iteration == last, timeout=30_000)
     extent, shape = view._view_grid()
     np.testing.assert_array_equal(view.heat.image, fit.grid(last, extent=extent, shape=shape).values)

@@ -64,7 +64,7 @@ def test_a_large_graph_is_built_in_slices_and_shows_the_frame_when_done(qtbot, m
     assert graph.pending_label.isVisible() and graph.pending_label.text().startswith("Drawing the graph: ")
     assert not graph.is_pending()                       # (not a run's message)
     gaps = run_until(lambda: graph._build_job is None)
-    assert len(gaps) > 10, "the event loop turned while the graph was built"
+    assert len(gaps) >= 3, "the event loop turned while the graph was built"
     assert not graph.pending_label.isVisible()
     # every box is there, where a graph built at once puts it, and shows the Player's frame
     folded = graph.folded
