@@ -13,7 +13,13 @@
    current-step markers. A frame = the step plus processing every resulting paint.
    Also reported: the dashboards' share alone (cursor moves + repaint, no graph).
 
-Target: frame time within one 60 Hz frame (16.7 ms) offscreen.
+3. opening and the grid (``--turns``, also alone with ``--only-turns``): the longest event-loop turn
+   while the main window is built and shown with the MLP on two moons (the first tab's panel is made
+   then, the others when first shown), and while the dashboards switch from tabs to the grid after
+   the series changed (every hidden panel has a refresh to catch up): the panels come one per turn,
+   each refreshing in a turn of its own. Median and max over ``--repeats``.
+
+Target: frame time within one 60 Hz frame (16.7 ms) offscreen; no turn over ~30 ms.
 """
 from __future__ import annotations
 
@@ -67,6 +73,7 @@ def bench_refresh(app, name, scenario, repeats: int) -> None:
     doc.finish_now()                      # the run itself (not what we time below)
     run_s = time.perf_counter() - t0
     app.processEvents()
+    dash.finish_pending()                 # every panel made and shown in the grid
 
     space = dash.space
     t0 = time.perf_counter()
@@ -148,12 +155,88 @@ def bench_frames(app, frames: int) -> None:
     window.close()
 
 
+class Gaps:
+    """The longest gap between the ticks of a 5 ms timer: the longest event-loop turn meanwhile."""
+
+    def __init__(self):
+        from PySide6 import QtCore
+        self.timer = QtCore.QTimer()
+        self.timer.setInterval(5)
+        self.timer.timeout.connect(self._tick)
+        self.longest = 0.0
+        self._last = 0.0
+
+    def start(self) -> None:
+        self.longest, self._last = 0.0, time.perf_counter()
+        self.timer.start()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.longest = max(self.longest, now - self._last)
+        self._last = now
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.longest
+
+
+def spin(app, until, timeout: float = 20.0) -> None:
+    end = time.perf_counter() + timeout
+    while not until() and time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.001)
+
+
+def bench_turns(app, repeats: int) -> None:
+    from PySide6 import QtCore
+
+    from gradviz.scenario import bundled_path
+    from ui.app import make_window
+    from ui.dashboards.panel import slices
+
+    opens, builds, grids, turns = [], [], [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        window = make_window(str(bundled_path("07_mlp_two_moons")))
+        builds.append(time.perf_counter() - t0)
+        window.resize(1400, 860)
+        window.show()
+        app.processEvents()
+        opens.append(time.perf_counter() - t0)          # one turn: nothing else runs meanwhile
+        window.document.finish_now()
+        window.traces.wait()
+        dash = window.dashboards
+        spin(app, lambda: False, 0.5)
+        dash.selection.set_labels([s.label for s in dash.selection.series if s.kind == "element"][:4])
+        app.processEvents()
+        gaps = Gaps()
+        gaps.start()
+        first = slices().turns
+        QtCore.QTimer.singleShot(10, lambda dash=dash: dash.set_layout_mode("grid"))
+        spin(app, lambda dash=dash: dash.layout_mode == "grid" and not slices().jobs
+             and len(dash.made_panels()) == 7 and all(p.isVisible() for p in dash.made_panels()))
+        spin(app, lambda: False, 0.3)
+        grids.append(gaps.stop())
+        turns.append(slices().turns - first)
+        window.document.modified = False
+        window.close()
+        window.deleteLater()
+        app.processEvents()
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete.value)
+    print(f"opening and the grid, MLP on two moons, 1400x860 (n={repeats}):")
+    print(f"  build the main window            median {ms(statistics.median(builds))}   max {ms(max(builds))}")
+    print(f"  build + show (one turn)          median {ms(statistics.median(opens))}   max {ms(max(opens))}")
+    print(f"  tabs -> grid, longest turn       median {ms(statistics.median(grids))}   max {ms(max(grids))}   "
+          f"({statistics.median(turns):.0f} turns)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--quick", action="store_true", help="only the one-variant run")
+    parser.add_argument("--only-turns", action="store_true", help="only the opening and grid turns")
     args = parser.parse_args()
     from PySide6 import QtCore, QtWidgets
     # never touch the user's settings (window layout, recent files)
@@ -162,9 +245,16 @@ def main() -> int:
     QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
                              tempfile.mkdtemp())
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
+    from ui.dialogs import settings
+    from ui.welcome import SEEN_KEY
+    settings().setValue(SEEN_KEY, True)
+    if args.only_turns:
+        bench_turns(app, args.repeats)
+        return 0
     for name, scenario in scenarios(args.steps, args.quick):
         bench_refresh(app, name, scenario, args.repeats)
     bench_frames(app, args.frames)
+    bench_turns(app, args.repeats)
     return 0
 
 

@@ -246,8 +246,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """The plots (bottom dock) and the controls (right, a tab beside the inspector), their View
         entries and File ▸ Export entries; a click on a plotted point picks that iteration."""
         Area = QtCore.Qt.DockWidgetArea
-        self.dashboards = Dashboards(self.document, self.view_state)
-        self.dashboards.data.player = self.player          # the Data view maps a selected node to its layer
+        # the Data view maps a selected node to its layer; the panels are made when first shown
+        self.dashboards = Dashboards(self.document, self.view_state, player=self.player)
         self.controls = ControlsPanel(self.document, self.view_state)
         self.dashboards_dock = self._dock("Dashboards", self.dashboards, Area.BottomDockWidgetArea)
         scroll = QtWidgets.QScrollArea()

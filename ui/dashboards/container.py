@@ -13,7 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import theme as T
 from .data_view import DataView
-from .panel import PlotPanel, Selection
+from .panel import PlotPanel, Selection, slices
 from .param_space import ParamSpacePlot
 from .schedule import SchedulePlot
 from .series_plots import GradsPlot, ParamsPlot, StatePlot
@@ -130,24 +130,52 @@ class SeriesPicker(QtWidgets.QToolButton):
         self.selection.set_labels(self.checked_labels())
 
 
-class Dashboards(QtWidgets.QWidget):
-    """The six panels with a shared variant/series selection, in tabs or in a grid."""
+PANELS = (("loss", LossPlot), ("params", ParamsPlot), ("grads", GradsPlot), ("space", ParamSpacePlot),
+          ("state", StatePlot), ("schedule", SchedulePlot), ("data", DataView))      # tab order
+GRID_SPOTS = {"loss": (0, 0, 1, 1), "params": (0, 1, 1, 1), "grads": (0, 2, 1, 1), "space": (1, 0, 1, 1),
+              "state": (1, 1, 1, 1), "schedule": (1, 2, 1, 1), "data": (0, 3, 2, 1)}   # (row, col, rows, cols)
 
-    def __init__(self, document, view_state, parent=None):
+
+class PanelPlaceholder(QtWidgets.QWidget):
+    """A panel's place (a tab, a grid cell) until the panel is made or shown there: its title, faint.
+    Being shown asks for the panel (``Dashboards._want``)."""
+
+    def __init__(self, name: str, title: str, shown, parent=None):
+        super().__init__(parent)
+        self.name, self.title, self._shown = name, title, shown
+        self.setMinimumSize(260, 180)           # as a panel: the grid does not move when it comes
+
+    def paintEvent(self, _event) -> None:
+        painter = QtGui.QPainter(self)
+        painter.fillRect(self.rect(), QtGui.QColor(T.PLOT_BACKGROUND))
+        painter.setPen(QtGui.QColor(T.TEXT_FAINT))
+        painter.drawText(self.rect(), int(QtCore.Qt.AlignmentFlag.AlignCenter), self.title)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._shown(self.name)
+
+
+class Dashboards(QtWidgets.QWidget):
+    """The six panels with a shared variant/series selection, in tabs or in a grid.
+
+    Never long on the UI thread: a panel is made when it is first shown (the window opens with the
+    first tab's only; ``loss``, ``params``… make theirs when asked for), a placeholder holding its
+    place until then; showing the grid puts placeholders in every cell and swaps in one panel per
+    turn of the event loop (``panel.slices``), each refreshing in a turn of its own.
+    ``finish_pending()`` makes and shows all of it at once."""
+
+    def __init__(self, document, view_state, parent=None, player=None):
         super().__init__(parent)
         self.document = document
         self.view_state = view_state
+        self.player = player                                     # the Data view maps a selected node to its layer
         self.selection = Selection(document, view_state, self)
-        pick = view_state.set_iteration
-        self.loss = LossPlot(document, self.selection, pick)
-        self.params = ParamsPlot(document, self.selection, pick)
-        self.grads = GradsPlot(document, self.selection, pick)
-        self.space = ParamSpacePlot(document, self.selection, pick)
-        self.state = StatePlot(document, self.selection, pick)
-        self.schedule = SchedulePlot(document, self.selection, pick)
-        self.data = DataView(document, self.selection, pick)      # the data and the model's fit
-        self.panels: list[PlotPanel] = [self.loss, self.params, self.grads, self.space, self.state,
-                                        self.schedule, self.data]
+        self._made: dict[str, PlotPanel] = {}                    # name -> panel, once made
+        self._holders = {name: PanelPlaceholder(name, cls.title, self._want) for name, cls in PANELS}
+        self._revealing: list[str] = []                          # grid cells still showing placeholders
+        self.destroyed.connect(lambda *_a, key=self._reveal_key: slices().discard(key))
+        self.panels_made = 0                                     # (tests)
 
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 2)
@@ -170,6 +198,12 @@ class Dashboards(QtWidgets.QWidget):
         self.grid_layout = QtWidgets.QGridLayout(self.grid)
         self.grid_layout.setContentsMargins(0, 0, 0, 0)
         self.grid_layout.setSpacing(4)
+        # equal cells whatever their contents: a panel swapped in for its placeholder (or refreshed)
+        # moves no other, so only it is laid out and painted again
+        for column in range(4):
+            self.grid_layout.setColumnStretch(column, 1)
+        for row in range(2):
+            self.grid_layout.setRowStretch(row, 1)
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.tabs)
         self.stack.addWidget(self.grid)
@@ -179,6 +213,7 @@ class Dashboards(QtWidgets.QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.stack, 1)
         self.layout_mode = ""
+        self._make(PANELS[0][0])                 # the first tab, shown with the window
         self.set_layout_mode("tabs")
 
         # "computing…" over the (cleared) plots while another scenario's first steps are computed
@@ -201,6 +236,99 @@ class Dashboards(QtWidgets.QWidget):
             if document.sessions:
                 self.refresh()
 
+    # -- the panels, made when first wanted ------------------------------------------------------
+    def panel(self, name: str) -> PlotPanel:
+        """The panel ``name`` (``"loss"``, ``"space"``…), made now if it was not yet, in its place."""
+        made = self._made.get(name)
+        if made is None:
+            made = self._make(name)
+            self._place(name)
+        return made
+
+    loss = property(lambda self: self.panel("loss"))
+    params = property(lambda self: self.panel("params"))
+    grads = property(lambda self: self.panel("grads"))
+    space = property(lambda self: self.panel("space"))
+    state = property(lambda self: self.panel("state"))
+    schedule = property(lambda self: self.panel("schedule"))
+    data = property(lambda self: self.panel("data"))
+
+    @property
+    def panels(self) -> list[PlotPanel]:
+        """Every panel, in tab order (the ones not made yet are made now)."""
+        return [self.panel(name) for name, _cls in PANELS]
+
+    def made_panels(self) -> list[PlotPanel]:
+        """The panels made so far, in tab order."""
+        return [self._made[name] for name, _cls in PANELS if name in self._made]
+
+    def _make(self, name: str) -> PlotPanel:
+        """Make panel ``name`` (hidden; ``_place`` puts it where its placeholder is) and catch it up."""
+        cls = dict(PANELS)[name]
+        panel = cls(self.document, self.selection, self.view_state.set_iteration)
+        if name == "data":
+            panel.player = self.player
+        panel.setParent(self)                # hidden until placed
+        if self.layout_mode == "grid":
+            panel.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored)
+        self._made[name] = panel
+        self.panels_made += 1
+        panel.set_iteration(self.view_state.iteration)
+        if self.document.scenario is not None and self.document.sessions and not self.pending_shown():
+            panel.refresh()                  # hidden: noted, done when shown (``PlotPanel.showEvent``)
+        return panel
+
+    def _place(self, name: str) -> None:
+        """Panel ``name`` instead of its placeholder (a tab, or a grid cell already revealed)."""
+        panel, holder = self._made[name], self._holders[name]
+        if self.layout_mode == "tabs":
+            index = self.tabs.indexOf(holder)
+            if index < 0:
+                return
+            current = self.tabs.currentIndex()
+            self.tabs.blockSignals(True)
+            self.tabs.removeTab(index)
+            self.tabs.insertTab(index, panel, panel.title)
+            self.tabs.setCurrentIndex(current)
+            self.tabs.blockSignals(False)
+            holder.hide()
+        elif name not in self._revealing and self.grid_layout.indexOf(holder) >= 0:
+            self.grid_layout.replaceWidget(holder, panel)
+            holder.hide()
+            panel.show()
+
+    def _want(self, name: str) -> None:
+        """A placeholder was shown: its panel comes in a turn of its own (made there if need be)."""
+        if name not in self._revealing:
+            self._revealing.append(name)
+        slices().add(self._reveal_key, self._reveal_next)
+
+    @property
+    def _reveal_key(self) -> tuple:
+        return ("dashboards", id(self))
+
+    def _reveal_next(self, _deadline: float = 0.0, force: bool = False) -> bool:
+        """One placeholder still shown (any, with ``force``) gives way to its panel: made in this turn
+        if need be, else shown; True while more wait. Nothing else runs in the turn (``Slices.end_turn``):
+        the panel's first layout and paint come after it."""
+        if not force and not slices().alone(self._reveal_key):
+            return True                          # a turn of its own
+        while self._revealing:
+            name = self._revealing[0]
+            if not (force or self._holders[name].isVisible()):
+                self._revealing.pop(0)           # its tab was left, or the dock hidden: again when shown
+                continue
+            if name not in self._made:
+                self._make(name)                 # made in one turn, shown in the next
+                if not force:
+                    slices().end_turn()
+                    break
+            self._revealing.pop(0)
+            self._place(name)
+            slices().end_turn()
+            break
+        return bool(self._revealing)
+
     def show_pending(self, text: str) -> None:
         """Clear every panel and show ``text`` (e.g. "Running MLP on two moons… 40%") centred over them,
         until the new run's first steps arrive (``runProgress`` with steps done) or it finishes or
@@ -208,7 +336,7 @@ class Dashboards(QtWidgets.QWidget):
         self.pending.setText(text)
         if self.pending.isVisible():
             return
-        for panel in self.panels:
+        for panel in self.made_panels():
             panel.clear_data()
         veil = QtGui.QColor(T.PLOT_BACKGROUND)        # the theme of the moment (light or dark)
         self.pending.setStyleSheet(f"QLabel {{ background: rgba({veil.red()}, {veil.green()}, {veil.blue()}, 215); "
@@ -216,6 +344,10 @@ class Dashboards(QtWidgets.QWidget):
         self.pending.setGeometry(self.stack.rect())
         self.pending.show()
         self.pending.raise_()
+
+    def pending_shown(self) -> bool:
+        pending = getattr(self, "pending", None)
+        return pending is not None and pending.isVisible()
 
     def _on_run_progress(self, done: int, _total: int) -> None:
         if done > 0:
@@ -236,25 +368,41 @@ class Dashboards(QtWidgets.QWidget):
         return super().eventFilter(watched, event)
 
     def set_layout_mode(self, mode: str) -> None:
-        """``"tabs"`` (one plot at a time) or ``"grid"`` (all six visible)."""
+        """``"tabs"`` (one plot at a time) or ``"grid"`` (all six visible).
+
+        The grid starts with every cell's placeholder and swaps in the panels one per turn (painting
+        seven panels, and refreshing those that changed while hidden, took 300 ms in one turn)."""
         if mode == self.layout_mode:
             return
         self.layout_mode = mode
         current = self.tabs.currentIndex()
+        self.tabs.blockSignals(True)
         self.tabs.clear()
-        for p in self.panels:
-            self.grid_layout.removeWidget(p)
+        self.tabs.blockSignals(False)
+        for name, _cls in PANELS:
+            for widget in (self._holders[name], self._made.get(name)):
+                if widget is not None:
+                    self.grid_layout.removeWidget(widget)
+        self._revealing = []
+        slices().discard(self._reveal_key)
+        for widget in list(self._holders.values()) + list(self._made.values()):
+            policy = QtWidgets.QSizePolicy.Policy.Ignored if mode == "grid" else QtWidgets.QSizePolicy.Policy.Preferred
+            widget.setSizePolicy(policy, policy)
         if mode == "grid":
-            spots = [(0, 0, 1, 1), (0, 1, 1, 1), (0, 2, 1, 1), (1, 0, 1, 1), (1, 1, 1, 1), (1, 2, 1, 1),
-                     (0, 3, 2, 1)]
-            order = [self.loss, self.params, self.grads, self.space, self.state, self.schedule, self.data]
-            for p, (r, c, rs, cs) in zip(order, spots):
-                self.grid_layout.addWidget(p, r, c, rs, cs)
-                p.show()
+            for name, _cls in PANELS:
+                panel = self._made.get(name)
+                if panel is not None:
+                    panel.hide()
+                    panel.setParent(self.grid)
+                self.grid_layout.addWidget(self._holders[name], *GRID_SPOTS[name])
+                self._holders[name].show()
+                self._revealing.append(name)
             self.stack.setCurrentWidget(self.grid)
         else:
-            for p in self.panels:
-                self.tabs.addTab(p, p.title)
+            self.tabs.blockSignals(True)
+            for name, cls in PANELS:
+                self.tabs.addTab(self._made.get(name) or self._holders[name], cls.title)
+            self.tabs.blockSignals(False)
             self.tabs.setCurrentIndex(max(current, 0))
             self.stack.setCurrentWidget(self.tabs)
         for toggle in (self.grid_button, self.grid_action):
@@ -264,7 +412,10 @@ class Dashboards(QtWidgets.QWidget):
 
     def current_panel(self) -> PlotPanel:
         if self.layout_mode == "tabs":
-            return self.tabs.currentWidget() or self.loss
+            widget = self.tabs.currentWidget()
+            if isinstance(widget, PanelPlaceholder):
+                return self.panel(widget.name)
+            return widget or self.loss
         return self.loss
 
     def _fill_variants(self) -> None:
@@ -275,15 +426,19 @@ class Dashboards(QtWidgets.QWidget):
 
     def set_iteration(self, k: int) -> None:
         """Move every panel's cursor to optimizer step ``k``."""
-        for p in self.panels:
+        for p in self.made_panels():
             p.set_iteration(k)
 
     def refresh(self) -> None:
-        for p in self.panels:
+        for p in self.made_panels():
             p.refresh()
 
     def finish_pending(self) -> None:
-        """Complete every panel's deferred work now (a hidden tab's refresh, small plots still to be
-        made or filled over the next turns of the event loop): for tests and exports."""
+        """Complete every panel's deferred work now (panels not made or shown yet, a hidden tab's
+        refresh, small plots still to be made or filled over the next turns of the event loop): for
+        tests and exports."""
+        slices().discard(self._reveal_key)
+        while self._revealing:
+            self._reveal_next(force=True)
         for p in self.panels:
             p.finish_pending()

@@ -33,7 +33,7 @@ from gradviz.view.series import thinned
 
 from .. import theme as T
 from ..run_thread import JobSlot
-from .panel import PlotPanel, cached, make_pen, style_plot
+from .panel import PlotPanel, cached, make_pen, slices, style_plot
 
 # Okabe–Ito, classes 0 and 1 orange and blue (as TensorFlow Playground's two classes)
 CLASS_COLOURS = ("#E69F00", "#0072B2", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#7f7f7f")
@@ -141,9 +141,12 @@ class DataView(PlotPanel):
         self._resample.setInterval(0)
         self._resample.timeout.connect(self._on_range_changed)
         self.plot.vb.sigRangeChanged.connect(lambda *_: self._resample.start())
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=diverging_map(), interactive=False, width=12)
-        self.colorbar.setImageItem(self.heat, insert_in=self.plot)
-        self.colorbar.axis.enableAutoSIPrefix(False)
+        # the colour bar (a plot of its own) is made in a later turn of the event loop than the panel
+        # (together they took twice as long as one turn should); hidden until a heat map shows
+        self._colorbar: pg.ColorBarItem | None = None
+        key = ("colour bar", id(self))
+        self.destroyed.connect(lambda *_a, key=key: slices().discard(key))
+        slices().add(key, lambda _deadline: self.colorbar is None)
         self.boundary = pg.PlotCurveItem(connect="pairs")
         self.boundary.setZValue(5)
         self.residuals = pg.PlotCurveItem(connect="pairs")
@@ -199,6 +202,8 @@ class DataView(PlotPanel):
         self.key.clear()
 
     def _refresh(self) -> None:
+        if self.isVisible():
+            self._stale = False              # drawn now (or explained, or evaluated in a worker)
         session = self.session()
         if self.document.scenario is None or session is None:
             self.fit = None
@@ -384,11 +389,8 @@ class DataView(PlotPanel):
         else:
             self._stale = True
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._stale:
-            self._stale = False
-            self.refresh()
+    def _needs_catch_up(self) -> bool:
+        return super()._needs_catch_up() or self._stale       # drawn when shown
 
     def _draw(self, k: int) -> None:
         fit = self.fit
@@ -672,6 +674,20 @@ class DataView(PlotPanel):
             return f"{where}<br>prediction {raw[0, 0]:.4g}"
         return ""
 
+    @property
+    def colorbar(self) -> pg.ColorBarItem:
+        """The heat map's colour bar beside the plot (made when first needed)."""
+        if self._colorbar is None:
+            bar = pg.ColorBarItem(values=(0, 1), colorMap=diverging_map(), interactive=False, width=12)
+            bar.setImageItem(self.heat, insert_in=self.plot)
+            bar.setMenuEnabled(False)
+            bar.axis.enableAutoSIPrefix(False)
+            bar.axis.setPen(pg.mkPen(T.PLOT_FOREGROUND))
+            bar.axis.setTextPen(pg.mkPen(T.PLOT_FOREGROUND))
+            bar.setVisible(self.heat.isVisible() and self.heat.image is not None)
+            self._colorbar = bar
+        return self._colorbar
+
     def _restyle(self) -> None:
         """Colours of the theme in use (at construction and after a light/dark switch)."""
         self.units_view.setBackground(T.PLOT_BACKGROUND)
@@ -679,8 +695,9 @@ class DataView(PlotPanel):
         self.model_curve.setPen(make_pen(T.FORWARD, 2.0))
         self.half.setPen(make_pen(T.PLOT_CURSOR, 1.0, dash=True))
         self.residuals.setPen(make_pen(T.LOSS, 1.0, alpha=170, dash=True))
-        self.colorbar.axis.setPen(pg.mkPen(T.PLOT_FOREGROUND))
-        self.colorbar.axis.setTextPen(pg.mkPen(T.PLOT_FOREGROUND))
+        if self._colorbar is not None:
+            self._colorbar.axis.setPen(pg.mkPen(T.PLOT_FOREGROUND))
+            self._colorbar.axis.setTextPen(pg.mkPen(T.PLOT_FOREGROUND))
         style_plot(self.plot)
 
     def _on_theme(self) -> None:

@@ -6,8 +6,10 @@ progress and once more when it finishes, creates its curves once and only ``setD
 shows exact values under the mouse, and calls ``on_pick(step)`` when a point is clicked.
 
 Responsiveness: a panel whose refresh is costly (``defer_when_hidden``: the small multiples) only
-notes a refresh while it is hidden (another tab) and catches up when shown; work it spreads over
-several turns of the event loop completes at once with ``finish_pending()`` (tests, exports).
+notes a refresh while it is hidden (another tab) and catches up when shown, in a turn of the event
+loop of its own (``Slices``: the grid shows seven panels at once); work it spreads over several
+turns completes at once with ``finish_pending()`` (tests, exports). No plot has a context menu
+(making one took half of a plot's making).
 """
 from __future__ import annotations
 
@@ -300,6 +302,9 @@ class Slices(QtCore.QObject):
         super().__init__(parent)
         self.jobs: dict = {}                   # owner -> job, in turn order
         self.turns = 0
+        self.ran_this_turn = 0                 # jobs run so far in the turn under way
+        self._turn_spent = False
+        self._first = None                     # a job waiting for a turn of its own (``alone``)
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -308,24 +313,49 @@ class Slices(QtCore.QObject):
     def add(self, owner, job) -> None:
         self.jobs.setdefault(owner, job)
         if not self._timer.isActive():
-            self._timer.start()
+            self._timer.start(0)
 
     def discard(self, owner) -> None:
         self.jobs.pop(owner, None)
 
+    def end_turn(self) -> None:
+        """For a job whose cost comes after it returns (a panel it showed paints when the turn ends):
+        no other job runs in this turn."""
+        self._turn_spent = True
+
+    def alone(self, owner) -> bool:
+        """For a job that wants a turn of its own (it cannot stop half-way): True when no job ran
+        before it in this turn; else the turn ends here and ``owner``'s job (which must then return
+        True) comes first in the next."""
+        if self.ran_this_turn == 0:
+            return True
+        self._first = owner
+        self._turn_spent = True
+        return False
+
     def _run(self) -> None:
         self.turns += 1
+        self._turn_spent = False
+        self.ran_this_turn = 0
         deadline = time.perf_counter() + TURN_BUDGET_S
-        for owner in list(self.jobs):
-            job = self.jobs.pop(owner, None)
-            if job is None:
-                continue
-            if job(deadline):
-                self.jobs[owner] = job         # more next turn, after the others
-            if time.perf_counter() >= deadline:
-                break
-        if self.jobs:
-            self._timer.start()
+        try:
+            for owner in list(self.jobs):
+                job = self.jobs.pop(owner, None)
+                if job is None:
+                    continue
+                more = job(deadline)
+                self.ran_this_turn += 1
+                if more and owner == self._first:
+                    self.jobs = {owner: job, **self.jobs}      # first in the next turn
+                elif more:
+                    self.jobs[owner] = job     # more next turn, after the others
+                if self._turn_spent or time.perf_counter() >= deadline:
+                    break
+        finally:                               # (a job that raised is dropped; the others go on)
+            if self.jobs:
+                # 1 ms, not 0: a zero-timer started again ran the next turn before other timers were
+                # due (two turns, or a turn and a paint, back to back)
+                self._timer.start(1)
 
 
 _slices: Slices | None = None
@@ -387,6 +417,7 @@ class PlotPanel(QtWidgets.QWidget):
         self.selection.changed.connect(self.refresh)
         self.selection.hiddenChanged.connect(self.apply_hidden)
         T.notifier.changed.connect(self._on_theme_changed)
+        self.destroyed.connect(lambda *_a, key=self._catch_up_key: slices().discard(key))
 
     def _on_theme_changed(self) -> None:
         """A light/dark switch: ui.theme_switch has re-coloured the items of the old palette; repaint
@@ -399,6 +430,8 @@ class PlotPanel(QtWidgets.QWidget):
     def _new_plot(self, row: int, col: int = 0, cursor: bool = True, place: bool = True, **kw) -> pg.PlotItem:
         """A styled plot with a cursor and a hover box, in the view's grid at (row, col) (``place``;
         else the caller places it)."""
+        # no context menus (``style_plot`` turns them off): making them took half of a plot's making
+        kw.setdefault("enableMenu", False)
         plot = self.view.addPlot(row=row, col=col, **kw) if place else pg.PlotItem(**kw)
         style_plot(plot)
         plot.setDownsampling(auto=True, mode="peak")
@@ -501,15 +534,38 @@ class PlotPanel(QtWidgets.QWidget):
     def _defer(self) -> None:
         """A refresh was put off (hidden): drop work already scheduled (it is redone when shown)."""
 
+    def _needs_catch_up(self) -> bool:
+        """Whether being shown calls for a refresh (one put off while hidden; subclasses add theirs)."""
+        return self._deferred
+
+    @property
+    def _catch_up_key(self) -> tuple:
+        return ("catch up", id(self))
+
     def showEvent(self, event) -> None:
+        # the refresh put off while hidden comes in a turn of its own (``Slices``), not in the one that
+        # shows the panel: the grid shows every panel at once and would refresh them all in one turn
         super().showEvent(event)
-        if self._deferred:
-            self.refresh()
+        if self._needs_catch_up():
+            slices().add(self._catch_up_key, self._catch_up)
+
+    def _catch_up(self, _deadline: float) -> bool:
+        """The ``Slices`` job queued by ``showEvent``: one refresh, in a turn of its own (none when
+        hidden again meanwhile)."""
+        if not (self.isVisible() and self._needs_catch_up()):
+            return False
+        if not slices().alone(self._catch_up_key):
+            return True
+        self.refresh()
+        slices().end_turn()                    # its repaint comes after the turn
+        return False
 
     def finish_pending(self) -> None:
-        """Complete now whatever the panel put off: a refresh deferred while hidden, plots still to be
-        built or filled over the next turns of the event loop. The panel then shows its full state."""
-        if self._deferred:
+        """Complete now whatever the panel put off: a refresh deferred while hidden (or queued when
+        shown), plots still to be built or filled over the next turns of the event loop. The panel then
+        shows its full state."""
+        slices().discard(self._catch_up_key)
+        if self._deferred or (self.isVisible() and self._needs_catch_up()):
             self._finishing = True
             try:
                 self.refresh()

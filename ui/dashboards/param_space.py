@@ -28,7 +28,7 @@ from gradviz.view.series import (
 from .. import theme as T
 from ..run_thread import JobSlot
 from ..theme import variant_colour
-from .panel import Marker, PlotPanel, Segment, cached, make_legend, make_pen
+from .panel import Marker, PlotPanel, Segment, cached, make_legend, make_pen, slices
 
 MAX_MARKERS = 500              # a marker per step up to this many steps in parameter space
 MAX_TRAJECTORY_POINTS = 2000   # longer trajectories are drawn through evenly spaced points
@@ -98,12 +98,12 @@ class ParamSpacePlot(PlotPanel):
         self.image.setZValue(-10)
         self.plot.addItem(self.image)
         self.isocurves: list[QtWidgets.QGraphicsPathItem] = []     # one contour line item per level
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=CONTOUR_MAP, interactive=False, width=12)
-        self.colorbar.setImageItem(self.image, insert_in=self.plot)
-        self.colorbar.axis.setPen(pg.mkPen(T.PLOT_FOREGROUND))
-        self.colorbar.axis.setTextPen(pg.mkPen(T.PLOT_FOREGROUND))
-        self.colorbar.axis.enableAutoSIPrefix(False)
-        self.colorbar.hide()
+        # the colour bar (a plot of its own, hidden until a landscape is drawn) is made in a later turn
+        # of the event loop than the panel: together they took twice as long as one turn should
+        self._colorbar: pg.ColorBarItem | None = None
+        key = ("colour bar", id(self))
+        self.destroyed.connect(lambda *_a, key=key: slices().discard(key))
+        slices().add(key, lambda _deadline: self.colorbar is None)
         # The legend sits beside the contours (not under them): the landscape needs the height.
         self.legend = make_legend(1)
         self.legend.beside_plot = True
@@ -115,17 +115,50 @@ class ParamSpacePlot(PlotPanel):
         self.trajectories: list[pg.PlotDataItem] = []
         self.current: list[pg.ScatterPlotItem] = []
         self.step_segments: list[pg.PlotCurveItem] = []
-        self.message = pg.TextItem("", color=T.PLOT_FOREGROUND, anchor=(0.5, 0.5))
+        # a box like the hover's, above the trajectories (they would run through the text)
+        self.message = pg.TextItem("", anchor=(0.5, 0.5))
+        self.message.setZValue(90)
+        self._style_message()
         self.plot.addItem(self.message, ignoreBounds=True)
         self.landscape = None
         self.levels = None
         self.log_levels = False
         self._landscape_key = None
         self._landscape_stale = False
+        self._landscape_later = False          # (``_catch_up``) the landscape waits for the next turn
         self._points: list[tuple[np.ndarray, np.ndarray]] = []
         self._names: list[str] = []
         self._runs: list[int] = []             # the variant index of each trajectory
         document.scenarioChanged.connect(self._fill_axes)
+
+    @property
+    def colorbar(self) -> pg.ColorBarItem:
+        """The landscape's colour bar beside the plot (made when first needed)."""
+        if self._colorbar is None:
+            bar = pg.ColorBarItem(values=(0, 1), colorMap=CONTOUR_MAP, interactive=False, width=12)
+            bar.setImageItem(self.image, insert_in=self.plot)
+            bar.setMenuEnabled(False)
+            bar.axis.setPen(pg.mkPen(T.PLOT_FOREGROUND))
+            bar.axis.setTextPen(pg.mkPen(T.PLOT_FOREGROUND))
+            bar.axis.enableAutoSIPrefix(False)
+            bar.hide()
+            self._colorbar = bar
+        return self._colorbar
+
+    def _hide_colorbar(self) -> None:
+        if self._colorbar is not None:
+            self._colorbar.hide()
+
+    def _style_message(self) -> None:
+        """The progress and notes box in the colours of the theme of the moment (the hover's)."""
+        self.message.setColor(T.PLOT_FOREGROUND)
+        self.message.fill = pg.mkBrush(T.colour(T.PLOT_HOVER_FILL, 0.92))
+        self.message.border = pg.mkPen(T.PLOT_HOVER_BORDER)
+        self.message.update()
+
+    def _on_theme_changed(self) -> None:
+        super()._on_theme_changed()
+        self._style_message()
 
     def axes(self) -> tuple[str | None, str | None]:
         return self.x_box.currentText() or None, self.y_box.currentText() or None
@@ -168,7 +201,7 @@ class ParamSpacePlot(PlotPanel):
         super().clear_data()
         self.image.clear()
         self._clear_isocurves()
-        self.colorbar.hide()
+        self._hide_colorbar()
         self.landscape = None
         self._landscape_key = None
         self._drop_job()
@@ -203,19 +236,36 @@ class ParamSpacePlot(PlotPanel):
         self._set_trajectories(points, names, runs)
         if not self.document.running:
             # the landscape costs a grid of forward passes: a hidden tab computes it when it is shown
-            self._landscape_stale = not self.isVisible()
+            # (and a tab just shown in the turn after its trajectories: ``_catch_up``)
+            self._landscape_stale = not self.isVisible() or self._landscape_later
             if not self._landscape_stale:
                 self._update_landscape(p1, p2)
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._landscape_stale:
+    def _needs_catch_up(self) -> bool:
+        return super()._needs_catch_up() or self._landscape_stale     # computed when shown
+
+    def _catch_up(self, deadline: float) -> bool:
+        """Shown after a refresh was put off: the trajectories in this turn, the landscape (up to
+        ``SYNC_LANDSCAPE_S`` on this thread) in the next."""
+        if not (self.isVisible() and self._needs_catch_up()):
+            return False
+        if not slices().alone(self._catch_up_key):
+            return True
+        slices().end_turn()                    # its repaint comes after the turn
+        if not self._deferred:
             self.refresh()
+            return False
+        self._landscape_later = True
+        try:
+            self.refresh()
+        finally:
+            self._landscape_later = False
+        return self._landscape_stale
 
     def _show_message(self, text: str) -> None:
         self.image.clear()
         self._clear_isocurves()
-        self.colorbar.hide()
+        self._hide_colorbar()
         self.landscape = None
         self.message.setText(text)
         vr = self.plot.vb.viewRect()

@@ -307,6 +307,7 @@ class SmallMultiples(TimeSeriesPanel):
         self.columns = 1
         self.made_last_turn = 0                # plots the last slice made (tests)
         self.plots_made = 0                    # plots ever created (not reused)
+        self._plot_cost = 0.0                  # how long the last plot took to make (s)
         self.destroyed.connect(lambda *_a, job=self._slices_key: slices().discard(job))
         self.runs_legend = make_legend(max(1, self.width() // MIN_LEGEND_COLUMN_PX))
         self.runs_legend.toggled.connect(self.selection.toggle)
@@ -646,6 +647,10 @@ class SmallMultiples(TimeSeriesPanel):
             self._deferred = True              # hidden meanwhile: all of it again when shown
             self._todo.clear()
             return False
+        key = next(iter(self._todo), None)
+        if (key is not None and key not in self._plots and time.perf_counter() + self._plot_cost >= deadline
+                and not slices().alone(self._slices_key)):
+            return True                        # no time left for a plot: first in the next turn
         self._work(deadline, PLOTS_PER_TURN)
         return bool(self._todo)
 
@@ -654,14 +659,17 @@ class SmallMultiples(TimeSeriesPanel):
         ``deadline`` (None: all of them). The rest waits for the next turn."""
         runs = self.runs()
         n = max((completed(h) for h in self.document.histories), default=0)
-        made = 0
+        made, cost = 0, 0.0                    # plots made, the last one's time
         while self._todo:
             key = next(iter(self._todo))
             plot = self._plots.get(key)
             if plot is None:
-                if max_new is not None and (made >= max_new or (made and time.perf_counter() >= deadline)):
+                # another plot only if it would still end before the deadline (one takes ~10 ms)
+                if max_new is not None and (made >= max_new or (made and time.perf_counter() + cost >= deadline)):
                     break
+                began = time.perf_counter()
                 plot = self._make_plot(key)
+                cost = self._plot_cost = time.perf_counter() - began
                 made += 1
             del self._todo[key]
             self._fill_cell(key, plot, runs)
@@ -669,6 +677,8 @@ class SmallMultiples(TimeSeriesPanel):
             if deadline is not None and time.perf_counter() >= deadline:
                 break
         self.made_last_turn = made
+        if made:
+            self.view.ci.layout.activate()     # the new plots in their places before the next paint
 
     def _fill_cell(self, key, plot, runs) -> None:
         current = self.selection.variant
