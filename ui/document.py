@@ -296,11 +296,10 @@ class Document(QtCore.QObject):
             self._timer.stop()
             return
         if budget > 0:                       # a test's nudge: wait for news (a step or the end)
-            if job.sessions and not self._announced:
-                self._publish(job, False)    # (the runs wait for runStarted: let them start first)
             deadline = time.perf_counter() + budget
             while job.done == self._done_steps and time.perf_counter() < deadline and not job.join(0.005):
-                pass
+                if job.sessions and not self._announced:
+                    self._publish(job, False)    # (the runs wait for runStarted: let them start)
         now = time.perf_counter()
         late = now - self._last_pump - PUMP_MS / 1000 if self._last_pump else 0.0
         self._last_pump = now

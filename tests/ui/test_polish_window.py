@@ -66,8 +66,12 @@ def test_a_new_scenario_shows_a_computing_state_not_the_previous_graph(qtbot, ma
         qtbot.keyClick(window, k)
         assert window.player.replay is None and not window.player.playing
     # the progress shows in the graph's message, the status bar and the bar
-    window.document._work(budget=0.05)
-    settle(2)
+    def progressed() -> bool:
+        window.document._work(budget=0.05)
+        settle(2)
+        return window.progress.value() > 0
+
+    qtbot.waitUntil(progressed, timeout=20_000)         # (the Sessions are built first: a forward pass)
     assert "%" in window.event_label.text()
     assert window.progress.isVisible() and window.progress.value() > 0
     screenshot(window, "window_polish_pending")
