@@ -69,6 +69,7 @@ def make_view(qtbot, replay, size=(1400, 800)):
 def sized(qtbot, view) -> None:
     """Wait until the view has sized the boxes of its iteration (in slices on a large graph)."""
     qtbot.waitUntil(lambda: view._spec_job is None or view._spec_job.done(), timeout=20000)
+    view.wait_built()                    # (grown boxes of a large graph: laid out in a worker)
 
 
 def item_ids(view) -> dict:

@@ -204,7 +204,7 @@ class BuildJob:
         target._prev_active_edges = set(frame.active_edges)
 
     def install(self) -> None:
-        """The view takes the job's items and their state (already in its scene)."""
+        """The view takes the job's items and their state (already in its scene) and shows the frame."""
         view, target = self.view, self.target
         view.folded, view._display_of = self.folded, self.folded.display_of
         view.node_items, view.edge_items, view._pending = target.node_items, target.edge_items, target._pending
@@ -212,6 +212,8 @@ class BuildJob:
         view._prev_active, view._prev_active_edges = target._prev_active, target._prev_active_edges
         view.layout = target.layout
         view._visible_rect = None
+        view.pending_label.hide()
+        view._after_place()
 
 
 def _layout(specs, edges, progress):
@@ -252,3 +254,36 @@ def reap(view) -> None:
         scene.clear()
     else:
         _reap(scene, nodes, edges)
+
+
+def relayout(view, specs: dict, then) -> bool:
+    """A large graph's boxes grew (the next iteration's values): make their layout in a worker and call
+    ``then(specs, layout)`` on the UI thread when it is there, unless the view shows another graph
+    by then (True); a small graph's is made at once by the caller (False)."""
+    if len(specs) <= BUILD_AT_ONCE:
+        return False
+    folded, replay = view.folded, view.replay
+    job = Job(functools.partial(_layout, specs, list(folded.edges)))
+    timer = QtCore.QTimer(view)
+
+    def poll() -> None:
+        if not job.ended.is_set() or view._relayout is not pending:
+            return
+        view._relayout = None
+        timer.stop()
+        timer.deleteLater()
+        if job.exception is None and view.folded is folded and view.replay is replay and view._build_job is None:
+            then(specs, job.result)
+
+    pending = view._relayout = (job, poll)          # (``GraphView.wait_built`` finishes it now)
+    timer.timeout.connect(poll)
+    timer.start(POLL_MS)
+    return True
+
+
+def finish_relayout(view) -> None:
+    """The layout ``relayout`` makes in a worker: wait for it and apply it now (tests, exports)."""
+    if view._relayout is not None:
+        job, poll = view._relayout
+        job.join()
+        poll()

@@ -110,9 +110,9 @@ def refold(view) -> None:
     place(view, {k: kept[k] if k in kept else new[k] for k in folded.keys})
 
 
-def place(view, specs: dict) -> None:
+def place(view, specs: dict, layout=None) -> None:
     """Lay out ``specs`` (in the folded graph's order) and make the scene show them (module docstring)."""
-    for _ in place_steps(view, specs):
+    for _ in place_steps(view, specs, layout):
         pass
 
 

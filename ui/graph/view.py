@@ -33,7 +33,7 @@ from gradviz.view.folding import FoldedGraph, foldable_module, module_label
 
 from .. import theme as T
 from . import edge_hover, export, fitting
-from .build_job import BuildJob, reap
+from .build_job import BuildJob, finish_relayout, reap, relayout
 from .caption import Caption
 from .items import NodeGfx, edge_pens
 from .scene_update import ModuleIndex, SpecJob, folded_graph, opening_collapsed, place, refold
@@ -97,6 +97,7 @@ class GraphView(QtWidgets.QGraphicsView):
         self._index: ModuleIndex | None = None          # the replay's modules, indexed once per graph
         self._spec_job: SpecJob | None = None           # sizing the next iteration's boxes (scene_update)
         self._build_job: BuildJob | None = None         # building a large graph a slice at a time
+        self._relayout = None                           # (job, poll): a large graph's layout in a worker
         self._display_of: dict[int, int] = {}           # node id -> displayed key
         self._shown_nodes: dict[int, object] = {}
         self._shown_edges: dict[tuple, object] = {}
@@ -304,15 +305,14 @@ class GraphView(QtWidgets.QGraphicsView):
             self._place_overlays()
 
     def wait_built(self) -> None:
-        """Finish building a large graph now (tests, exports)."""
+        """Finish building a large graph (or laying out its grown boxes) now (tests, exports)."""
         if self._build_job is not None:
             self._build_job.finish()
+        finish_relayout(self)
 
     def _build_done(self, job: BuildJob) -> None:
         self._build_job = None
-        job.install()
-        self.pending_label.hide()
-        self._after_place()
+        job.install()                                    # the items, the message hidden, the frame shown
 
     def end_pending(self) -> None:
         """Show the Player's trace again (e.g. a run was cancelled and no new trace comes)."""
@@ -474,10 +474,13 @@ class GraphView(QtWidgets.QGraphicsView):
             self._spec_job.cancel()
             self._spec_job = None
 
-    def _apply_grown(self, specs) -> None:
-        """Boxes the new iteration's values outgrew: reshape them in place, one relayout for all."""
+    def _apply_grown(self, specs, layout=None) -> None:
+        """Boxes the new iteration's values outgrew: reshape them in place, one relayout for all (on a
+        large graph the layout is made in a worker first: ``build_job.relayout``)."""
+        if layout is None and relayout(self, specs, self._apply_grown):
+            return
         centre = self.mapToScene(self.viewport().rect().center())
-        place(self, specs)
+        place(self, specs, layout)
         if not self._auto_fit:
             self.centerOn(centre)
         self._after_place()
