@@ -52,13 +52,17 @@ def run_until(predicate, timeout: float = 60.0) -> list[float]:
     return gaps
 
 
-def test_a_large_graph_is_built_in_slices_and_shows_the_frame_when_done(qtbot, make_window, tmp_path):
+def building(make_window, tmp_path):
+    """A window whose run ended and whose trace is there: its graph is being built."""
     window = make_window(expression_file(tmp_path), wait=False)
-    graph = window.graph
     window.document.finish_now()
     window.traces.wait()
     QtWidgets.QApplication.processEvents()
-    job = graph._build_job
+    return window, window.graph, window.graph._build_job
+
+
+def test_a_large_graph_is_built_in_slices_and_shows_the_frame_when_done(qtbot, make_window, tmp_path):
+    window, graph, job = building(make_window, tmp_path)
     assert job is not None, "a graph of more than BUILD_AT_ONCE boxes is built by a BuildJob"
     assert len(job.keys) > build_job.BUILD_AT_ONCE
     assert graph.pending_label.isVisible() and graph.pending_label.text().startswith("Drawing the graph: ")
@@ -88,12 +92,7 @@ def test_a_large_graph_is_built_in_slices_and_shows_the_frame_when_done(qtbot, m
 
 
 def test_clicks_on_a_graph_being_built_do_nothing_and_another_file_cancels_it(qtbot, make_window, tmp_path):
-    window = make_window(expression_file(tmp_path), wait=False)
-    graph = window.graph
-    window.document.finish_now()
-    window.traces.wait()
-    QtWidgets.QApplication.processEvents()
-    job = graph._build_job
+    window, graph, job = building(make_window, tmp_path)
     run_until(lambda: job.stage in ("items", "state", "edges", "done"))
     if job.target.node_items:                            # a box already drawn, not yet clickable
         key, gfx = next(iter(job.target.node_items.items()))
