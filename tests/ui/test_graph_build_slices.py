@@ -122,3 +122,14 @@ def test_an_export_waits_for_the_graph_to_be_built(qtbot, make_window, tmp_path)
     out = tmp_path / "graph.png"
     assert window.graph.export_png(str(out), scale=0.5)
     assert window.graph._build_job is None and out.stat().st_size > 1000
+
+
+def test_a_zoom_during_the_build_shows_the_boxes_at_the_zoom_reached(qtbot, make_window, tmp_path):
+    window, graph, job = building(make_window, tmp_path)
+    assert job is not None and graph._lod[0] == 2
+    graph.set_zoom(0.05)                                 # far out: boxes only
+    assert graph._lod[0] == 0
+    graph.wait_built()
+    assert not any(gfx.detail.isVisible() for gfx in graph.node_items.values())
+    graph.set_zoom(1.0)
+    assert all(gfx.detail.isVisible() for gfx in graph.node_items.values())

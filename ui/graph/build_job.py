@@ -212,6 +212,12 @@ class BuildJob:
         view._prev_active, view._prev_active_edges = target._prev_active, target._prev_active_edges
         view.layout = target.layout
         view._visible_rect = None
+        if target._lod != view._lod:                     # zoomed meanwhile: the items at the view's detail
+            for gfx in target.node_items.values():
+                gfx.set_lod(view._lod[0])
+            for edge in target.edge_items.values():
+                edge.label.setVisible(edge.want_label and view.lod_detail)
+                edge.head.setVisible(view._lod[1])
         view.pending_label.hide()
         view._after_place()
 
