@@ -77,6 +77,9 @@ class BuildJob:
         self.timer.setSingleShot(True)
         self.timer.timeout.connect(self.run)
         self.timer.start(0)
+        # the view looks far away from the boxes appearing (at the last graph's zoom and place they
+        # would show piecemeal behind the message) until they are all there
+        view.setSceneRect(QtCore.QRectF(-1e7, -1e7, 1, 1))
 
     @staticmethod
     def wanted(folded) -> bool:
@@ -99,6 +102,7 @@ class BuildJob:
 
     def cancel(self) -> None:
         self.timer.stop()
+        self.view.setSceneRect(QtCore.QRectF())
         if self.layout_job is not None:
             self.layout_job.cancel()
         if self.stage != "done":
@@ -206,6 +210,7 @@ class BuildJob:
     def install(self) -> None:
         """The view takes the job's items and their state (already in its scene) and shows the frame."""
         view, target = self.view, self.target
+        view.setSceneRect(QtCore.QRectF())             # the scene's own rect again (place() set it)
         view.folded, view._display_of = self.folded, self.folded.display_of
         view.node_items, view.edge_items, view._pending = target.node_items, target.edge_items, target._pending
         view._shown_nodes, view._shown_edges = target._shown_nodes, target._shown_edges
