@@ -307,6 +307,7 @@ class Document(QtCore.QObject):
         job.breather = min(MAX_BREATHER_S, max(BREATHER_S, 0.5 * job.breather + 0.5 * late))
         self._next_live = max(self._next_live, now + LIVE_SPACING * late)    # ... and fewer live updates
         self._publish(job, job.ended.is_set())
+        self._last_pump = time.perf_counter()   # lateness counts the loop's other work, not the pump's
 
     def _publish(self, job: RunThread, ended: bool) -> None:
         if job.sessions and self.sessions is not job.sessions:
