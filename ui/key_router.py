@@ -54,6 +54,7 @@ class KeyRouter(QtCore.QObject):
         self._global = self._keys(window_actions)
         self._attached = False
         self._watched: QtWidgets.QWidget | None = None
+        self._dialog: QtWidgets.QDialog | None = None
         self.attach()
 
     def attach(self) -> None:
@@ -99,11 +100,28 @@ class KeyRouter(QtCore.QObject):
 
     def _on_focus_changed(self, old, new) -> None:
         self._watch(new)
+        self._watch_dialog(new)
         # the focus left one of this window's dialogs for another window (or none): it closed
         dialog = old.window() if old is not None else None
         if (isinstance(dialog, QtWidgets.QDialog) and dialog.parentWidget() is not None
                 and self._mine(dialog.parentWidget()) and (new is None or new.window() is not dialog)):
             QtCore.QTimer.singleShot(0, self.give_back_focus)
+        # or it came back to one that has closed already: the window system's activation of a dialog
+        # closed at once arrives after its closing (seen under load), and would leave the keys to it
+        hidden = new.window() if new is not None else None
+        if (isinstance(hidden, QtWidgets.QDialog) and not hidden.isVisible()
+                and hidden.parentWidget() is not None and self._mine(hidden.parentWidget())):
+            QtCore.QTimer.singleShot(0, self.give_back_focus)
+
+    def _watch_dialog(self, widget) -> None:
+        """Focus entered one of this window's dialogs: watch it close. The focus does not always leave
+        a closed dialog (Qt can leave its last focused widget as the application's focus widget until
+        another window is activated), and then no focusChanged says it closed."""
+        dialog = widget.window() if widget is not None else None
+        if (isinstance(dialog, QtWidgets.QDialog) and dialog is not self._dialog
+                and dialog.parentWidget() is not None and self._mine(dialog.parentWidget())):
+            self._dialog = dialog
+            dialog.installEventFilter(self)
 
     @staticmethod
     def _keys(actions) -> dict:
@@ -130,6 +148,11 @@ class KeyRouter(QtCore.QObject):
 
     def eventFilter(self, obj, event) -> bool:
         kind = event.type()
+        if kind == QEvent.Type.Hide and obj is self._dialog:
+            obj.removeEventFilter(self)
+            self._dialog = None
+            QtCore.QTimer.singleShot(0, self.give_back_focus)
+            return False
         if kind == QEvent.Type.KeyPress:
             if not isinstance(obj, QtWidgets.QWidget) or not self._mine(obj):
                 return False
