@@ -127,9 +127,13 @@ class Adam(Optimizer):
     def state_keys(cls, hyper: dict) -> list[str]:
         return ["step", "exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if hyper.get("amsgrad") else [])
 
+    HAS_FLAT_STEP = True
+
     def step(self, closure=None):
         """Perform a single optimization step; returns the closure's loss (or None)."""
         loss = _call_closure(closure)
+        if self._flat is not None and self._step_flat():
+            return loss
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
@@ -150,6 +154,23 @@ class Adam(Optimizer):
                             beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                             maximize=maximize, decoupled_weight_decay=decoupled)
         return loss
+
+    def _step_flat(self) -> bool:
+        """The step of every parameter at once, on the bound flat arrays (``Optimizer.bind_flat``):
+        each element goes through :func:`adam_update`'s ops as in the loop above."""
+        grad = self._flat_grad()
+        if grad is None:
+            return False
+        flat, group = self._flat, self.param_groups[0]
+        beta1, beta2 = group["betas"]
+        steps = flat.state["step"]
+        steps += 1                        # every parameter's float32 step tensor += 1 (exact)
+        state = flat.state
+        adam_update(flat.param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                    step=float(steps[0]), lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                    weight_decay=group["weight_decay"], amsgrad=group["amsgrad"], maximize=group["maximize"],
+                    decoupled_weight_decay=group["decoupled_weight_decay"])
+        return True
 
 
 class AdamW(Adam):

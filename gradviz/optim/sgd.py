@@ -85,9 +85,13 @@ class SGD(Optimizer):
     def state_keys(cls, hyper: dict) -> list[str]:
         return ["momentum_buffer"] if hyper.get("momentum", 0) != 0 else []
 
+    HAS_FLAT_STEP = True
+
     def step(self, closure=None):
         """Perform a single optimization step; returns the closure's loss (or None)."""
         loss = _call_closure(closure)
+        if self._flat is not None and self._step_flat():
+            return loss
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
@@ -100,3 +104,20 @@ class SGD(Optimizer):
                 if momentum != 0:
                     self.state[p]["momentum_buffer"] = buf
         return loss
+
+    def _step_flat(self) -> bool:
+        """The step of every parameter at once, on the bound flat arrays (``Optimizer.bind_flat``):
+        each element goes through :func:`sgd_update`'s ops as in the loop above."""
+        group = self.param_groups[0]
+        momentum = group["momentum"]
+        buf = self._flat.state.get("momentum_buffer") if momentum != 0 else None
+        if momentum != 0 and buf is None:        # the first step makes the buffers: the loop above
+            self._flat = None
+            return False
+        grad = self._flat_grad()
+        if grad is None:
+            return False
+        sgd_update(self._flat.param, grad, buf, lr=group["lr"], momentum=momentum,
+                   dampening=group["dampening"], weight_decay=group["weight_decay"],
+                   nesterov=group["nesterov"], maximize=group["maximize"])
+        return True

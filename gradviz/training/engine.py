@@ -19,6 +19,7 @@ import numpy as np
 from .. import amp, trace
 from .._tensor import Tensor, from_array
 from ..nn.utils import clip_grad_norm_
+from ..optim.optimizer import FlatBinding
 from .build import (
     Setup,
     batch_tensors,
@@ -231,6 +232,8 @@ class Engine:
         self.live_state = {}
         states = [state.get(p) for p in self.params]
         if not states or any(not s for s in states):
+            if states and not any(states):       # a stateless algorithm (plain SGD): bind the parameters
+                self._bind_flat()
             return
         keys = list(states[0])
         if any(list(s) != keys for s in states):
@@ -246,6 +249,15 @@ class Engine:
             live = self.live_state[key] = live_arrays(arrays)
             for s, view in zip(states, live.arrays):
                 s[key] = view
+        self._bind_flat()
+
+    def _bind_flat(self) -> None:
+        """Let the optimizer update every parameter with one call per op (``Optimizer.bind_flat``):
+        the same numbers, without the per-parameter calls."""
+        if len(self.live.flats) == 1 and all(len(live.flats) == 1 for live in self.live_state.values()):
+            self.optimizer.bind_flat(FlatBinding(
+                self.params, self.live.arrays, self.live.flats[0],
+                {key: (live.flats[0], live.arrays) for key, live in self.live_state.items()}))
 
     def _scheduler_step(self) -> None:
         # torch warns when scheduler.step() comes before any optimizer.step() (placement
