@@ -130,12 +130,16 @@ def run_backward(root, gradient: np.ndarray, retain_graph: bool, new_tensor: Cal
                 if counter[0] != version:
                     raise RuntimeError(_modified_message(saved_t, producer, counter[0], version))
         in_float32 = backward_in_float32(rule, g.dtype)
+        kwargs = fn.kwargs
+        if rule.masked:              # the gradients no input needs are not computed (needs_input_grad)
+            kwargs = dict(kwargs, needs=tuple([(as_of(i, fn) if i._history is not None else i).requires_grad
+                                               for i in fn.inputs]))
         if in_float32:
             # NOTE: PyTorch's CPU half/bfloat16 kernels compute a backward formula in float32 and round
             # once; numpy would round after every operation of the formula (see gradviz._dtypes).
-            in_grads = rule.backward(g.astype(np.float32), upcast(fn.saved), **fn.kwargs)
+            in_grads = rule.backward(g.astype(np.float32), upcast(fn.saved), **kwargs)
         else:
-            in_grads = rule.backward(g, fn.saved, **fn.kwargs)
+            in_grads = rule.backward(g, fn.saved, **kwargs)
         elementwise = rule.elementwise
         sent = [] if rec is not None else None       # what the recorder is told each input received
         for inp, gi in zip(fn.inputs, in_grads):

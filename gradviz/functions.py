@@ -34,6 +34,7 @@ class Rule:
     saves: bool = True
     elementwise: bool = False   # binary, broadcasting: inputs are type-promoted, gradients un-broadcast
     math: OpMath | None = None  # the formulas the view shows (attached from ``MATH`` below)
+    masked: bool = False        # backward takes ``needs`` (which inputs require grad) and skips the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +137,13 @@ def _sum_rows(g):
     return g.sum(axis=0)
 
 
-def _addmm_bw(g, s):
+def _addmm_bw(g, s, needs=(True, True, True)):
+    """``needs``: which inputs require grad. The gradient of the data (``g @ W``, a third of the
+    backward's multiply-adds for a first layer) is not computed when it would be dropped: PyTorch
+    skips it too (``needs_input_grad``)."""
     x, w = s         # float16 never gets here: the engine runs half backward formulas in float32
-    return g @ w, g.T @ x, _sum_rows(g)
+    return (g @ w if needs[0] else None, g.T @ x if needs[1] else None,
+            _sum_rows(g) if needs[2] else None)
 
 
 def _float(x):
@@ -464,7 +469,7 @@ _RULE_LIST = [
     # linear algebra
     Rule("MmBackward0", "matmul", lambda a, b: (_mm(a, b), (a, b)), _matmul_bw),
     # nn.Linear on a batch: x @ W^T + b in one op (PyTorch's addmm), inputs (x, W, b)
-    Rule("AddmmBackward0", "addmm", _addmm_fw, _addmm_bw),
+    Rule("AddmmBackward0", "addmm", _addmm_fw, _addmm_bw, masked=True),
     # reductions
     Rule("SumBackward1", "sum", lambda x, dim, keepdim: (x.sum(axis=dim, keepdims=keepdim), x.shape),
          lambda g, s, dim, keepdim: (_expand_reduced(g, s, dim, keepdim),), False),
@@ -583,7 +588,7 @@ MATH: dict[str, OpMath] = {
     "copy": OpMath(("x", "src"), "{src}", ("0", "1")),
     "setitem": OpMath(("x", "v"), "{x} with {x}[index] = {v}", grads=("{g}, 0 at the index", "Σ {g}[index]")),
 }
-_RULE_LIST = [Rule(r.name, r.short, r.forward, r.backward, r.saves, r.elementwise, MATH.get(r.short))
+_RULE_LIST = [Rule(r.name, r.short, r.forward, r.backward, r.saves, r.elementwise, MATH.get(r.short), r.masked)
               for r in _RULE_LIST]
 RULES: dict[str, Rule] = {r.short: r for r in _RULE_LIST}
 

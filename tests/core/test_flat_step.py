@@ -135,3 +135,32 @@ def test_a_user_optimizer_is_never_bound():
         ((w * 2).sum() + b).backward()
         opt.step()
     assert opt._flat is None
+
+
+# -- the data's gradient of a first layer is not computed -----------------------------------------
+@pytest.mark.parametrize("x_grad", [False, True])
+def test_linear_backward_skips_the_gradient_no_input_needs(x_grad, monkeypatch):
+    """nn.Linear's backward (addmm) computes ``g @ W`` only when its input requires grad, as torch's
+    ``needs_input_grad`` does: a first layer's data gradient was a third of its backward's work."""
+    import dataclasses
+
+    import gradviz as torch
+    from gradviz import functions
+    seen = []
+    rule = functions.RULES["addmm"]
+
+    def spy(g, s, needs=(True, True, True)):
+        seen.append(needs)
+        return rule.backward(g, s, needs=needs)
+    monkeypatch.setitem(functions.RULES, "addmm", dataclasses.replace(rule, backward=spy))
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 2)
+    x = torch.randn(4, 3, requires_grad=x_grad)
+    layer(x).tanh().sum().backward()
+    assert seen == [(x_grad, True, True)]
+    assert (x.grad is not None) == x_grad
+    g = (1 - layer(x).tanh() ** 2).detach().numpy()          # d sum(tanh(y)) / dy
+    np.testing.assert_allclose(layer.weight.grad.numpy(), g.T @ x.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(layer.bias.grad.numpy(), g.sum(0), rtol=1e-6)
+    if x_grad:
+        np.testing.assert_allclose(x.grad.numpy(), g @ layer.weight.detach().numpy(), rtol=1e-6)
