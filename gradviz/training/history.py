@@ -25,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .history_pool import TOTAL_BYTES
 from .history_rows import Live, _is_float, _Rows, _sum_squares
 
 # The memory every run of one document may keep in its Histories together (parameters, gradients,
-# optimizer state and per-step scalars); a Session's share is this divided by the variants.
-DOCUMENT_HISTORY_BUDGET = 2 * 1024 ** 3
+# optimizer state and per-step scalars); a Session's share is this divided by the variants. 1.5 GiB:
+# with the program, its data and traces the app stays within 2 GiB (docs/history.md).
+DOCUMENT_HISTORY_BUDGET = TOTAL_BYTES
 
 _DATA, _GRAD = attrgetter("_data"), attrgetter("grad")
 EXPORT_CHUNK_VALUES = 2_000_000   # float64 values an export converts at once (16 MB)

@@ -18,7 +18,10 @@ Fresh blocks are anonymous ``mmap`` memory, off malloc's heap: page-aligned, no 
 (see :func:`empty`). Pooled memory never goes through ``free()``, which used to raise glibc's malloc
 thresholds as a side effect: :func:`tune_malloc` sets them once, up front.
 
-Bounds: at most ``capacity`` bytes (``POOL_BYTES``) are kept, the oldest dropped first; an array
+Bounds: at most ``capacity`` bytes (``POOL_BYTES``) are kept, the oldest dropped first, and free
+blocks are let go before fresh memory is taken so that the pool's memory in use and kept free stays
+within ``total`` (``TOTAL_BYTES``, the document's History budget): a run that cannot reuse what the
+last one released does not add to it (the process's peak stays the budget's); an array
 smaller than ``min_bytes`` is allocated plainly; a pooled block serves a request of at least
 ``1 / SLACK`` of its size, the smallest that fits.
 Thread-safe: runs allocate in worker threads and a History may die in any thread (a finalizer only
@@ -48,7 +51,8 @@ except ImportError:                     # numpy < 2
     except ImportError:
         _set_madvise_hugepage = None
 
-POOL_BYTES = 1024 ** 3        # released memory kept at most: half of DOCUMENT_HISTORY_BUDGET (history.py)
+POOL_BYTES = 1024 ** 3        # released memory kept at most
+TOTAL_BYTES = 3 * 1024 ** 3 // 2   # pooled memory in use and kept free together: history.DOCUMENT_HISTORY_BUDGET
 MIN_BYTES = 1024 ** 2         # smaller arrays are not pooled
 SLACK = 2                     # a block serves requests of at least half its size
 
@@ -127,7 +131,8 @@ class PoolStats:
     """``free_bytes`` in ``free_blocks`` blocks ready for reuse (at most ``capacity``); counts since
     the pool was made: arrays made of pooled memory (``reused``) or of fresh memory (``allocated``,
     ``fresh_bytes`` in all: mmap memory tracemalloc does not see), blocks that came back
-    (``returned``) and blocks let go to respect the cap (``dropped``)."""
+    (``returned``) and blocks let go to respect the caps (``dropped``); ``held_bytes``: pooled
+    arrays' memory still in use."""
     free_bytes: int
     free_blocks: int
     capacity: int
@@ -136,13 +141,15 @@ class PoolStats:
     returned: int
     dropped: int
     fresh_bytes: int
+    held_bytes: int = 0
 
 
 class MemoryPool:
     """Released History memory, reused by the next arrays of a fitting size (module docstring)."""
 
-    def __init__(self, capacity: int = POOL_BYTES, min_bytes: int = MIN_BYTES):
-        self.capacity, self.min_bytes = int(capacity), int(min_bytes)
+    def __init__(self, capacity: int = POOL_BYTES, min_bytes: int = MIN_BYTES, total: int = TOTAL_BYTES):
+        self.capacity, self.min_bytes, self.total = int(capacity), int(min_bytes), int(total)
+        self._held = 0                                               # bytes of pooled arrays alive
         self._lock = threading.Lock()
         self._free: OrderedDict[int, np.ndarray] = OrderedDict()   # by id, oldest first
         self._by_size: dict[int, dict[int, np.ndarray]] = {}        # nbytes -> {id: block memory}
@@ -160,13 +167,20 @@ class MemoryPool:
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes == 0 or nbytes < self.min_bytes:
             return empty(shape, dtype)
+        spare: list[np.ndarray] = []
         with self._locked():
             memory = self._take(nbytes)
             if memory is None:
                 self._allocated += 1
                 self._fresh_bytes += nbytes
+                while self._free and self._held + self._bytes + nbytes > self.total:
+                    spare.append(self._drop_oldest())        # nobody reuses them: not kept beside
             else:
                 self._reused += 1
+            self._held += nbytes if memory is None else memory.nbytes
+        if spare:
+            _let_go(spare)
+            del spare
         if memory is None:            # anonymous memory, off the heap (module docstring)
             tune_malloc()
             memory = _fresh(nbytes)
@@ -182,7 +196,7 @@ class MemoryPool:
     def stats(self) -> PoolStats:
         with self._locked():
             return PoolStats(self._bytes, len(self._free), self.capacity, self._reused, self._allocated,
-                             self._count_returned, self._dropped, self._fresh_bytes)
+                             self._count_returned, self._dropped, self._fresh_bytes, self._held)
 
     def clear(self) -> None:
         """Let every free block go (memory nobody refers to is given back to the system)."""
@@ -203,6 +217,14 @@ class MemoryPool:
         self._forget(key, memory)
         return memory
 
+    def _drop_oldest(self) -> np.ndarray:
+        """The oldest free block, out of the pool and counted as dropped (the caller lets it go)."""
+        key, old = next(iter(self._free.items()))
+        del self._by_size[old.nbytes][key]
+        self._forget(key, old)
+        self._dropped += 1
+        return old
+
     def _forget(self, key: int, memory: np.ndarray) -> None:
         """``memory`` (``id`` ``key``) leaves the pool (already out of its size's dict)."""
         del self._free[key]
@@ -216,16 +238,14 @@ class MemoryPool:
         """Move the memory finalizers queued into the pool, oldest blocks dropped beyond the cap."""
         while self._returned:
             memory = self._returned.popleft()
+            self._held -= memory.nbytes
             if memory.nbytes > self.capacity:
                 self._dropped += 1
                 _let_go(memory)
                 del memory
                 continue
             while self._bytes + memory.nbytes > self.capacity:          # the oldest go first
-                key, old = next(iter(self._free.items()))
-                del self._by_size[old.nbytes][key]
-                self._forget(key, old)
-                self._dropped += 1
+                old = self._drop_oldest()
                 _let_go(old)
                 del old
             size = memory.nbytes

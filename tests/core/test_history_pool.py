@@ -110,6 +110,28 @@ def test_the_pool_stays_under_its_cap():
     assert POOL.stats().free_bytes <= POOL_BYTES
 
 
+def test_memory_in_use_and_kept_free_stays_within_the_total():
+    """A request no free block fits lets free blocks go first when they and the memory in use would
+    exceed ``total`` (the document's History budget): a re-run of other sizes does not keep the last
+    run's memory beside its own."""
+    pool = MemoryPool(capacity=1 << 20, min_bytes=0, total=10_000)
+    a, b = pool.empty((4_000,), np.uint8), pool.empty((3_000,), np.uint8)
+    assert pool.stats().held_bytes == 7_000
+    del a
+    assert pool.stats().held_bytes == 3_000 and pool.stats().free_bytes == 4_000
+    c = pool.empty((9_000,), np.uint8)              # no fit: 3,000 + 4,000 + 9,000 > 10,000
+    stats = pool.stats()
+    assert stats.free_bytes == 0 and stats.dropped == 1 and stats.held_bytes == 12_000
+    del c
+    d = pool.empty((1_500,), np.uint8)              # 9,000 free is over SLACK times: no fit, and
+    stats = pool.stats()                            # 3,000 + 9,000 + 1,500 > 10,000: it goes too
+    assert stats.free_bytes == 0 and stats.dropped == 2 and stats.held_bytes == 4_500
+    e = pool.empty((1_000,), np.uint8)              # within the total: nothing dropped
+    assert pool.stats().dropped == 2
+    del b, d, e
+    assert pool.stats().held_bytes == 0 and pool.stats().free_bytes == 5_500
+
+
 def test_a_request_takes_the_smallest_block_that_fits():
     pool = MemoryPool(capacity=1 << 20, min_bytes=0)
     blocks = [pool.empty((n,), np.uint8) for n in (1000, 4000, 2000)]

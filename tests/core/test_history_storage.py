@@ -141,6 +141,41 @@ def test_each_variant_gets_its_share_of_the_document_budget():
     assert Session(sc, 1, history_budget=1234).history_budget == 1234
 
 
+def checkpoint_bytes(session) -> int:
+    total = 0
+    for c in session._checkpoints.values():
+        total += sum(a.nbytes for a in c.params) + sum(0 if g is None else g.nbytes for g in c.grads)
+        total += sum(v.nbytes for st in c.optimizer["state"].values() for v in st.values()
+                     if isinstance(v, np.ndarray))
+    return total
+
+
+@pytest.mark.parametrize("budget", [None, 400_000, 60_000])
+def test_checkpoints_count_in_the_budget(budget):
+    """A run keeps at most 64 checkpoints, fewer when they would take more than 1/8 of its budget, and
+    its History and checkpoints together fit the budget (9 variants of a 100k-parameter MLP kept
+    0.9 GB of checkpoints beside their Histories). An iteration between two far checkpoints still
+    replays to the recorded values."""
+    session = Session(bundled("07_mlp_two_moons", steps=300), history_budget=budget)
+    h = session.run()
+    kept = checkpoint_bytes(session)
+    assert len(session._checkpoints) <= 65
+    assert kept + history_bytes(300, h.stride, *session._row_bytes()) <= session.history_budget
+    if budget is not None:
+        assert kept <= budget // 8 + checkpoint_bytes(session) // len(session._checkpoints)
+        assert len(session._checkpoints) < 64 and h.stride > 1
+    marks = sorted(session._checkpoints)
+    k = marks[1] - 1 if len(marks) > 1 else 299          # the farthest from a checkpoint
+    trace = session.trace_iteration(k)
+    steps = list(h.param_row_steps())
+    row = steps.index(k + 1) if (k + 1) in steps else None
+    for name in h.param_names:
+        if row is not None:
+            np.testing.assert_array_equal(trace.params_after[name], h.params[name][row])
+    np.testing.assert_array_equal(trace.params_after[h.param_names[0]],
+                                  Session(bundled("07_mlp_two_moons", steps=k + 1)).run().params[h.param_names[0]][-1])
+
+
 def test_amsgrad_counts_its_third_buffer():
     sc = bundled("07_mlp_two_moons", "adam", steps=3, lr=0.01, amsgrad=True)
     session = Session(sc)
