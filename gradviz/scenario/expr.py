@@ -286,6 +286,23 @@ def _postorder(expr: Expr) -> Iterator[Expr]:
             stack.extend((child, False) for child in reversed(children))
 
 
+_ORDERS: dict[int, tuple[Expr, tuple]] = {}      # id(expr) -> (expr, its postorder): a model's
+_ORDERS_MAX = 256                                 # expression is evaluated every step
+
+
+def _order(expr: Expr) -> tuple:
+    """``tuple(_postorder(expr))``, remembered for the last expressions evaluated (keyed by identity;
+    an expression tree is never changed once parsed)."""
+    entry = _ORDERS.get(id(expr))
+    if entry is not None and entry[0] is expr:
+        return entry[1]
+    order = tuple(_postorder(expr))
+    if len(_ORDERS) >= _ORDERS_MAX:
+        _ORDERS.clear()
+    _ORDERS[id(expr)] = (expr, order)
+    return order
+
+
 def names(expr: Expr) -> list[str]:
     """Free variable names in order of first appearance (function names are not included)."""
     return list(dict.fromkeys(n.id for n in _postorder(expr) if isinstance(n, Name)))
@@ -314,7 +331,7 @@ def evaluate(expr: Expr, env: Mapping[str, object],
     Numbers become Python floats; calls go through ``functions`` (default NUMPY_FUNCTIONS)."""
     functions = NUMPY_FUNCTIONS if functions is None else functions
     values: list = []
-    for node in _postorder(expr):
+    for node in _order(expr):
         if isinstance(node, Num):
             values.append(float(node.value))
         elif isinstance(node, Name):
