@@ -7,7 +7,8 @@ settings in a temporary directory with the first-run welcome marked seen, messag
 instead of shown), in a process of its own, which then, step by step, as a user would:
 
 1. ``open``: builds the window with the file (the tutorial first, as the app does) and shows it
-   (the UI modules are imported before the clock starts; building the window is counted);
+   (the UI modules are imported before the clock starts; building the window is counted), until a
+   large file's load in a worker (``window.files``) has ended;
 2. ``run``: lets every variant's run finish and the first trace appear;
 3. ``play``: plays one iteration from its start to its end (at the speed that takes about
    ``--play-seconds``);
@@ -17,7 +18,8 @@ instead of shown), in a process of its own, which then, step by step, as a user 
    (``GraphView.set_collapsed``), one relayout each;
 6. ``edit lr``: types half the learning rate into the Controls' lr field and presses Enter;
    ``re-run``: lets the runs that edit starts finish;
-7. ``save``: File > Save As to a temporary file (the dialog answered by the benchmark).
+7. ``save``: File > Save As to a temporary file (the dialog answered by the benchmark), until a
+   large document's save in a worker has ended.
 
 A step ends when what it waits for holds and then the event loop has been quiet for ``--settle``
 ms (at most two gaps over 7 ms in that time: an idle loop turns every 5 ms, a time-sliced job
@@ -266,6 +268,8 @@ class Bench:
         doc = w.document
         doc.failed.connect(self.failures.append)
         m.tick()                                   # the open's own stall; its run starts at once
+        files = getattr(w, "files", None)          # a large file is loaded in a worker (ui/file_jobs.py)
+        yield "the file to load", lambda: files is None or not files.busy
         if self.messages:
             raise Abort(f"could not open: {self.messages[0]}")
 
@@ -332,7 +336,8 @@ class Bench:
         target = self.tmp / f"saved-{self.path.stem}{'.py' if doc.is_script else '.toml'}"
         self.save_to = target
         w.act_save_as.trigger()
-        yield "the save", lambda: True
+        files = getattr(w, "files", None)          # a large document is written in a worker
+        yield "the save", lambda: files is None or not files.busy
         if not target.exists() or target.stat().st_size == 0:
             self.notes.append(f"save wrote nothing ({'; '.join(self.messages) or 'no message'})")
         m.begin("end")

@@ -29,7 +29,8 @@ def _freeze_startup_objects() -> None:
 
 
 def make_window(path: str | None = None):
-    """Build the main window with ``path`` (or the tutorial) open; errors are shown, never raised."""
+    """Build the main window with ``path`` (or the tutorial) open; errors are shown, never raised. A
+    large TOML file is still loading in a worker on return (``window.files``: ``wait()`` ends it)."""
     from PySide6 import QtCore
 
     from .main_window import MainWindow

@@ -185,6 +185,17 @@ class Document(QtCore.QObject):
         self._set_modified(False)
         return target
 
+    def mark_saved(self, path: Path, scenario: Scenario) -> None:
+        """``scenario``, this document's Scenario when a save began, is in ``path`` now (a save off
+        the UI thread, ui/file_jobs.py): the document is that file; it is unmodified if nothing was
+        edited since (an edit replaces the Scenario; typing in the code panel sets source_edited)."""
+        self.path = path
+        current = self.scenario
+        if current is not scenario and current is not None:     # edited since: the file is its base now
+            current.path, current.source_text = scenario.path, scenario.source_text
+        elif not self.source_edited:
+            self._set_modified(False)
+
     def editable_copy(self) -> Scenario:
         """A copy of the scenario to edit (``edits.editable_copy``): its runs and settings its own,
         the data arrays and source text shared, so an edit copies no data."""

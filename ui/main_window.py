@@ -19,6 +19,7 @@ from .dashboards import DashboardExporter, Dashboards
 from .dialogs import APP, ORG, BundledDialog, ask_to_run, settings  # noqa: F401  (ORG, APP: re-exported)
 from .document import Document, read_script
 from .export_actions import ExportActions
+from .file_jobs import FileJobs
 from .graph import GraphView
 from .help import HelpMenu
 from .inspector import Inspector
@@ -135,6 +136,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self._build_dashboards()
         self.scripts.install(self.run_menu, self.file_menu, self.export_sep)
+        self.files = FileJobs(self)                 # large files open and save in a worker
         self.help = HelpMenu(self)                  # last: it lists every other action's shortcut
         self.keys = KeyRouter(self, self._player_actions + [self.lesson.act_back, self.lesson.act_next],
                               [self.act_open, self.act_open_bundled, self.act_save, self.act_save_as, self.act_quit,
@@ -375,7 +377,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- files --------------------------------------------------------------------------------
     def open_path(self, path: str | Path, *, confirm: bool = True) -> bool:
-        """Open ``path``; a bad file shows its one-line error and leaves the current scenario open."""
+        """Open ``path``; a bad file shows its one-line error and leaves the current scenario open.
+        True when it opened, or when a large file started loading in a worker (``self.files``)."""
         if confirm and not self.maybe_discard():
             return False
         error = self.load(path)
@@ -383,16 +386,20 @@ class MainWindow(QtWidgets.QMainWindow):
             if error:
                 self.show_error(error)
             return False
-        self.graph.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)   # the keys step through the new scenario
+        if not self.files.opening:
+            self.graph.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)   # the keys step through the new scenario
         return True
 
     def load(self, path: str | Path) -> str | None:
-        """Open ``path`` without asking about unsaved edits: None when it opened, else the one-line
-        error ("" when the user declined to run a script)."""
+        """Open ``path`` without asking about unsaved edits: None when it opened (or a large file
+        started loading in a worker: its error comes as a message), else the one-line error ("" when
+        the user declined to run a script)."""
         path = Path(path)
         try:
             if path.suffix == ".py" and not ask_to_run(self, settings(), path, read_script(path)):
                 return ""
+            if self.files.open(path):
+                return None
             self.document.open(path)
         except ScenarioError as exc:
             return str(exc)
@@ -443,15 +450,8 @@ class MainWindow(QtWidgets.QMainWindow):
         return self._save_to(Path(path))
 
     def _save_to(self, path: Path) -> bool:
-        try:
-            self.document.save(path)
-        except (ScenarioError, OSError) as exc:
-            self.show_error(f"Could not save {path}: {exc}")
-            return False
-        self.add_recent(path)
-        self._update_title()                # Save As of an unmodified document changes only the name
-        self.statusBar().showMessage(f"Saved {path}", 4000)
-        return True
+        """True when saved (or, for a large document, being written in a worker: ``self.files``)."""
+        return self.files.save(path)
 
     @staticmethod
     def _is_bundled(path: Path) -> bool:
@@ -464,6 +464,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def maybe_discard(self) -> bool:
         """True when there are no unsaved edits, or the user saved or chose to discard them."""
+        self.files.finish_save()                   # a save being written ends first (it is bounded)
         if not self.document.modified:
             return True
         B = QtWidgets.QMessageBox.StandardButton
@@ -471,7 +472,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self, "Unsaved changes", f"“{self.document.scenario.title}” has unsaved changes. Save them first?",
             B.Save | B.Discard | B.Cancel, B.Save)
         if answer == B.Save:
-            return self.save()
+            return self.save() and self.files.finish_save()
         return answer == B.Discard
 
     @staticmethod
@@ -779,6 +780,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.maybe_discard():
             event.ignore()
             return
+        self.files.cancel_open(quiet=True)
         self.player.pause()
         self.document.close()
         self.window_layout.save(settings())

@@ -92,6 +92,7 @@ def make_window(qtbot, no_dialogs):
 
 def finish(window) -> None:
     """Complete any run in progress and load the current iteration, as the event loop would."""
+    window.files.wait()                   # a large file loaded (or saved) in a worker
     window.document.finish_now()
     from PySide6 import QtWidgets
     QtWidgets.QApplication.processEvents()
