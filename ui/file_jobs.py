@@ -26,18 +26,15 @@ thread:
 
 GIL: the loader and the saver compute in Python for 0.1-0.6 s, and a thread computing in Python
 keeps the GIL until another has waited for it for the switch interval (5 ms), which the UI thread
-then pays at every return to Python while it paints (ui/run_thread.py). So the worker pauses for
-``BREATHER_S`` after every ``SLICE_S`` it computed (``breathing``: a profile hook in the worker thread
-only, called at each Python or C function call), and the UI thread finds the GIL free. A single
-long C call (converting a 100,000-number array) is not cut.
+then pays at every return to Python while it paints. A ``Job`` pauses after every slice it computed
+(``run_thread.breathing``), and the UI thread finds the GIL free. A single long C call (converting a
+100,000-number array) is not cut.
 """
 from __future__ import annotations
 
 import copy
 import os
 import stat
-import sys
-import time
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
@@ -50,8 +47,6 @@ ASYNC_OPEN_BYTES = 256 * 1024     # a TOML file this large is loaded in a worker
 ASYNC_SAVE_VALUES = 20_000        # a document with this many inline values is saved in a worker
 POLL_MS = 20                      # how often the UI thread looks whether a job has ended
 SAVE_WAIT_S = 120.0               # finish_save's limit (a save at the documented limits takes < 1 s)
-SLICE_S = 0.01                    # the worker computes this long ...
-BREATHER_S = 0.005                # ... then sleeps this long (the UI thread takes the GIL)
 
 
 def open_error(path: Path, exc: BaseException) -> str:
@@ -61,24 +56,6 @@ def open_error(path: Path, exc: BaseException) -> str:
     if isinstance(exc, (OSError, UnicodeDecodeError)):
         return f"{path}: {getattr(exc, 'strerror', None) or exc}"
     return f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-
-
-def breathing(fn):
-    """``fn(progress)`` pausing ``BREATHER_S`` after every ``SLICE_S`` of its thread's time (see GIL above)."""
-    def run(progress):
-        resume = time.perf_counter() + SLICE_S
-
-        def hook(_frame, _event, _arg) -> None:
-            nonlocal resume
-            if time.perf_counter() >= resume:
-                time.sleep(BREATHER_S)
-                resume = time.perf_counter() + SLICE_S
-        sys.setprofile(hook)                  # this thread's only
-        try:
-            return fn(progress)
-        finally:
-            sys.setprofile(None)
-    return run
 
 
 def is_large_file(path: Path) -> bool:
@@ -185,7 +162,7 @@ class FileJobs(QtCore.QObject):
             return False
         doc = self.document
         self._before = (doc.scenario, doc.source)
-        job = self._open.start(breathing(lambda _progress: load(path)), (path,))
+        job = self._open.start(lambda _progress: load(path), (path,))
         job.label = f"Opening {path.name}… (Esc to stop)"
         self._show()
         return True
@@ -230,7 +207,7 @@ class FileJobs(QtCore.QObject):
             return True
         scenario = doc.scenario
         snapshot = copy.copy(scenario)           # save() records the path and text on it, not on ours
-        job = self._save.start(breathing(lambda _progress: save(snapshot, path)),
+        job = self._save.start(lambda _progress: save(snapshot, path),
                                (Path(path), scenario, snapshot, self._generation))
         job.label = f"Saving {Path(path).name}…"
         self._show()

@@ -30,6 +30,7 @@ worse: the UI thread then gave the GIL back every 0.5 ms in the middle of its pa
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 import time
 
@@ -40,6 +41,87 @@ BIG = 1 << 30         # steps per chunk: the time bound ends chunks, not a step 
 BREATHER_S = 0.01     # the worker sleeps this long after every chunk (the UI thread gets the GIL) ...
 MAX_BREATHER_S = 0.03  # ... and up to this long while the UI thread is late (RunThread.breather)
 GO_TIMEOUT_S = 1.0     # the runs start when the UI thread shows the Sessions, or after this long
+SLICE_S = 0.01         # a worker computing in Python (a Job, a run's Session building) runs this long ...
+PAUSE_S = 0.005        # ... then sleeps this long, so the UI thread finds the GIL free (``breathing``)
+YIELD_S = 0.02         # while the UI thread is busy with a turn, a worker waits up to this long ...
+RUN_S = 0.004          # ... then runs at least this long before it waits again
+TURN_S = 0.1           # a turn longer than this is not waited for
+
+
+class _UiTurn:
+    """Whether the UI thread is in a turn of its event loop (between the dispatcher's ``awake`` and
+    ``aboutToBlock``): workers then step aside (``breathing``)."""
+    busy = False
+    since = 0.0            # when the turn began
+    watched = False
+
+    @classmethod
+    def watch(cls) -> None:
+        """Follow the UI thread's event dispatcher (once, from the UI thread)."""
+        if cls.watched:
+            return
+        from PySide6 import QtCore
+        dispatcher = QtCore.QAbstractEventDispatcher.instance()
+        if dispatcher is None:
+            return
+        cls.watched = True
+        dispatcher.awake.connect(cls._awake)
+        dispatcher.aboutToBlock.connect(cls._idle)
+
+    @classmethod
+    def _awake(cls) -> None:
+        cls.busy, cls.since = True, time.perf_counter()
+
+    @classmethod
+    def waiting(cls) -> None:
+        """The UI thread waits for a worker (a join): not a turn to step aside for."""
+        if threading.current_thread() is threading.main_thread():
+            cls.busy = False
+
+    @classmethod
+    def _idle(cls) -> None:
+        cls.busy = False
+
+
+def breathing(fn):
+    """``fn(*args)`` in this thread, stepping aside for the UI thread: a profile hook (this thread's
+    only) looks every 32 calls whether the UI thread is in a turn of its event loop, and if so sleeps
+    until the turn ends (at most ``YIELD_S``, then it runs ``RUN_S`` at least); it also pauses
+    ``PAUSE_S`` after every ``SLICE_S`` it ran. Why: a worker computing in Python gives the GIL to the
+    UI thread only after the UI thread has waited the switch interval (5 ms), at every call back from
+    Qt into Python; opening a 2 MB file in the window while its Sessions were built and its program
+    written in workers blocked the window 160-380 ms, in Qt's paint calls waiting for the GIL
+    (one-line pyqtgraph getters took 3 ms each). A C call is not cut."""
+    def run(*args):
+        resume = time.perf_counter() + SLICE_S
+        free_until = 0.0
+        count = 0
+        turn = _UiTurn
+
+        def hook(_frame, _event, _arg) -> None:
+            nonlocal resume, count, free_until
+            count += 1
+            if count & 31:
+                return
+            now = time.perf_counter()
+            # (a "turn" longer than TURN_S is the UI thread waiting for a worker, or a long turn that
+            # would not end the sooner for this one pausing)
+            if turn.busy and now >= free_until and now - turn.since < TURN_S:
+                give_up = now + YIELD_S
+                while turn.busy and time.perf_counter() < give_up:
+                    time.sleep(0.001)
+                now = time.perf_counter()
+                free_until, resume = now + RUN_S, now + SLICE_S
+            elif now >= resume:
+                time.sleep(PAUSE_S)
+                resume = time.perf_counter() + SLICE_S
+        previous = sys.getprofile()
+        sys.setprofile(hook)
+        try:
+            return fn(*args)
+        finally:
+            sys.setprofile(previous)
+    return run
 
 
 GC_INTERVAL_MS = 100  # the UI thread's garbage collection timer (see UiThreadGC)
@@ -85,6 +167,7 @@ def _start_worker(target, name: str) -> None:
     global _gc
     if _gc is None and threading.current_thread() is threading.main_thread():
         _gc = UiThreadGC()
+        _UiTurn.watch()
     threading.Thread(target=target, name=name, daemon=True).start()
 
 
@@ -109,11 +192,12 @@ class RunThread:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker to return (at most one step once cancelled); True when it has."""
+        _UiTurn.waiting()
         return self.ended.wait(timeout)
 
     def _main(self) -> None:
         try:
-            if self._build():
+            if breathing(self._build)():
                 # the UI thread shows the new Sessions first (``go``): the views let go of the last
                 # run's Histories, whose memory the first run's History then reuses (history_pool)
                 self.go.wait(GO_TIMEOUT_S)
@@ -190,11 +274,12 @@ class Job:
             raise Cancelled()
 
     def join(self, timeout: float | None = None) -> bool:
+        _UiTurn.waiting()
         return self.ended.wait(timeout)
 
     def _main(self) -> None:
         try:
-            self.result = self._fn(self.progress)
+            self.result = breathing(self._fn)(self.progress)
         except Cancelled:
             self.cancelled = True
         except Exception as exc:
