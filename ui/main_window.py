@@ -482,8 +482,9 @@ class MainWindow(QtWidgets.QMainWindow):
         return [recent] if isinstance(recent, str) else list(recent)
 
     def add_recent(self, path: Path) -> None:
-        recent = [p for p in self._recent() if p != str(path.resolve())]
-        settings().setValue("recent", [str(path.resolve())] + recent[:MAX_RECENT - 1])
+        resolved = str(path.resolve())                 # once (it was resolved again for every entry)
+        recent = [p for p in self._recent() if p != resolved]
+        settings().setValue("recent", [resolved] + recent[:MAX_RECENT - 1])
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()

@@ -45,7 +45,7 @@ SLICE_S = 0.01         # a worker computing in Python (a Job, a run's Session bu
 PAUSE_S = 0.005        # ... then sleeps this long, so the UI thread finds the GIL free (``breathing``)
 YIELD_S = 0.02         # while the UI thread is busy with a turn, a worker waits up to this long ...
 RUN_S = 0.004          # ... then runs at least this long before it waits again
-TURN_S = 0.1           # a turn longer than this is not waited for
+TURN_S = 0.5           # a turn longer than this is not waited for
 
 
 class _UiTurn:

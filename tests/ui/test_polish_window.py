@@ -48,11 +48,17 @@ def dock_sizes(window) -> tuple[int, int, int]:
 # ------------------------------------------------------------------------------ 1. no stale graph
 
 
-def test_a_new_scenario_shows_a_computing_state_not_the_previous_graph(qtbot, make_window):
+def test_a_new_scenario_shows_a_computing_state_not_the_previous_graph(qtbot, make_window, tmp_path):
     window = make_window()                                    # the tutorial, fully run
     old_caption = window.player.frame.description
     assert window.graph.node_items and old_caption
-    window.open_path(bundled_path("07_mlp_two_moons"), confirm=False)
+    # the two moons MLP, run long enough to look at while it runs (400 steps can end between two
+    # looks on a fast machine, and the first trace then replaces the progress)
+    long_run = tmp_path / "07_mlp_two_moons.toml"
+    text = bundled_path("07_mlp_two_moons").read_text(encoding="utf-8")
+    long_run.write_text(text.replace("\nsteps = 400\n", "\nsteps = 4000\n", 1), encoding="utf-8")
+    assert long_run.read_text(encoding="utf-8") != text
+    window.open_path(long_run, confirm=False)
     settle(3)
     assert window.document.running                            # the long run is still going
     # nothing of the tutorial is left to show or to step through
@@ -66,20 +72,24 @@ def test_a_new_scenario_shows_a_computing_state_not_the_previous_graph(qtbot, ma
         qtbot.keyClick(window, k)
         assert window.player.replay is None and not window.player.playing
     # the progress shows in the graph's message, the status bar and the bar
-    def progressed() -> bool:
+    seen = []
+
+    def progressed() -> bool:                           # label and bar read at one moment of the run
         window.document._work(budget=0.05)
         settle(2)
-        return window.progress.value() > 0
+        if window.document.running and window.progress.value() > 0:
+            seen.append((window.event_label.text(), window.progress.isVisible()))
+        return bool(seen)
 
     qtbot.waitUntil(progressed, timeout=20_000)         # (the Sessions are built first: a forward pass)
-    assert "%" in window.event_label.text()
-    assert window.progress.isVisible() and window.progress.value() > 0
+    label, bar_shown = seen[0]
+    assert "%" in label and bar_shown
     screenshot(window, "window_polish_pending")
     finish(window)
     assert not window.pending and window.player.replay is not None
     assert "0.weight" in [window.replay.node_name(n) for n in window.replay.nodes]
     assert window.graph.node_items
-    assert window.iteration_label.isVisible() and window.iteration_total.text().strip() == "of 400"
+    assert window.iteration_label.isVisible() and window.iteration_total.text().strip() == "of 4000"
     assert not any(text.startswith("Running") for text in visible_texts(window.graph))
 
 
