@@ -93,35 +93,40 @@ def breathing(fn):
     written in workers blocked the window 160-380 ms, in Qt's paint calls waiting for the GIL
     (one-line pyqtgraph getters took 3 ms each). A C call is not cut."""
     def run(*args):
-        resume = time.perf_counter() + SLICE_S
-        free_until = 0.0
-        count = 0
-        turn = _UiTurn
-
-        def hook(_frame, _event, _arg) -> None:
-            nonlocal resume, count, free_until
-            count += 1
-            if count & 31:
-                return
-            now = time.perf_counter()
-            # (a "turn" longer than TURN_S is the UI thread waiting for a worker, or a long turn that
-            # would not end the sooner for this one pausing)
-            if turn.busy and now >= free_until and now - turn.since < TURN_S:
-                give_up = now + YIELD_S
-                while turn.busy and time.perf_counter() < give_up:
-                    time.sleep(0.001)
-                now = time.perf_counter()
-                free_until, resume = now + RUN_S, now + SLICE_S
-            elif now >= resume:
-                time.sleep(PAUSE_S)
-                resume = time.perf_counter() + SLICE_S
         previous = sys.getprofile()
-        sys.setprofile(hook)
+        sys.setprofile(breather_hook())
         try:
             return fn(*args)
         finally:
             sys.setprofile(previous)
     return run
+
+
+def breather_hook():
+    """The profile hook :func:`breathing` installs (``sys.setprofile``: the calling thread's)."""
+    resume = time.perf_counter() + SLICE_S
+    free_until = 0.0
+    count = 0
+    turn = _UiTurn
+
+    def hook(_frame, _event, _arg) -> None:
+        nonlocal resume, count, free_until
+        count += 1
+        if count & 31:
+            return
+        now = time.perf_counter()
+        # (a "turn" longer than TURN_S is the UI thread waiting for a worker, or a long turn that
+        # would not end the sooner for this one pausing)
+        if turn.busy and now >= free_until and now - turn.since < TURN_S:
+            give_up = now + YIELD_S
+            while turn.busy and time.perf_counter() < give_up:
+                time.sleep(0.001)
+            now = time.perf_counter()
+            free_until, resume = now + RUN_S, now + SLICE_S
+        elif now >= resume:
+            time.sleep(PAUSE_S)
+            resume = time.perf_counter() + SLICE_S
+    return hook
 
 
 GC_INTERVAL_MS = 100  # the UI thread's garbage collection timer (see UiThreadGC)
@@ -224,6 +229,9 @@ class RunThread:
         return True
 
     def _run(self) -> None:
+        # (the steps do not go through ``breathing``: its hook, stepping aside for every turn of the
+        # UI thread, made limit_mlp's run 12 -> 19 s for 46 -> 39 ms of longest stall; the chunks'
+        # breathers give the UI thread its share)
         before = 0
         for session in self.sessions:
             steps = int(session.variant_spec.loop.steps)
