@@ -102,30 +102,30 @@ def breathing(fn):
     return run
 
 
-def breather_hook():
-    """The profile hook :func:`breathing` installs (``sys.setprofile``: the calling thread's)."""
-    resume = time.perf_counter() + SLICE_S
+def breather_hook(turn=_UiTurn, clock=time.perf_counter, sleep=time.sleep):
+    """The profile hook :func:`breathing` installs (``sys.setprofile``: the calling thread's);
+    ``turn``, ``clock`` and ``sleep`` are its view of the UI thread and of time (tests pass fakes)."""
+    resume = clock() + SLICE_S
     free_until = 0.0
     count = 0
-    turn = _UiTurn
 
     def hook(_frame, _event, _arg) -> None:
         nonlocal resume, count, free_until
         count += 1
         if count & 31:
             return
-        now = time.perf_counter()
+        now = clock()
         # (a "turn" longer than TURN_S is the UI thread waiting for a worker, or a long turn that
         # would not end the sooner for this one pausing)
         if turn.busy and now >= free_until and now - turn.since < TURN_S:
             give_up = now + YIELD_S
-            while turn.busy and time.perf_counter() < give_up:
-                time.sleep(0.001)
-            now = time.perf_counter()
+            while turn.busy and clock() < give_up:
+                sleep(0.001)
+            now = clock()
             free_until, resume = now + RUN_S, now + SLICE_S
         elif now >= resume:
-            time.sleep(PAUSE_S)
-            resume = time.perf_counter() + SLICE_S
+            sleep(PAUSE_S)
+            resume = clock() + SLICE_S
     return hook
 
 

@@ -1,6 +1,7 @@
 """Workers step aside for the UI thread (ui/run_thread.py ``breathing``): the profile hook sleeps while
 the UI thread is in a turn of its event loop (not while it waits for a worker, nor for a turn longer
-than TURN_S), and pauses after every slice otherwise. Driven with a fake clock: no timing."""
+than TURN_S), and pauses after every slice otherwise. Driven with a fake clock and a fake UI turn
+handed to the hook (nothing global is patched: other tests' workers may still be running)."""
 import sys
 import threading
 
@@ -26,13 +27,23 @@ class FakeTime:
     on_sleep = None
 
 
+class FakeTurn:
+    busy = False
+    since = 0.0
+
+
 @pytest.fixture
-def clock(monkeypatch):
-    fake = FakeTime()
-    monkeypatch.setattr(run_thread, "time", fake)
-    monkeypatch.setattr(run_thread._UiTurn, "busy", False)
-    monkeypatch.setattr(run_thread._UiTurn, "since", 0.0)
-    return fake
+def clock():
+    return FakeTime()
+
+
+@pytest.fixture
+def turn():
+    return FakeTurn()
+
+
+def hook_of(turn, clock):
+    return run_thread.breather_hook(turn, clock.perf_counter, clock.sleep)
 
 
 def calls(hook, n: int) -> None:
@@ -40,8 +51,8 @@ def calls(hook, n: int) -> None:
         hook(None, "call", None)
 
 
-def test_a_worker_pauses_after_each_slice_while_the_ui_thread_is_idle(clock):
-    hook = run_thread.breather_hook()
+def test_a_worker_pauses_after_each_slice_while_the_ui_thread_is_idle(clock, turn):
+    hook = hook_of(turn, clock)
     calls(hook, 320)
     assert clock.sleeps == []                            # within its slice: no pause
     clock.now += run_thread.SLICE_S
@@ -49,22 +60,22 @@ def test_a_worker_pauses_after_each_slice_while_the_ui_thread_is_idle(clock):
     assert clock.sleeps == [run_thread.PAUSE_S]
 
 
-def test_a_worker_waits_while_the_ui_thread_is_in_a_turn(clock):
-    hook = run_thread.breather_hook()
-    run_thread._UiTurn.busy, run_thread._UiTurn.since = True, clock.now
+def test_a_worker_waits_while_the_ui_thread_is_in_a_turn(clock, turn):
+    hook = hook_of(turn, clock)
+    turn.busy, turn.since = True, clock.now
     ends_after = 5                                       # the turn ends after 5 ms of the worker waiting
 
-    def turn():
+    def the_turn_goes_on():
         if len(clock.sleeps) >= ends_after:
-            run_thread._UiTurn.busy = False
-    clock.on_sleep = turn
+            turn.busy = False
+    clock.on_sleep = the_turn_goes_on
     calls(hook, 32)
     assert clock.sleeps == [0.001] * ends_after          # slept until the turn ended, not longer
 
 
-def test_a_long_turn_is_waited_for_at_most_yield_s_then_the_worker_runs(clock):
-    hook = run_thread.breather_hook()
-    run_thread._UiTurn.busy, run_thread._UiTurn.since = True, clock.now
+def test_a_long_turn_is_waited_for_at_most_yield_s_then_the_worker_runs(clock, turn):
+    hook = hook_of(turn, clock)
+    turn.busy, turn.since = True, clock.now
     calls(hook, 32)
     waited = sum(clock.sleeps)
     assert waited == pytest.approx(run_thread.YIELD_S, abs=0.0015)
@@ -73,17 +84,15 @@ def test_a_long_turn_is_waited_for_at_most_yield_s_then_the_worker_runs(clock):
     assert clock.sleeps == []
 
 
-def test_a_ui_thread_waiting_for_a_worker_is_not_a_turn(clock):
+def test_a_ui_thread_waiting_for_a_worker_is_not_a_turn(clock, turn, monkeypatch):
     """A join from the UI thread (tests, exports waiting for a job) clears the turn: the worker it
-    waits for does not step aside for it."""
-    run_thread._UiTurn.busy, run_thread._UiTurn.since = True, clock.now
+    waits for does not step aside for it; nor for a turn older than TURN_S."""
+    monkeypatch.setattr(run_thread._UiTurn, "busy", True)
     assert threading.current_thread() is threading.main_thread()
     run_thread._UiTurn.waiting()
-    hook = run_thread.breather_hook()
-    calls(hook, 32)
-    assert clock.sleeps == []
-    run_thread._UiTurn.busy, run_thread._UiTurn.since = True, clock.now - run_thread.TURN_S
-    calls(hook, 32)                                      # a turn over TURN_S old: not waited for
+    assert run_thread._UiTurn.busy is False
+    turn.busy, turn.since = True, clock.now - run_thread.TURN_S
+    calls(hook_of(turn, clock), 32)
     assert clock.sleeps == []
 
 
