@@ -339,23 +339,51 @@ def _bce_logits_bw(g, s, reduction):
 
 def _cascade_sum(values):
     """Minus the sum of a 1-D array, added as PyTorch's nll_loss kernel does: a cascade of up to 8 partial sums, each
-    level adding 2**p elements of the level below (p >= 4), so the bits are PyTorch's."""
+    level adding 2**p elements of the level below (p >= 4), so the bits are PyTorch's.
+
+    In that kernel, after element ``b`` is subtracted into ``partial[0]``, ``partial[j]`` is carried into
+    ``partial[j + 1]`` (and reset) for every level ``j`` whose group of ``p`` bits of ``b`` and all lower
+    groups are 0. So element 0 goes straight to ``partial[7]``; then level 0 closes a block every ``2**p``
+    elements (elements 1..16, 17..32, ... for p = 4), level 1 every ``2**p`` closed level-0 blocks, and so
+    on; what is left open at the end stays in its level. Each block is folded from +0 in order, which is
+    what ``ufunc.accumulate`` along a row does: one numpy call per level, the same operations in the
+    same order (so the same bits, inf, nan and signed zeros included).
+    """
     n = len(values)
-    power = max(4, (n - 1).bit_length() // 8)
-    mask = (1 << power) - 1
     zero = values.dtype.type(0)
+    if n == 0:
+        return zero
+    power = max(4, (n - 1).bit_length() // 8)
+    size = 1 << power
     partial = [zero] * 8
-    for b, v in enumerate(values.tolist() if values.dtype == np.float64 else values):
-        partial[0] = partial[0] - v
-        for j in range(7):
-            if b & (mask << (j * power)):
-                break
-            partial[j + 1] = partial[j + 1] + partial[j]
-            partial[j] = zero
+    closed, partial[0] = _fold_blocks(values[1:], size, np.subtract)
+    for j in range(1, 7):
+        if not len(closed):
+            break
+        closed, partial[j] = _fold_blocks(closed, size, np.add)
+    top = zero - values[0]
+    for c in closed:             # closed level-6 blocks (2**(7p) elements and more) go to partial[7]
+        top = top + c
+    partial[7] = top
     total = zero
     for p in partial:
         total = total + p
     return total
+
+
+def _fold_blocks(items, size: int, op):
+    """``(closed, rest)``: every ``size`` consecutive items folded from +0 by ``op`` (subtract or add),
+    in order, and the fold of the items after the last whole block (+0 when there are none)."""
+    n = len(items)
+    k = n // size
+    dtype = items.dtype
+    # padding: x - (+0) == x and x + (-0) == x for every x, so the padded row folds to the same bits
+    flat = np.zeros((k + 1) * size, dtype=dtype) if op is np.subtract else np.full((k + 1) * size, -0.0, dtype=dtype)
+    flat[:n] = items
+    rows = np.zeros((k + 1, size + 1), dtype=dtype)       # column 0: the +0 each fold starts from
+    rows[:, 1:] = flat.reshape(k + 1, size)
+    folded = op.accumulate(rows, axis=1)[:, -1]
+    return folded[:k], (folded[k] if n > k * size else dtype.type(0))
 
 
 def _nll_fw(logp, target, reduction):

@@ -206,3 +206,61 @@ def test_loss_graph_is_torchs(build):
         loss = build(L, L.tensor(x, requires_grad=True), L.tensor(x[::-1].copy()))
         graphs.append(_graph(loss.grad_fn))
     assert graphs[0] == graphs[1]
+
+
+def _sequential_cascade(values):
+    """nll_loss's cascade of partial sums written as PyTorch's kernel loops, one element at a time
+    (the reference the vectorised ``functions._cascade_sum`` must equal bit for bit)."""
+    n = len(values)
+    power = max(4, (n - 1).bit_length() // 8)
+    mask = (1 << power) - 1
+    zero = values.dtype.type(0)
+    partial = [zero] * 8
+    for b, v in enumerate(values):
+        partial[0] = partial[0] - v
+        for j in range(7):
+            if b & (mask << (j * power)):
+                break
+            partial[j + 1] = partial[j + 1] + partial[j]
+            partial[j] = zero
+    total = zero
+    for p in partial:
+        total = total + p
+    return total
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_nll_loss_sum_is_the_kernels_cascade_bit_for_bit(dtype):
+    """The cascade, vectorised a level at a time, adds in the kernel's order: the same bits as the
+    element-by-element loop for every length around the block edges, with inf, nan and -0 inside."""
+    from gradviz.functions import _cascade_sum
+    rng = np.random.default_rng(5)
+    for n in [*range(0, 70), 255, 256, 257, 271, 272, 273, 4095, 4096, 4097, 4113, 70_001]:
+        for trial in range(3):
+            values = (rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3, n)).astype(dtype)
+            if trial == 1 and n:
+                values[0] = -0.0
+            if trial == 2 and n > 3:
+                values[rng.choice(n, 3, replace=False)] = [np.inf, -0.0, np.nan]
+            with np.errstate(all="ignore"):
+                want, got = _sequential_cascade(values), _cascade_sum(values)
+            assert np.asarray(got).tobytes() == np.asarray(want).tobytes(), (n, trial)
+
+
+@pytest.mark.parametrize("n", [1, 17, 256, 1000, 4097, 100_000])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_nll_loss_of_many_rows_has_torchs_bits(n, reduction):
+    """float32 cross entropy over up to max_points rows: the loss has torch's bits (its kernel's
+    summation order). The gradient (log_softmax's backward, ``g - exp(out) * sum(g)``) differs in
+    the last ulps: torch's exp is SLEEF's, GradViz's is libm's (libm rounding, not a formula)."""
+    rng = np.random.default_rng(n)
+    logits = rng.standard_normal((n, 10)).astype(np.float32) * 3
+    target = rng.integers(0, 10, n)
+    out = []
+    for L in (gradviz, torch):
+        x = L.tensor(logits, requires_grad=True)
+        loss = L.nn.functional.cross_entropy(x, L.tensor(target), reduction=reduction)
+        loss.backward()
+        out.append((loss.detach().numpy(), x.grad.numpy()))
+    assert out[0][0].tobytes() == out[1][0].tobytes()
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-5, atol=2.5e-7)   # 2 ulps of 1: exp(out) - 1 cancels
