@@ -31,6 +31,7 @@ check ``training.build`` does) is kept by the shapes and dtypes it depends on (`
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 
 import numpy as np
@@ -64,17 +65,29 @@ _PROGRAM_NAMES = frozenset("""
 def _short(values: np.ndarray) -> np.ndarray:
     """float32 values as the float64 numbers of their shortest decimal form (0.37689346, not
     0.37689346075057983) wherever that form rounds back to the same float32 (torch.tensor parses a
-    literal as a Python float, then rounds it to float32); other dtypes unchanged."""
+    literal as a Python float, then rounds it to float32); other dtypes unchanged.
+
+    Vectorised in chunks of ``SHORT_CHUNK`` values (numpy's float32 ``str`` is the shortest form): one
+    C call per chunk, and the GIL offered to other threads between chunks, so that a worker writing a
+    100,000-value array lets the window have it (a loop of ``str(np.float32(v))`` makes no call a
+    profile hook sees, and held the GIL for the whole array while the window waited)."""
     values = np.asarray(values)
     if values.dtype != np.float32:
         return values
     out = values.astype(np.float64)
-    flat = out.reshape(-1)
-    for i, v in enumerate(values.reshape(-1).tolist()):
-        short = float(str(np.float32(v)))
-        if np.float32(short) == np.float32(v):
-            flat[i] = short
+    flat, flat32 = out.reshape(-1), values.reshape(-1)
+    for start in range(0, flat32.size, SHORT_CHUNK):
+        if start:
+            time.sleep(0)            # the GIL offered to the other threads (the window's)
+        part = flat32[start:start + SHORT_CHUNK]
+        with np.errstate(all="ignore"):
+            short = part.astype(str).astype(np.float64)
+            keep = short.astype(np.float32) == part          # nan never equals: kept as it is
+        flat[start:start + SHORT_CHUNK][keep] = short[keep]
     return out
+
+
+SHORT_CHUNK = 2048           # values per C call of _short (about 2 ms)
 
 
 # -- what a regeneration keeps ----------------------------------------------------------------

@@ -50,37 +50,67 @@ TURN_S = 0.5           # a turn longer than this is not waited for
 
 class _UiTurn:
     """Whether the UI thread is in a turn of its event loop (between the dispatcher's ``awake`` and
-    ``aboutToBlock``): workers then step aside (``breathing``)."""
-    busy = False
-    since = 0.0            # when the turn began
-    watched = False
+    ``aboutToBlock``): workers then step aside (``breathing``).
 
-    @classmethod
-    def watch(cls) -> None:
+    The dispatcher's signals start and stop a QTimer through C++ connections, so that marking a
+    turn never needs the GIL: with Python slots, every turn of the loop began and ended by waiting
+    for a computing worker to hand over the GIL (up to the 5 ms switch interval, twice a turn),
+    and the workers learned of the turn only once the UI thread had it. ``busy`` reads the timer
+    (from any thread: one flag). ``since`` is when a reader first saw the current turn: close enough
+    to tell a turn that goes on for long (``TURN_S``: the UI thread waiting, not painting)."""
+    TURN_MS = 3_600_000      # the marker timer never fires
+
+    def __init__(self):
+        self._timer = None
+        self._was = False
+        self._seen = 0.0
+
+    def watch(self) -> None:
         """Follow the UI thread's event dispatcher (once, from the UI thread)."""
-        if cls.watched:
+        if self._timer is not None:
             return
         from PySide6 import QtCore
         dispatcher = QtCore.QAbstractEventDispatcher.instance()
         if dispatcher is None:
             return
-        cls.watched = True
-        dispatcher.awake.connect(cls._awake)
-        dispatcher.aboutToBlock.connect(cls._idle)
+        timer = QtCore.QTimer(dispatcher)
+        timer.setInterval(self.TURN_MS)
+        connect = QtCore.QObject.connect
+        if not (connect(dispatcher, QtCore.SIGNAL("awake()"), timer, QtCore.SLOT("start()"))
+                and connect(dispatcher, QtCore.SIGNAL("aboutToBlock()"), timer, QtCore.SLOT("stop()"))):
+            return
+        self._timer = timer
 
-    @classmethod
-    def _awake(cls) -> None:
-        cls.busy, cls.since = True, time.perf_counter()
+    @property
+    def watched(self) -> bool:
+        return self._timer is not None
 
-    @classmethod
-    def waiting(cls) -> None:
+    @property
+    def busy(self) -> bool:
+        timer = self._timer
+        try:
+            active = timer is not None and timer.timerId() >= 0     # a plain field (isActive is a bindable property)
+        except RuntimeError:                 # the application (and its dispatcher) is gone
+            self._timer, active = None, False
+        if active and not self._was:
+            self._seen = time.perf_counter()
+        self._was = active
+        return active
+
+    @property
+    def since(self) -> float:
+        return self._seen
+
+    def waiting(self) -> None:
         """The UI thread waits for a worker (a join): not a turn to step aside for."""
-        if threading.current_thread() is threading.main_thread():
-            cls.busy = False
+        if threading.current_thread() is threading.main_thread() and self._timer is not None:
+            try:
+                self._timer.stop()
+            except RuntimeError:
+                self._timer = None
 
-    @classmethod
-    def _idle(cls) -> None:
-        cls.busy = False
+
+UI_TURN = _UiTurn()
 
 
 def breathing(fn):
@@ -102,7 +132,7 @@ def breathing(fn):
     return run
 
 
-def breather_hook(turn=_UiTurn, clock=time.perf_counter, sleep=time.sleep):
+def breather_hook(turn=UI_TURN, clock=time.perf_counter, sleep=time.sleep):
     """The profile hook :func:`breathing` installs (``sys.setprofile``: the calling thread's);
     ``turn``, ``clock`` and ``sleep`` are its view of the UI thread and of time (tests pass fakes)."""
     resume = clock() + SLICE_S
@@ -172,7 +202,7 @@ def _start_worker(target, name: str) -> None:
     global _gc
     if _gc is None and threading.current_thread() is threading.main_thread():
         _gc = UiThreadGC()
-        _UiTurn.watch()
+        UI_TURN.watch()
     threading.Thread(target=target, name=name, daemon=True).start()
 
 
@@ -197,7 +227,7 @@ class RunThread:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker to return (at most one step once cancelled); True when it has."""
-        _UiTurn.waiting()
+        UI_TURN.waiting()
         return self.ended.wait(timeout)
 
     def _main(self) -> None:
@@ -282,7 +312,7 @@ class Job:
             raise Cancelled()
 
     def join(self, timeout: float | None = None) -> bool:
-        _UiTurn.waiting()
+        UI_TURN.waiting()
         return self.ended.wait(timeout)
 
     def _main(self) -> None:

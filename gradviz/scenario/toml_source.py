@@ -18,6 +18,7 @@ import contextvars
 import os
 import re
 import stat
+import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -206,11 +207,30 @@ def _flat_values(body: str) -> list:
     """The numbers in ``body`` (checked: numbers, commas, white space) as tomllib gives them: an
     int without '.', 'e' or 'E', else a float."""
     tokens = body.replace(",", " ").split()
+    if len(tokens) > CONVERT_CHUNK:
+        time.sleep(0)                         # (each of these is one C call of ms: see _convert)
     if not _FLOAT_MARK.search(body):
-        return list(map(int, tokens))
+        return _convert(int, tokens)
     if body.count(".") == len(tokens):        # at most one '.' per number: each one is a float
-        return list(map(float, tokens))
+        return _convert(float, tokens)
     return [float(t) if _FLOAT_MARK.search(t) else int(t) for t in tokens]
+
+
+CONVERT_CHUNK = 8192        # numbers converted per C call (a few ms)
+
+
+def _convert(kind, tokens: list[str]) -> list:
+    """``list(map(kind, tokens))`` in chunks, offering the GIL to other threads between them
+    (``time.sleep(0)``): one ``map`` over 100,000 numbers is a single C call of 40 ms, and a window
+    reading a large file in a worker thread waited for the GIL that long."""
+    if len(tokens) <= CONVERT_CHUNK:
+        return list(map(kind, tokens))
+    out: list = []
+    for start in range(0, len(tokens), CONVERT_CHUNK):
+        if start:
+            time.sleep(0)
+        out.extend(map(kind, tokens[start:start + CONVERT_CHUNK]))
+    return out
 
 
 def read_array(span: str) -> list | None:
@@ -227,6 +247,7 @@ def read_array(span: str) -> list | None:
     row = _ROW.replace("{{{width}}}", f"{{{width - 1}}}")
     if not re.fullmatch(rf"\[{_WS}*+(?:{row}{_WS}*+,{_WS}*+)*+(?:{row}{_WS}*+)?+\]", span):
         return None
+    time.sleep(0)                  # the GIL offered between C calls of ms (see _convert)
     values = _flat_values(span[1:-1].replace("[", " ").replace("]", " "))
     return list(map(list, zip(*[iter(values)] * width)))
 

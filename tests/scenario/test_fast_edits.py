@@ -10,6 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tomlkit
 from hypothesis import given, settings
@@ -260,6 +261,23 @@ def test_a_numeric_array_read_without_tomllib_is_what_tomllib_reads(span):
     if value is not None:                    # None: left to tomllib
         assert same(value, tomllib_value(span))
 
+
+
+@pytest.mark.parametrize("kind", ["float", "int", "rows"])
+def test_an_array_longer_than_a_conversion_chunk_reads_as_tomllib_reads_it(kind):
+    """Numbers are converted in chunks of CONVERT_CHUNK (the GIL offered between them): nothing
+    is lost or repeated at the chunk edges."""
+    n = 3 * toml_source.CONVERT_CHUNK + 5
+    rng = np.random.default_rng(1)
+    if kind == "int":
+        span = "[" + ", ".join(str(v) for v in rng.integers(-1000, 1000, n)) + "]"
+    elif kind == "float":
+        span = "[" + ", ".join(map(repr, rng.standard_normal(n).tolist())) + "]"
+    else:
+        rows = rng.standard_normal((n // 7, 7))
+        span = "[\n" + ",\n".join("[" + ", ".join(map(repr, row)) + "]" for row in rows.tolist()) + "\n]"
+    value = toml_source.read_array(span)
+    assert value is not None and same(value, tomllib_value(span))
 
 CORRUPTIONS = {    # a change to a file near the limit -> the same error (or scenario) with or without the fast path
     "none": lambda t: t,

@@ -332,6 +332,27 @@ def test_float32_data_is_written_short_and_exact():
     assert max(len(repr(v)) for v in x.tolist()) <= 16         # 0.37689346, not 0.37689346075057983
 
 
+
+def test_short_forms_are_each_values_shortest_and_read_back_exactly():
+    """``_short`` (vectorised in chunks) gives, value by value, what ``float(str(np.float32(v)))``
+    gives where that reads back to the same float32, and the value itself elsewhere: every
+    magnitude float32 has, subnormals, signed zeros, inf and nan, across chunk edges."""
+    from gradviz.codegen_program import SHORT_CHUNK, _short
+    rng = np.random.default_rng(3)
+    n = 2 * SHORT_CHUNK + 17
+    values = (rng.standard_normal(n) * 10.0 ** rng.uniform(-45, 38, n)).astype(np.float32)
+    values[:9] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, 3.4028235e38, -1e-40, 1 / 3]
+    want = values.astype(np.float64)
+    for i, v in enumerate(values.tolist()):
+        short = float(str(np.float32(v)))
+        if np.float32(short) == np.float32(v):
+            want[i] = short
+    got = _short(values)
+    assert got.dtype == np.float64 and got.tobytes() == want.tobytes()
+    np.testing.assert_array_equal(got[~np.isnan(values)].astype(np.float32), values[~np.isnan(values)])
+    assert _short(values.reshape(1, n)).shape == (1, n)
+    assert _short(np.arange(3)).dtype == np.arange(3).dtype           # other dtypes: unchanged
+
 # -- under GradViz's script runner ----------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["01_tutorial_wx_b-0", "03_gradient_accumulation-0-float64", "07_mlp_two_moons-0",

@@ -6,6 +6,7 @@ import sys
 import threading
 
 import pytest
+from PySide6 import QtCore
 
 from ui import run_thread
 
@@ -84,16 +85,42 @@ def test_a_long_turn_is_waited_for_at_most_yield_s_then_the_worker_runs(clock, t
     assert clock.sleeps == []
 
 
-def test_a_ui_thread_waiting_for_a_worker_is_not_a_turn(clock, turn, monkeypatch):
+def test_a_ui_thread_waiting_for_a_worker_is_not_a_turn(clock, turn, qapp):
     """A join from the UI thread (tests, exports waiting for a job) clears the turn: the worker it
     waits for does not step aside for it; nor for a turn older than TURN_S."""
-    monkeypatch.setattr(run_thread._UiTurn, "busy", True)
+    ui_turn = run_thread.UI_TURN
+    ui_turn.watch()
     assert threading.current_thread() is threading.main_thread()
-    run_thread._UiTurn.waiting()
-    assert run_thread._UiTurn.busy is False
+    QtCore.QAbstractEventDispatcher.instance().awake.emit()
+    assert ui_turn.busy is True
+    ui_turn.waiting()
+    assert ui_turn.busy is False
     turn.busy, turn.since = True, clock.now - run_thread.TURN_S
     calls(hook_of(turn, clock), 32)
     assert clock.sleeps == []
+
+
+def test_the_turn_is_marked_without_python(qapp):
+    """The dispatcher's awake / aboutToBlock start and stop a marker timer through C++ connections
+    (no Python slot, so the UI thread needs no GIL to mark a turn), and a worker thread reads it."""
+    ui_turn = run_thread.UI_TURN
+    ui_turn.watch()
+    assert ui_turn.watched
+    dispatcher = QtCore.QAbstractEventDispatcher.instance()
+
+    def from_worker():
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(ui_turn.busy))
+        worker.start()
+        worker.join()
+        return seen[0]
+    dispatcher.awake.emit()
+    assert from_worker() is True
+    dispatcher.aboutToBlock.emit()
+    assert from_worker() is False
+    dispatcher.awake.emit()
+    ui_turn.waiting()                   # the UI thread joins a worker: no turn to step aside for
+    assert from_worker() is False
 
 
 def test_breathing_installs_the_hook_in_its_thread_only_and_removes_it():
