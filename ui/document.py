@@ -79,6 +79,7 @@ class Document(QtCore.QObject):
         self.modified = False
         self.sessions: list = []
         self._let_go = False                   # runs were dropped: collect them before the next starts
+        self._releasing: list = []             # dropped Sessions a worker still used (_let_go_of)
         self.source: str | None = None         # the program text (a script's, or an edited TOML program)
         self.source_edited = False             # a TOML scenario's generated program was edited
         self.last_error: str | None = None     # the last script run's one-line error
@@ -232,9 +233,22 @@ class Document(QtCore.QObject):
         """The runs of the scenario being replaced are not the new one's: while ``scenarioChanged``
         is handled, nothing may show a trace or a History of the old runs as if they were current."""
         self._stop_run()
-        self._let_go = self._let_go or bool(self.sessions)
+        self._let_go_of(self.sessions)
         self.sessions = []
         self._stop_script()
+
+    def _let_go_of(self, sessions) -> None:
+        """The runs of ``sessions`` are replaced: their History memory goes back to the pool now
+        (``Session.release``), whoever still holds a Session (a finished trace job's key, a closure);
+        one a worker is using (a cancelled run's last chunk, a replay) is released once it is free
+        (``_release_later``, tried on every pump)."""
+        if sessions:
+            self._let_go = True
+            self._releasing.extend(s for s in sessions if hasattr(s, "release"))
+            self._release_later()
+
+    def _release_later(self) -> None:
+        self._releasing = [s for s in self._releasing if not s.release()]
 
     def _stop_run(self) -> None:
         """Cancel the TOML run in progress: its thread ends after the step it is in (joined on close)."""
@@ -277,7 +291,7 @@ class Document(QtCore.QObject):
             self._run_script()
             return
         self._stop_run()
-        self._let_go = self._let_go or bool(self.sessions)
+        self._let_go_of(self.sessions)
         self.sessions = []
         try:
             job = RunThread(self.scenario)
@@ -321,6 +335,8 @@ class Document(QtCore.QObject):
         self._last_pump = time.perf_counter()   # lateness counts the loop's other work, not the pump's
 
     def _publish(self, job: RunThread, ended: bool) -> None:
+        if self._releasing:
+            self._release_later()
         if job.sessions and self.sessions is not job.sessions:
             self.sessions = job.sessions
         if not self._announced and (job.sessions or ended):

@@ -228,6 +228,24 @@ class Session:
         self._history = self._buffer.history(self.variant_spec.name, self._done, self._diverged_at,
                                              self._message, copy_out=self._done < self._buffer.total)
 
+    def release(self) -> bool:
+        """Let go of this Session's run: its History buffer, checkpoints (but the first) and replay
+        engine; ``history`` becomes an empty History. For a caller that drops the Session while
+        something else may still hold it (a finished trace job's key, a closure): the memory goes
+        back to the pool now, not when the last holder lets go. False (nothing done) while another
+        thread uses the Session (a run's chunk, a replay): try again later."""
+        if not self.lock.acquire(blocking=False):
+            return False
+        try:
+            self._checkpoints = {0: self._checkpoints[0]}
+            self._replay = None
+            self._buffer = self._new_buffer(0)        # unpublishes the run's views, drops its buffer
+            self._done = self._total = 0
+            self._publish()
+            return True
+        finally:
+            self.lock.release()
+
     # -- replaying one iteration ------------------------------------------------------------------
     def trace_iteration(self, iteration: int) -> Trace:
         """Optimizer step ``iteration`` (0-based) node by node: restore the state before it from the

@@ -252,3 +252,45 @@ def test_memory_beyond_the_cap_is_unmapped_in_a_thread_of_its_own(monkeypatch):
             thread.join(5)
     assert pool.stats().dropped == 1 and pool.stats().free_bytes == 2 << 20
     assert unmapped_in and all(t is not threading.current_thread() for t in unmapped_in)
+
+
+def test_a_released_session_gives_its_memory_back_though_something_still_holds_it(pool):
+    """The app drops a run's Session while a finished trace job's key or a closure may still hold
+    it: ``release`` gives its History memory back to the pool at once (a re-run then reuses it);
+    a History a view still holds keeps its numbers."""
+    session = Session(scenario())
+    history = session.run()
+    kept = [a.copy() for a in arrays_of(history)]
+    view_of_loss, loss = history.loss, history.loss.copy()      # (the loss is not pooled memory)
+    released = memory_of(session)
+    holder = [session]                                   # e.g. a job key (session, k)
+    del history
+    gc.collect()
+    assert session.release() is True
+    assert session.history.steps == 0 and len(session._checkpoints) == 1
+    gc.collect()
+    assert pool.stats().free_bytes > 0
+    other = Session(scenario())
+    again = other.run()
+    assert memory_of(other) == released                  # the released memory, reused
+    assert same(kept, arrays_of(again))
+    assert np.array_equal(view_of_loss, loss, equal_nan=True)
+    assert holder[0] is session
+
+
+def test_a_session_in_use_by_another_thread_is_not_released(pool):
+    session = Session(scenario())
+    session.run()
+    busy, go = threading.Event(), threading.Event()
+
+    def use():
+        with session.lock:
+            busy.set()
+            go.wait(10)
+    worker = threading.Thread(target=use)
+    worker.start()
+    busy.wait(10)
+    assert session.release() is False and session.history.steps == 40
+    go.set()
+    worker.join()
+    assert session.release() is True and session.history.steps == 0

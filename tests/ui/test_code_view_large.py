@@ -234,8 +234,12 @@ def test_a_large_program_is_written_aside_and_an_lr_edit_changes_two_lines(qtbot
     document, view = _panel(qtbot)
     scenario = loads(MOONS.format(n=12_000))
     assert C.embedded_values(scenario) > C.ASYNC_VALUES
+    shown_before = view.toPlainText()
     document.set_scenario(scenario)
     assert view.busy                                    # written in a thread, put in by slices
+    waiting = view.toPlainText()                        # another scenario: not the last one's program
+    assert waiting != shown_before and waiting.startswith("# Writing the PyTorch program of 'many moons'")
+    assert f"{C.embedded_values(scenario):,} numbers" in waiting
     qtbot.waitUntil(lambda: not view.busy, timeout=60_000)
     program, lines = scenario_program(scenario, 0)
     assert len(program) > C.SYNC_CHARS

@@ -52,11 +52,11 @@ def test_a_new_scenario_shows_a_computing_state_not_the_previous_graph(qtbot, ma
     window = make_window()                                    # the tutorial, fully run
     old_caption = window.player.frame.description
     assert window.graph.node_items and old_caption
-    # the two moons MLP, run long enough to look at while it runs (400 steps can end between two
-    # looks on a fast machine, and the first trace then replaces the progress)
+    # the two moons MLP, run long enough to look at while it runs (400 or 4,000 steps can end
+    # between two looks, and the first trace then replaces the progress); cancelled once seen
     long_run = tmp_path / "07_mlp_two_moons.toml"
     text = bundled_path("07_mlp_two_moons").read_text(encoding="utf-8")
-    long_run.write_text(text.replace("\nsteps = 400\n", "\nsteps = 4000\n", 1), encoding="utf-8")
+    long_run.write_text(text.replace("\nsteps = 400\n", "\nsteps = 30000\n", 1), encoding="utf-8")
     assert long_run.read_text(encoding="utf-8") != text
     window.open_path(long_run, confirm=False)
     settle(3)
@@ -85,11 +85,14 @@ def test_a_new_scenario_shows_a_computing_state_not_the_previous_graph(qtbot, ma
     label, bar_shown = seen[0]
     assert "%" in label and bar_shown
     screenshot(window, "window_polish_pending")
+    window.document.cancel()
     finish(window)
+    done = window.document.sessions[0].history.steps
+    assert 0 < done < 30000
     assert not window.pending and window.player.replay is not None
     assert "0.weight" in [window.replay.node_name(n) for n in window.replay.nodes]
     assert window.graph.node_items
-    assert window.iteration_label.isVisible() and window.iteration_total.text().strip() == "of 4000"
+    assert window.iteration_label.isVisible() and window.iteration_total.text().strip() == f"of {done}"
     assert not any(text.startswith("Running") for text in visible_texts(window.graph))
 
 

@@ -169,6 +169,32 @@ def test_an_edit_during_a_run_restarts_it_with_the_edit(qtbot, make_window, tmp_
     assert old_sessions[0].history.steps < 500                       # it stopped where it was
 
 
+
+def test_a_rerun_gives_the_replaced_runs_memory_back(qtbot, make_window, tmp_path):
+    """The replaced runs' Sessions are released (``Session.release``) even though something may
+    still hold them (here the test; in the app a finished trace job's key): their History memory is
+    back in the pool before the new runs take theirs, so a re-run does not hold two Histories. One
+    still computing (cancelled mid-run) is released once its worker lets go of it."""
+    window = make_window()
+    doc = window.document
+    old = started(window, qtbot, big_scenario(tmp_path, steps=500, n=20_000))
+    running = doc.sessions[0]
+    qtbot.waitUntil(lambda: running.history.steps > 0, timeout=RUN_TIMEOUT_MS)
+    doc.rerun()                                   # cancelled mid-run: released once its worker ends
+    assert old.cancelled and doc.sessions == []
+    qtbot.waitUntil(lambda: bool(doc.sessions), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: running.history.steps == 0, timeout=RUN_TIMEOUT_MS)
+    assert running._buffer.total == 0 and len(running._checkpoints) == 1
+    finished = doc.sessions[0]
+    doc.cancel()
+    qtbot.waitUntil(lambda: not doc.running, timeout=RUN_TIMEOUT_MS)
+    steps = finished.history.steps
+    assert steps > 0
+    doc.rerun()                  # a run that ended: released now (or once a replay of it ends)
+    qtbot.waitUntil(lambda: finished.history.steps == 0, timeout=RUN_TIMEOUT_MS)
+    assert finished._buffer.total == 0 and not doc._releasing
+    doc._stop_run()
+
 def test_closing_the_window_during_a_run_stops_and_joins_it(qtbot, make_window, tmp_path):
     window = make_window()
     doc = window.document
