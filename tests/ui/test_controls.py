@@ -69,7 +69,7 @@ def test_accumulation_4_with_division_reproduces_the_batch_32_curve(rig, qtbot):
     r = rig(scenario)
     _, batch32 = original(r.dash.loss.curve("loss", 0))
     _, b32 = original(r.dash.params.curve("param", "b"))
-    assert r.dash.loss.curve("micro", 0) is None
+    assert r.dash.loss.curve("micro") is None
     with qtbot.waitSignal(r.doc.runFinished, timeout=RUN_TIMEOUT_MS):
         type_into(qtbot, r.controls.accumulation_box, "4")
     assert r.doc.scenario.loop.accumulation_steps == 4 and r.doc.scenario.loop.divide_loss
@@ -77,7 +77,14 @@ def test_accumulation_4_with_division_reproduces_the_batch_32_curve(rig, qtbot):
     _, b_acc = original(r.dash.params.curve("param", "b"))
     np.testing.assert_allclose(accumulated, batch32, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(b_acc, b32, rtol=1e-5, atol=1e-7)
-    assert r.dash.loss.curve("micro", 3) is not None   # the four micro-batch losses are drawn
+    micro = r.dash.loss.curve("micro")                 # the four micro-batch losses: one curve, 4 lines
+    h = r.doc.sessions[0].history
+    x, y = micro.xData, micro.yData
+    assert len(x) == 4 * h.steps
+    for j in range(4):
+        np.testing.assert_array_equal(y[j * h.steps:(j + 1) * h.steps], np.asarray(h.micro_losses)[:, j])
+    connect = micro.curve.opts["connect"]
+    assert list(np.flatnonzero(~connect)) == [h.steps * j - 1 for j in range(1, 5)]   # lines not joined
     # without division the curve departs from batch 32
     with qtbot.waitSignal(r.doc.runFinished, timeout=RUN_TIMEOUT_MS):
         click_checkbox(qtbot, r.controls.divide_box)
