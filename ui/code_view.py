@@ -61,7 +61,10 @@ use_colours(T.is_dark())
 
 
 LINE_LIMIT = 10_000        # characters: a longer line is shown uncoloured (lexing it would block)
-SYNC_CHARS = 60_000        # a longer text goes into the editor (or is recoloured) in time slices
+SYNC_CHARS = 60_000        # a longer text is recoloured in time slices
+PUT_SYNC_CHARS = 16_000    # a longer text goes into the editor in time slices (highlighting 30k chars of
+                           # long lines in one go blocked the window 130 ms); every bundled lesson is shorter
+PATCH_CHARS = 2_000        # a new program differing from the shown one by at most this much is patched in
 SLICE_MS = 5               # the budget of one slice; the event loop turns between slices
 ASYNC_VALUES = 20_000      # a scenario embedding more numbers has its program written in a thread
 _ROOT = ("root",)
@@ -363,7 +366,15 @@ class CodeView(QtWidgets.QPlainTextEdit):
         self._listing = key
         self._origin = (doc.path, scenario.title)
         self._request = None
-        self._put(text, lines)
+        rows = text.split("\n")
+        if (self._rows is not None and self._feed is None and text != self._text
+                and self.document().blockCount() == len(self._rows)):   # a line per block
+            hunks = line_hunks(self._rows, rows)                  # an edit: the lines that changed
+            if sum(len(row) + 1 for _i0, _i1, j0, j1 in hunks for row in rows[j0:j1]) <= PATCH_CHARS:
+                self._highlighter.stop()
+                self._patch(hunks, rows, text, lines)
+                return
+        self._put(text, lines, rows)
 
     # -- putting a text in: at once, by slices, or by the lines that changed -----------------------
     @property
@@ -409,7 +420,7 @@ class CodeView(QtWidgets.QPlainTextEdit):
         if text != self._text:
             self._highlighter.stop()
             self._text, self._rows = text, rows if rows is not None else text.split("\n")
-            if len(text) <= SYNC_CHARS:
+            if len(text) <= PUT_SYNC_CHARS:
                 self._loading = True
                 self.setPlainText(text)
                 self._loading = False

@@ -314,3 +314,30 @@ def test_recolouring_is_not_an_edit(qtbot, rows):
     assert not document.source_edited and not document.modified
     last = view.blockCount() - 2 if rows > 10 else view.toPlainText().split("\n").index("for step in range(100):")
     assert _formats(view, last)[0][:3] == (0, 3, C.CODE_KEYWORD)
+
+
+def test_a_mid_size_program_goes_in_by_slices_and_an_edit_patches_its_lines(qtbot, monkeypatch):
+    """A program over PUT_SYNC_CHARS (written at once, not in a thread) goes into the editor by
+    slices (its highlighting in one go blocked the window 130 ms); an lr edit of it changes its
+    two lines in place, the rest untouched (no setPlainText, no re-highlighting of the data)."""
+    from ui import code_view as C
+    from ui.code_view import scenario_program
+    document, view = _panel(qtbot)
+    scenario = loads(MOONS.format(n=800))
+    program, lines = scenario_program(scenario, 0)
+    assert C.embedded_values(scenario) <= C.ASYNC_VALUES and C.PUT_SYNC_CHARS < len(program) <= C.SYNC_CHARS
+    document.set_scenario(scenario)
+    assert view.busy and view.toPlainText() != program           # going in by slices
+    qtbot.waitUntil(lambda: not view.busy, timeout=60_000)
+    assert view.toPlainText() == program and view.lines == lines and not view.isReadOnly()
+
+    puts, changes = [], []
+    monkeypatch.setattr(view, "setPlainText", lambda text: puts.append(text))
+    view.document().contentsChange.connect(lambda pos, removed, added: changes.append(max(removed, added)))
+    edited = editable_copy(document.scenario)
+    edited.optimizer.hyper["lr"] = 0.05
+    document.edit(edited)
+    assert not view.busy                                         # patched at once
+    assert view.toPlainText() == scenario_program(edited, 0)[0]
+    assert not puts and changes and max(changes) < 500
+    assert not document.source_edited and not view.document().isUndoAvailable()
