@@ -32,10 +32,23 @@ def scenario_program(scenario, variant: int, **options) -> tuple[str, dict[str, 
 
 
 def waiting_text(title: str, values: int) -> str:
-    """What the panel shows while another file's program is written in a thread."""
+    """What the panel shows while another file's program is written in a thread (``values``: the
+    numbers it embeds, said when there are many)."""
     title = " ".join(str(title).split())
-    return (f"# Writing the PyTorch program of {title!r}\u2026\n"
-            f"# ({values:,} numbers of data and initial values go into it inline)\n")
+    text = f"# Writing the PyTorch program of {title!r}\u2026\n"
+    if values > 1_000:
+        text += f"# ({values:,} numbers of data and initial values go into it inline)\n"
+    return text
+
+
+def model_elements(scenario) -> int:
+    """The parameter elements of a layers model (0 for other models): writing its program checks a
+    forward pass of it, tens of ms for a wide deep net."""
+    try:
+        layers = [int(n) for n in scenario.model.layers] if scenario.model.kind == "layers" else []
+    except (TypeError, ValueError, AttributeError):
+        return 0
+    return sum(a * b + b for a, b in zip(layers, layers[1:]))
 
 
 def embedded_values(scenario) -> int:

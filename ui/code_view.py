@@ -19,7 +19,15 @@ from pygments.token import Comment, Error, Keyword, Name, Number, Operator, Stri
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import theme as T
-from .code_program import _generate, embedded_values, line_hunks, panel_lines, scenario_program, waiting_text  # noqa: F401 (re-exported)
+from .code_program import (  # noqa: F401 (the panel's helpers, re-exported)
+    _generate,
+    embedded_values,
+    line_hunks,
+    model_elements,
+    panel_lines,
+    scenario_program,
+    waiting_text,
+)
 from .run_thread import Job
 
 # Colours of the code panel, a light and a dark set matching the graph view's palettes; the module
@@ -66,7 +74,8 @@ PUT_SYNC_CHARS = 16_000    # a longer text goes into the editor in time slices (
                            # long lines in one go blocked the window 130 ms); every bundled lesson is shorter
 PATCH_CHARS = 2_000        # a new program differing from the shown one by at most this much is patched in
 SLICE_MS = 5               # the budget of one slice; the event loop turns between slices
-ASYNC_VALUES = 20_000      # a scenario embedding more numbers has its program written in a thread
+ASYNC_VALUES = 20_000      # a scenario embedding more numbers has its program written in a thread ...
+ASYNC_PARAMS = 20_000      # ... and one whose layers model has more parameter elements (its check)
 _ROOT = ("root",)
 
 # Pygments' Python number rules (PythonLexer 'numbers', in their order) and what else a line of
@@ -346,7 +355,7 @@ class CodeView(QtWidgets.QPlainTextEdit):
             if doc.source_edited or self._listing == key:
                 return
             values = embedded_values(scenario)
-            if values > ASYNC_VALUES:
+            if values > ASYNC_VALUES or model_elements(scenario) > ASYNC_PARAMS:
                 origin = (doc.path, scenario.title)
                 if origin != self._origin and self._worker is None:
                     # another file: its program takes a moment to write; the last file's must not

@@ -341,3 +341,20 @@ def test_a_mid_size_program_goes_in_by_slices_and_an_edit_patches_its_lines(qtbo
     assert view.toPlainText() == scenario_program(edited, 0)[0]
     assert not puts and changes and max(changes) < 500
     assert not document.source_edited and not view.document().isUndoAvailable()
+
+
+def test_a_wide_deep_models_program_is_written_aside(qtbot):
+    """Writing a layers model's program checks a forward pass of it (tens of ms for a wide deep
+    net, on the UI thread): over ASYNC_PARAMS parameter elements it is written in a thread, with a
+    line saying so meanwhile; the text is the same."""
+    from ui import code_view as C
+    from ui.code_view import scenario_program
+    document, view = _panel(qtbot)
+    wide = MOONS.format(n=200).replace("layers = [2, 4, 1]", "layers = [2, 128, 128, 128, 1]")
+    scenario = loads(wide)
+    assert C.embedded_values(scenario) <= C.ASYNC_VALUES < C.model_elements(scenario)
+    assert C.model_elements(loads(MOONS.format(n=200))) == 2 * 4 + 4 + 4 * 1 + 1
+    document.set_scenario(scenario)
+    assert view.busy and view.toPlainText() == "# Writing the PyTorch program of 'many moons'\u2026\n"
+    qtbot.waitUntil(lambda: not view.busy, timeout=60_000)
+    assert view.toPlainText() == scenario_program(scenario, 0)[0]
