@@ -81,6 +81,7 @@ class Session:
         self._diverged_at: int | None = None
         self._message = ""
         self._history: History | None = None
+        self._running = False            # a run's generator is under way (between its chunks too)
         self._publish()                  # never None from here on: a reader in another thread never builds one
 
     @property
@@ -128,6 +129,13 @@ class Session:
         total = int(self.variant_spec.loop.steps if steps is None else steps)
         if total < 0:
             raise SessionError(f"steps must be >= 0, found {total}")
+        self._running = True            # until this generator ends (release() waits for that)
+        try:
+            yield from self._steps(total, chunk, seconds)
+        finally:
+            self._running = False
+
+    def _steps(self, total: int, chunk: int, seconds: float | None) -> Iterator[tuple[int, int]]:
         self._reset(total)
         engine, buf = self._engine, self._buffer
         check_grads = engine.scaler is None
@@ -233,8 +241,8 @@ class Session:
         engine; ``history`` becomes an empty History. For a caller that drops the Session while
         something else may still hold it (a finished trace job's key, a closure): the memory goes
         back to the pool now, not when the last holder lets go. False (nothing done) while another
-        thread uses the Session (a run's chunk, a replay): try again later."""
-        if not self.lock.acquire(blocking=False):
+        thread uses the Session (a run between two chunks, a replay): try again later."""
+        if self._running or not self.lock.acquire(blocking=False):
             return False
         try:
             self._checkpoints = {0: self._checkpoints[0]}

@@ -294,3 +294,17 @@ def test_a_session_in_use_by_another_thread_is_not_released(pool):
     go.set()
     worker.join()
     assert session.release() is True and session.history.steps == 0
+
+
+def test_a_run_between_two_chunks_is_not_released_until_it_ends(pool):
+    """A run's generator holds the lock only during a chunk; between chunks (a run thread sleeping
+    its breather, or cancelled and about to stop) the Session is still its: released only once the
+    generator has ended, so a cancelled run never writes into a released Session."""
+    session = Session(scenario(steps=40))
+    chunks = session.run_chunked(chunk=5)
+    assert next(chunks) == (5, 40)
+    assert session.release() is False and session.history.steps == 5
+    session.stop("cancelled")
+    chunks.close()
+    assert session.release() is True and session.history.steps == 0
+    assert session.run().steps == 40                   # a released Session runs again from the start
