@@ -235,3 +235,15 @@ def test_precision_float16_enables_loss_scaling_and_plots_the_scale(rig, qtbot):
     with qtbot.waitSignal(r.doc.runFinished, timeout=RUN_TIMEOUT_MS):
         choose(qtbot, r.controls.precision_box, "float32")
     assert r.doc.scenario.loop.precision == "float32" and not r.doc.scenario.loop.loss_scaling
+
+
+def test_micro_batch_lines_break_between_micro_batches_and_start_empty():
+    """One curve for every micro-batch's loss: line j is micro-batch j's losses over the steps, not
+    joined to line j + 1; before the first step (a run's first refresh) it is empty, not an error."""
+    from ui.dashboards.time_series import micro_lines
+    micro = np.arange(12.0).reshape(4, 3)              # 4 steps x 3 micro-batches
+    x, y, connect = micro_lines(micro)
+    assert list(x) == [0, 1, 2, 3] * 3 and list(y) == list(micro.T.reshape(-1))
+    assert list(np.flatnonzero(~connect)) == [3, 7, 11]
+    x, y, connect = micro_lines(np.empty((0, 222)))
+    assert len(x) == len(y) == len(connect) == 0

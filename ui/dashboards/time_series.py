@@ -230,7 +230,8 @@ def micro_lines(micro: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = np.tile(np.arange(n, dtype=float), count)
     y = micro.T.reshape(-1)
     connect = np.ones(n * count, dtype=bool)
-    connect[n - 1::n] = False                  # the last step of a micro-batch's line
+    if n:                                      # (no step yet: nothing to break)
+        connect[n - 1::n] = False              # the last step of a micro-batch's line
     return x, y, connect
 
 
