@@ -133,3 +133,42 @@ def test_a_zoom_during_the_build_shows_the_boxes_at_the_zoom_reached(qtbot, make
     assert not any(gfx.detail.isVisible() for gfx in graph.node_items.values())
     graph.set_zoom(1.0)
     assert all(gfx.detail.isVisible() for gfx in graph.node_items.values())
+
+
+def test_a_frame_that_changes_every_box_is_drawn_a_slice_per_turn_and_ends_as_one_update(
+        qtbot, make_window, tmp_path, monkeypatch):
+    """The next iteration of a large graph (or a jump from the end of an iteration to its start)
+    changes every box and edge: borders, glows and text are drawn for a slice
+    (``details.DETAIL_SLICE_S``), the active boxes first, and the rest in the next turns (issue 12:
+    1,281 boxes at once took 56-72 ms). In the end every box and edge shows the frame exactly as an
+    update of all of them at once does."""
+    from ui.graph import details
+
+    window = make_window(expression_file(tmp_path))
+    graph, player = window.graph, window.player
+    settled = lambda: not graph._more.isActive() and not graph.details.timer.isActive()   # noqa: E731
+    player.seek(player.count - 1)                        # every box shows values and gradients
+    run_until(settled)
+    monkeypatch.setattr(details, "DETAIL_SLICE_S", 0.0005)   # a slice far too short for the graph
+    player.seek(0)
+    frame = player.frame
+    left = [n for n in graph._display_of if graph._shown_nodes.get(n) is not frame.nodes[n]]
+    assert left and graph._more.isActive(), "boxes left for the next turn"
+    assert all(graph._shown_nodes.get(n) is frame.nodes[n] for n in frame.active_nodes), "active first"
+    gaps = run_until(settled)
+    assert len(gaps) >= 2, "the event loop turned between the slices"
+    assert all(graph._shown_nodes.get(n) is frame.nodes[n] for n in graph._display_of)
+    looks = {k: g._look for k, g in graph.node_items.items()}
+    styles = {k: e._style for k, e in graph.edge_items.items()}
+    texts = {n: (graph.node_value_text(n), graph.node_grad_text(n)) for n in graph._display_of}
+    assert any(value for value, _grad in texts.values())     # (the inputs and parameters show values)
+    # the same frame drawn at once, every box and edge touched: nothing changes
+    monkeypatch.setattr(details, "DETAIL_SLICE_S", 60.0)
+    graph._shown_nodes.clear()
+    graph._shown_edges.clear()
+    graph._prev_active, graph._prev_active_edges = set(graph._display_of), set(graph.replay.edges)
+    graph._on_position_changed(player.position)
+    assert not graph._more.isActive()
+    assert {k: g._look for k, g in graph.node_items.items()} == looks
+    assert {k: e._style for k, e in graph.edge_items.items()} == styles
+    assert {n: (graph.node_value_text(n), graph.node_grad_text(n)) for n in graph._display_of} == texts

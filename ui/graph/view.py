@@ -27,6 +27,8 @@ computes, ``show_pending`` replaces the graph with a message.
 """
 from __future__ import annotations
 
+import time
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradviz.view.folding import FoldedGraph, foldable_module, module_label
@@ -35,6 +37,7 @@ from .. import theme as T
 from . import edge_hover, export, fitting
 from .build_job import BuildJob, finish_relayout, reap, relayout
 from .caption import Caption
+from .details import Details
 from .items import NodeGfx, edge_pens
 from .scene_update import ModuleIndex, SpecJob, folded_graph, opening_collapsed, place, refold
 from .search import SearchBox, find_matches
@@ -82,6 +85,9 @@ class GraphView(QtWidgets.QGraphicsView):
         self._lod = (2, True)                            # (lod_level, antialiased)
         self._pending: dict[int, tuple] = {}             # node key -> (state, active, event kind) not drawn yet
         self._visible_rect = None                        # per frame: the scene rect on screen
+        self.details = Details(self)                     # text drawn when a box shows, a slice at a time
+        self._more = QtCore.QTimer(self, singleShot=True, interval=0)   # the rest of a large frame update
+        self._more.timeout.connect(lambda: self._on_position_changed(self.player.position))
         self.setMinimumSize(320, 200)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
 
@@ -322,39 +328,15 @@ class GraphView(QtWidgets.QGraphicsView):
             if self.replay is not None:
                 self._on_position_changed(self.player.position)
 
-    # -- deferred detail updates --------------------------------------------------------------------
+    # -- deferred detail updates (details.py) ------------------------------------------------------
     def _update_node(self, gfx: NodeGfx, ns, active: bool, kind: str, selected: bool) -> None:
-        """Border and glow change at once; text and heat maps of a node outside the viewport (or when
-        zoomed far out) wait until it shows."""
-        gfx.update(ns, active, kind, selected)
-        if self._visible_rect is None:
-            self._visible_rect = self.mapToScene(self.viewport().rect()).boundingRect().adjusted(-60, -60, 60, 60)
-        if self.lod_detail and gfx.root.sceneBoundingRect().intersects(self._visible_rect):
-            self._pending.pop(gfx.spec.key, None)
-            gfx.update_detail(ns, active, kind)
-        else:
-            self._pending[gfx.spec.key] = (ns, active, kind)
+        self.details.update_node(gfx, ns, active, kind, selected)
 
     def _flush_pending(self, everything: bool = False) -> None:
-        if not self._pending:
-            return
-        self._visible_rect = None
-        if not everything and not self.lod_detail:
-            return
-        x0, y0, x1, y1 = self.mapToScene(self.viewport().rect()).boundingRect().adjusted(-60, -60, 60, 60).getCoords()
-        for key in list(self._pending):
-            gfx = self.node_items.get(key)
-            if gfx is None:
-                del self._pending[key]
-                continue
-            (x, y), spec = gfx.xy, gfx.spec               # (where place() put it: no call into Qt per box)
-            if everything or (x < x1 and x + max(spec.width, spec.layout_w) > x0 and y < y1 and y + spec.height > y0):
-                gfx.update_detail(*self._pending.pop(key))
+        self.details.flush(everything)
 
     def _flush_node(self, node_id: int) -> None:
-        key = self._display_of.get(node_id)
-        if key in self._pending:
-            self.node_items[key].update_detail(*self._pending.pop(key))
+        self.details.flush_node(node_id)
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:
         super().scrollContentsBy(dx, dy)
@@ -556,39 +538,52 @@ class GraphView(QtWidgets.QGraphicsView):
         active = frame.active_nodes
         dirty = {n for n, ns in frame.nodes.items() if self._shown_nodes.get(n) is not ns}
         dirty |= active | self._prev_active
-        boxes_dirty = set()
         display_of = self._display_of
-        sel = self.view_state.selected_node
-        for nid in dirty:
+        with self.details.budget() as until:              # a slice now, the rest in the next turns
+            left = self._update_nodes(frame, dirty, active, kind, self.view_state.selected_node, until)
+            self._prev_active = set(active) | left         # (not drawn yet: dirty next time)
+            edges_dirty = {k for k, es in frame.edges.items() if self._shown_edges.get(k) is not es}
+            edges_dirty |= frame.active_edges | self._prev_active_edges
+            touched, left_edges = set(), set()
+            for k in edges_dirty:
+                dk = (display_of.get(k[0]), display_of.get(k[1]))
+                if dk in self.edge_items:
+                    touched.add(dk)
+                self._shown_edges[k] = frame.edges.get(k)
+            for dk in touched:
+                if left or time.perf_counter() > until:
+                    left_edges.update(self.folded.edges[dk])
+                else:
+                    self.edge_items[dk].update(*self.folded.edge_state(dk, frame), self.lod_detail)
+            self._prev_active_edges = set(frame.active_edges) | left_edges
+        if left or left_edges:
+            self._more.start()                             # the rest of this frame, next turn
+        if self.follow_active and not (self._auto_fit and self._fit_whole):
+            self._follow(frame)                   # (a fitted graph is all on screen anyway)
+        self._update_caption(frame)
+
+    def _update_nodes(self, frame, dirty, active, kind, sel, until: float) -> set:
+        """The boxes of the ``dirty`` nodes show ``frame``, the active ones first, until ``until``
+        (perf_counter): the nodes left for the next turn."""
+        display_of, boxes_dirty, left = self._display_of, set(), set()
+        for nid in sorted(dirty, key=active.__contains__, reverse=True):
             key = display_of.get(nid)
             if key is None:
                 continue
-            if key < 0:
+            if left or time.perf_counter() > until:
+                left.add(nid)
+            elif key < 0:
                 boxes_dirty.add(key)
             else:
                 self._update_node(self.node_items[key], frame.nodes[nid], nid in active, kind, sel == nid)
-            self._shown_nodes[nid] = frame.nodes[nid]
+            if nid not in left:
+                self._shown_nodes[nid] = frame.nodes[nid]
         folds = self.folded.folds
         for key in boxes_dirty:
             fold = folds[key]
             self._update_node(self.node_items[key], fold.state_at(frame), fold.is_active(frame), kind,
                               sel is not None and display_of.get(sel) == key)
-        self._prev_active = set(active)
-
-        edges_dirty = {k for k, es in frame.edges.items() if self._shown_edges.get(k) is not es}
-        edges_dirty |= frame.active_edges | self._prev_active_edges
-        touched = set()
-        for k in edges_dirty:
-            dk = (display_of.get(k[0]), display_of.get(k[1]))
-            if dk in self.edge_items:
-                touched.add(dk)
-            self._shown_edges[k] = frame.edges.get(k)
-        for dk in touched:
-            self.edge_items[dk].update(*self.folded.edge_state(dk, frame), self.lod_detail)
-        self._prev_active_edges = set(frame.active_edges)
-        if self.follow_active and not (self._auto_fit and self._fit_whole):
-            self._follow(frame)                   # (a fitted graph is all on screen anyway)
-        self._update_caption(frame)
+        return left
 
     def _follow(self, frame) -> None:
         """Zoomed in, keep the node the current event is about on screen."""
