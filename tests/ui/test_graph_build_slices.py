@@ -172,3 +172,62 @@ def test_a_frame_that_changes_every_box_is_drawn_a_slice_per_turn_and_ends_as_on
     assert {k: g._look for k, g in graph.node_items.items()} == looks
     assert {k: e._style for k, e in graph.edge_items.items()} == styles
     assert {n: (graph.node_value_text(n), graph.node_grad_text(n)) for n in graph._display_of} == texts
+
+
+def test_boxes_a_large_graph_outgrew_are_placed_a_slice_per_turn_as_at_once(qtbot, make_window, tmp_path, monkeypatch):
+    """The next iteration's values outgrow some boxes of a large graph: the new layout is made in a
+    worker and the boxes moved and edges rerouted a slice per turn (``scene_update.PlaceJob``; at
+    once, 36-47 ms at 1,281 boxes), with the same items; in the end every box sits where the layout
+    puts it and every edge ends at its box, as ``place`` at once does."""
+    import dataclasses
+
+    from ui.graph import scene_update
+
+    window = make_window(expression_file(tmp_path))
+    graph = window.graph
+    items = dict(graph.node_items)
+    edges = dict(graph.edge_items)
+    grown = {k: dataclasses.replace(g.spec, width=g.spec.width + 40) if i % 5 == 0 else g.spec
+             for i, (k, g) in enumerate(graph.node_items.items())}
+    grown = {k: grown[k] for k in graph.folded.keys}
+    monkeypatch.setattr(scene_update, "SLICE_S", 0.0005)        # many slices
+    graph._apply_grown(grown)
+    gaps = run_until(lambda: graph._relayout is None and graph._spec_job is not None and graph._spec_job.done())
+    assert len(gaps) >= 3, "the event loop turned while the boxes were placed"
+    assert graph.node_items == items and graph.edge_items == edges          # the same items
+    expected = scene_update.layout_of(grown, graph.folded.edges)
+    assert dict(graph.layout.positions) == dict(expected.positions)
+    for key, gfx in graph.node_items.items():
+        assert gfx.spec == grown[key]
+        cx, cy = expected.positions[key]
+        assert abs(gfx.root.pos().x() + gfx.spec.width / 2 - cx) < 0.01
+        assert abs(gfx.root.pos().y() + gfx.spec.height / 2 - cy) < 0.01
+    for (_a, b), edge in graph.edge_items.items():
+        assert abs(edge.points[-1][0] - (graph.node_items[b].root.pos().x() - 1)) < 0.01
+
+
+def test_a_placement_under_way_is_cancelled_by_another_iteration_and_finished_by_wait_built(
+        qtbot, make_window, tmp_path, monkeypatch):
+    import dataclasses
+
+    from ui.graph import scene_update
+
+    window = make_window(expression_file(tmp_path))
+    graph = window.graph
+    grown = {k: dataclasses.replace(graph.node_items[k].spec, width=graph.node_items[k].spec.width + 30)
+             for k in graph.folded.keys}
+    monkeypatch.setattr(scene_update, "SLICE_S", 0.0)
+    graph._apply_grown(grown)
+    run_until(lambda: graph._relayout is None)
+    job = graph._spec_job
+    assert isinstance(job, scene_update.PlaceJob) and not job.done()
+    graph.wait_built()                                   # an export or a test: placed now
+    assert job.done() and all(g.spec == grown[k] for k, g in graph.node_items.items())
+    graph._apply_grown({k: dataclasses.replace(s, width=s.width + 30) for k, s in grown.items()})
+    run_until(lambda: graph._relayout is None)
+    job = graph._spec_job
+    assert not job.done()
+    graph._cancel_spec_job()                             # (what another iteration or a fold does)
+    assert not job.timer.isActive()
+    run_until(lambda: True)
+    assert not job.done()

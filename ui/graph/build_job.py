@@ -293,8 +293,10 @@ def relayout(view, specs: dict, then) -> bool:
 
 
 def finish_relayout(view) -> None:
-    """The layout ``relayout`` makes in a worker: wait for it and apply it now (tests, exports)."""
+    """The layout ``relayout`` makes in a worker: wait for it and place it now (tests, exports)."""
     if view._relayout is not None:
         job, poll = view._relayout
         job.join()
         poll()
+    if hasattr(view._spec_job, "finish"):            # a PlaceJob: the grown boxes placed now
+        view._spec_job.finish()

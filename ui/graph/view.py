@@ -39,7 +39,7 @@ from .build_job import BuildJob, finish_relayout, reap, relayout
 from .caption import Caption
 from .details import Details
 from .items import NodeGfx, edge_pens
-from .scene_update import ModuleIndex, SpecJob, folded_graph, opening_collapsed, place, refold
+from .scene_update import ModuleIndex, PlaceJob, SpecJob, folded_graph, opening_collapsed, place, refold
 from .search import SearchBox, find_matches
 from .sizing import Metrics, make_specs
 
@@ -457,15 +457,21 @@ class GraphView(QtWidgets.QGraphicsView):
             self._spec_job = None
 
     def _apply_grown(self, specs, layout=None) -> None:
-        """Boxes the new iteration's values outgrew: reshape them in place, one relayout for all (on a
-        large graph the layout is made in a worker first: ``build_job.relayout``)."""
+        """Boxes the new iteration's values outgrew: reshaped in place, one relayout for all (a large
+        graph's made in a worker, ``build_job.relayout``, and placed a slice per turn, ``PlaceJob``)."""
         if layout is None and relayout(self, specs, self._apply_grown):
             return
         centre = self.mapToScene(self.viewport().rect().center())
-        place(self, specs, layout)
-        if not self._auto_fit:
-            self.centerOn(centre)
-        self._after_place()
+
+        def placed():
+            if not self._auto_fit:
+                self.centerOn(centre)
+            self._after_place()
+        if layout is None:
+            place(self, specs)
+            return placed()
+        self._spec_job = PlaceJob(self, specs, layout, placed)
+        self._spec_job.start()
 
     def _refold(self) -> None:
         """Other modules folded: the boxes that stay keep their items (scene_update.refold)."""
