@@ -51,6 +51,13 @@ def model_elements(scenario) -> int:
     return sum(a * b + b for a, b in zip(layers, layers[1:]))
 
 
+def expression_chars(scenario) -> int:
+    """The length of an expression model's expression (0 for other models): its program parses it and
+    writes a term per node."""
+    expression = getattr(getattr(scenario, "model", None), "expression", None)
+    return len(expression) if isinstance(expression, str) else 0
+
+
 def embedded_values(scenario) -> int:
     """About how many numbers the program of ``scenario`` embeds (its data and initial values): a
     cheap look at the scenario, to decide whether to write the program in a thread."""

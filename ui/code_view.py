@@ -22,6 +22,7 @@ from . import theme as T
 from .code_program import (  # noqa: F401 (the panel's helpers, re-exported)
     _generate,
     embedded_values,
+    expression_chars,
     line_hunks,
     model_elements,
     panel_lines,
@@ -76,6 +77,8 @@ PATCH_CHARS = 2_000        # a new program differing from the shown one by at mo
 SLICE_MS = 5               # the budget of one slice; the event loop turns between slices
 ASYNC_VALUES = 20_000      # a scenario embedding more numbers has its program written in a thread ...
 ASYNC_PARAMS = 20_000      # ... and one whose layers model has more parameter elements (its check)
+ASYNC_EXPRESSION = 400     # ... and one whose model's expression is longer (characters: the largest
+                           # the parser takes, 1,287, wrote its program in 27 ms; every lesson's is under 40)
 _ROOT = ("root",)
 
 # Pygments' Python number rules (PythonLexer 'numbers', in their order) and what else a line of
@@ -355,7 +358,8 @@ class CodeView(QtWidgets.QPlainTextEdit):
             if doc.source_edited or self._listing == key:
                 return
             values = embedded_values(scenario)
-            if values > ASYNC_VALUES or model_elements(scenario) > ASYNC_PARAMS:
+            if (values > ASYNC_VALUES or model_elements(scenario) > ASYNC_PARAMS
+                    or expression_chars(scenario) > ASYNC_EXPRESSION):
                 origin = (doc.path, scenario.title)
                 if origin != self._origin and self._worker is None:
                     # another file: its program takes a moment to write; the last file's must not

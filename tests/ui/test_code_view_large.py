@@ -11,7 +11,7 @@ from PySide6 import QtGui
 from gradviz import codegen_program as CP
 from gradviz.codegen import export_torch
 from gradviz.codegen_text import py_number
-from gradviz.scenario import DEFAULT_SCENARIO, bundled_path, load, loads
+from gradviz.scenario import DEFAULT_SCENARIO, bundled, bundled_path, load, loads
 from gradviz.scenario.edits import editable_copy
 
 MOONS = """
@@ -358,3 +358,30 @@ def test_a_wide_deep_models_program_is_written_aside(qtbot):
     assert view.busy and view.toPlainText() == "# Writing the PyTorch program of 'many moons'\u2026\n"
     qtbot.waitUntil(lambda: not view.busy, timeout=60_000)
     assert view.toPlainText() == scenario_program(scenario, 0)[0]
+
+
+def test_a_long_expressions_program_is_written_aside_and_an_lr_edit_patches_it(qtbot):
+    """An expression written out term by term (the parser's largest: 1,287 characters, 27 ms to write
+    its program on the UI thread): over ASYNC_EXPRESSION characters its program is written in a
+    thread; an lr edit then changes its lines in place, and the text is the one written at once."""
+    from ui import code_view as C
+    from ui.code_view import scenario_program
+    document, view = _panel(qtbot)
+    terms = " + ".join(f"a{i}*tanh(b{i}*x + c{i})" for i in range(30))
+    values = "\n".join(f"a{i} = 0.{i + 1}\nb{i} = 1.{i}\nc{i} = -0.{i}" for i in range(30))
+    text = (f'[scenario]\ntitle = "thirty units"\nseed = 0\n\n[model]\nexpression = "{terms}"\n\n'
+            f'[model.parameters]\n{values}\n\n[data]\nkind = "linear"\nn = 50\nnoise = 0.1\n\n'
+            '[loss]\nkind = "mse"\n\n[optimizer]\nkind = "sgd"\nlr = 0.01\n\n[loop]\nsteps = 5\n')
+    scenario = loads(text)
+    assert C.embedded_values(scenario) <= C.ASYNC_VALUES and C.model_elements(scenario) == 0
+    assert C.expression_chars(scenario) > C.ASYNC_EXPRESSION > max(
+        C.expression_chars(load(path)) for path in bundled())
+    document.set_scenario(scenario)
+    assert view.busy and view.toPlainText().startswith("# Writing the PyTorch program of 'thirty units'")
+    qtbot.waitUntil(lambda: not view.busy, timeout=60_000)
+    assert view.toPlainText() == scenario_program(scenario, 0)[0]
+    edited = loads(text.replace("lr = 0.01", "lr = 0.005"))
+    document.set_scenario(edited)
+    assert "lr=0.01" in view.toPlainText()              # the shown text stays while the new one is written
+    qtbot.waitUntil(lambda: not view.busy, timeout=60_000)
+    assert view.toPlainText() == scenario_program(edited, 0)[0]
