@@ -85,6 +85,27 @@ def test_accumulation_4_with_division_reproduces_the_batch_32_curve(rig, qtbot):
         np.testing.assert_array_equal(y[j * h.steps:(j + 1) * h.steps], np.asarray(h.micro_losses)[:, j])
     connect = micro.curve.opts["connect"]
     assert list(np.flatnonzero(~connect)) == [h.steps * j - 1 for j in range(1, 5)]   # lines not joined
+    # faint: the run's colour at alpha 70 over the plot's background, drawn with an opaque pen (a
+    # translucent one is stroked as one polygon: 46-115 ms per paint for 222 lines)
+    from PySide6 import QtGui, QtWidgets
+
+    from ui import theme as T
+    from ui.theme import variant_colour
+
+    def mixed():
+        c, bg = QtGui.QColor(variant_colour(0)), QtGui.QColor(T.PLOT_BACKGROUND)
+        return tuple(round(f * 70 / 255 + b * (1 - 70 / 255)) for f, b in
+                     ((c.red(), bg.red()), (c.green(), bg.green()), (c.blue(), bg.blue())))
+
+    colour = micro.opts["pen"].color()
+    assert colour.alpha() == 255 and colour.getRgb()[:3] == mixed()
+    app = QtWidgets.QApplication.instance()
+    try:                                                # a dark theme: mixed with the dark background
+        T.apply(app, "dark")
+        colour = r.dash.loss.curve("micro").opts["pen"].color()
+        assert colour.alpha() == 255 and colour.getRgb()[:3] == mixed()
+    finally:
+        T.apply(app, "light")
     # without division the curve departs from batch 32
     with qtbot.waitSignal(r.doc.runFinished, timeout=RUN_TIMEOUT_MS):
         click_checkbox(qtbot, r.controls.divide_box)

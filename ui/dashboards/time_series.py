@@ -37,6 +37,7 @@ from .panel import (
     Cursor,
     PlotPanel,
     cached,
+    faint_pen,
     line_width,
     make_legend,
     make_pen,
@@ -268,7 +269,7 @@ class LossPlot(TimeSeriesPanel):
                 acc = int(getattr(h, "accumulation_steps", 1) or 1)
                 if acc > 1:               # every micro-batch's loss: one curve, a line per micro-batch
                     x, y, connect = micro_lines(np.asarray(h.micro_losses)[:n])
-                    wanted[(self.plot, "micro")] = ("micro-batches", x, y, make_pen(variant_colour(i), 1, 70),
+                    wanted[(self.plot, "micro")] = ("micro-batches", x, y, faint_pen(variant_colour(i), 70),
                                                    False, ("run", i))
                     self.connect[(self.plot, "micro")] = connect
         self._set_curves(self.plot, wanted)
