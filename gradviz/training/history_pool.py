@@ -34,8 +34,10 @@ import ctypes
 import math
 import mmap
 import os
+import queue
 import sys
 import threading
+import time
 import weakref
 from collections import OrderedDict, deque
 from contextlib import contextmanager
@@ -109,15 +111,36 @@ def _fresh(nbytes: int) -> np.ndarray:
     return np.frombuffer(mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS), dtype=np.uint8)
 
 
-def _hold(memory) -> None:
-    """(The thread's reference to ``memory`` is its last: it goes when the thread ends.)"""
+_UNMAP: queue.SimpleQueue = queue.SimpleQueue()   # memory to give back, for the unmapping thread
+_unmapper: threading.Thread | None = None
+_unmapper_lock = threading.Lock()
+SOLE_WAIT_S = 2.0            # how long the unmapping thread waits for the other holders to let go
 
 
-def _let_go(memory: np.ndarray) -> None:
-    """Give ``memory`` back to the system in a thread of its own: unmapping a few hundred MB takes
-    tens to hundreds of ms (without the GIL), which the thread that dropped a History (the UI thread,
-    after an edit) should not wait for. The caller lets go of its own reference."""
-    threading.Thread(target=_hold, args=(memory,), name="gradviz-unmap", daemon=True).start()
+def _let_go(memory) -> None:
+    """Give ``memory`` (an array, or a list of them) back to the system in a thread of its own:
+    unmapping a few hundred MB takes tens to hundreds of ms (without the GIL), which the thread that
+    dropped a History (the UI thread, after an edit) should not wait for. The caller lets go of its
+    own references; the thread drops the memory only once it holds the last one (``_unmap``)."""
+    global _unmapper
+    _UNMAP.put(memory)
+    with _unmapper_lock:
+        if _unmapper is None or not _unmapper.is_alive():
+            _unmapper = threading.Thread(target=_unmap, name="gradviz-unmap", daemon=True)
+            _unmapper.start()
+
+
+def _unmap() -> None:
+    """The unmapping thread. It waits until its reference is the last (the caller's local, or the
+    arguments of the finalizer that returned a block, go a moment after ``_let_go``): handing the
+    memory to a thread that ended at once used to leave the last reference, and so the unmapping
+    (75 ms measured on an lr edit), to the caller."""
+    while True:
+        item = _UNMAP.get()
+        deadline = time.monotonic() + SOLE_WAIT_S
+        while sys.getrefcount(item) > 2 and time.monotonic() < deadline:    # item, and the call's argument
+            time.sleep(0.001)
+        del item
 
 
 class _Block:

@@ -4,6 +4,8 @@ pool stays under its cap; threads may allocate and release at once."""
 import gc
 import random
 import threading
+import time
+import weakref
 
 import numpy as np
 import pytest
@@ -232,26 +234,54 @@ def test_malloc_tuning_can_be_declined(monkeypatch):
     assert history_pool.tune_malloc() is False and history_pool._malloc_tuned is False
 
 
-def test_memory_beyond_the_cap_is_unmapped_in_a_thread_of_its_own(monkeypatch):
-    """Unmapping hundreds of MB took the UI thread 389 ms after an edit (a re-run dropping the last
-    run's Histories): dropped blocks go back to the system in a thread that is not the caller's."""
-    from gradviz.training import history_pool
+def _wait(predicate, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < end:
+        time.sleep(0.005)
+    return predicate()
 
-    unmapped_in = []
-    hold = history_pool._hold
-    monkeypatch.setattr(history_pool, "_hold", lambda memory: (unmapped_in.append(threading.current_thread()),
-                                                               hold(memory)))
+
+def test_memory_beyond_the_cap_is_unmapped_in_a_thread_of_its_own():
+    """Unmapping hundreds of MB took the UI thread 389 ms after an edit (a re-run dropping the last
+    run's Histories): dropped blocks go back to the system in a thread that is not the caller's --
+    the block's memory dies there (a finalizer on it says where)."""
     pool = MemoryPool(capacity=3 << 20, min_bytes=1 << 20)
     a, b = pool.empty((2 << 20,), np.uint8), pool.empty((2 << 20,), np.uint8)
     del a
     gc.collect()
+    died_in = []
+    weakref.finalize(next(iter(pool._free.values())), lambda: died_in.append(threading.current_thread()))
     del b                                       # over the cap: the older block is let go
     gc.collect()
-    for thread in threading.enumerate():
-        if thread.name == "gradviz-unmap":
-            thread.join(5)
     assert pool.stats().dropped == 1 and pool.stats().free_bytes == 2 << 20
-    assert unmapped_in and all(t is not threading.current_thread() for t in unmapped_in)
+    assert _wait(lambda: died_in), "the dropped block's memory was freed"
+    assert died_in[0] is not threading.current_thread() and died_in[0].name == "gradviz-unmap"
+
+
+def test_the_unmapping_thread_waits_for_the_caller_to_let_go():
+    """The caller still holds the memory a moment after handing it over (a local, or the arguments
+    of the finalizer that returned a block): the memory must still die in the unmapping thread, not
+    in the caller when it drops the last reference (75 ms on an lr edit before)."""
+    from gradviz.training import history_pool
+
+    class Memory:
+        def __del__(self):
+            died_in.append(threading.current_thread())
+
+    died_in = []
+    memory = Memory()
+    history_pool._let_go(memory)
+    time.sleep(0.05)                             # the thread started, and found it held elsewhere
+    assert not died_in
+    del memory
+    assert _wait(lambda: died_in)
+    assert died_in[0] is not threading.current_thread() and died_in[0].name == "gradviz-unmap"
+    spare = [Memory(), Memory()]                 # a list of blocks (MemoryPool.empty's spare)
+    history_pool._let_go(spare)
+    time.sleep(0.02)
+    del spare
+    assert _wait(lambda: len(died_in) == 3)
+    assert all(t.name == "gradviz-unmap" for t in died_in)
 
 
 def test_a_released_session_gives_its_memory_back_though_something_still_holds_it(pool):
