@@ -129,6 +129,7 @@ def place_steps(view, specs: dict, layout=None):
     scene = view.scene()
     folded = view.folded
     view.layout = layout = layout_of(specs, folded.edges) if layout is None else layout
+    view.unplaced = True                             # until the end: a cancelled placement is redone
     items = view.node_items
     for key in [k for k in items if k not in specs]:
         scene.removeItem(items.pop(key).root)
@@ -222,6 +223,7 @@ def place_steps(view, specs: dict, layout=None):
         for under in folded.edges[key]:
             shown_edges.pop(under, None)
     view._prev_active_edges |= {under for key in changed_edges for under in folded.edges[key]}
+    view.unplaced = False
 
 
 class PlaceJob:
@@ -311,7 +313,7 @@ class SpecJob:
             if budget is not None and time.perf_counter() - start > budget:
                 self.timer.start()
                 return
-        if self.grown:
+        if self.grown or getattr(view, "unplaced", False):     # (or a placement was cancelled half way)
             specs = {k: self.grown.get(k, g.spec) for k, g in items.items()}
             specs = {k: specs[k] for k in folded.keys}
             view._apply_grown(specs)
