@@ -257,10 +257,7 @@ def faint_pen(colour: str, alpha: int, width: float = 1.0) -> QtGui.QPen:
     translucent pen's whole path as one polygon (so that overlaps do not blend twice): the 222
     micro-batch lines at the limit, nearly on top of each other, took 46-115 ms per paint that way;
     an opaque pen draws each segment directly (overlapping lines no longer darken each other)."""
-    c, bg, a = QtGui.QColor(colour), QtGui.QColor(T.PLOT_BACKGROUND), alpha / 255
-    mixed = QtGui.QColor(*(round(f * a + b * (1 - a)) for f, b in
-                           ((c.red(), bg.red()), (c.green(), bg.green()), (c.blue(), bg.blue()))))
-    return pg.mkPen(mixed, width=width)
+    return pg.mkPen(T._mix(T.PLOT_BACKGROUND, colour, alpha / 255), width=width)
 
 
 def line_width(n: int) -> float:
