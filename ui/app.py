@@ -28,13 +28,21 @@ def _freeze_startup_objects() -> None:
         gc.freeze()
 
 
+_blas_capped = False
+
+
 def make_window(path: str | None = None):
     """Build the main window with ``path`` (or the tutorial) open; errors are shown, never raised. A
     large TOML file is still loading in a worker on return (``window.files``: ``wait()`` ends it)."""
     from PySide6 import QtCore
 
+    from .blas_threads import leave_a_core
     from .main_window import MainWindow
 
+    global _blas_capped
+    if not _blas_capped:                   # numpy's BLAS on one core fewer: the UI thread keeps one
+        _blas_capped = True
+        leave_a_core()
     window = MainWindow()
     _freeze_startup_objects()
     window.open_default()
