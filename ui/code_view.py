@@ -422,7 +422,7 @@ class CodeView(QtWidgets.QPlainTextEdit):
         text, lines, rows, hunks = result[0]
         if (hunks is not None and base is self._rows and self._feed is None
                 and self.document().blockCount() == len(base)):     # a line per block: no \r, U+2029
-            if sum(len(row) + 1 for _i0, _i1, j0, j1 in hunks for row in rows[j0:j1]) <= SYNC_CHARS:
+            if sum(len(row) + 1 for _i0, _i1, j0, j1 in hunks for row in rows[j0:j1]) <= PATCH_CHARS:
                 self._patch(hunks, rows, text, lines)
                 return
         self._put(text, lines, rows)

@@ -385,3 +385,32 @@ def test_a_long_expressions_program_is_written_aside_and_an_lr_edit_patches_it(q
     assert "lr=0.01" in view.toPlainText()              # the shown text stays while the new one is written
     qtbot.waitUntil(lambda: not view.busy, timeout=60_000)
     assert view.toPlainText() == scenario_program(edited, 0)[0]
+
+
+def test_another_files_program_written_aside_goes_in_by_slices(qtbot, monkeypatch):
+    """A program written in the thread for another file replaces the waiting line: it is not a patch
+    of the lines shown (limit_expression's 31,514 characters were patched over the waiting line in
+    one go, highlighting 534 lines: 100-400 ms), so a program over PUT_SYNC_CHARS goes in by slices
+    (here PUT_SYNC_CHARS is lowered so that a small expression's program is over it)."""
+    from ui import code_view as C
+    from ui.code_view import scenario_program
+    monkeypatch.setattr(C, "PUT_SYNC_CHARS", 4_000)
+    document, view = _panel(qtbot)
+    terms = " + ".join(f"a{i}*tanh(b{i}*x + c{i})" for i in range(30))
+    values = "\n".join(f"a{i} = 0.{i + 1}\nb{i} = 1.{i}\nc{i} = -0.{i}" for i in range(30))
+    scenario = loads(f'[scenario]\ntitle = "thirty units"\nseed = 0\n\n[model]\nexpression = "{terms}"\n\n'
+                     f'[model.parameters]\n{values}\n\n[data]\nkind = "linear"\nn = 50\nnoise = 0.1\n\n'
+                     '[loss]\nkind = "mse"\n\n[optimizer]\nkind = "sgd"\nlr = 0.01\n\n[loop]\nsteps = 5\n')
+    program = scenario_program(scenario, 0)[0]
+    assert len(program) > 2 * C.PUT_SYNC_CHARS and C.PATCH_CHARS < C.PUT_SYNC_CHARS
+    patches, changes = [], []
+    real_patch = view._patch
+    monkeypatch.setattr(view, "_patch", lambda *args: patches.append(1) or real_patch(*args))
+    document.set_scenario(scenario)
+    assert view.busy and view.toPlainText().startswith("# Writing the PyTorch program of 'thirty units'")
+    view.document().contentsChange.connect(lambda pos, removed, added: changes.append(added))
+    qtbot.waitUntil(lambda: not view.busy, timeout=60_000)
+    assert view.toPlainText() == program and not view.isReadOnly()
+    assert not patches                                   # not patched over the waiting line ...
+    inserted = [n for n in changes if n > 0]
+    assert len(inserted) >= 2 and max(inserted) < len(program)      # ... but put in by slices
