@@ -29,7 +29,9 @@ worse: the UI thread then gave the GIL back every 0.5 ms in the middle of its pa
 """
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import sys
 import threading
 import time
@@ -48,25 +50,50 @@ RUN_S = 0.004          # ... then runs at least this long before it waits again
 TURN_S = 0.5           # a turn longer than this is not waited for
 
 
-class _UiTurn:
-    """Whether the UI thread is in a turn of its event loop (between the dispatcher's ``awake`` and
-    ``aboutToBlock``): workers then step aside (``breathing``).
+# The UI thread's system calls while it does not need the CPU or the GIL: blocked in its event loop's
+# poll, or sleeping (QTest.qWait, time.sleep), by architecture (Linux: /proc/self/task/TID/syscall)
+IDLE_SYSCALLS = {
+    "x86_64": {b"7", b"23", b"35", b"230", b"232", b"270", b"271", b"281", b"441"},
+    # poll, select, nanosleep, clock_nanosleep, epoll_wait, pselect6, ppoll, epoll_pwait, epoll_pwait2
+    "aarch64": {b"22", b"72", b"73", b"101", b"115", b"441"},
+    # epoll_pwait, pselect6, ppoll, nanosleep, clock_nanosleep, epoll_pwait2
+}
 
-    The dispatcher's signals start and stop a QTimer through C++ connections, so that marking a
-    turn never needs the GIL: with Python slots, every turn of the loop began and ended by waiting
-    for a computing worker to hand over the GIL (up to the 5 ms switch interval, twice a turn),
-    and the workers learned of the turn only once the UI thread had it. ``busy`` reads the timer
-    (from any thread: one flag). ``since`` is when a reader first saw the current turn: close enough
-    to tell a turn that goes on for long (``TURN_S``: the UI thread waiting, not painting)."""
+
+class _UiTurn:
+    """Whether the UI thread is busy, in a turn of its event loop: workers then step aside
+    (``breathing``, ``step_aside``).
+
+    On Linux a worker reads the UI thread's current system call (``/proc/self/task/TID/syscall``,
+    one ``pread``: no GIL, no Qt): the UI thread is idle while it is blocked in its event loop's
+    poll or sleeping, and busy otherwise (running, or waiting for the GIL a worker holds: a futex).
+
+    Elsewhere, the dispatcher's ``awake`` and ``aboutToBlock`` start and stop a marker QTimer through
+    C++ connections (a Python slot would need the GIL to mark a turn). That marker misses most of a
+    turn: both Qt dispatchers (glib's and the Unix one) emit ``aboutToBlock`` before they poll and
+    then deliver the timers and window-system events that woke them without another ``awake``
+    (only the posted events, paints among them, are delivered between the two). With the glib
+    dispatcher, a worker read "idle" during every timer's slot, so runs never stepped aside
+    (measured: 0 of 1,000 reads busy while limit_expression ran; the UI thread on CPU for a third
+    of 60-100 ms gaps, the rest waiting for the GIL).
+
+    ``since`` is when a reader first saw the current turn: close enough to tell a turn that goes on
+    for long (``TURN_S``: the UI thread waiting, not painting). While the UI thread waits for a
+    worker (``joining``), it is not busy."""
     TURN_MS = 3_600_000      # the marker timer never fires
 
     def __init__(self):
         self._timer = None
+        self._fd: int | None = None
+        self._idle: set[bytes] = set()
+        self._joins = 0
         self._was = False
         self._seen = 0.0
 
     def watch(self) -> None:
-        """Follow the UI thread's event dispatcher (once, from the UI thread)."""
+        """Follow the UI thread (once, from the UI thread)."""
+        if self._fd is None:
+            self._watch_syscalls()
         if self._timer is not None:
             return
         from PySide6 import QtCore
@@ -81,17 +108,46 @@ class _UiTurn:
             return
         self._timer = timer
 
+    def _watch_syscalls(self) -> None:
+        import platform
+        idle = IDLE_SYSCALLS.get(platform.machine())
+        if not idle or not sys.platform.startswith("linux"):
+            return
+        try:
+            fd = os.open(f"/proc/self/task/{threading.get_native_id()}/syscall", os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            if not os.pread(fd, 64, 0).split():
+                raise OSError("empty")
+        except OSError:
+            os.close(fd)
+            return
+        self._fd, self._idle = fd, idle
+
     @property
     def watched(self) -> bool:
-        return self._timer is not None
+        return self._timer is not None or self._fd is not None
+
+    @property
+    def reads_syscalls(self) -> bool:
+        return self._fd is not None
 
     @property
     def busy(self) -> bool:
-        timer = self._timer
-        try:
-            active = timer is not None and timer.timerId() >= 0     # a plain field (isActive is a bindable property)
-        except RuntimeError:                 # the application (and its dispatcher) is gone
-            self._timer, active = None, False
+        if self._joins:
+            active = False
+        elif self._fd is not None:
+            try:
+                active = os.pread(self._fd, 32, 0).split(None, 1)[0] not in self._idle
+            except (OSError, IndexError):
+                active = False
+        else:
+            timer = self._timer
+            try:
+                active = timer is not None and timer.timerId() >= 0     # a plain field (isActive is bindable)
+            except RuntimeError:                 # the application (and its dispatcher) is gone
+                self._timer, active = None, False
         if active and not self._was:
             self._seen = time.perf_counter()
         self._was = active
@@ -102,12 +158,25 @@ class _UiTurn:
         return self._seen
 
     def waiting(self) -> None:
-        """The UI thread waits for a worker (a join): not a turn to step aside for."""
+        """The UI thread is about to wait for a worker: the marker's turn ends (see ``joining``)."""
         if threading.current_thread() is threading.main_thread() and self._timer is not None:
             try:
                 self._timer.stop()
             except RuntimeError:
                 self._timer = None
+
+    @contextlib.contextmanager
+    def joining(self):
+        """The UI thread waits for a worker (a join) inside: not a turn to step aside for."""
+        ui = threading.current_thread() is threading.main_thread()
+        if ui:
+            self.waiting()
+            self._joins += 1
+        try:
+            yield
+        finally:
+            if ui:
+                self._joins -= 1
 
 
 UI_TURN = _UiTurn()
@@ -157,6 +226,28 @@ def breather_hook(turn=UI_TURN, clock=time.perf_counter, sleep=time.sleep):
             sleep(PAUSE_S)
             resume = clock() + SLICE_S
     return hook
+
+
+def step_aside(turn=UI_TURN, clock=time.perf_counter, sleep=time.sleep):
+    """The run thread's ``pause`` (``Session.run_chunked``), called inside a step after each
+    micro-batch's forward and backward: while the UI thread is in a turn of its event loop, wait
+    for the turn to end (at most ``YIELD_S``, then run ``RUN_S`` at least before waiting again), as
+    :func:`breathing` does, but at the step's phases instead of through a profile hook on every
+    call (which slowed limit_mlp's run 12 -> 19 s). Why: a step of Python-heavy autograd (an
+    expression model at the graph limit: 20 ms a step) kept the GIL for its whole length; the UI
+    thread got it back only after a switch interval (5 ms) at every call from Qt into Python, and a
+    paint of 35 ms of the UI thread's own work took 80-180 ms."""
+    free_until = 0.0
+
+    def pause() -> None:
+        nonlocal free_until
+        now = clock()
+        if now >= free_until and turn.busy and now - turn.since < TURN_S:
+            give_up = now + YIELD_S
+            while turn.busy and clock() < give_up:
+                sleep(0.001)
+            free_until = clock() + RUN_S
+    return pause
 
 
 GC_INTERVAL_MS = 100  # the UI thread's garbage collection timer (see UiThreadGC)
@@ -227,8 +318,8 @@ class RunThread:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker to return (at most one step once cancelled); True when it has."""
-        UI_TURN.waiting()
-        return self.ended.wait(timeout)
+        with UI_TURN.joining():
+            return self.ended.wait(timeout)
 
     def _main(self) -> None:
         try:
@@ -261,12 +352,12 @@ class RunThread:
     def _run(self) -> None:
         # (the steps do not go through ``breathing``: its hook, stepping aside for every turn of the
         # UI thread, made limit_mlp's run 12 -> 19 s for 46 -> 39 ms of longest stall; the chunks'
-        # breathers give the UI thread its share)
+        # breathers give the UI thread its share, and ``step_aside`` its turns inside a long step)
         before = 0
         for session in self.sessions:
             steps = int(session.variant_spec.loop.steps)
             try:
-                for done, total in session.run_chunked(BIG, seconds=self.chunk_s):
+                for done, total in session.run_chunked(BIG, seconds=self.chunk_s, pause=step_aside()):
                     self.done = before + done
                     if self.cancelled:
                         session.stop(f"cancelled after {done} of {total} steps")
@@ -312,8 +403,8 @@ class Job:
             raise Cancelled()
 
     def join(self, timeout: float | None = None) -> bool:
-        UI_TURN.waiting()
-        return self.ended.wait(timeout)
+        with UI_TURN.joining():
+            return self.ended.wait(timeout)
 
     def _main(self) -> None:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +125,10 @@ class Engine:
         self.data = setup.data
         self.batches: BatchOrder | None = None
         self._cache: dict[int, list] = {}
+        # called between the phases of a step (after each micro-batch's forward and backward), in
+        # the stepping thread: the app's run thread steps aside there while the UI thread is busy
+        # (ui/run_thread.py); None: nothing. It must not touch the engine.
+        self.pause: Callable[[], None] | None = None
         if not self.objective:
             self.batch_size = setup.batch_size
             self.micro_size = setup.micro_size
@@ -175,6 +179,8 @@ class Engine:
                     loss = self.loss_fn(pred, target)
             value = loss.item()
             total += value
+            if self.pause is not None:
+                self.pause()
             if buf is not None:
                 buf.micro[step, micro_batch] = value
             if accumulation_steps > 1 and self.loop.divide_loss:
@@ -187,6 +193,8 @@ class Engine:
                 scaler.scale(loss).backward()
             else:
                 loss.backward()
+            if self.pause is not None:
+                self.pause()
         if rec is not None:
             rec.phase("step", 0, step)
         if self.unscale_first:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -109,11 +109,14 @@ class Session:
                 break
         return self.history
 
-    def run_chunked(self, chunk: int = 200, seconds: float | None = None) -> Iterator[tuple[int, int]]:
+    def run_chunked(self, chunk: int = 200, seconds: float | None = None,
+                    pause: Callable[[], None] | None = None) -> Iterator[tuple[int, int]]:
         """Run from the initial state, yielding ``(done, total)`` after every ``chunk`` steps (or
         sooner, once a chunk has taken ``seconds``; at least one step); ``self.history`` grows in
-        between (the UI redraws from it). Stopping early: :meth:`stop` after a yield."""
-        return self._run(None, max(1, int(chunk)), seconds)
+        between (the UI redraws from it). Stopping early: :meth:`stop` after a yield. ``pause()``,
+        if given, is called inside every step after each micro-batch's forward and backward
+        (``Engine.pause``: the app's run thread steps aside there for the UI thread)."""
+        return self._run(None, max(1, int(chunk)), seconds, pause)
 
     def stop(self, message: str = "") -> History:
         """End a :meth:`run_chunked` run after the steps it yielded so far (e.g. the user cancelled):
@@ -125,14 +128,17 @@ class Session:
         """The History of the steps done so far, as one assignment (see the module docstring)."""
         self._history = self._buffer.history(self.variant_spec.name, self._done, self._diverged_at, self._message)
 
-    def _run(self, steps: int | None, chunk: int, seconds: float | None = None) -> Iterator[tuple[int, int]]:
+    def _run(self, steps: int | None, chunk: int, seconds: float | None = None,
+             pause: Callable[[], None] | None = None) -> Iterator[tuple[int, int]]:
         total = int(self.variant_spec.loop.steps if steps is None else steps)
         if total < 0:
             raise SessionError(f"steps must be >= 0, found {total}")
         self._running = True            # until this generator ends (release() waits for that)
+        self._engine.pause = pause
         try:
             yield from self._steps(total, chunk, seconds)
         finally:
+            self._engine.pause = None
             self._running = False
 
     def _steps(self, total: int, chunk: int, seconds: float | None) -> Iterator[tuple[int, int]]:

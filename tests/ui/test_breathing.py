@@ -85,42 +85,122 @@ def test_a_long_turn_is_waited_for_at_most_yield_s_then_the_worker_runs(clock, t
     assert clock.sleeps == []
 
 
+def _from_worker(ui_turn) -> bool:
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(ui_turn.busy))
+    worker.start()
+    worker.join()
+    return seen[0]
+
+
 def test_a_ui_thread_waiting_for_a_worker_is_not_a_turn(clock, turn, qapp):
-    """A join from the UI thread (tests, exports waiting for a job) clears the turn: the worker it
+    """A join from the UI thread (tests, exports waiting for a job) is not a turn: the worker it
     waits for does not step aside for it; nor for a turn older than TURN_S."""
     ui_turn = run_thread.UI_TURN
     ui_turn.watch()
     assert threading.current_thread() is threading.main_thread()
     QtCore.QAbstractEventDispatcher.instance().awake.emit()
-    assert ui_turn.busy is True
-    ui_turn.waiting()
-    assert ui_turn.busy is False
+    with ui_turn.joining():
+        assert _from_worker(ui_turn) is False
     turn.busy, turn.since = True, clock.now - run_thread.TURN_S
     calls(hook_of(turn, clock), 32)
     assert clock.sleeps == []
 
 
-def test_the_turn_is_marked_without_python(qapp):
-    """The dispatcher's awake / aboutToBlock start and stop a marker timer through C++ connections
-    (no Python slot, so the UI thread needs no GIL to mark a turn), and a worker thread reads it."""
+def test_without_proc_the_turn_is_marked_without_python(qapp, monkeypatch):
+    """Where the UI thread's system call cannot be read (not Linux), the dispatcher's awake /
+    aboutToBlock start and stop a marker timer through C++ connections (no Python slot, so the UI
+    thread needs no GIL to mark a turn), and a worker thread reads it."""
+    monkeypatch.setattr(run_thread._UiTurn, "_watch_syscalls", lambda self: None)
+    ui_turn = run_thread._UiTurn()
+    ui_turn.watch()
+    assert ui_turn.watched and not ui_turn.reads_syscalls
+    dispatcher = QtCore.QAbstractEventDispatcher.instance()
+    dispatcher.awake.emit()
+    assert _from_worker(ui_turn) is True
+    dispatcher.aboutToBlock.emit()
+    assert _from_worker(ui_turn) is False
+    dispatcher.awake.emit()
+    with ui_turn.joining():             # the UI thread joins a worker: no turn to step aside for
+        assert _from_worker(ui_turn) is False
+
+
+def _busy_reads_during(qapp, slot_ms: int, every_ms: int, run_ms: int = 600) -> list[bool]:
+    """A worker reads UI_TURN.busy every ms while a real event loop runs a timer whose slot computes
+    in Python for ``slot_ms`` every ``every_ms`` (no timer when ``slot_ms`` is 0)."""
+    import time
     ui_turn = run_thread.UI_TURN
     ui_turn.watch()
-    assert ui_turn.watched
-    dispatcher = QtCore.QAbstractEventDispatcher.instance()
+    reads, done = [], threading.Event()
 
-    def from_worker():
-        seen = []
-        worker = threading.Thread(target=lambda: seen.append(ui_turn.busy))
-        worker.start()
-        worker.join()
-        return seen[0]
-    dispatcher.awake.emit()
-    assert from_worker() is True
-    dispatcher.aboutToBlock.emit()
-    assert from_worker() is False
-    dispatcher.awake.emit()
-    ui_turn.waiting()                   # the UI thread joins a worker: no turn to step aside for
-    assert from_worker() is False
+    def worker():
+        while not done.is_set():
+            reads.append(ui_turn.busy)
+            time.sleep(0.001)
+
+    def slot():
+        end = time.perf_counter() + slot_ms / 1000
+        while time.perf_counter() < end:
+            pass
+    timer = QtCore.QTimer()
+    timer.timeout.connect(slot)
+    if slot_ms:
+        timer.start(every_ms)
+    thread = threading.Thread(target=worker)
+    thread.start()
+    loop = QtCore.QEventLoop()
+    QtCore.QTimer.singleShot(run_ms, loop.quit)
+    loop.exec()
+    timer.stop()
+    done.set()
+    thread.join()
+    return reads
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task/TID/syscall")
+def test_a_timers_slot_is_a_turn_and_a_blocked_loop_is_not(qapp):
+    """The turn a worker sees is the real one: the UI thread computing in a timer's slot is busy (the
+    dispatcher's signals missed it: glib and Unix dispatchers deliver timers after aboutToBlock,
+    so workers never stepped aside during one), and its loop blocked with nothing to do is idle."""
+    if not run_thread.UI_TURN.reads_syscalls:
+        run_thread.UI_TURN.watch()
+    if not run_thread.UI_TURN.reads_syscalls:
+        pytest.skip("this system's /proc does not give the UI thread's system call")
+    busy = _busy_reads_during(qapp, slot_ms=40, every_ms=50)
+    assert busy and sum(busy) / len(busy) > 0.3
+    idle = _busy_reads_during(qapp, slot_ms=0, every_ms=0, run_ms=300)
+    assert idle and sum(idle) / len(idle) < 0.1
+
+
+def test_a_run_steps_aside_while_the_ui_thread_is_busy(clock, turn):
+    """``step_aside`` (the run thread's pause between a step's phases) waits while the UI thread is
+    in a turn, at most YIELD_S, then runs RUN_S before it waits again; it never sleeps while idle,
+    nor for a turn older than TURN_S."""
+    pause = run_thread.step_aside(turn, clock.perf_counter, clock.sleep)
+    pause()
+    assert clock.sleeps == []
+    turn.busy, turn.since = True, clock.now
+
+    def ends_after_5_ms():
+        if clock.now >= turn.since + 0.005:
+            turn.busy = False
+    clock.on_sleep = ends_after_5_ms
+    pause()
+    assert 0.005 <= sum(clock.sleeps) <= 0.006
+    clock.sleeps.clear()
+    clock.on_sleep = None
+    turn.busy, turn.since = True, clock.now
+    pause()                                      # within RUN_S of the last wait: runs on
+    assert clock.sleeps == []
+    clock.now += run_thread.RUN_S
+    turn.since = clock.now
+    pause()                                      # a long turn: waited for YIELD_S at most
+    assert run_thread.YIELD_S - 0.001 <= sum(clock.sleeps) <= run_thread.YIELD_S + 0.001
+    clock.sleeps.clear()
+    clock.now += run_thread.RUN_S
+    turn.since = clock.now - run_thread.TURN_S   # a turn this old is the UI thread waiting
+    pause()
+    assert clock.sleeps == []
 
 
 def test_breathing_installs_the_hook_in_its_thread_only_and_removes_it():
