@@ -75,6 +75,8 @@ PUT_SYNC_CHARS = 16_000    # a longer text goes into the editor in time slices (
                            # long lines in one go blocked the window 130 ms); every bundled lesson is shorter
 PATCH_CHARS = 2_000        # a new program differing from the shown one by at most this much is patched in
 SLICE_MS = 5               # the budget of one slice; the event loop turns between slices
+FEED_PIECE = (500, 50_000)  # characters put in at once by a slice of a long text: the first piece, the most
+FEED_PIECE_S = 0.003       # ... and what a piece should cost (its size follows)
 ASYNC_VALUES = 20_000      # a scenario embedding more numbers has its program written in a thread ...
 ASYNC_PARAMS = 20_000      # ... and one whose layers model has more parameter elements (its check)
 ASYNC_EXPRESSION = 400     # ... and one whose model's expression is longer (characters: the largest
@@ -442,7 +444,7 @@ class CodeView(QtWidgets.QPlainTextEdit):
                 self.setReadOnly(True)            # nothing is typed into a half-loaded text
                 self.setPlainText("")
                 self.document().setUndoRedoEnabled(False)
-                self._feed = [text, 0, 5_000, lines]
+                self._feed = [text, 0, FEED_PIECE[0], lines]
                 self._final_lines = len(self._rows)
                 self._fit_gutter()
                 self.lines = {}
@@ -458,7 +460,10 @@ class CodeView(QtWidgets.QPlainTextEdit):
         self._follow_player()
 
     def _feed_slice(self) -> None:
-        """Put the next piece of a long text in, as much as fits in SLICE_MS (whole lines)."""
+        """Put the next pieces of a long text in (whole lines) until SLICE_MS is used. A piece is
+        highlighted as it goes in, so its size follows what the last one cost (FEED_PIECE: at
+        most): a line of code costs ~100 times a line of numbers, and a slice of 5,000 characters
+        of limit_expression's long lines took 138 ms."""
         if self._feed is None:
             self._feed_timer.stop()
             return
@@ -468,15 +473,20 @@ class CodeView(QtWidgets.QPlainTextEdit):
             # text layout asks for that on every change), tens of ms with long wrapped lines
             self.viewport().setUpdatesEnabled(False)
         start = time.perf_counter()
-        end = text.find("\n", pos + size)
-        end = len(text) if end < 0 else end
         cursor = QtGui.QTextCursor(self.document())
         cursor.movePosition(QtGui.QTextCursor.MoveOperation.End)
-        cursor.insertText(text[pos:end])
-        elapsed = max(time.perf_counter() - start, 1e-4)
-        size = int(min(max(size * min(SLICE_MS / 1000 / elapsed, 1.5), 2_000), 200_000))
-        if end < len(text):
-            self._feed = [text, end, size, lines]
+        while True:
+            began = time.perf_counter()
+            end = text.find("\n", pos + size)
+            end = len(text) if end < 0 else end
+            cursor.insertText(text[pos:end])
+            pos = end
+            took = max(time.perf_counter() - began, 1e-5)
+            size = int(min(max(size * min(FEED_PIECE_S / took, 2.0), 200), FEED_PIECE[1]))
+            if pos >= len(text) or time.perf_counter() - start >= SLICE_MS / 1000:
+                break
+        if pos < len(text):
+            self._feed = [text, pos, size, lines]
             return
         self._stop_feed(done=True)
         self._shown_program(lines)
