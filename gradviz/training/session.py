@@ -21,6 +21,7 @@ seeds the process-wide generator and draws from it, under ``build.SEED_LOCK``.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -61,6 +62,7 @@ class Session:
 
     def __init__(self, scenario: Scenario, variant: int = 0, history_budget: int | None = None):
         self.lock = threading.RLock()        # this Session's engine: one thread at a time
+        self._wanting: set[int] = set()      # threads waiting for the lock (a trace, a landscape)
         self._setup = setup = prepare(scenario, variant)
         self.scenario = scenario
         self.variant_index: int = variant
@@ -134,7 +136,9 @@ class Session:
         if total < 0:
             raise SessionError(f"steps must be >= 0, found {total}")
         self._running = True            # until this generator ends (release() waits for that)
-        self._engine.pause = pause
+        # no pause while another thread waits for this Session's lock (the run holds it for a chunk):
+        # a UI thread tracing an iteration would otherwise be the turn the run steps aside for
+        self._engine.pause = None if pause is None else (lambda: None if self._wanting else pause())
         try:
             yield from self._steps(total, chunk, seconds)
         finally:
@@ -260,11 +264,24 @@ class Session:
         finally:
             self.lock.release()
 
+    @contextlib.contextmanager
+    def _engine_lock(self):
+        """``self.lock``, with this thread counted as waiting for it meanwhile (``run_chunked``'s pause
+        is skipped then)."""
+        me = threading.get_ident()
+        self._wanting.add(me)
+        try:
+            with self.lock:
+                self._wanting.discard(me)
+                yield
+        finally:
+            self._wanting.discard(me)
+
     # -- replaying one iteration ------------------------------------------------------------------
     def trace_iteration(self, iteration: int) -> Trace:
         """Optimizer step ``iteration`` (0-based) node by node: restore the state before it from the
         nearest checkpoint, replay the steps in between without recording, then record that step."""
-        with self.lock:
+        with self._engine_lock():
             return self._trace_iteration(int(iteration))
 
     def trace_estimate(self, iteration: int) -> float:
@@ -320,7 +337,7 @@ class Session:
         elements), the others at their initial values. Default ranges cover the recorded trajectory
         with a 25% margin and at least +-1 around the start. ``progress(done, total)`` is called
         as grid points are done; what it raises stops the computation (a cancelled job)."""
-        with self.lock:
+        with self._engine_lock():
             return _landscape.landscape(self._setup, self._initial, self.history, p1, p2, n, x_range, y_range,
                                         progress)
 

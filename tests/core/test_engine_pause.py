@@ -55,3 +55,28 @@ def test_no_pause_by_default():
     session = Session(loads(SCENARIO), 0)
     list(session.run_chunked(2))
     assert session._engine.pause is None
+
+
+def test_no_pause_while_another_thread_waits_for_the_sessions_lock():
+    """The run holds the Session's lock for a chunk; a thread tracing an iteration meanwhile (the UI
+    thread, for a short trace) waits for it, and must not be the busy UI the run steps aside for."""
+    import threading
+    import time
+    session = Session(loads(SCENARIO), 0)
+    calls, traced = [], []
+
+    def pause():
+        calls.append(1)
+        if len(calls) == 1:
+            tracer = threading.Thread(target=lambda: traced.append(session.trace_iteration(0)))
+            tracer.start()
+            calls.append(tracer)
+            deadline = time.monotonic() + 10
+            while not session._wanting and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert session._wanting
+    list(session.run_chunked(10, pause=pause))     # one chunk of 4 steps: the lock held throughout
+    tracer = calls[1]
+    tracer.join(10)
+    assert len(calls) == 2                         # no pause after the tracer began to wait
+    assert traced and traced[0].events and not session._wanting
