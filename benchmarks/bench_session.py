@@ -30,7 +30,12 @@ The table (one row per size in sizes.py, full batch, float32, one thread everywh
   held and the pool emptied, so that this run allocates its own as a first run does), and of the
   core loop for comparison (torch's own allocator is not traced);
 - GEMM: the step's matmuls alone in numpy / torch (sizes.gemm_seconds), its share of torch's step
-  names the regime, and numpy/torch is the physical floor of GradViz/torch where BLAS dominates.
+  names the regime, and numpy/torch is the physical floor of GradViz/torch where BLAS dominates;
+- act: the step's activations alone, forward and backward, in GradViz / torch
+  (sizes.activation_seconds): a float32 tanh with torch's bits is computed in float64, which on a
+  CPU without AVX-512 is libm's scalar loop; floor: torch's step with its matmuls and activations
+  taking GradViz's times (sizes.floor_ratio), the limit of GradViz/torch while those two kernels
+  stay what they are.
 """
 from __future__ import annotations
 
@@ -187,6 +192,9 @@ def measure(size: sizes.Size, steps: int, torch) -> dict:
     row["peak_core"] = traced_peak(lambda: sizes.run_twin(gradviz, sc, data, steps))
     row["gemm_numpy"], row["gemm_torch"] = sizes.gemm_seconds(sc, data.n, torch,
                                                               repeats=1 if data.n > 10_000 else 3)
+    row["act_numpy"] = sizes.activation_seconds(gradviz, sc, data.n, repeats=1 if data.n > 10_000 else 3)
+    row["act_torch"] = (sizes.activation_seconds(torch, sc, data.n, repeats=1 if data.n > 10_000 else 3)
+                        if torch is not None else float("nan"))
     return row
 
 
@@ -200,7 +208,7 @@ def print_table(rows: list[dict], has_torch: bool, clock: str) -> None:
     print(f"{'#':<2} {'model':<20} {'params':>7} {'points':>7} {'steps':>6} {'Session':>8} {'1st run':>8} "
           f"{'pooled':>8} {'engine':>8} {'core':>8} "
           f"{'torch':>8} {'S/torch':>8} {'target':>7} {'core/torch':>10} {'S/core':>7} {'S/engine':>8} {'GEMM np':>8} "
-          f"{'GEMM th':>8} {'floor':>6} {'regime':>14}")
+          f"{'GEMM th':>8} {'act np':>7} {'act th':>7} {'floor':>6} {'regime':>24}")
     for i, r in enumerate(rows, 1):
         steps = r["steps"]
         s, c = sizes.best_of(r["session"]) / steps, sizes.best_of(r["core"]) / steps
@@ -211,21 +219,26 @@ def print_table(rows: list[dict], has_torch: bool, clock: str) -> None:
         verdict = "" if not has_torch else ("ok" if s_t <= target else "SLOW")
         history = "ok" if s_c <= HISTORY_OVER_CORE else "over"
         gn, gt = r["gemm_numpy"], r["gemm_torch"]
-        floor = f"{gn / gt:6.2f}" if gt > 0 else f"{'-':>6}"
+        an, at = r["act_numpy"], r["act_torch"]
+        floor = f"{sizes.floor_ratio(t, (gn, gt), (an, at)):6.2f}" if gt > 0 and has_torch else f"{'-':>6}"
         share = gt / t if gt > 0 and has_torch else 0.0
-        regime = f"{sizes.regime(gt, t) if has_torch else '?'} ({share:.0%})"
+        act_share = at / t if at > 0 and has_torch else 0.0
+        regime = f"{sizes.regime(gt, t) if has_torch else '?'} (GEMM {share:.0%}, act {act_share:.0%})"
         first = r["session_first"] / steps
         pooled = r.get("session_pooled", float("nan")) / steps
         print(f"{i:<2} {r['size'].label:<20} {r['params']:>7,} {r['points']:>7,} {steps:>6} {s * 1e3:>8.3f} "
               f"{first * 1e3:>8.3f} {pooled * 1e3:>8.3f} {e * 1e3:>8.3f} {c * 1e3:>8.3f} {t * 1e3:>8.3f} {s_t:>8.2f} "
               f"{'<=' + str(target):>7} {c_t:>10.2f} "
-              f"{s_c:>7.2f} {s / e:>8.2f} {gn * 1e3:>8.3f} {gt * 1e3:>8.3f} {floor} {regime:>14}  {verdict} {history}")
+              f"{s_c:>7.2f} {s / e:>8.2f} {gn * 1e3:>8.3f} {gt * 1e3:>8.3f} {an * 1e3:>7.3f} {at * 1e3:>7.3f} "
+              f"{floor} {regime:>24}  {verdict} {history}")
     print("  (1st run: a Session's first run, its History in fresh memory (page faults); pooled: a new Session's "
           "first run, in the memory the last one released; Session: the best run)")
     print("  (engine: the Session's step engine with no History; S/engine: what recording the History costs; "
           "ok/over: S/core against the History target)")
-    print("  (GEMM np / th: ms of the step's matmuls alone in numpy / torch; floor = their ratio, the "
-          "limit of GradViz/torch where BLAS dominates; regime: the GEMM share of torch's step)")
+    print("  (GEMM np / th: ms of the step's matmuls alone in numpy / torch; act np / th: ms of its activations, "
+          "forward and backward, in GradViz / torch (a float32 tanh with torch's bits is computed in float64: "
+          "sizes.activation_seconds); floor: GradViz/torch if everything but these ran as fast as torch's; "
+          "regime: the GEMM share of torch's step, and the activations' share)")
     print()
     print(f"{'#':<2} {'model':<20} {'History MB':>10} {'B/value':>8} {'peak MB Session':>15} "
           f"{'peak MB core':>12} {'final loss Session':>18} {'core':>12} {'torch':>12}  data, loss, optimizer")

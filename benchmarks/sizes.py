@@ -220,19 +220,61 @@ def gemm_seconds(sc: Scenario, points: int, torch=None, repeats: int = 3) -> tup
                     g @ w
         return run
 
-    def best(fn):
-        fn()
-        times = []
-        for _ in range(repeats):
-            start = clock()
-            fn()
-            times.append(clock() - start)
-        return min(times)
-
-    t_numpy = best(gemms(arrays))
+    t_numpy = best_time(gemms(arrays), repeats)
     if torch is None:
         return t_numpy, float("nan")
-    return t_numpy, best(gemms([tuple(torch.from_numpy(a) for a in triple) for triple in arrays]))
+    return t_numpy, best_time(gemms([tuple(torch.from_numpy(a) for a in triple) for triple in arrays]), repeats)
+
+
+def best_time(fn, repeats: int) -> float:
+    """The best of ``repeats`` timed calls of ``fn`` (``clock``), after one untimed call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        fn()
+        times.append(clock() - start)
+    return min(times)
+
+
+def activation_seconds(L, sc: Scenario, points: int, repeats: int = 3) -> float:
+    """Seconds of one step's activations on ``L`` (``gradviz`` or ``torch``), forward and backward,
+    float32: for each activation module its function (``L.tanh``, ...) on the previous Linear's
+    output, then ``backward`` of a gradient of that shape; 0 for an expression model.
+
+    Why: a float32 ``tanh`` (or ``sigmoid``) has torch's bits in GradViz only when it is computed in
+    float64 and rounded once (gradviz/functions.py ``_libm``). On a CPU without AVX-512, numpy's float64
+    ``tanh`` is libm's scalar loop (about 15 ns an element, against about 4 ns for torch's SLEEF
+    float32 vector code): where activations are a large share of torch's step they set a floor of
+    their own, like the matmuls (``floor`` in bench_session)."""
+    if sc.model.kind != "layers":
+        return 0.0
+    rng = np.random.default_rng(1)
+    width, shapes = None, []
+    for m in sc.model.layer_modules():
+        if m.kind == "Linear":
+            width = m.out_features
+        elif width is not None:
+            shapes.append((points, width))
+    if not shapes:
+        return 0.0
+    function = getattr(L, sc.model.activation)
+    pairs = [(rng.uniform(-3, 3, shape).astype(np.float32), rng.standard_normal(shape, dtype=np.float32))
+             for shape in shapes]
+
+    def run():
+        for x, g in pairs:
+            t = L.tensor(x, requires_grad=True)
+            function(t).backward(L.tensor(g))
+
+    return best_time(run, repeats)
+
+
+def floor_ratio(torch_step: float, gemm: tuple[float, float], activations: tuple[float, float]) -> float:
+    """GradViz/torch if GradViz did everything else as fast as torch: torch's step with its matmuls and
+    activations replaced by numpy's (GradViz's) times of the same work."""
+    (gemm_np, gemm_th), (act_np, act_th) = gemm, activations
+    return (torch_step - gemm_th - act_th + gemm_np + act_np) / torch_step
 
 
 def regime(gemm_torch: float, torch_step: float) -> str:

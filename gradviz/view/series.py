@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gradviz.summary import distinct_sorted
 from gradviz.training.history import element_name, parse_element
 
 __all__ = ["Series", "SeriesCache", "available_series", "completed", "contour_levels", "default_series",
@@ -210,7 +211,7 @@ def thinned(n: int, limit: int) -> np.ndarray:
     """Indices of at most ``limit`` (+1) evenly spaced points of ``n``, the first and last included."""
     if n <= limit:
         return np.arange(n)
-    return np.unique(np.r_[np.linspace(0, n - 1, limit).astype(int), n - 1])
+    return distinct_sorted(np.r_[np.linspace(0, n - 1, limit).astype(int), n - 1])
 
 
 # -- contours -----------------------------------------------------------------------------------
