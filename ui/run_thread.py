@@ -48,6 +48,7 @@ PAUSE_S = 0.005        # ... then sleeps this long, so the UI thread finds the G
 YIELD_S = 0.02         # while the UI thread is busy with a turn, a worker waits up to this long ...
 RUN_S = 0.004          # ... then runs at least this long before it waits again
 TURN_S = 0.5           # a turn longer than this is not waited for
+LOOK_S = 0.001         # a worker reads whether the UI thread is busy at most this often (a system call)
 
 
 # The UI thread's system calls while it does not need the CPU or the GIL: blocked in its event loop's
@@ -205,18 +206,19 @@ def breather_hook(turn=UI_TURN, clock=time.perf_counter, sleep=time.sleep):
     """The profile hook :func:`breathing` installs (``sys.setprofile``: the calling thread's);
     ``turn``, ``clock`` and ``sleep`` are its view of the UI thread and of time (tests pass fakes)."""
     resume = clock() + SLICE_S
-    free_until = 0.0
+    free_until = look_at = 0.0
     count = 0
 
     def hook(_frame, _event, _arg) -> None:
-        nonlocal resume, count, free_until
+        nonlocal resume, count, free_until, look_at
         count += 1
         if count & 31:
             return
         now = clock()
         # (a "turn" longer than TURN_S is the UI thread waiting for a worker, or a long turn that
-        # would not end the sooner for this one pausing)
-        if turn.busy and now >= free_until and now - turn.since < TURN_S:
+        # would not end the sooner for this one pausing; ``busy`` is a system call: read it at most
+        # every LOOK_S)
+        if now >= free_until and now >= look_at and turn.busy and now - turn.since < TURN_S:
             give_up = now + YIELD_S
             while turn.busy and clock() < give_up:
                 sleep(0.001)
@@ -225,6 +227,8 @@ def breather_hook(turn=UI_TURN, clock=time.perf_counter, sleep=time.sleep):
         elif now >= resume:
             sleep(PAUSE_S)
             resume = clock() + SLICE_S
+        if now >= look_at:
+            look_at = now + LOOK_S
     return hook
 
 
@@ -237,12 +241,15 @@ def step_aside(turn=UI_TURN, clock=time.perf_counter, sleep=time.sleep):
     expression model at the graph limit: 20 ms a step) kept the GIL for its whole length; the UI
     thread got it back only after a switch interval (5 ms) at every call from Qt into Python, and a
     paint of 35 ms of the UI thread's own work took 80-180 ms."""
-    free_until = 0.0
+    free_until = look_at = 0.0
 
     def pause() -> None:
-        nonlocal free_until
+        nonlocal free_until, look_at
         now = clock()
-        if now >= free_until and turn.busy and now - turn.since < TURN_S:
+        if now < free_until or now < look_at:
+            return
+        look_at = now + LOOK_S
+        if turn.busy and now - turn.since < TURN_S:
             give_up = now + YIELD_S
             while turn.busy and clock() < give_up:
                 sleep(0.001)

@@ -180,6 +180,10 @@ def test_a_run_steps_aside_while_the_ui_thread_is_busy(clock, turn):
     pause()
     assert clock.sleeps == []
     turn.busy, turn.since = True, clock.now
+    pause()                                      # the turn is read at most every LOOK_S
+    assert clock.sleeps == []
+    clock.now += run_thread.LOOK_S
+    turn.since = clock.now
 
     def ends_after_5_ms():
         if clock.now >= turn.since + 0.005:
