@@ -32,8 +32,8 @@ The table (one row per size in sizes.py, full batch, float32, one thread everywh
 - GEMM: the step's matmuls alone in numpy / torch (sizes.gemm_seconds), its share of torch's step
   names the regime, and numpy/torch is the physical floor of GradViz/torch where BLAS dominates;
 - act: the step's activations alone, forward and backward, in GradViz / torch
-  (sizes.activation_seconds): a float32 tanh with torch's bits is computed in float64, which on a
-  CPU without AVX-512 is libm's scalar loop; floor: torch's step with its matmuls and activations
+  (sizes.activation_seconds): a float32 tanh with torch's bits is the float64 tanh rounded once,
+  computed without libm from 12,288 elements on (gradviz/_fastmath.py); floor: torch's step with its matmuls and activations
   taking GradViz's times (sizes.floor_ratio), the limit of GradViz/torch while those two kernels
   stay what they are.
 """
@@ -236,7 +236,7 @@ def print_table(rows: list[dict], has_torch: bool, clock: str) -> None:
     print("  (engine: the Session's step engine with no History; S/engine: what recording the History costs; "
           "ok/over: S/core against the History target)")
     print("  (GEMM np / th: ms of the step's matmuls alone in numpy / torch; act np / th: ms of its activations, "
-          "forward and backward, in GradViz / torch (a float32 tanh with torch's bits is computed in float64: "
+          "forward and backward, in GradViz / torch (a float32 tanh with torch's bits is the float64 one rounded once: "
           "sizes.activation_seconds); floor: GradViz/torch if everything but these ran as fast as torch's; "
           "regime: the GEMM share of torch's step, and the activations' share)")
     print()

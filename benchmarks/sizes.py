@@ -242,11 +242,12 @@ def activation_seconds(L, sc: Scenario, points: int, repeats: int = 3) -> float:
     float32: for each activation module its function (``L.tanh``, ...) on the previous Linear's
     output, then ``backward`` of a gradient of that shape; 0 for an expression model.
 
-    Why: a float32 ``tanh`` (or ``sigmoid``) has torch's bits in GradViz only when it is computed in
-    float64 and rounded once (gradviz/functions.py ``_libm``). On a CPU without AVX-512, numpy's float64
-    ``tanh`` is libm's scalar loop (about 15 ns an element, against about 4 ns for torch's SLEEF
-    float32 vector code): where activations are a large share of torch's step they set a floor of
-    their own, like the matmuls (``floor`` in bench_session)."""
+    Why: a float32 ``tanh`` (or ``sigmoid``) has torch's bits in GradViz only when it is the float64
+    function rounded once (gradviz/functions.py ``_libm``). On a CPU without AVX-512, numpy's float64
+    ``tanh`` is libm's scalar loop (15-30 ns an element); gradviz/_fastmath.py gives the same bits in
+    numpy's vector ops (7-12 ns), still above torch's SLEEF float32 vector code (2-4 ns): where
+    activations are a large share of torch's step they set a floor of their own, like the matmuls
+    (``floor`` in bench_session)."""
     if sc.model.kind != "layers":
         return 0.0
     rng = np.random.default_rng(1)
