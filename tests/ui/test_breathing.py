@@ -167,7 +167,9 @@ def test_a_timers_slot_is_a_turn_and_a_blocked_loop_is_not(qapp):
     if not run_thread.UI_TURN.reads_syscalls:
         pytest.skip("this system's /proc does not give the UI thread's system call")
     busy = _busy_reads_during(qapp, slot_ms=40, every_ms=50)
-    assert busy and sum(busy) / len(busy) > 0.3
+    # 80% of the time in the slot; alone it reads 40-60% busy, 29% was seen with CI's other test
+    # process on the second core; the old marker read 0%
+    assert busy and sum(busy) / len(busy) > 0.15
     idle = _busy_reads_during(qapp, slot_ms=0, every_ms=0, run_ms=300)
     assert idle and sum(idle) / len(idle) < 0.1
 
