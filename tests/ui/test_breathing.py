@@ -225,3 +225,28 @@ def test_breathing_installs_the_hook_in_its_thread_only_and_removes_it():
 def test_every_job_runs_breathing():
     job = run_thread.Job(lambda progress: sys.getprofile() is not None)
     assert job.join(10) and job.result is True
+
+
+def test_the_ui_threads_collector_collects_the_oldest_generation_once_it_grew_by_a_quarter(monkeypatch):
+    """CPython's own rule for a full collection: the largest expression left 70,000 objects in the
+    oldest generation, and a full collection every FULL_GC_S took 23-40 ms of a turn while the user
+    played, though almost nothing new had survived. Collections go to a fake (nothing global)."""
+    collector = run_thread.UiThreadGC.__new__(run_thread.UiThreadGC)    # no timer, automatic gc untouched
+    collected, size = [], [1000]
+    collector.threshold, collector.last_full, collector.long_lived = (700, 10, 10), 0.0, 1000
+    collector.counts = lambda: (701, 11, 11)            # every generation over its threshold
+    collector.collect = collected.append
+    collector.oldest = lambda: size[0]
+    size[0] = 1200                                      # grew by a fifth: the middle generation only
+    collector.check()
+    assert collected == [1]
+    collector.last_full = 0.0
+    size[0] = 1300                                      # by 30%: the oldest too
+    collector.check()
+    assert collected == [1, 2] and collector.long_lived == 1300
+    size[0] = 5000                                      # at most one full collection per FULL_GC_S
+    collector.check()
+    assert collected == [1, 2, 1]
+    collector.counts = lambda: (100, 0, 0)              # under the thresholds: nothing
+    collector.check()
+    assert collected == [1, 2, 1]
