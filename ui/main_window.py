@@ -551,7 +551,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self._traced = (session, k)
         was_playing = self.player.playing
-        self.player.set_replay(Replay(trace))
+        self.player.set_replay(self.traces.replay_of(trace))
         self._end_pending()
         node = self.view_state.selected_node
         if node is not None and node not in self.replay.nodes:

@@ -3,7 +3,8 @@
 ``TraceJobs.get(session, k)`` returns the trace of iteration ``k`` at once when the Session expects
 it to be quick (``Session.trace_estimate`` under ``SYNC_S``: every bundled lesson), else starts a
 ``Job`` (ui/run_thread.py) and returns None; ``ready`` is emitted once the trace is there, and the
-next ``get`` for the same iteration returns it (or raises what the replay raised). Asking for
+next ``get`` for the same iteration returns it (or raises what the replay raised), and ``replay_of``
+its ``Replay``, made in the worker too. Asking for
 another iteration first drops the job in progress (its result is not wanted). The window shows
 "Replaying iteration k…" meanwhile (``started``/``ended``).
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6 import QtCore
+
+from gradviz.view.replay import Replay
 
 from .graph import text
 from .run_thread import JobSlot
@@ -29,7 +32,7 @@ def replay(session, k: int):
             for a in value if isinstance(value, (tuple, list)) else (value,):
                 if isinstance(a, np.ndarray) and a.size >= text.MEAN_CACHED_FROM:
                     text.mean_number(a)
-    return trace
+    return trace, Replay(trace)      # (22-34 ms of the UI thread's turn on the largest expression)
 
 
 class TraceJobs(QtCore.QObject):
@@ -41,6 +44,7 @@ class TraceJobs(QtCore.QObject):
         super().__init__(parent)
         self._slot = JobSlot(self, self._ended, POLL_MS)
         self._result: tuple | None = None      # (session, k, trace or exception)
+        self._built: tuple | None = None       # (trace, its Replay) made in the worker
 
     @property
     def busy(self) -> bool:
@@ -65,6 +69,11 @@ class TraceJobs(QtCore.QObject):
         self.started.emit(k)
         return None
 
+    def replay_of(self, trace) -> Replay:
+        """The Replay of ``trace`` (from ``get``): the one the worker made with it, else made now."""
+        built, self._built = self._built, None
+        return built[1] if built is not None and built[0] is trace else Replay(trace)
+
     def drop(self) -> None:
         """Forget the job in progress (it finishes in its thread; nothing reads its result)."""
         if self._slot.running():
@@ -77,6 +86,10 @@ class TraceJobs(QtCore.QObject):
 
     def _ended(self, job) -> None:
         session, k = job.key
-        self._result = (session, k, job.exception if job.exception is not None else job.result)
+        if job.exception is not None:
+            self._result = (session, k, job.exception)
+        else:
+            self._result = (session, k, job.result[0])
+            self._built = job.result
         self.ended.emit()
         self.ready.emit()

@@ -239,8 +239,10 @@ def test_a_slow_trace_is_replayed_in_a_worker_and_shown_when_ready(qtbot, make_w
     assert window.replay is before                          # nothing blocked: the old trace stays
     assert window.traces.busy
     assert window.statusBar().currentMessage() == "Replaying iteration 5…"
+    job = window.traces._slot.job
     qtbot.waitUntil(lambda: window.replay is not before, timeout=RUN_TIMEOUT_MS)
     assert window.replay.iteration == 5 and not window.traces.busy
+    assert window.replay is job.result[1], "its Replay was made in the worker too"
     assert [type(e).__name__ for e in window.replay.trace.events] == [type(e).__name__ for e in expected.events]
     assert window.statusBar().currentMessage() == ""
 
@@ -348,7 +350,8 @@ def test_a_replay_in_a_worker_also_works_out_the_means_the_graph_shows(monkeypat
     monkeypatch.setattr(text, "MEAN_CACHED_FROM", 1000)       # the MLP's 200 x 16 activations count
     session = Session(load(bundled_path("07_mlp_two_moons")))
     session.run()
-    trace = trace_jobs.replay(session, 3)
+    trace, replay = trace_jobs.replay(session, 3)
+    assert replay.trace is trace
     large = [a for e in trace.events for v in vars(e).values()
              for a in (v if isinstance(v, (tuple, list)) else (v,)) if isinstance(a, np.ndarray) and a.size >= 1000]
     assert large
