@@ -29,7 +29,8 @@ from .sizing import make_specs
 BUILD_AT_ONCE = 60        # boxes: a graph this small is built at once (under a frame or two)
 SLICE_S = 0.008           # a slice runs this long before the event loop turns again
 POLL_MS = 10              # how often the layout's worker is looked at
-REAP_SLICE = 400          # top-level items removed per event-loop turn (about 12 ms)
+REAP_SLICE = 400          # top-level items: a graph with fewer goes at once; a larger one ...
+REAP_SLICE_S = 0.006      # ... a slice of this long per event-loop turn (400 items took 12-50 ms)
 
 
 class _Target:
@@ -241,16 +242,17 @@ def _reap(scene, nodes: list, edges: list) -> None:
     _reaping.add(timer)
 
     def step() -> None:
+        end = time.perf_counter() + REAP_SLICE_S
         count = 0
-        while (nodes or edges) and count < REAP_SLICE:
+        while (nodes or edges) and (count < 16 or time.perf_counter() < end):      # 16 at least
             roots = (nodes.pop().root,) if nodes else edges.pop().items()
             for item in roots:
                 try:
                     if item.scene() is scene:
-                        scene.removeItem(item)       # Python owns it now: deleted when let go
+                        scene.removeItem(item)       # Python owns it now: deleted as ``roots`` goes
                 except RuntimeError:                 # already deleted (a scene.clear() since)
                     pass
-            count += len(roots)
+            count += 1
         if not nodes and not edges:
             _reaping.discard(timer)
             timer.stop()
