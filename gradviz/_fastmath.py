@@ -106,19 +106,19 @@ def _exp_block(x, out, z, r, q, s_bits, j):
     np.copyto(out, q, casting="same_kind")
 
 
-def tanh_f32(x: np.ndarray) -> np.ndarray:
-    """``tanh`` of a float32 array, as ``np.tanh`` in float64 rounded once to float32."""
+def _apply(x: np.ndarray, fn, block) -> np.ndarray:
     if x.size < MIN_ELEMENTS:
-        return np.tanh(x.astype(np.float64)).astype(np.float32)
+        return fn(x.astype(np.float64)).astype(np.float32)
     x = np.ascontiguousarray(x)
     with np.errstate(invalid="ignore", over="ignore"):
-        return _blocks(x, np.empty(x.shape, np.float32), _tanh_block)
+        return _blocks(x, np.empty(x.shape, np.float32), block)
+
+
+def tanh_f32(x: np.ndarray) -> np.ndarray:
+    """``tanh`` of a float32 array, as ``np.tanh`` in float64 rounded once to float32."""
+    return _apply(x, np.tanh, _tanh_block)
 
 
 def exp_f32(x: np.ndarray) -> np.ndarray:
     """``exp`` of a float32 array, as ``np.exp`` in float64 rounded once to float32."""
-    if x.size < MIN_ELEMENTS:
-        return np.exp(x.astype(np.float64)).astype(np.float32)
-    x = np.ascontiguousarray(x)
-    with np.errstate(invalid="ignore", over="ignore"):
-        return _blocks(x, np.empty(x.shape, np.float32), _exp_block)
+    return _apply(x, np.exp, _exp_block)
