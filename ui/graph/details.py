@@ -87,6 +87,14 @@ class Details:
         if key in view._pending:
             view.node_items[key].update_detail(*view._pending.pop(key))
 
+    def show_pending(self, everything: bool = False) -> None:
+        """The pending text of every box at once (``everything``: an export), else of the boxes that
+        show, a slice per turn (``next_slice``)."""
+        if everything:
+            self.flush(True)
+        else:
+            self.next_slice()
+
     def next_slice(self) -> None:
         """Draw the pending text of boxes that show, the rest in the next turns: boxes a scroll, zoom
         or resize brings into view (playing follows the active box: 64 boxes' text and heat maps at

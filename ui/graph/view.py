@@ -333,7 +333,7 @@ class GraphView(QtWidgets.QGraphicsView):
         self.details.update_node(gfx, ns, active, kind, selected)
 
     def _flush_pending(self, everything: bool = False) -> None:
-        self.details.flush(True) if everything else self.details.next_slice()
+        self.details.show_pending(everything)
 
     def _flush_node(self, node_id: int) -> None:
         self.details.flush_node(node_id)
