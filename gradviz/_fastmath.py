@@ -17,7 +17,8 @@ The result is the float64 value to well under 2**-45 relative, so after rounding
 equals ``np.tanh(x.astype(float64)).astype(float32)`` except when the exact value lies within
 that distance of a float32 rounding boundary: none of the 25 million values the tests compare
 does (a degree-4 polynomial missed one in two million).  Arrays under ``MIN_ELEMENTS`` keep the
-libm path: there the ~25 calls cost more than they save.  NaN, infinities, signed zeros, subnormal inputs, overflow and underflow give libm's answers.
+libm path: there the ~25 calls cost more than they save.  NaN, infinities, signed zeros, subnormal
+inputs, overflow and underflow give libm's answers.
 """
 from __future__ import annotations
 
