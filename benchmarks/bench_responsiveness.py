@@ -30,10 +30,12 @@ to the step. A script (``.py``) skips ``edit lr``: the Controls do not edit a sc
 
 All along, a 5 ms timer measures the gaps in the event loop: the longest gap is the longest time
 the window could not repaint or react to a click, and it is attributed to the step under way when
-it ended. A thread samples the main thread's Python stack every 10 ms while the loop is stalled (with
-``faulthandler.dump_traceback``; ``--no-sample`` turns it off); the
+it ended. With ``--sample``, a thread samples the main thread's Python stack every 10 ms while the
+loop is stalled (with ``faulthandler.dump_traceback``); the
 ``cause`` line names where the longest stall spent its time (the path most samples share and the
-innermost function most often on top). Peak memory is the process's ``ru_maxrss`` (it includes
+innermost function most often on top). Sampling is off by default because it perturbs what it
+measures: each sample takes the GIL and dumps every thread's stack, and on 2 cores limit_data's run
+took 225 s with it and 169 s without, with 26 gaps over 50 ms against 6. Peak memory is the process's ``ru_maxrss`` (it includes
 Python, numpy and Qt: about 125 MB before the window is built, 180 MB with the tutorial open).
 
 Prints one line per file, then the cause::
@@ -225,14 +227,24 @@ class Meter:
                 print(f"{WORST}{gap * 1000:.0f} {self.step}", flush=True)
 
     def _watch(self) -> None:
+        """Wakes only when there may be something to do: a stack to take once the loop has been
+        quiet for SAMPLE_AFTER_S, the memory every MEMORY_EVERY_S. Each wake takes the GIL, and with
+        the run thread on one core and the UI on the other, a thread that woke every 10 ms made
+        stalls of its own (perf: 330 µs of CPU a wake under load; with such a thread, 1-5 gaps over
+        50 ms in 100 s of limit_data's run, without it 0-1)."""
         next_memory = 0.0
         page = os.sysconf("SC_PAGE_SIZE")
-        while not self._stop.wait(SAMPLE_EVERY_S):
+        wait = SAMPLE_EVERY_S
+        while not self._stop.wait(wait):
             now, last = time.perf_counter(), self.last
             if self.sample and now - last > SAMPLE_AFTER_S:
                 stack = self.reader.read()
                 with self._lock:
                     self._samples.append((last, stack))
+                wait = SAMPLE_EVERY_S
+            else:           # the loop turned lately: look again when it could first be a stall
+                wait = max(SAMPLE_EVERY_S, min(last + SAMPLE_AFTER_S - now, MEMORY_EVERY_S)) \
+                    if self.sample else MEMORY_EVERY_S
             if now >= next_memory:
                 next_memory = now + MEMORY_EVERY_S
                 with open("/proc/self/statm") as f:
@@ -401,7 +413,7 @@ def run_child(args) -> int:
         pass
     import ui.main_window  # noqa: F401  (imported before the clock starts: "open" is not Python's imports)
     baseline = peak_mb()
-    meter = Meter(args.max_memory, not args.no_sample)
+    meter = Meter(args.max_memory, args.sample)
     bench = Bench(Path(args.child), args, meter, tmp)
     bench.patch_dialogs()
     plan = bench.steps()
@@ -493,7 +505,7 @@ def measure(path: Path, args) -> dict:
 def _measure(path: Path, args, home: str) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--child", str(path), "--timeout", str(args.timeout),
                "--max-memory", str(args.max_memory), "--settle", str(args.settle),
-               "--play-seconds", str(args.play_seconds), "--home", home] + (["--no-sample"] if args.no_sample else [])
+               "--play-seconds", str(args.play_seconds), "--home", home] + (["--sample"] if args.sample else [])
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                              cwd=str(ROOT))
@@ -604,7 +616,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-memory", type=float, default=4096, help="stop a file's process above this RSS (MB)")
     parser.add_argument("--settle", type=float, default=150, help="ms the loop idles after each step")
     parser.add_argument("--play-seconds", type=float, default=3.0, help="how long playing one iteration takes")
-    parser.add_argument("--no-sample", action="store_true", help="no stack sampling (no cause lines)")
+    parser.add_argument("--sample", action="store_true",
+                        help="sample the stack in stalls to name their cause (this perturbs what it measures)")
     parser.add_argument("--keep", metavar="DIR", help="write the generated files here (kept)")
     parser.add_argument("-v", "--verbose", action="store_true", help="every step's longest gap, time and cause")
     parser.add_argument("--child", help=argparse.SUPPRESS)

@@ -11,9 +11,11 @@ thread:
   Cancel, Esc, opening another file or closing the window drop the load and the scenario on screen
   stays. Once loaded, ``document.set_scenario`` (on the UI thread), the recent files and the focus,
   as a synchronous open does; an error is the loader's one-line message, as before.
-- ``save(path)`` (File ▸ Save / Save As): a TOML document with ``ASYNC_SAVE_VALUES`` inline values
-  or more (or loaded from a file of ``ASYNC_OPEN_BYTES``) is written by ``gradviz.scenario.save`` in a
-  worker, the status bar saying "Saving NAME…". The worker saves a shallow copy of the Scenario:
+- ``save(path)`` (File ▸ Save / Save As): a TOML document is written by ``gradviz.scenario.save`` in
+  a worker, the status bar saying "Saving NAME…" once it takes longer than ``SAVE_NOTE_MS``. Even a
+  small file's save loads the text it wrote back to check it: 60-120 ms of the event loop for the
+  largest expression, whose parameters' 166 lines tomlkit parses twice. A script is written in the
+  call (its text, no check). The worker saves a shallow copy of the Scenario:
   an edit never changes a Scenario in place (``Document.edit`` takes an edited copy,
   ``edits.editable_copy``), so the copy and the document share only values nobody writes, and what
   ``save`` records on the copy (its path and text) is moved to the document on the UI thread. The
@@ -44,7 +46,7 @@ from gradviz.scenario import ScenarioError, load, save
 from .run_thread import JobSlot
 
 ASYNC_OPEN_BYTES = 256 * 1024     # a TOML file this large is loaded in a worker
-ASYNC_SAVE_VALUES = 20_000        # a document with this many inline values is saved in a worker
+SAVE_NOTE_MS = 300                # a save still being written after this long says so in the status bar
 POLL_MS = 20                      # how often the UI thread looks whether a job has ended
 SAVE_WAIT_S = 120.0               # finish_save's limit (a save at the documented limits takes < 1 s)
 
@@ -65,26 +67,6 @@ def is_large_file(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return stat.S_ISREG(info.st_mode) and info.st_size >= ASYNC_OPEN_BYTES
-
-
-def inline_values(scenario) -> int:
-    """How many numbers the scenario writes out (its inline data and initial parameter values)."""
-    def count(value) -> int:
-        if isinstance(value, (list, tuple)):
-            if value and not isinstance(value[0], (list, tuple)):
-                return len(value)
-            return sum(count(v) for v in value)
-        size = getattr(value, "size", None)          # a numpy array
-        return int(size) if isinstance(size, int) else (0 if value is None else 1)
-    data = getattr(scenario, "data", None)
-    params = getattr(getattr(scenario, "model", None), "parameters", None) or {}
-    return (count(getattr(data, "x", None)) + count(getattr(data, "y", None))
-            + sum(count(getattr(p, "value", None)) for p in params.values()))
-
-
-def is_large_document(scenario) -> bool:
-    return (len(scenario.source_text or "") >= ASYNC_OPEN_BYTES
-            or inline_values(scenario) >= ASYNC_SAVE_VALUES)
 
 
 class FileJobs(QtCore.QObject):
@@ -197,7 +179,7 @@ class FileJobs(QtCore.QObject):
         has started writing a large document; an error is shown as one line."""
         self.finish_save()                       # one save at a time, in order
         doc, window = self.document, self.window
-        if doc.is_script or doc.scenario is None or not is_large_document(doc.scenario):
+        if doc.is_script or doc.scenario is None:
             try:
                 doc.save(path)
             except (ScenarioError, OSError) as exc:
@@ -210,7 +192,7 @@ class FileJobs(QtCore.QObject):
         job = self._save.start(lambda _progress: save(snapshot, path),
                                (Path(path), scenario, snapshot, self._generation))
         job.label = f"Saving {Path(path).name}…"
-        self._show()
+        QtCore.QTimer.singleShot(SAVE_NOTE_MS, self, lambda: self._save.job is job and self._show())
         return True
 
     def finish_save(self) -> bool:

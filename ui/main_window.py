@@ -136,7 +136,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self._build_dashboards()
         self.scripts.install(self.run_menu, self.file_menu, self.export_sep)
-        self.files = FileJobs(self)                 # large files open and save in a worker
+        self.files = FileJobs(self)                 # large files open, and documents save, in a worker
         self.help = HelpMenu(self)                  # last: it lists every other action's shortcut
         self.keys = KeyRouter(self, self._player_actions + [self.lesson.act_back, self.lesson.act_next],
                               [self.act_open, self.act_open_bundled, self.act_save, self.act_save_as, self.act_quit,
@@ -450,7 +450,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return self._save_to(Path(path))
 
     def _save_to(self, path: Path) -> bool:
-        """True when saved (or, for a large document, being written in a worker: ``self.files``)."""
+        """True when saved (a script), or when a worker has started writing the document (``self.files``)."""
         return self.files.save(path)
 
     @staticmethod

@@ -243,7 +243,7 @@ def test_saving_a_large_document_in_a_worker(qtbot, make_window, tmp_path, monke
     target = tmp_path / "saved.toml"
     patch_save_dialog(monkeypatch, target)
     window.act_save_as.trigger()
-    assert window.files.saving and window.files.label.text() == "Saving saved.toml…"
+    assert window.files.saving and not window.files.label.isVisible()   # a quick save does not flash a note
     assert not window.files.cancel_button.isVisible()         # a save is not cancelled: it is bounded
     finish(window)
     assert dumps(load(target)) == dumps(doc.scenario)           # what is on disk loads back equal
@@ -259,6 +259,9 @@ def test_saving_a_large_document_in_a_worker(qtbot, make_window, tmp_path, monke
     window.act_save.trigger()                                  # in place now: no dialog
     assert window.files.saving
     qtbot.waitUntil(gate.entered.is_set, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.files.label.isVisible(), timeout=TIMEOUT_MS)    # a long one says so
+    assert window.files.label.text() == "Saving saved.toml…" and window.files.bar.isVisible()
+    assert not window.files.cancel_button.isVisible()
     edit_lr(qtbot, window, "0.004")
     assert doc.modified and lr(doc.scenario) == 0.004
     gate.release()

@@ -654,6 +654,8 @@ def test_save_as_save_and_recent_files(make_window, monkeypatch, tmp_path):
     target = tmp_path / "my_tutorial"
     asked = patch_save_dialog(monkeypatch, target)
     menu_action(window.file_menu, "Save").trigger()                  # a bundled file: Save asks where
+    assert window.files.saving               # in a worker, even a small file (it is loaded back to check)
+    window.files.wait()
     saved = target.with_suffix(".toml")
     assert len(asked) == 1 and "*.toml" in asked[0][2] and saved.exists()
     assert window.document.path == saved and saved.name in window.windowTitle()
@@ -664,12 +666,14 @@ def test_save_as_save_and_recent_files(make_window, monkeypatch, tmp_path):
     window.document.edit(edited)
     finish(window)
     menu_action(window.file_menu, "Save").trigger()                  # now it saves in place, no dialog
+    window.files.wait()
     assert len(asked) == 1 and load(saved).optimizer.hyper["lr"] == 0.02
     assert not window.windowTitle().startswith("*")
 
     other = tmp_path / "copy.toml"
     patch_save_dialog(monkeypatch, other)
     menu_action(window.file_menu, "Save As").trigger()
+    window.files.wait()
     assert other.exists() and window.document.path == other
 
     open_through_file_menu(window, monkeypatch, bundled_path("06_saddle_point"))
