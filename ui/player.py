@@ -7,6 +7,8 @@ off the end.
 """
 from __future__ import annotations
 
+import time
+
 from PySide6 import QtCore
 
 MIN_INTERVAL_MS = 16                 # at most ~60 ticks a second; faster speeds skip frames per tick
@@ -24,7 +26,10 @@ class Player(QtCore.QObject):
         self._replay = None
         self._position = 0
         self._speed = float(events_per_second)
-        self._timer = QtCore.QTimer(self)
+        self._playing = False
+        self._due = 0.0                      # when the next tick was meant to come (perf_counter)
+        self._timer = QtCore.QTimer(self)    # one shot, started again once a tick is done (``_tick``)
+        self._timer.setSingleShot(True)
         self._timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self._tick)
         self._apply_speed()
@@ -52,7 +57,7 @@ class Player(QtCore.QObject):
 
     @property
     def playing(self) -> bool:
-        return self._timer.isActive()
+        return self._playing
 
     @property
     def speed(self) -> float:
@@ -77,12 +82,14 @@ class Player(QtCore.QObject):
             return
         if self.at_end:                      # play again from the start, like a media player
             self.seek(0)
-        self._timer.start()
+        self._playing = True
+        self._schedule()
         self.playingChanged.emit(True)
 
     @QtCore.Slot()
     def pause(self) -> None:
         if self.playing:
+            self._playing = False
             self._timer.stop()
             self.playingChanged.emit(False)
 
@@ -139,11 +146,23 @@ class Player(QtCore.QObject):
         self._per_tick = max(1, round(MIN_INTERVAL_MS / interval)) if interval < MIN_INTERVAL_MS else 1
         self._timer.setInterval(max(1, round(interval * self._per_tick)))
 
+    def _schedule(self) -> None:
+        self._due = time.perf_counter() + self._timer.interval() / 1000
+        self._timer.start()
+
     def _tick(self) -> None:
-        if self._replay is None:
+        """One tick's frames. The next tick is one interval after this one is done, so the window
+        repaints between two seeks: with a repeating timer, a seek that took longer than the interval
+        (the largest graphs) had the next one due at once, and two ran in one turn of the loop. A
+        tick late by whole intervals moves on by their frames too, so playing keeps its pace."""
+        if self._replay is None or not self._playing:
             self.pause()
             return
-        self.seek(self._position + self._per_tick)
+        interval = self._timer.interval() / 1000
+        late = max(0.0, time.perf_counter() - self._due)
+        self.seek(self._position + self._per_tick * (1 + int(late / interval)))
         if self.at_end:
             self.pause()
             self.iterationEndReached.emit()
+        elif self._playing:                   # (a slot of positionChanged may have paused it)
+            self._schedule()

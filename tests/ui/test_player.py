@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from PySide6 import QtCore
 
 from gradviz.view.replay import Replay
 from tests.core.test_replay import tutorial
@@ -111,3 +112,40 @@ def test_toggle_and_set_replay(qtbot, player, replay):
     with qtbot.waitSignals([player.replayChanged, player.positionChanged]):
         player.set_replay(other)
     assert player.position == 0 and player.replay is other and player.count == len(other)
+
+
+def test_a_slow_tick_leaves_the_loop_a_turn_before_the_next(qtbot, player):
+    """A frame that takes longer than the tick's interval to show (the largest graphs): the next
+    tick comes an interval after it is done, so the window repaints between two seeks. The old
+    repeating timer had the next tick due at once: two seeks in one turn of the event loop."""
+    player.set_speed(60)                     # a 17 ms tick
+    interval = player._timer.interval() / 1000
+    spans = []
+
+    def slow(_position):
+        start = time.perf_counter()
+        time.sleep(2 * interval)             # the graph's update, longer than the interval
+        spans.append((start, time.perf_counter()))
+    player.positionChanged.connect(slow)
+    turns = []
+    counter = QtCore.QTimer()
+    counter.timeout.connect(lambda: turns.append(time.perf_counter()))
+    counter.start(0)                         # a turn of the loop: what a repaint needs
+    with qtbot.waitSignal(player.iterationEndReached, timeout=10_000):
+        player.play()
+    counter.stop()
+    assert len(spans) >= 5
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert start - end >= 0.8 * interval
+        assert any(end < t < start for t in turns)
+    assert player.position == player.count - 1 and not player.playing
+
+
+def test_a_tick_late_by_whole_intervals_moves_on_by_their_frames(qtbot, player):
+    player.set_speed(50)                     # 20 ms a frame
+    player.play()
+    player._due = time.perf_counter() - 0.1  # the loop was busy: this tick is 5 intervals late
+    before = player.position
+    player._tick()
+    assert player.position == before + 6
+    player.pause()
