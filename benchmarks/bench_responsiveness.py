@@ -35,8 +35,9 @@ loop is stalled (with ``faulthandler.dump_traceback``); the
 ``cause`` line names where the longest stall spent its time (the path most samples share and the
 innermost function most often on top). Sampling is off by default because it perturbs what it
 measures: each sample takes the GIL and dumps every thread's stack, and on 2 cores limit_data's run
-took 225 s with it and 169 s without, with 26 gaps over 50 ms against 6. Peak memory is the process's ``ru_maxrss`` (it includes
-Python, numpy and Qt: about 125 MB before the window is built, 180 MB with the tutorial open).
+took 225 s with it and 169 s without, with 26 gaps over 50 ms against 6. Peak memory is the
+process's ``ru_maxrss`` (it includes Python, numpy and Qt: about 125 MB before the window is built,
+180 MB with the tutorial open).
 
 Prints one line per file, then the cause::
 
