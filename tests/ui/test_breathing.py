@@ -227,16 +227,63 @@ def test_every_job_runs_breathing():
     assert job.join(10) and job.result is True
 
 
+class QuietLoop:
+    """A clock for UiThreadGC: each reading is one GC interval (plus ``late``) after the last."""
+
+    def __init__(self, late: float = 0.0):
+        self.now, self.late = 1000.0, late
+
+    def __call__(self) -> float:
+        self.now += run_thread.GC_INTERVAL_MS / 1000 + self.late
+        return self.now
+
+
+def fake_collector():
+    """A UiThreadGC without its timer, automatic gc untouched: collections go to a list."""
+    collector = run_thread.UiThreadGC.__new__(run_thread.UiThreadGC)
+    collected, size = [], [1000]
+    collector.threshold, collector.last_full, collector.long_lived = (700, 10, 10), 0.0, 1000
+    collector.last_check, collector.on_time, collector.due_since = 1000.0, True, None
+    collector.collect = collected.append
+    collector.oldest = lambda: size[0]
+    return collector, collected, size
+
+
+def test_a_due_full_collection_waits_for_a_quiet_loop():
+    """Two checks in a row on time: the loop is idle, the full collection runs then, in a turn of its
+    own. While the loop is late (a turn of other work, workers holding the GIL) it waits, at most
+    MAX_DEFER_S; the cheap generations are collected meanwhile."""
+    collector, collected, size = fake_collector()
+    clock = collector.clock = QuietLoop(late=0.03)      # each check 30 ms late: a busy loop
+    collector.counts = lambda: (701, 11, 11)
+    size[0] = 1300                                      # grew by 30%: a full collection is due
+    for _ in range(5):
+        collector.check()
+    assert collected == [1] * 5 and collector.due_since is not None
+    collector.counts = lambda: (0, 0, 0)
+    clock.late = 0.0
+    collector.check()                                   # on time once: not yet
+    assert collected == [1] * 5
+    collector.check()                                   # twice in a row: quiet
+    assert collected == [1] * 5 + [2] and collector.due_since is None and collector.long_lived == 1300
+    size[0] = 2000                                      # due again (after FULL_GC_S), the loop stays busy
+    collector.counts = lambda: (701, 11, 11)
+    clock.late = 0.03
+    clock.now += run_thread.FULL_GC_S
+    collector.check()
+    assert collected[-1] == 1 and collector.due_since is not None
+    clock.now += run_thread.MAX_DEFER_S
+    collector.check()                                   # waited long enough: it runs anyway
+    assert collected[-1] == 2 and collector.due_since is None
+
+
 def test_the_ui_threads_collector_collects_the_oldest_generation_once_it_grew_by_a_quarter(monkeypatch):
     """CPython's own rule for a full collection: the largest expression left 70,000 objects in the
     oldest generation, and a full collection every FULL_GC_S took 23-40 ms of a turn while the user
     played, though almost nothing new had survived. Collections go to a fake (nothing global)."""
-    collector = run_thread.UiThreadGC.__new__(run_thread.UiThreadGC)    # no timer, automatic gc untouched
-    collected, size = [], [1000]
-    collector.threshold, collector.last_full, collector.long_lived = (700, 10, 10), 0.0, 1000
+    collector, collected, size = fake_collector()
+    collector.clock = QuietLoop()                       # every check on time
     collector.counts = lambda: (701, 11, 11)            # every generation over its threshold
-    collector.collect = collected.append
-    collector.oldest = lambda: size[0]
     size[0] = 1200                                      # grew by a fifth: the middle generation only
     collector.check()
     assert collected == [1]
