@@ -65,3 +65,26 @@ def test_boxes_scrolled_into_view_get_their_text_a_slice_per_turn(qtbot, make_wi
     graph._on_position_changed(player.position)
     graph._flush_pending(everything=True)
     assert {n: (graph.node_value_text(n), graph.node_grad_text(n)) for n in graph._display_of} == texts
+
+
+def test_a_scroll_within_a_frame_update_shares_its_slice(qtbot, monkeypatch):
+    """Playing follows the active box: the frame update draws text for its slice, then scrolls.
+    The scroll's boxes wait for the next turns once the update's slice is used up; they had a second
+    slice of their own in the same turn."""
+    import time
+
+    from PySide6 import QtCore
+
+    from ui.graph import details
+
+    owner = QtCore.QObject()
+    d = details.Details(owner)
+    asked = []
+    monkeypatch.setattr(d, "flush", lambda until=0.0, **_: asked.append(until) or True)
+    with d.budget() as until:
+        time.sleep(details.DETAIL_SLICE_S * 1.5)        # the update used its slice up
+        d.next_slice()                                  # the follow's scroll
+    assert asked == [until] and until < time.perf_counter() and d.timer.isActive()
+    d.timer.stop()
+    d.next_slice()                                      # a scroll of its own (the user's): a slice
+    assert asked[-1] > time.perf_counter()

@@ -99,11 +99,16 @@ class Details:
         """Draw the pending text of boxes that show, the rest in the next turns: boxes a scroll, zoom
         or resize brings into view (playing follows the active box: 64 boxes' text and heat maps at
         once took 34 ms of a 68-ms turn on the largest expression). One turn's calls share a slice:
-        ``centerOn`` scrolls twice, a fit a dozen times, each of which asked for a slice of its own."""
-        now = time.perf_counter()
-        if now >= self.slice_end:
-            self.slice_end = now + DETAIL_SLICE_S
-        if self.flush(until=self.slice_end):
+        ``centerOn`` scrolls twice, a fit a dozen times, each of which asked for a slice of its own.
+        Within a frame update's ``budget`` (playing follows the active box), the budget's slice: a
+        scroll after it began a second slice of 10 ms in the same turn."""
+        end = self.until
+        if end == math.inf:
+            now = time.perf_counter()
+            if now >= self.slice_end:
+                self.slice_end = now + DETAIL_SLICE_S
+            end = self.slice_end
+        if self.flush(until=end):
             self.timer.start()
 
     def _on_timer(self) -> None:

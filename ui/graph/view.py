@@ -562,10 +562,10 @@ class GraphView(QtWidgets.QGraphicsView):
                 else:
                     self.edge_items[dk].update(*self.folded.edge_state(dk, frame), self.lod_detail)
             self._prev_active_edges = set(frame.active_edges) | left_edges
+            if self.follow_active and not (self._auto_fit and self._fit_whole):
+                self._follow(frame)               # its scroll's text shares the slice (a fit shows all)
         if left or left_edges:
             self._more.start()                             # the rest of this frame, next turn
-        if self.follow_active and not (self._auto_fit and self._fit_whole):
-            self._follow(frame)                   # (a fitted graph is all on screen anyway)
         self._update_caption(frame)
 
     def _update_nodes(self, frame, dirty, active, kind, sel, until: float) -> set:
