@@ -12,6 +12,8 @@ import time
 from PySide6 import QtCore
 
 MIN_INTERVAL_MS = 16                 # at most ~60 ticks a second; faster speeds skip frames per tick
+MIN_TURN_MS = 4                      # at least this long between two ticks: the window repaints between
+MAX_CATCH_UP = 3                     # a late tick moves on by at most this many ticks' frames more
 
 
 class Player(QtCore.QObject):
@@ -27,7 +29,8 @@ class Player(QtCore.QObject):
         self._position = 0
         self._speed = float(events_per_second)
         self._playing = False
-        self._due = 0.0                      # when the next tick was meant to come (perf_counter)
+        self._due = 0.0                      # when the next tick is meant to come (perf_counter)
+        self._interval = 0.0                 # seconds between two ticks at this speed
         self._timer = QtCore.QTimer(self)    # one shot, started again once a tick is done (``_tick``)
         self._timer.setSingleShot(True)
         self._timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
@@ -83,7 +86,8 @@ class Player(QtCore.QObject):
         if self.at_end:                      # play again from the start, like a media player
             self.seek(0)
         self._playing = True
-        self._schedule()
+        self._due = time.perf_counter() + self._interval
+        self._timer.start(round(self._interval * 1000))
         self.playingChanged.emit(True)
 
     @QtCore.Slot()
@@ -145,24 +149,24 @@ class Player(QtCore.QObject):
         interval = 1000.0 / self._speed
         self._per_tick = max(1, round(MIN_INTERVAL_MS / interval)) if interval < MIN_INTERVAL_MS else 1
         self._timer.setInterval(max(1, round(interval * self._per_tick)))
-
-    def _schedule(self) -> None:
-        self._due = time.perf_counter() + self._timer.interval() / 1000
-        self._timer.start()
+        self._interval = self._timer.interval() / 1000
 
     def _tick(self) -> None:
-        """One tick's frames. The next tick is one interval after this one is done, so the window
-        repaints between two seeks: with a repeating timer, a seek that took longer than the interval
-        (the largest graphs) had the next one due at once, and two ran in one turn of the loop. A
-        tick late by whole intervals moves on by their frames too, so playing keeps its pace."""
+        """One tick's frames. Ticks keep the speed's cadence, but the next one is at least
+        ``MIN_TURN_MS`` after this one is done, so the window repaints between two seeks: with a
+        repeating timer, a seek that took longer than the interval (the largest graphs) had the next
+        one due at once, and two ran in one turn of the loop. A tick late by whole intervals moves on
+        by their frames too (at most ``MAX_CATCH_UP`` more), so playing keeps its pace."""
         if self._replay is None or not self._playing:
             self.pause()
             return
-        interval = self._timer.interval() / 1000
-        late = max(0.0, time.perf_counter() - self._due)
-        self.seek(self._position + self._per_tick * (1 + int(late / interval)))
+        interval = self._interval
+        behind = min(int(max(0.0, time.perf_counter() - self._due) / interval), MAX_CATCH_UP)
+        self.seek(self._position + self._per_tick * (1 + behind))
         if self.at_end:
             self.pause()
             self.iterationEndReached.emit()
         elif self._playing:                   # (a slot of positionChanged may have paused it)
-            self._schedule()
+            now = time.perf_counter()
+            self._due = max(self._due + interval * (1 + behind), now - interval)   # (after a stall: anew)
+            self._timer.start(max(MIN_TURN_MS, round((self._due - now) * 1000)))

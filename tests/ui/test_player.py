@@ -8,7 +8,7 @@ from PySide6 import QtCore
 
 from gradviz.view.replay import Replay
 from tests.core.test_replay import tutorial
-from ui.player import Player
+from ui.player import MIN_TURN_MS, Player
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_toggle_and_set_replay(qtbot, player, replay):
 
 def test_a_slow_tick_leaves_the_loop_a_turn_before_the_next(qtbot, player):
     """A frame that takes longer than the tick's interval to show (the largest graphs): the next
-    tick comes an interval after it is done, so the window repaints between two seeks. The old
+    tick comes MIN_TURN_MS after it is done at least, so the window repaints between two seeks. The old
     repeating timer had the next tick due at once: two seeks in one turn of the event loop."""
     player.set_speed(60)                     # a 17 ms tick
     interval = player._timer.interval() / 1000
@@ -136,16 +136,32 @@ def test_a_slow_tick_leaves_the_loop_a_turn_before_the_next(qtbot, player):
     counter.stop()
     assert len(spans) >= 5
     for (_, end), (start, _) in zip(spans, spans[1:]):
-        assert start - end >= 0.8 * interval
+        assert start - end >= 0.8 * MIN_TURN_MS / 1000
         assert any(end < t < start for t in turns)
     assert player.position == player.count - 1 and not player.playing
 
 
-def test_a_tick_late_by_whole_intervals_moves_on_by_their_frames(qtbot, player):
+def test_ticks_keep_the_cadence_and_catch_up_by_whole_intervals(qtbot, player):
+    from ui import player as module
+
     player.set_speed(50)                     # 20 ms a frame
     player.play()
-    player._due = time.perf_counter() - 0.1  # the loop was busy: this tick is 5 intervals late
-    before = player.position
+    due = player._due = time.perf_counter() - 0.041   # the loop was busy: this tick is 2 intervals late
     player._tick()
-    assert player.position == before + 6
+    assert player.position == 3              # its frame and the two it was late by
+    assert player._due == pytest.approx(due + 3 * 0.02)          # the cadence, not the tick's end
+    assert player._timer.interval() <= 20
+    slow = player.positionChanged.connect(lambda _p: time.sleep(0.03))   # a seek longer than the interval
+    due = player._due = time.perf_counter()
+    player._tick()
+    assert player._due == pytest.approx(due + 0.02)             # past already: the loop turns first
+    assert player._timer.interval() == module.MIN_TURN_MS and player.position == 4
+    player.positionChanged.disconnect(slow)
+    player._due = time.perf_counter() - 10   # a stall: at most MAX_CATCH_UP more, then a new cadence
+    player._tick()
+    assert player.position == 4 + 1 + module.MAX_CATCH_UP
+    assert player._due >= time.perf_counter() - 0.021
+    player._due = time.perf_counter() + 0.5  # early: no skipping
+    player._tick()
+    assert player.position == 4 + 1 + module.MAX_CATCH_UP + 1
     player.pause()
