@@ -86,5 +86,32 @@ def test_a_scroll_within_a_frame_update_shares_its_slice(qtbot, monkeypatch):
         d.next_slice()                                  # the follow's scroll
     assert asked == [until] and until < time.perf_counter() and d.timer.isActive()
     d.timer.stop()
+    qtbot.waitUntil(lambda: not d.sliced, timeout=2000)    # the next turn
     d.next_slice()                                      # a scroll of its own (the user's): a slice
     assert asked[-1] > time.perf_counter()
+    d.timer.stop()
+
+
+def test_scrolls_after_the_turns_slice_is_over_wait_for_the_next_turn(qtbot, monkeypatch):
+    """A fit scrolls a dozen times; when it takes longer than the slice between two of them, each
+    later scroll began a slice of its own: 38 ms of text in one turn on the largest expression."""
+    import time
+
+    from PySide6 import QtCore
+
+    from ui.graph import details
+
+    owner = QtCore.QObject()
+    d = details.Details(owner)
+    ends = []
+    monkeypatch.setattr(d, "flush", lambda until=0.0, **_: ends.append(until) or False)
+    d.next_slice()                                      # the first scroll of a turn: a slice
+    assert ends[-1] > time.perf_counter()
+    time.sleep(details.DETAIL_SLICE_S * 1.5)            # the fit goes on past the slice
+    d.next_slice()
+    d.next_slice()
+    assert ends[1] == ends[2] == ends[0] < time.perf_counter(), "no new slice in the same turn"
+    qtbot.waitUntil(lambda: not d.sliced, timeout=2000)    # the loop came back: a new turn
+    d.next_slice()
+    assert ends[-1] > time.perf_counter()
+    d.timer.stop()
