@@ -4,6 +4,7 @@ than TURN_S), and pauses after every slice otherwise. Driven with a fake clock a
 handed to the hook (nothing global is patched: other tests' workers may still be running)."""
 import sys
 import threading
+import time
 
 import pytest
 from PySide6 import QtCore
@@ -297,3 +298,29 @@ def test_the_ui_threads_collector_collects_the_oldest_generation_once_it_grew_by
     collector.counts = lambda: (100, 0, 0)              # under the thresholds: nothing
     collector.check()
     assert collected == [1, 2, 1]
+
+
+def test_workers_reuse_idle_threads_and_never_queue_a_job_behind_another(monkeypatch):
+    """Starting a thread waits until it runs (it needs the GIL): 28 ms of the UI thread's turn while
+    a worker computed. Finished threads wait for the next target instead; a job that comes while
+    all are busy gets a new thread, never a place in a queue behind a long run."""
+    workers = run_thread.Workers(max_idle=2)
+    release = threading.Event()
+    long_started, done = threading.Event(), []
+    workers.submit(lambda: (long_started.set(), release.wait(10)), "long run")
+    assert long_started.wait(10)
+    for i in range(3):                                  # one after another: the same idle thread
+        finished = threading.Event()
+        workers.submit(lambda i=i, finished=finished: (done.append(i), finished.set()), "job")
+        assert finished.wait(10), "a job waited behind the long run"
+        deadline = time.monotonic() + 10
+        while workers._idle < 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+    assert done == [0, 1, 2] and workers.started == 2
+    starts = []
+    monkeypatch.setattr(threading.Thread, "start", lambda self: starts.append(self))
+    finished = threading.Event()
+    workers.submit(finished.set, "job")                # an idle thread takes it: nothing started
+    assert finished.wait(10) and starts == []
+    monkeypatch.undo()
+    release.set()
