@@ -1,4 +1,4 @@
-"""Opening a large scenario file and saving a large document happen off the UI thread (issue 12).
+"""Opening a large scenario file and saving a scenario happen off the UI thread (issue 12).
 
 ``FileJobs(window)`` belongs to a MainWindow. Parsing and validating a 2 MB TOML file, or rendering
 and writing one, took 0.1-0.6 s of the event loop; here that part, which needs no Qt, runs in a
@@ -176,7 +176,7 @@ class FileJobs(QtCore.QObject):
     # -- saving -----------------------------------------------------------------------------------
     def save(self, path: Path) -> bool:
         """Save the document to ``path`` (``MainWindow._save_to``): True when saved, or when a worker
-        has started writing a large document; an error is shown as one line."""
+        has started writing a scenario; an error is shown as one line."""
         self.finish_save()                       # one save at a time, in order
         doc, window = self.document, self.window
         if doc.is_script or doc.scenario is None:
