@@ -609,8 +609,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scrubber.blockSignals(True)
         self.scrubber.setValue(pos)
         self.scrubber.blockSignals(False)
-        for widget in self.position_widgets:
-            widget.setVisible(True)
+        message = bool(self.statusBar().currentMessage())     # (it hides the labels meanwhile)
+        for widget in self.position_widgets:                  # back after a pending run's text
+            if message:         # with the others once the message is gone; shown now, over it
+                widget.setAttribute(QtCore.Qt.WidgetAttribute.WA_WState_ExplicitShowHide, False)
+            else:
+                widget.setVisible(True)
         self.phase_label.setText("Phase: " + phase_label(frame.phase, frame.micro_batch,
                                                          self.replay.accumulation_steps))
         self.event_label.setText(frame.description)
