@@ -92,7 +92,9 @@ def test_a_new_scenario_shows_a_computing_state_not_the_previous_graph(qtbot, ma
     assert not window.pending and window.player.replay is not None
     assert "0.weight" in [window.replay.node_name(n) for n in window.replay.nodes]
     assert window.graph.node_items
-    assert window.iteration_label.isVisible() and window.iteration_total.text().strip() == f"of {done}"
+    message = window.statusBar().currentMessage()       # a message hides the labels until it is gone
+    window.statusBar().clearMessage()
+    assert window.iteration_label.isVisible() and window.iteration_total.text().strip() == f"of {done}", message
     assert not any(text.startswith("Running") for text in visible_texts(window.graph))
 
 
