@@ -11,6 +11,8 @@ import time
 
 from PySide6 import QtCore
 
+from ui.turn_budget import TURN
+
 MIN_INTERVAL_MS = 16                 # at most ~60 ticks a second; faster speeds skip frames per tick
 MIN_TURN_MS = 4                      # at least this long between two ticks: the window repaints between
 MAX_CATCH_UP = 3                     # a late tick moves on by at most this many ticks' frames more
@@ -160,6 +162,7 @@ class Player(QtCore.QObject):
         if self._replay is None or not self._playing:
             self.pause()
             return
+        TURN.begin()                          # the slices after the tick get what this turn has left
         interval = self._interval
         behind = min(int(max(0.0, time.perf_counter() - self._due) / interval), MAX_CATCH_UP)
         self.seek(self._position + self._per_tick * (1 + behind))

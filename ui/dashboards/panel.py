@@ -22,6 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gradviz.view.series import Series, SeriesCache, available_series, default_series
 
 from .. import theme as T
+from ..turn_budget import TURN
 
 # colours: the theme's (ui/theme.py), read when used: they change with a light/dark switch
 
@@ -303,7 +304,8 @@ TURN_BUDGET_S = 0.015          # the panels' deferred work takes about this long
 class Slices(QtCore.QObject):
     """One zero-timer for every panel's deferred work (separate zero-timers would all fire in the same
     turn, their times adding up): each turn runs queued jobs, round-robin, for about
-    ``TURN_BUDGET_S``. A job is ``job(deadline) -> bool``: it works until ``time.perf_counter()``
+    ``TURN_BUDGET_S``, less what the turn's other work (the graph's text, the player's tick) already
+    took (``ui/turn_budget.py``). A job is ``job(deadline) -> bool``: it works until ``time.perf_counter()``
     passes ``deadline`` (doing at least a little) and says whether it has more to do."""
 
     def __init__(self, parent=None):
@@ -345,7 +347,7 @@ class Slices(QtCore.QObject):
         self.turns += 1
         self._turn_spent = False
         self.ran_this_turn = 0
-        deadline = time.perf_counter() + TURN_BUDGET_S
+        deadline = TURN.deadline(TURN_BUDGET_S)     # what this turn's other slices left (turn_budget.py)
         try:
             for owner in list(self.jobs):
                 job = self.jobs.pop(owner, None)

@@ -7,6 +7,8 @@ update that touches many boxes on screen at once (the next iteration of a large 
 new numbers) draws text for ``DETAIL_SLICE_S`` and leaves the rest pending; a zero-interval timer
 draws them a slice per event-loop turn, so the window repaints and reacts in between (issue 12:
 1,281 boxes' text took 72 ms in one go). Borders and glows change at once, whatever the budget.
+A slice shares its turn's budget with the turn's other deferred work (``ui/turn_budget.py``): after
+the player's tick or the dashboards' jobs in the same turn it gets what they left.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import time
 from contextlib import contextmanager
 
 from PySide6 import QtCore
+
+from ui.turn_budget import TURN
 
 DETAIL_SLICE_S = 0.010      # text drawn per event-loop turn when many boxes on screen change at once
 VIEW_MARGIN = 60            # scene units around the viewport whose boxes count as showing
@@ -39,7 +43,7 @@ class Details:
     def budget(self):
         """Within: a frame update's slice (``DETAIL_SLICE_S``, which it gets as ``until``): the boxes on
         screen draw their text until then, the rest in the next turns."""
-        self.until = self.slice_end = time.perf_counter() + DETAIL_SLICE_S
+        self.until = self.slice_end = TURN.deadline(DETAIL_SLICE_S)
         self._mark_turn()
         try:
             yield self.until
@@ -114,7 +118,7 @@ class Details:
         if end == math.inf:
             now = time.perf_counter()
             if now >= self.slice_end and not self.sliced:
-                self.slice_end = now + DETAIL_SLICE_S
+                self.slice_end = TURN.deadline(DETAIL_SLICE_S)
                 self._mark_turn()
             end = self.slice_end
         if self.flush(until=end):
@@ -128,7 +132,7 @@ class Details:
         self.sliced = False
 
     def _on_timer(self) -> None:
-        self.slice_end = time.perf_counter() + DETAIL_SLICE_S
+        self.slice_end = TURN.deadline(DETAIL_SLICE_S)
         self._mark_turn()
         if self.flush(until=self.slice_end, one=True):          # one box at least: the text gets there
             self.timer.start()

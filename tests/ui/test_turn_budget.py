@@ -1,0 +1,86 @@
+"""One budget per event-loop turn, shared by the window's deferred work (ui/turn_budget.py, issue 12)."""
+from __future__ import annotations
+
+import time
+
+from PySide6 import QtCore
+
+from ui import turn_budget
+from ui.dashboards.panel import Slices
+from ui.turn_budget import TURN_S, TurnBudget
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_slices_of_one_turn_share_its_budget():
+    clock = FakeClock()
+    turn = TurnBudget(clock, in_loop=lambda: True)
+    assert turn.deadline(0.010) == 100.010                     # the turn's first work: a whole slice
+    clock.now += 0.008                                         # (it took 8 ms)
+    assert turn.deadline(0.010) == 100.0 + TURN_S              # the next one: what the turn has left
+    clock.now += 0.010
+    assert turn.deadline(0.010) < clock.now                    # none left: a job does its least
+    assert turn.deadline(60.0) == clock.now + 60.0 - 0.018     # a longer slice asked: its own length
+    turn.end_turn()                                            # the loop came back
+    assert turn.deadline(0.010) == clock.now + 0.010
+
+
+def test_unsliced_work_counts_to_the_turn():
+    clock = FakeClock()
+    turn = TurnBudget(clock, in_loop=lambda: True)
+    turn.begin()                                               # the player's tick
+    clock.now += 0.020
+    assert turn.deadline(0.010) == 100.0 + TURN_S              # past: the tick took the turn's budget
+
+
+def test_a_turn_that_never_ended_starts_anew():
+    clock = FakeClock()
+    turn = TurnBudget(clock, in_loop=lambda: True)
+    turn.begin()
+    clock.now += turn_budget.STALE_S + 0.001
+    assert turn.deadline(0.010) == clock.now + 0.010
+
+
+def test_outside_an_event_loop_every_slice_is_whole():
+    clock = FakeClock()
+    turn = TurnBudget(clock, in_loop=lambda: False)           # direct calls and processEvents (tests)
+    turn.begin()
+    clock.now += 0.050
+    assert turn.deadline(0.010) == clock.now + 0.010
+
+
+def test_the_loop_coming_back_ends_the_turn(qtbot):
+    """In a running event loop, the dashboards' slice that comes after a long tick in the same pass of
+    the loop gets what is left of the turn; once the loop came back, a whole one."""
+    deadlines = []
+    turn = turn_budget.TURN
+    slices = Slices()
+
+    def job(deadline):
+        deadlines.append((deadline, time.perf_counter()))
+        return len(deadlines) < 2
+
+    def tick():                                                # a 30-ms tick
+        turn.begin()
+        busy = time.perf_counter() + 0.030
+        while time.perf_counter() < busy:
+            pass
+
+    def first_pass():                                          # both due in the next pass, the tick first
+        QtCore.QTimer.singleShot(0, tick)
+        slices.add("job", job)
+        QtCore.QTimer.singleShot(300, loop.quit)
+
+    loop = QtCore.QEventLoop()
+    QtCore.QTimer.singleShot(0, first_pass)
+    loop.exec()
+    assert len(deadlines) == 2
+    (first, at_first), (second, at_second) = deadlines
+    assert first <= at_first                                   # the tick used the turn: nothing left
+    assert second - at_second > 0.5 * turn_budget.TURN_S      # the next turn: a slice of its own
