@@ -17,7 +17,6 @@ says one line (``scriptFailed``) and keeps the previous result.
 """
 from __future__ import annotations
 
-import gc
 import re
 import time
 from pathlib import Path
@@ -78,7 +77,6 @@ class Document(QtCore.QObject):
         self.path: Path | None = None
         self.modified = False
         self.sessions: list = []
-        self._let_go = False                   # runs were dropped: collect them before the next starts
         self._releasing: list = []             # dropped Sessions a worker still used (_let_go_of)
         self.source: str | None = None         # the program text (a script's, or an edited TOML program)
         self.source_edited = False             # a TOML scenario's generated program was edited
@@ -242,8 +240,10 @@ class Document(QtCore.QObject):
         (``Session.release``), whoever still holds a Session (a finished trace job's key, a closure);
         one a worker is using (a cancelled run's last chunk, a replay) is released once it is free
         (``_release_later``, tried on every pump)."""
+        # The memory goes back by release(), not by collecting the old Sessions' cycles: a full
+        # gc.collect() before the next runs started took 24-44 ms of a re-run's first turn with the
+        # largest expression open; the UI thread's collector (UiThreadGC) gets the cycles later.
         if sessions:
-            self._let_go = True
             self._releasing.extend(s for s in sessions if hasattr(s, "release"))
             self._release_later()
 
@@ -342,9 +342,6 @@ class Document(QtCore.QObject):
         if not self._announced and (job.sessions or ended):
             self._announced = True
             self.runStarted.emit()
-            if self._let_go:                 # the last runs' Sessions hold cycles: collect them now, so
-                self._let_go = False         # that their History memory is back in the pool (history_pool)
-                gc.collect()                 # before the new runs take theirs (2-15 ms: startup is frozen)
             job.go.set()                     # the views show the new Sessions: the runs may start
         now = time.perf_counter()
         if job.done != self._done_steps and (ended or now >= self._next_live):

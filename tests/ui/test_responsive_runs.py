@@ -382,7 +382,7 @@ def test_the_startup_objects_are_frozen_and_later_garbage_is_still_collected(qtb
 
 def test_runs_start_once_the_ui_thread_shows_their_sessions(qtbot, make_window, tmp_path):
     """The worker builds the Sessions and waits (``go``) until the Document has shown them and let go
-    of the last runs (collected, so that their History memory is back in the pool) before a run
+    of the last runs (released, so that their History memory is back in the pool) before a run
     allocates its History; a RunThread nobody pumps starts after ``GO_TIMEOUT_S``."""
     from gradviz.scenario import load
 
