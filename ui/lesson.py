@@ -172,7 +172,9 @@ class LessonPanel(QtWidgets.QWidget):
         self.tour_box.setStyleSheet(f"QFrame#tourBox {{ background: {T.PANEL}; border: 1px solid "
                                     f"{T.PANEL_BORDER}; border-radius: 6px; }}")
         for browser in (self.description, self.stop_text):      # text on the panel, not in a white box
-            browser.setStyleSheet("QTextBrowser { background: transparent; }")
+            # by palette, not a style sheet: a style sheet on a scroll area draws its scroll bars in
+            # the style sheet's fallback look (a black or missing handle), not Fusion's
+            browser.viewport().setAutoFillBackground(False)
             browser.document().setDocumentMargin(2)
 
     def set_compact(self, compact: bool) -> None:

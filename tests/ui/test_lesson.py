@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtGui
 from PySide6.QtCore import Qt
 
 from gradviz.scenario import bundled, load
@@ -235,3 +235,19 @@ def test_a_layout_saved_before_the_lesson_existed_gets_the_lesson_on_top(qtbot, 
         second.document.modified = False
         second.close()
         second.deleteLater()
+
+
+def test_the_lesson_texts_scroll_bars_are_drawn_in_the_windows_style(qtbot, make_window):
+    """The description's scroll bar had a black groove (a style sheet on the text made Qt draw its
+    scroll bars in the style sheet's fallback look): its pixels are the window's, not black."""
+    window = make_window()
+    window.resize(1280, 800)
+    lesson = window.lesson
+    bar = lesson.description.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.isVisible() and bar.maximum() > 0, timeout=5000)
+    for browser in (lesson.description, lesson.stop_text):
+        assert browser.styleSheet() == ""
+    image = bar.grab().toImage()
+    dark = sum(QtGui.QColor(image.pixel(x, y)).lightness() < 60
+               for x in range(image.width()) for y in range(image.height()))
+    assert dark < 0.05 * image.width() * image.height(), f"{dark} dark pixels in the scroll bar"
