@@ -1,5 +1,6 @@
 """The graphics items of the graph: a node's box (body, glow, rows, symbol pill, ``.grad`` badge), the
-badge's text, and an edge (curve, arrow head, gradient label).
+badge's text, and an edge (curve, arrow head, gradient label; a wide fan-out's edges share a trunk:
+``bus.py``).
 
 Everything is made of Qt's built-in items (rect/path/text/pixmap): no Python ``paint()`` overrides,
 which are slow and, under PySide6 6.12 with Python 3.11, crash on a None refcount fault.  Items are
@@ -422,15 +423,18 @@ def pen(colour: str, width: float) -> QtGui.QPen:
 class EdgeGfx:
     """An edge: a curve through the layout's route, an arrow head, and a gradient label."""
 
-    def __init__(self, key, points, font: QtGui.QFont, label_chars: int, pens: dict):
+    def __init__(self, key, points, font: QtGui.QFont, label_chars: int, pens: dict, seat=None):
         self.key = key
         self.pens = pens
         self.points = None
-        self.lines = []
+        self.lines = []                 # the path items of the edge's own line (they know its key)
+        self.seat = seat                # on a bus (bus.py): its branch in ``lines``, its stretch of
+        self.trunk = []                 # the bus's trunk (and the source's, if it draws it) here
         self.head = QtWidgets.QGraphicsPolygonItem()
         self.head.setZValue(1)
         self.head.setPen(Qt.PenStyle.NoPen)
         self.label_pos = QtCore.QPointF()
+        self._style = None
         self._route(points)
         self.line = self.lines[0]
         self.label = QtWidgets.QGraphicsPathItem()
@@ -441,11 +445,10 @@ class EdgeGfx:
         self.label.setVisible(False)
         self.label_chars = label_chars
         self.want_label = False
-        self._style = None
         self._text = None
 
     def items(self):
-        return (*self.lines, self.head, self.label)
+        return (*self.lines, *self.trunk, self.head, self.label)
 
     def rekey(self, key) -> None:
         """The edge now joins boxes known by other keys (a module folded or unfolded elsewhere)."""
@@ -453,24 +456,37 @@ class EdgeGfx:
         for line in self.lines:
             line.setData(1, key)
 
-    def set_points(self, points) -> list:
+    def set_points(self, points, seat=None) -> list:
         """Follow a new route (after a relayout) with the same items; returns line items it had to add
-        (the caller puts them in the scene) -- a route keeps its number of points unless the graph changed."""
-        if points == self.points:
+        (the caller puts them in the scene) -- a route keeps its number of points unless the graph changed.
+        ``seat``: its place on a bus (``bus.plan``), or None."""
+        if points == self.points and seat == self.seat:
+            if seat is not None and seat.bus is not self.seat.bus:      # the same geometry, planned again
+                self.seat = seat
+                seat.bus.attach(seat, self.trunk[0], self.trunk[1] if seat.root else None, self._style)
             return []
+        self.seat = seat
         return self._route(points)
 
-    def _route(self, points) -> list:
+    def _paths(self, points) -> list:
+        if self.seat is not None:
+            return [self.seat.branch()]
         # A long edge is drawn in pieces: a path far longer than the screen would be stroked whole on
         # every repaint that touches any part of it; pieces outside the view are skipped.
-        self.points = points
-        added, n = [], 0
+        paths = []
         for start in range(0, len(points) - 1, EDGE_PIECE):
             piece = points[start:start + EDGE_PIECE + 1]
             path = QtGui.QPainterPath(QtCore.QPointF(*piece[0]))
             for (x0, y0), (x1, y1) in itertools.pairwise(piece):
                 mx = (x0 + x1) / 2
                 path.cubicTo(mx, y0, mx, y1, x1, y1)
+            paths.append(path)
+        return paths
+
+    def _route(self, points) -> list:
+        self.points = points
+        added, n = [], 0
+        for path in self._paths(points):
             if n < len(self.lines):
                 self.lines[n].setPath(path)
             else:
@@ -486,13 +502,38 @@ class EdgeGfx:
             if line.scene() is not None:
                 line.scene().removeItem(line)
         del self.lines[n:]
+        added += self._route_trunk()
         ex, ey = points[-1]
         self.head.setPolygon(QtGui.QPolygonF([QtCore.QPointF(ex + 1, ey), QtCore.QPointF(ex - 8, ey - 4.5),
                                               QtCore.QPointF(ex - 8, ey + 4.5)]))
-        (x0, y0), (x1, y1) = points[0], points[1]
-        self.label_pos = QtCore.QPointF((x0 + x1) / 2, (y0 + y1) / 2)
+        if self.seat is not None:
+            self.label_pos = self.seat.label_pos()
+        else:
+            (x0, y0), (x1, y1) = points[0], points[1]
+            self.label_pos = QtCore.QPointF((x0 + x1) / 2, (y0 + y1) / 2)
         if getattr(self, "label", None) is not None:
             self.label.setPos(self.label_pos)
+        return added
+
+    def _route_trunk(self) -> list:
+        """Its stretch of its bus's trunk (and the source's stretch, if it draws it), or none."""
+        seat = self.seat
+        paths = [] if seat is None else [seat.stretch()] + ([seat.root_path()] if seat.root else [])
+        added = []
+        for i, path in enumerate(paths):
+            if i < len(self.trunk):
+                self.trunk[i].setPath(path)
+            else:
+                item = QtWidgets.QGraphicsPathItem(path)
+                item.setZValue(1)
+                self.trunk.append(item)
+                added.append(item)
+        for item in self.trunk[len(paths):]:
+            if item.scene() is not None:
+                item.scene().removeItem(item)
+        del self.trunk[len(paths):]
+        if seat is not None:
+            seat.bus.attach(seat, self.trunk[0], self.trunk[1] if seat.root else None, self._style)
         return added
 
     def update(self, es: EdgeState, active: bool, lod_detail: bool) -> None:
@@ -504,6 +545,8 @@ class EdgeGfx:
             for line in self.lines:
                 line.setPen(line_pen)
             self.head.setBrush(colour)
+            if self.seat is not None:
+                self.seat.bus.set_style(self.seat.side, self.seat.index, style)
         # The label shows while the gradient travels along the edge; afterwards the edge stays orange
         # and the numbers live on in the nodes' ∇ rows and .grad badges (columns are too close to keep
         # a label on every edge legible).

@@ -24,6 +24,7 @@ from gradviz.view.folding import FoldedGraph, default_collapsed
 from gradviz.view.layout import LayoutNode, layered_layout
 from gradviz.view.replay import Replay
 
+from . import bus
 from .items import EdgeGfx, NodeGfx
 from .sizing import NODE_GAP, SMALL_GRAPH, grow, layer_gap, make_specs
 
@@ -178,20 +179,26 @@ def place_steps(view, specs: dict, layout=None):
         for item in edge_items.pop(key).items():
             if item.scene() is not None:
                 scene.removeItem(item)
+    routes = {}
     for (a, b), route in layout.routes.items():
         sa, sb = specs[a], specs[b]
         ax, ay = layout.positions[a]
         bx, _by = layout.positions[b]
-        points = [(ax + sa.width / 2, ay - sa.height / 2 + sa.body_h / 2), *route[1:-1],
-                  (bx - sb.width / 2 - 1, port_y[(a, b)])]
+        routes[(a, b)] = [(ax + sa.width / 2, ay - sa.height / 2 + sa.body_h / 2), *route[1:-1],
+                          (bx - sb.width / 2 - 1, port_y[(a, b)])]
+    seats = bus.plan(routes, view.edge_pens)          # wide fan-outs: a trunk and branches
+    for (a, b), points in routes.items():
+        seat = seats.get((a, b))
         edge = edge_items.get((a, b))
         if edge is not None and edge.label_chars == label_chars:
-            if points != edge.points:
-                for item in edge.set_points(points):
+            if points != edge.points or seat != edge.seat:
+                for item in edge.set_points(points, seat):
                     scene.addItem(item)
                 moved += 1
                 if moved % MOVE_SLICE == 0:
                     yield
+            elif seat is not None:
+                edge.set_points(points, seat)            # (its bus, planned again)
             if a in changed or b in changed:
                 changed_edges.add((a, b))
             continue
@@ -201,7 +208,7 @@ def place_steps(view, specs: dict, layout=None):
         if edge is not None:
             for item in edge.items():
                 scene.removeItem(item)
-        edge = edge_items[(a, b)] = EdgeGfx((a, b), points, view.fonts[5], label_chars, view.edge_pens)
+        edge = edge_items[(a, b)] = EdgeGfx((a, b), points, view.fonts[5], label_chars, view.edge_pens, seat)
         for item in edge.items():
             scene.addItem(item)
         edge.label.setVisible(False)
