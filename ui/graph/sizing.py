@@ -143,10 +143,16 @@ def make_specs(replay: Replay, graph: FoldedGraph, metrics: Metrics, slack: bool
     return specs
 
 
+def _widest_number(dtype: str):
+    """The number of ``dtype`` whose text reads longest (a sign, four digits, a two-digit exponent;
+    three for float64)."""
+    return np.float64(-1.2345e-100) if "64" in str(dtype) else np.float32(-1.2345e-05)
+
+
 def _widest(shown, dtype: str):
     """``shown`` with every array a heat map's caption can show replaced by the one whose mean reads
     longest (``μ -1.2e-05``: two digits, a sign, a two-digit exponent; three for float64)."""
-    w = np.float64(-1.2345e-100) if "64" in str(dtype) else np.float32(-1.2345e-05)
+    w = _widest_number(dtype)
     accumulations = {(a[0] is None, a[1] is None): (None if a[0] is None else w, None if a[1] is None else w, w)
                      for a in shown.accumulations}
     return dataclasses.replace(shown, values=(w,) * bool(shown.values), steps=((w, w),) * bool(shown.steps),
@@ -173,6 +179,13 @@ def _node_spec(replay: Replay, nid: int, loss: bool, metrics: Metrics, slack: bo
                           or max((text.num_lines(t) for t in texts), default=1) > 2)) or size > MAX_TEXT_ELEMS
     value_lines = 1 if heat else max((text.num_lines(t) for t in texts), default=1)
     chars = max((len(line) for line in lines), default=8) if not heat else 0
+    if widest and size == 1:                  # a large graph: a number's room for any value, as its
+        w = _widest_number(info.dtype)        # heat maps' (a box that grew later meant a relayout)
+
+        def wide(v):
+            return np.full(np.shape(v), w)
+        chars = max([chars] + [2 + len(text.value_text(wide(v))) for v in shown.values + shown.grads]
+                    + [len(text.step_text(wide(a), wide(b))) for a, b in shown.steps])
     heat_chars = 0
     if heat and widest:                       # a large graph: room for any value, so sizes never change
         shown = _widest(shown, info.dtype)
@@ -206,8 +219,11 @@ def _node_spec(replay: Replay, nid: int, loss: bool, metrics: Metrics, slack: bo
     badge_lines, layout_w, badge_h = 1, width, 0.0
     if badge:
         chars_b = metrics.badge_chars(width)
+        # a large graph: room for any value (as for its heat maps), from at most four widest stand-ins,
+        # not from every accumulation (a leaf read by 222 micro-batches: 5-15 ms of a sizing slice)
+        accumulations = _widest(shown, info.dtype).accumulations if widest else shown.accumulations
         texts_b = [text.badge_text(NodeState(grad_badge=a[2], accumulation=a), heat, chars_b)
-                   for a in shown.accumulations] + ["grad: None"]
+                   for a in accumulations] + ["grad: None"]
         badge_lines = max(text.num_lines(t) for t in texts_b)
         sizes = [metrics.badge_size(t) for t in texts_b]
         layout_w = max(width, math.ceil(max(w for w, _h in sizes)))
