@@ -75,6 +75,7 @@ class Player(QtCore.QObject):
     # -- replay ---------------------------------------------------------------------------------
     def set_replay(self, replay, position: int = 0) -> None:
         """Show another Replay (e.g. the next iteration).  Playing continues if it was on."""
+        TURN.begin()                          # (as a tick: the views' slices get what the turn has left)
         self._replay = replay
         self._position = max(0, min(position, self.count - 1)) if replay is not None else 0
         self.replayChanged.emit()

@@ -84,3 +84,56 @@ def test_the_loop_coming_back_ends_the_turn(qtbot):
     (first, at_first), (second, at_second) = deadlines
     assert first <= at_first                                   # the tick used the turn: nothing left
     assert second - at_second > 0.5 * turn_budget.TURN_S      # the next turn: a slice of its own
+
+
+def _in_a_spent_turn(work):
+    """Run ``work()`` in a pass of a running event loop after 30 ms of unsliced work (a tick, a new
+    trace); -> what it returned."""
+    out = []
+
+    def spent_then_work():
+        turn_budget.TURN.begin()
+        busy = time.perf_counter() + 0.030
+        while time.perf_counter() < busy:
+            pass
+        out.append(work())
+        loop.quit()
+
+    loop = QtCore.QEventLoop()
+    QtCore.QTimer.singleShot(0, spent_then_work)
+    loop.exec()
+    return out[0]
+
+
+def test_a_frame_update_in_a_spent_turn_waits_for_the_next_one(qtbot, make_window, tmp_path):
+    """The graph's update after a turn's budget went to other work does none of its O(boxes) passes
+    then (on the most micro-batches file they took 5-10 ms of a 40-50 ms turn); the next turn draws it."""
+    from tests.ui.test_large_graph_sizes import SCENARIO
+    path = tmp_path / "many.toml"
+    path.write_text(SCENARIO)
+    window = make_window(path)
+    view, player = window.graph, window.player
+    target = player.count - 1
+    shown_before = dict(view._shown_nodes), dict(view._shown_edges)
+
+    def move():
+        player.seek(target)
+        return (dict(view._shown_nodes), dict(view._shown_edges)), view._more.isActive()
+
+    assert _in_a_spent_turn(move) == (shown_before, True)          # nothing drawn (or marked) then
+    frame = view.replay.frame(target)
+    qtbot.waitUntil(lambda: all(view._shown_nodes.get(n) is ns for n, ns in frame.nodes.items()), timeout=5000)
+    assert view.caption.isVisible()
+
+
+def test_sizing_slices_share_the_turn(qtbot, make_window, tmp_path):
+    """A new iteration's sizing (``SpecJob``) in a turn already spent sizes one chunk, not its own 8 ms."""
+    from tests.ui.test_large_graph_sizes import SCENARIO
+    path = tmp_path / "many.toml"
+    path.write_text(SCENARIO)
+    window = make_window(path)
+    from ui.graph.scene_update import SpecJob
+    job = SpecJob(window.graph)
+    assert len(job.keys) > 300
+    assert _in_a_spent_turn(lambda: (job.run(), job.at, job.timer.isActive())[1:]) == (4, True)
+    job.cancel()

@@ -65,6 +65,31 @@ class Details:
             self.timer.start()                           # on screen but over the budget: next turn
         view._pending[gfx.spec.key] = (ns, active, kind)
 
+    def update_nodes(self, frame, dirty, active, kind, sel, until: float) -> set:
+        """The boxes of the ``dirty`` nodes show ``frame``, the active ones first, until ``until``
+        (perf_counter): the nodes left for the next turn."""
+        view = self.view
+        display_of, boxes_dirty, left = view._display_of, set(), set()
+        order = sorted(dirty, key=active.__contains__, reverse=True)
+        for i, nid in enumerate(order):
+            key = display_of.get(nid)
+            if key is None:
+                continue
+            if time.perf_counter() > until:               # the rest next turn (one set, not a loop)
+                left = {n for n in order[i:] if n in display_of}
+                break
+            if key < 0:
+                boxes_dirty.add(key)
+            else:
+                self.update_node(view.node_items[key], frame.nodes[nid], nid in active, kind, sel == nid)
+            view._shown_nodes[nid] = frame.nodes[nid]
+        folds = view.folded.folds
+        for key in boxes_dirty:
+            fold = folds[key]
+            self.update_node(view.node_items[key], fold.state_at(frame), fold.is_active(frame), kind,
+                             sel is not None and display_of.get(sel) == key)
+        return left
+
     def flush(self, everything: bool = False, until: float = math.inf, one: bool = False) -> bool:
         """Draw the pending text of the boxes that show (``everything``: of all boxes, e.g. before an
         export) until ``until`` (perf_counter), at least ``one`` box; True when some are left for

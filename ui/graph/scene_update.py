@@ -15,6 +15,7 @@ iteration change never blocks the window; a small graph is sized at once.
 """
 from __future__ import annotations
 
+import math
 import time
 from types import SimpleNamespace
 
@@ -24,6 +25,7 @@ from gradviz.view.folding import FoldedGraph, default_collapsed
 from gradviz.view.layout import LayoutNode, layered_layout
 from gradviz.view.replay import Replay
 
+from ..turn_budget import TURN
 from . import bus
 from .items import EdgeGfx, NodeGfx
 from .sizing import NODE_GAP, SMALL_GRAPH, grow, layer_gap, make_specs
@@ -306,10 +308,10 @@ class SpecJob:
         view = self.view
         if view.replay is not self.replay or view.folded is None:
             return                                       # another graph since: its own job sizes it
-        start = time.perf_counter()
+        until = TURN.deadline(budget) if budget is not None else math.inf   # shared with the turn's others
         items, folded, metrics = view.node_items, view.folded, view.metrics
         while self.at < len(self.keys):
-            chunk = self.keys[self.at:self.at + 16]
+            chunk = self.keys[self.at:self.at + 4]
             self.at += len(chunk)
             for key, new in make_specs(self.replay, folded, metrics, slack=False, keys=chunk).items():
                 gfx = items.get(key)
@@ -317,7 +319,7 @@ class SpecJob:
                     spec = grow(gfx.spec, new, metrics)
                     if spec != gfx.spec:
                         self.grown[key] = spec
-            if budget is not None and time.perf_counter() - start > budget:
+            if time.perf_counter() > until:
                 self.timer.start()
                 return
         if self.grown or getattr(view, "unplaced", False):     # (or a placement was cancelled half way)

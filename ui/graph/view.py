@@ -540,14 +540,16 @@ class GraphView(QtWidgets.QGraphicsView):
         frame = replay.frame(position)
         self._frame_index = position
         self._visible_rect = None
-        kind = frame.event_kind
-        active = frame.active_nodes
-        dirty = {n for n, ns in frame.nodes.items() if self._shown_nodes.get(n) is not ns}
-        dirty |= active | self._prev_active
-        display_of = self._display_of
+        kind, active, display_of = frame.event_kind, frame.active_nodes, self._display_of
         with self.details.budget() as until:              # a slice now, the rest in the next turns
-            left = self._update_nodes(frame, dirty, active, kind, self.view_state.selected_node, until)
+            if time.perf_counter() >= until:              # this turn's time is spent: all next turn
+                return self._more.start()                 # (not even the O(boxes) passes below)
+            dirty = {n for n, ns in frame.nodes.items() if self._shown_nodes.get(n) is not ns}
+            dirty |= active | self._prev_active
+            left = self.details.update_nodes(frame, dirty, active, kind, self.view_state.selected_node, until)
             self._prev_active = set(active) | left         # (not drawn yet: dirty next time)
+            if left:                                       # boxes first: the edges wait with them
+                return self._more.start()
             edges_dirty = {k for k, es in frame.edges.items() if self._shown_edges.get(k) is not es}
             edges_dirty |= frame.active_edges | self._prev_active_edges
             touched, left_edges = set(), set()
@@ -557,39 +559,16 @@ class GraphView(QtWidgets.QGraphicsView):
                     touched.add(dk)
                 self._shown_edges[k] = frame.edges.get(k)
             for dk in touched:
-                if left or time.perf_counter() > until:
+                if time.perf_counter() > until:
                     left_edges.update(self.folded.edges[dk])
                 else:
                     self.edge_items[dk].update(*self.folded.edge_state(dk, frame), self.lod_detail)
             self._prev_active_edges = set(frame.active_edges) | left_edges
             if self.follow_active and not (self._auto_fit and self._fit_whole):
                 self._follow(frame)               # its scroll's text shares the slice (a fit shows all)
-        if left or left_edges:
+        if left_edges:
             self._more.start()                             # the rest of this frame, next turn
         self._update_caption(frame)
-
-    def _update_nodes(self, frame, dirty, active, kind, sel, until: float) -> set:
-        """The boxes of the ``dirty`` nodes show ``frame``, the active ones first, until ``until``
-        (perf_counter): the nodes left for the next turn."""
-        display_of, boxes_dirty, left = self._display_of, set(), set()
-        for nid in sorted(dirty, key=active.__contains__, reverse=True):
-            key = display_of.get(nid)
-            if key is None:
-                continue
-            if left or time.perf_counter() > until:
-                left.add(nid)
-            elif key < 0:
-                boxes_dirty.add(key)
-            else:
-                self._update_node(self.node_items[key], frame.nodes[nid], nid in active, kind, sel == nid)
-            if nid not in left:
-                self._shown_nodes[nid] = frame.nodes[nid]
-        folds = self.folded.folds
-        for key in boxes_dirty:
-            fold = folds[key]
-            self._update_node(self.node_items[key], fold.state_at(frame), fold.is_active(frame), kind,
-                              sel is not None and display_of.get(sel) == key)
-        return left
 
     def _follow(self, frame) -> None:
         """Zoomed in, keep the node the current event is about on screen."""
