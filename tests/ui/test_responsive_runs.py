@@ -184,7 +184,7 @@ def test_a_rerun_gives_the_replaced_runs_memory_back(qtbot, make_window, tmp_pat
     assert old.cancelled and doc.sessions == []
     qtbot.waitUntil(lambda: bool(doc.sessions), timeout=RUN_TIMEOUT_MS)
     qtbot.waitUntil(lambda: running.history.steps == 0, timeout=RUN_TIMEOUT_MS)
-    assert running._buffer.total == 0 and len(running._checkpoints) == 1
+    assert running._buffer is None and len(running._checkpoints) == 1
     finished = doc.sessions[0]
     doc.cancel()
     qtbot.waitUntil(lambda: not doc.running, timeout=RUN_TIMEOUT_MS)
@@ -192,7 +192,7 @@ def test_a_rerun_gives_the_replaced_runs_memory_back(qtbot, make_window, tmp_pat
     assert steps > 0
     doc.rerun()                  # a run that ended: released now (or once a replay of it ends)
     qtbot.waitUntil(lambda: finished.history.steps == 0, timeout=RUN_TIMEOUT_MS)
-    assert finished._buffer.total == 0 and not doc._releasing
+    assert finished._buffer is None and not doc._releasing
     doc._stop_run()
 
 def test_closing_the_window_during_a_run_stops_and_joins_it(qtbot, make_window, tmp_path):
