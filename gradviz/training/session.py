@@ -218,7 +218,8 @@ class Session:
             # a re-run: unpublish the last run's views (an empty History, as _reset's _publish gives)
             # and drop its buffer first, so that its memory nothing else holds is back in the pool
             # (history_pool.py) for this run's buffer to fill again
-            self._history = self._buffer.history(self.variant_spec.name, 0, None, "", copy_out=True)
+            self._history = self._buffer.history(self.variant_spec.name, 0, None, "", copy_out=True,
+                                                 first_params=self._checkpoints[0].params)
             self._buffer = None
         return HistoryBuffer(self.param_names, engine.params, total, engine.accumulation_steps,
                              clipping=engine.max_norm is not None, stride=stride, reduction=reduction)
@@ -260,7 +261,8 @@ class Session:
             # an empty History that holds none of the buffer's memory, and no new buffer: a new one
             # (even of no steps) allocated its rows and scratch rows, 60 ms for nine large variants
             # in the UI thread; a run (``_reset``) makes its own
-            self._history = self._buffer.history(self.variant_spec.name, 0, None, "", copy_out=True)
+            self._history = self._buffer.history(self.variant_spec.name, 0, None, "", copy_out=True,
+                                                 first_params=self._checkpoints[0].params)
             self._buffer = None
             self._done = self._total = 0
             return True

@@ -342,3 +342,20 @@ def test_a_run_between_two_chunks_is_not_released_until_it_ends(pool):
     chunks.close()
     assert session.release() is True and session.history.steps == 0
     assert session.run().steps == 40                   # a released Session runs again from the start
+
+
+def test_a_released_sessions_history_shows_the_first_values_from_its_checkpoint(pool):
+    """The empty History a release leaves holds the values before step 0 as the first checkpoint
+    keeps them (no copy of the buffer's params row: 25 ms for nine large variants), equal to it."""
+    session = Session(scenario())
+    history = session.run()
+    first = {n: a[0].copy() for n, a in history.params.items()}
+    del history
+    gc.collect()
+    assert session.release() is True
+    released = session.history
+    assert released.steps == 0 and set(released.params) == set(first)
+    for i, (name, value) in enumerate(first.items()):
+        assert released.params[name].shape == (1,) + value.shape
+        assert np.array_equal(released.params[name][0], value)
+        assert np.shares_memory(released.params[name], session._checkpoints[0].params[i])
