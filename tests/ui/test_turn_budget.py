@@ -21,14 +21,15 @@ class FakeClock:
 def test_slices_of_one_turn_share_its_budget():
     clock = FakeClock()
     turn = TurnBudget(clock, in_loop=lambda: True)
-    assert turn.deadline(0.010) == 100.010                     # the turn's first work: a whole slice
-    clock.now += 0.008                                         # (it took 8 ms)
-    assert turn.deadline(0.010) == 100.0 + TURN_S              # the next one: what the turn has left
-    clock.now += 0.010
-    assert turn.deadline(0.010) < clock.now                    # none left: a job does its least
-    assert turn.deadline(60.0) == clock.now + 60.0 - 0.018     # a longer slice asked: its own length
+    assert TURN_S == 0.008
+    assert turn.deadline(0.006) == 100.006                     # the turn's first work: a whole slice
+    clock.now += 0.004                                         # (it took 4 ms)
+    assert turn.deadline(0.006) == 100.0 + TURN_S              # the next one: what the turn has left
+    clock.now += 0.006
+    assert turn.deadline(0.006) < clock.now                    # none left: a job does its least
+    assert turn.deadline(60.0) == clock.now + 60.0 - 0.010     # a longer slice asked: its own length
     turn.end_turn()                                            # the loop came back
-    assert turn.deadline(0.010) == clock.now + 0.010
+    assert turn.deadline(0.006) == clock.now + 0.006
 
 
 def test_unsliced_work_counts_to_the_turn():
@@ -36,7 +37,7 @@ def test_unsliced_work_counts_to_the_turn():
     turn = TurnBudget(clock, in_loop=lambda: True)
     turn.begin()                                               # the player's tick
     clock.now += 0.020
-    assert turn.deadline(0.010) == 100.0 + TURN_S              # past: the tick took the turn's budget
+    assert turn.deadline(0.006) == 100.0 + TURN_S              # past: the tick took the turn's budget
 
 
 def test_a_turn_that_never_ended_starts_anew():

@@ -20,7 +20,7 @@ from PySide6 import QtCore
 
 from ui.turn_budget import TURN
 
-DETAIL_SLICE_S = 0.010      # text drawn per event-loop turn when many boxes on screen change at once
+DETAIL_SLICE_S = 0.006      # text drawn per event-loop turn when many boxes on screen change at once
 VIEW_MARGIN = 60            # scene units around the viewport whose boxes count as showing
 
 
