@@ -9,41 +9,14 @@ import random
 import pytest
 from PySide6 import QtCore, QtWidgets
 
+from tests.ui.micro_batches import micro_batch_toml
 from ui.graph import bus as bus_mod
 from ui.graph import edge_hover
 from ui.graph.bus import BUS_MIN, Bus, Seat, strength
 
 MICRO_BATCHES = 12
 
-SCENARIO = f"""
-[scenario]
-title = "twelve micro-batches"
-seed = 0
-
-[model]
-expression = "w * x + b"
-
-[model.parameters]
-w = 1.0
-b = 0.0
-
-[data]
-kind = "linear"
-n = {4 * MICRO_BATCHES}
-noise = 0.1
-
-[loss]
-kind = "mse"
-
-[optimizer]
-kind = "sgd"
-lr = 0.1
-
-[loop]
-steps = 3
-batch_size = {4 * MICRO_BATCHES}
-accumulation_steps = {MICRO_BATCHES}
-"""
+SCENARIO = micro_batch_toml(MICRO_BATCHES, steps=3, lr=0.1, noise=0.1)
 
 
 def members(view) -> dict:

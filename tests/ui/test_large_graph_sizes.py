@@ -6,39 +6,12 @@ micro-batch is sized from four stand-ins, not from each of its accumulations."""
 from __future__ import annotations
 
 from tests.ui.conftest import finish
+from tests.ui.micro_batches import micro_batch_toml
 from ui.graph import sizing, text
 
 MICRO_BATCHES = 48          # 7 nodes each: over WIDEST_HEAT_NODES
 
-SCENARIO = f"""
-[scenario]
-title = "48 micro-batches"
-seed = 0
-
-[model]
-expression = "w * x + b"
-
-[model.parameters]
-w = 1.0
-b = 0.0
-
-[data]
-kind = "linear"
-n = {MICRO_BATCHES}
-noise = 0.0
-
-[loss]
-kind = "mse"
-
-[optimizer]
-kind = "sgd"
-lr = 2.5
-
-[loop]
-steps = 12
-batch_size = {MICRO_BATCHES}
-accumulation_steps = {MICRO_BATCHES}
-"""
+SCENARIO = micro_batch_toml(MICRO_BATCHES, steps=12, lr=2.5, noise=0.0)   # values: 0.4097 ... 5.061e+11
 
 
 def test_changing_the_iteration_of_a_large_graph_keeps_every_box_and_place(qtbot, make_window, tmp_path, monkeypatch):
