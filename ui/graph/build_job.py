@@ -23,6 +23,7 @@ import time
 from PySide6 import QtCore
 
 from ..run_thread import Job
+from ..turn_budget import TURN
 from .scene_update import PLACE_SLICE, layout_of, place_steps
 from .sizing import make_specs
 
@@ -73,6 +74,7 @@ class BuildJob:
         self.layout_job: Job | None = None
         self.steps = None
         self.placed = 0
+        self.deferred = False                         # its showing waited for a turn of its own
         self.state_keys: list = []
         self.timer = QtCore.QTimer(view)
         self.timer.setSingleShot(True)
@@ -119,10 +121,10 @@ class BuildJob:
         self.run(budget=None)
 
     def run(self, budget: float | None = SLICE_S) -> None:
-        start = time.perf_counter()
+        until = TURN.deadline(budget) if budget is not None else None    # shared with the turn's others
 
         def spent() -> bool:
-            return budget is not None and time.perf_counter() - start > budget
+            return until is not None and time.perf_counter() > until
 
         view, target = self.view, self.target
         if view.replay is not self.replay:
@@ -170,6 +172,10 @@ class BuildJob:
                 self._show_progress()
                 self.timer.start(0)
                 return
+        if self.stage == "done" and spent() and not self.deferred:
+            self.deferred = True                        # shown in a turn of its own (10-20 ms with
+            self.timer.start(0)                         # the first frame's text and the fit), once
+            return
         if self.stage == "done":
             view._build_done(self)
 
