@@ -128,7 +128,9 @@ class Session:
 
     def _publish(self) -> None:
         """The History of the steps done so far, as one assignment (see the module docstring)."""
-        self._history = self._buffer.history(self.variant_spec.name, self._done, self._diverged_at, self._message)
+        if self._buffer is not None:               # (none once released)
+            self._history = self._buffer.history(self.variant_spec.name, self._done, self._diverged_at,
+                                                 self._message)
 
     def _run(self, steps: int | None, chunk: int, seconds: float | None = None,
              pause: Callable[[], None] | None = None) -> Iterator[tuple[int, int]]:
@@ -242,6 +244,8 @@ class Session:
         ``final``: the live parameters are the value after the last step done (not after an error)."""
         if message and not self._message:
             self._message = message
+        if self._buffer is None:                   # released (release): its empty History stays
+            return
         if final:
             self._buffer.finish(self._done, self._engine.params)
         self._history = self._buffer.history(self.variant_spec.name, self._done, self._diverged_at,

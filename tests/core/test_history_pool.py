@@ -309,6 +309,7 @@ def test_a_released_session_gives_its_memory_back_though_something_still_holds_i
     # release keeps no buffer (a new empty one cost its rows' allocations: 60 ms for nine large
     # variants in the UI thread); the Session still runs again, as it would after a re-run
     assert session._buffer is None
+    assert session.stop().steps == 0                     # stopping it again changes nothing
     assert same(kept, arrays_of(session.run()))
 
 
