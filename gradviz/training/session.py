@@ -265,8 +265,9 @@ class Session:
             # an empty History that holds none of the buffer's memory, and no new buffer: a new one
             # (even of no steps) allocated its rows and scratch rows, 60 ms for nine large variants
             # in the UI thread; a run (``_reset``) makes its own
-            self._history = self._buffer.history(self.variant_spec.name, 0, None, "", copy_out=True,
-                                                 first_params=self._checkpoints[0].params)
+            if self._buffer is not None:           # (released already: nothing more to let go of)
+                self._history = self._buffer.history(self.variant_spec.name, 0, None, "", copy_out=True,
+                                                     first_params=self._checkpoints[0].params)
             self._buffer = None
             self._done = self._total = 0
             return True

@@ -310,6 +310,7 @@ def test_a_released_session_gives_its_memory_back_though_something_still_holds_i
     # variants in the UI thread); the Session still runs again, as it would after a re-run
     assert session._buffer is None
     assert session.stop().steps == 0                     # stopping it again changes nothing
+    assert session.release() is True and session.history.steps == 0      # nor releasing it again
     assert same(kept, arrays_of(session.run()))
 
 
