@@ -97,6 +97,11 @@ class Session:
         """What the current (or last) run recorded so far."""
         return self._history
 
+    @property
+    def planned_steps(self) -> int:
+        """The optimizer steps the current (or last) run was asked for; 0 before any run."""
+        return self._total
+
     def run(self, steps: int | None = None, progress=None) -> History:
         """Run from the initial state for ``steps`` (default ``loop.steps``) optimizer steps.
 

@@ -26,7 +26,8 @@ from ..turn_budget import TURN
 
 # colours: the theme's (ui/theme.py), read when used: they change with a light/dark switch
 
-LIVE_INTERVAL_S = 0.1          # refresh at most ~10 Hz while a run is in progress
+LIVE_INTERVAL_S = 0.1          # refresh at most ~10 Hz while a run is in progress ...
+LIVE_SPACING = 3.0             # ... and wait 3x as long as the last live refresh took
 
 
 class Selection(QtCore.QObject):
@@ -392,7 +393,7 @@ class PlotPanel(QtWidgets.QWidget):
         self.on_pick = on_pick
         self.iteration = 0
         self.refreshes = 0
-        self._last_live = 0.0
+        self._next_live = 0.0                  # the earliest time of the next live refresh
         self._deferred = False             # a refresh came while hidden (``defer_when_hidden``)
         self._finishing = False
         self.cache = SeriesCache()
@@ -428,6 +429,7 @@ class PlotPanel(QtWidgets.QWidget):
         self.selection.hiddenChanged.connect(self.apply_hidden)
         T.notifier.changed.connect(self._on_theme_changed)
         self.destroyed.connect(lambda *_a, key=self._catch_up_key: slices().discard(key))
+        self.destroyed.connect(lambda *_a, key=self._live_key: slices().discard(key))
 
     def _on_theme_changed(self) -> None:
         """A light/dark switch: ui.theme_switch has re-coloured the items of the old palette; repaint
@@ -519,15 +521,37 @@ class PlotPanel(QtWidgets.QWidget):
 
     def _on_run_started(self) -> None:
         self.cache.clear()
-        self._last_live = 0.0
+        self._next_live = 0.0
+
+    @property
+    def _live_key(self) -> tuple:
+        return ("live", id(self))
 
     def _on_run_progress(self, _done: int, _total: int) -> None:
+        """A live refresh while a run is in progress, in a turn of its own (``Slices``) rather than in
+        the progress pump's: that turn already updates the progress bar and the graph's caption, and a
+        large run's loss plot (its refresh and then its axes' repaint) took as long again (limit_data:
+        turns of 45-68 ms). At most every ``LIVE_INTERVAL_S``, and ``LIVE_SPACING`` times the last
+        refresh's cost."""
         if not self.isVisible():            # a hidden tab catches up when the run finishes
             return
         now = time.perf_counter()
-        if now - self._last_live >= LIVE_INTERVAL_S:
-            self._last_live = now
-            self.refresh()
+        if now >= self._next_live:
+            self._next_live = now + LIVE_INTERVAL_S
+            slices().add(self._live_key, self._live_refresh)
+
+    def _live_refresh(self, _deadline: float) -> bool:
+        """The ``Slices`` job of a live refresh (none once the run has ended: its own refresh follows)."""
+        if not (self.isVisible() and self.document.running):
+            return False
+        if not slices().alone(self._live_key):
+            return True
+        start = time.perf_counter()
+        self.refresh()
+        end = time.perf_counter()
+        self._next_live = max(self._next_live, end + LIVE_SPACING * (end - start))
+        slices().end_turn()                    # its repaint comes after the turn
+        return False
 
     def refresh(self) -> None:
         if self.defer_when_hidden and not self._finishing and not self.isVisible():
