@@ -262,6 +262,9 @@ GC_INTERVAL_MS = 100  # the UI thread's garbage collection timer (see UiThreadGC
 FULL_GC_S = 10.0      # at most one full (oldest generation) collection this often
 QUIET_S = 0.005       # a due full collection waits for two checks in a row this close to on time ...
 MAX_DEFER_S = 30.0    # ... at most this long
+MAX_YOUNG_DEFER_S = 1.0   # a collection of the middle generation waits for a turn with no work yet, at most this long
+MIDDLE_AFTER = 1      # the middle generation is collected after this many collections of the youngest (CPython: 10) ...
+FULL_AFTER = 100      # ... and the oldest is considered after this many of the middle one (CPython: 10 of its 10x rarer)
 
 _gc: UiThreadGC | None = None
 
@@ -283,8 +286,21 @@ class UiThreadGC:
     (within ``QUIET_S`` of their interval), at most ``MAX_DEFER_S``. Changing iteration on the
     largest expression, a collection of 33 ms (perf does not say of which generation) ran in the
     same 99-ms gap as the new iteration's work while three workers had the GIL; a full one costs
-    37-45 ms there. The younger generations are collected at once: they are bounded by the
-    thresholds."""
+    37-45 ms there. The youngest generation is collected at once: it is bounded by the thresholds.
+
+    The middle generation is collected after every ``MIDDLE_AFTER`` collection of the youngest, not
+    CPython's 10: each then walks what survived in the last 100-200 ms, not in the last second. Playing
+    the largest expression, what survived a second (the graph's items made for the boxes scrolled
+    into view, PySide wrappers slow to walk, and the frames' states) took 14-42 ms to walk; now 3-15.
+    The oldest generation is considered after ``FULL_AFTER`` of those, as often as before: a full
+    collection walks every long-lived object (38-53 ms with the largest expression open).
+
+    A collection of the middle generation waits, at most ``MAX_YOUNG_DEFER_S``, for a check that comes before any other
+    work of its turn (``TURN``): playing the largest expression, it ran after the player's tick and the
+    graph's text slice in one turn, and with the paint that followed the window stopped for 44-57 ms.
+    A collection of the middle or oldest generation begins the turn's budget (``TURN.begin``), so that
+    the deferred work after it in the same turn (the graph's frame update, its text) waits for the
+    next turn."""
 
     def __init__(self):
         from PySide6 import QtCore
@@ -295,6 +311,9 @@ class UiThreadGC:
         self.due_since: float | None = None         # a full collection waits for a quiet loop since
         self.counts, self.collect = gc.get_count, gc.collect
         self.long_lived = self.oldest()             # the oldest generation after the last full collection
+        self.young_since: float | None = None       # a middle-generation collection waits since
+        from .turn_budget import TURN
+        self.turn = TURN
         gc.disable()
         self.timer = QtCore.QTimer()
         self.timer.setInterval(GC_INTERVAL_MS)
@@ -309,19 +328,26 @@ class UiThreadGC:
         now = self.clock()
         on_time = now - self.last_check < GC_INTERVAL_MS / 1000 + QUIET_S
         quiet, self.on_time, self.last_check = on_time and self.on_time, on_time, now
-        counts, (t0, t1, t2) = self.counts(), self.threshold
+        counts, t0 = self.counts(), self.threshold[0]
         generation = -1
         if counts[0] > t0:
             generation = 0
-            if counts[1] > t1:
+            if counts[1] >= MIDDLE_AFTER:
                 generation = 1
-                if self.due_since is None and counts[2] > t2 and now - self.last_full >= FULL_GC_S:
+                if self.due_since is None and counts[2] > FULL_AFTER and now - self.last_full >= FULL_GC_S:
                     if self.oldest() - self.long_lived > self.long_lived // 4:   # ~1.6 ms at 70,000 objects
                         self.due_since = now
                     else:
                         self.last_full = now
-        if self.due_since is not None and (quiet or now - self.due_since >= MAX_DEFER_S):
+        busy = self.turn.start is not None                  # other work began in this turn
+        if self.due_since is not None and (quiet and not busy or now - self.due_since >= MAX_DEFER_S):
             generation, self.due_since, self.last_full = 2, None, now
+        elif generation == 1 and busy and now - (self.young_since or now) < MAX_YOUNG_DEFER_S:
+            self.young_since = self.young_since or now       # a later turn's, before its other work
+            generation = 0
+        if generation >= 1:
+            self.young_since = None
+            self.turn.begin()                              # the work after it in this turn: the next
         if generation >= 0:
             self.collect(generation)
             if generation == 2:

@@ -247,7 +247,18 @@ def fake_collector():
     collector.last_check, collector.on_time, collector.due_since = 1000.0, True, None
     collector.collect = collected.append
     collector.oldest = lambda: size[0]
+    collector.young_since, collector.turn = None, FakeTurnBudget()
     return collector, collected, size
+
+
+class FakeTurnBudget:
+    """``TURN`` as the collector sees it: ``start`` is not None once other work began in the turn."""
+
+    def __init__(self):
+        self.start, self.begun = None, 0
+
+    def begin(self) -> None:
+        self.begun += 1
 
 
 def test_a_due_full_collection_waits_for_a_quiet_loop():
@@ -256,7 +267,7 @@ def test_a_due_full_collection_waits_for_a_quiet_loop():
     MAX_DEFER_S; the cheap generations are collected meanwhile."""
     collector, collected, size = fake_collector()
     clock = collector.clock = QuietLoop(late=0.03)      # each check 30 ms late: a busy loop
-    collector.counts = lambda: (701, 11, 11)
+    collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)
     size[0] = 1300                                      # grew by 30%: a full collection is due
     for _ in range(5):
         collector.check()
@@ -268,7 +279,7 @@ def test_a_due_full_collection_waits_for_a_quiet_loop():
     collector.check()                                   # twice in a row: quiet
     assert collected == [1] * 5 + [2] and collector.due_since is None and collector.long_lived == 1300
     size[0] = 2000                                      # due again (after FULL_GC_S), the loop stays busy
-    collector.counts = lambda: (701, 11, 11)
+    collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)
     clock.late = 0.03
     clock.now += run_thread.FULL_GC_S
     collector.check()
@@ -278,13 +289,46 @@ def test_a_due_full_collection_waits_for_a_quiet_loop():
     assert collected[-1] == 2 and collector.due_since is None
 
 
+def test_a_middle_generation_collection_waits_for_a_turn_with_no_work_yet():
+    """Playing the largest expression, a collection of the middle generation (10-34 ms) ran in the same
+    turn as the player's tick and the graph's text slice: gaps of 44-57 ms. It waits for a check that
+    comes first in its turn (at most MAX_YOUNG_DEFER_S; the youngest generation is collected meanwhile),
+    and then begins the turn's budget, so that the work after it waits for the next turn."""
+    collector, collected, size = fake_collector()
+    clock = collector.clock = QuietLoop()
+    collector.counts = lambda: (701, 11, 0)             # the middle generation is due
+    collector.turn.start = 123.0                        # the player's tick ran in this turn
+    collector.check()
+    collector.check()
+    assert collected == [0, 0] and collector.turn.begun == 0
+    collector.turn.start = None                         # a turn with nothing done yet
+    collector.check()
+    assert collected == [0, 0, 1] and collector.turn.begun == 1 and collector.young_since is None
+    collector.turn.start = 123.0                        # busy turns only: it waits at most MAX_YOUNG_DEFER_S
+    checks = 0
+    while collected[-1] != 1 or checks == 0:
+        collector.check()
+        checks += 1
+    assert checks == round(run_thread.MAX_YOUNG_DEFER_S * 1000 / run_thread.GC_INTERVAL_MS) + 1
+    assert collector.turn.begun == 2
+    collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)            # a due full collection waits for a free turn too
+    clock.now += run_thread.FULL_GC_S
+    size[0] = 2000
+    for _ in range(3):
+        collector.check()
+    assert collected[-3:] == [0, 0, 0] and collector.due_since is not None
+    collector.turn.start = None
+    collector.check()
+    assert collected[-1] == 2 and collector.due_since is None
+
+
 def test_the_ui_threads_collector_collects_the_oldest_generation_once_it_grew_by_a_quarter(monkeypatch):
     """CPython's own rule for a full collection: the largest expression left 70,000 objects in the
     oldest generation, and a full collection every FULL_GC_S took 23-40 ms of a turn while the user
     played, though almost nothing new had survived. Collections go to a fake (nothing global)."""
     collector, collected, size = fake_collector()
     collector.clock = QuietLoop()                       # every check on time
-    collector.counts = lambda: (701, 11, 11)            # every generation over its threshold
+    collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)            # every generation over its threshold
     size[0] = 1200                                      # grew by a fifth: the middle generation only
     collector.check()
     assert collected == [1]
