@@ -262,9 +262,9 @@ GC_INTERVAL_MS = 100  # the UI thread's garbage collection timer (see UiThreadGC
 FULL_GC_S = 10.0      # at most one full (oldest generation) collection this often
 QUIET_S = 0.005       # a due full collection waits for two checks in a row this close to on time ...
 MAX_DEFER_S = 30.0    # ... at most this long
-MAX_YOUNG_DEFER_S = 1.0   # a collection of the middle generation waits for a turn with no work yet, at most this long
-MIDDLE_AFTER = 1      # the middle generation is collected after this many collections of the youngest (CPython: 10) ...
-FULL_AFTER = 100      # ... and the oldest is considered after this many of the middle one (CPython: 10 of its 10x rarer)
+MAX_YOUNG_DEFER_S = 1.0   # a middle-generation collection waits for a turn with no work yet, at most this long
+MIDDLE_AFTER = 1      # the middle generation is collected after this many of the youngest (CPython: 10) ...
+FULL_AFTER = 100      # ... the oldest is considered after this many of the middle one (CPython: 10 of its 10x rarer)
 
 _gc: UiThreadGC | None = None
 

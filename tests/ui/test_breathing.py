@@ -309,9 +309,10 @@ def test_a_middle_generation_collection_waits_for_a_turn_with_no_work_yet():
     while collected[-1] != 1 or checks == 0:
         collector.check()
         checks += 1
-    assert checks == round(run_thread.MAX_YOUNG_DEFER_S * 1000 / run_thread.GC_INTERVAL_MS) + 1
+    waited = run_thread.MAX_YOUNG_DEFER_S * 1000 / run_thread.GC_INTERVAL_MS
+    assert checks == round(waited) + 1
     assert collector.turn.begun == 2
-    collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)            # a due full collection waits for a free turn too
+    collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)   # a due full collection waits for a free turn too
     clock.now += run_thread.FULL_GC_S
     size[0] = 2000
     for _ in range(3):
