@@ -295,12 +295,12 @@ class UiThreadGC:
     The oldest generation is considered after ``FULL_AFTER`` of those, as often as before: a full
     collection walks every long-lived object (38-53 ms with the largest expression open).
 
-    A collection of the middle generation waits, at most ``MAX_YOUNG_DEFER_S``, for a check that comes before any other
-    work of its turn (``TURN``): playing the largest expression, it ran after the player's tick and the
-    graph's text slice in one turn, and with the paint that followed the window stopped for 44-57 ms.
-    A collection of the middle or oldest generation begins the turn's budget (``TURN.begin``), so that
-    the deferred work after it in the same turn (the graph's frame update, its text) waits for the
-    next turn."""
+    A collection of the middle generation waits, at most ``MAX_YOUNG_DEFER_S``, for a check that comes
+    before any other work of its turn (``TURN``): playing the largest expression, it ran after the
+    player's tick and the graph's text slice in one turn, and with the paint that followed the window
+    stopped for 44-57 ms. A due full collection waits for such a turn too. A collection of the middle
+    or oldest generation begins the turn's budget (``TURN.begin``), so that the deferred work after it
+    in the same turn (the graph's frame update, its text) waits for the next turn."""
 
     def __init__(self):
         from PySide6 import QtCore
