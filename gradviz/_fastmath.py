@@ -3,22 +3,28 @@
 Why: the core computes a float32 ``tanh``/``exp`` in float64 and rounds it once, because that has
 PyTorch's bits far more often than numpy's float32 kernels (see ``functions._libm``).  But numpy's
 float64 ``tanh`` and ``exp`` are libm's scalar loops wherever numpy has no AVX-512 version: about
-18 and 10 ns an element, where torch's SLEEF ``tanhf`` takes 2-4 ns.  On such a CPU a 2-64-64-1
+14-20 and 10 ns an element, where torch's SLEEF ``tanhf`` takes 3 ns.  On such a CPU a 2-64-64-1
 MLP on 2,000 points spent most of its step in ``tanh`` (issue 14).
 
-How: ``exp(z) = 2**(k/N) * exp(r)`` with ``k = round(z * N / ln 2)`` and ``|r| <= ln 2 / (2N)``,
-``N = 128``; ``2**(k/N)`` is a table entry for ``k mod N`` with ``k // N`` added to its exponent
-bits, and ``exp(r) - 1`` is a degree-5 polynomial (its error, under 2**-52, is relative to
-``exp(r) - 1`` itself, which ``tanh`` near 0 needs).  ``tanh(x)`` is
-``e / (e + 2)`` with ``e = expm1(2x)``, which has no cancellation at small ``x``.  Everything runs in
-numpy's float64 vector ops over blocks that stay in cache, with no allocation per block.
+How, ``tanh``: ``x = k/M + d`` with ``M = 128``, ``|d| <= 1/(2M)`` (adding ``1.5 * 2**45`` rounds a
+float64 to a multiple of ``1/M``, and leaves ``k`` in its low mantissa bits: the table index), then
+``tanh(x) = (t + u) / (1 + t*u)`` with ``t = tanh(k/M)`` from a table of float64 values and
+``u = tanh(d) = d * (1 - d**2/3 + 2 d**4/15)``, whose truncation error is under 2**-52 of ``u``.
+``d`` is exact, ``t + u`` cancels at most a factor of 3 (``|u| <= |t| / 2`` whenever ``k != 0``), so
+the result is the float64 value to a few units of 2**-52: 16 numpy calls a block (25 for the
+``expm1`` form below, which ``tanh`` used before: 25 % more time).
 
-The result is the float64 value to well under 2**-45 relative, so after rounding to float32 it
-equals ``np.tanh(x.astype(float64)).astype(float32)`` except when the exact value lies within
-that distance of a float32 rounding boundary: none of the 25 million values the tests compare
-does (a degree-4 polynomial missed one in two million).  Arrays under ``MIN_ELEMENTS`` keep the
-libm path: there the ~25 calls cost more than they save.  NaN, infinities, signed zeros, subnormal
-inputs, overflow and underflow give libm's answers.
+How, ``exp``: ``exp(z) = 2**(k/N) * exp(r)`` with ``k = round(z * N / ln 2)`` and
+``|r| <= ln 2 / (2N)``, ``N = 128``; ``2**(k/N)`` is a table entry for ``k mod N`` with ``k // N``
+added to its exponent bits, and ``exp(r) - 1`` is a degree-5 polynomial (error under 2**-52,
+relative to ``exp(r) - 1`` itself).
+
+Everything runs in numpy's float64 vector ops over blocks that stay in cache, with no allocation
+per block.  After rounding to float32 the result equals ``np.tanh(x.astype(float64)).astype(float32)``
+(``np.exp`` likewise) except when the exact value lies within ~2**-45 of a float32 rounding
+boundary: none of the ~60 million values the tests compare does.  Arrays under ``MIN_ELEMENTS``
+keep the libm path: there the fixed cost of the calls is more than they save.  NaN, infinities,
+signed zeros, subnormal inputs, overflow and underflow give libm's answers.
 """
 from __future__ import annotations
 
@@ -26,7 +32,8 @@ import threading
 
 import numpy as np
 
-MIN_ELEMENTS = 12288         # below this the libm path is as fast (fixed cost of ~25 numpy calls)
+MIN_ELEMENTS = 2048          # tanh: below this the libm path is as fast (fixed cost of 16 numpy calls)
+MIN_EXP_ELEMENTS = 12288     # exp: the same for its 22 calls
 BLOCK = 32768                # elements per block: ~1 us a numpy call is spread over this many
 
 _N = 128
@@ -36,7 +43,18 @@ _N_LN2 = float(_N / np.log(2.0))
 _J = np.arange(_N, dtype=np.int64)
 # 2**(j/N) as bits, less j << 45: adding (k << 45) then adds (k >> 7) to the exponent field.
 _TABLE = (2.0 ** (_J / _N)).view(np.int64) - (_J << 45)
-_TANH_CLIP = 20.0            # tanh(20) is 1 to float64; keeps exp(2x) in range
+_TANH_CLIP = 10.0            # tanh(x) rounds to 1.0f from |x| = 9.02 on; keeps the table small
+_M = 128                     # tanh's table step is 1/M
+_ROUND_M = 1.5 * 2.0 ** 45   # z + _ROUND_M is z rounded to a multiple of 1/M, with k in its low bits
+_TANH_K = int(_TANH_CLIP * _M)
+_TANH_OFFSET = int(np.array(_ROUND_M).view(np.int64)) - _TANH_K     # bits - offset = k + K: the index
+_TANH_TABLE = np.tanh(np.arange(-_TANH_K, _TANH_K + 1, dtype=np.float64) / _M)
+_TANH_TABLE[_TANH_K] = -0.0  # t + u at k = 0 then keeps the sign of a zero u
+_take_tanh = _TANH_TABLE.take
+_C3, _C5 = -1 / 3, 2 / 15
+# the clip ufunc itself, without np.clip's Python wrapper (2 us a call); np.clip where it is absent
+_clip = getattr(getattr(np, "_core", None), "umath", None)
+_clip = getattr(_clip, "clip", None) or np.clip
 _EXP_LO, _EXP_HI = -110.0, 100.0   # beyond these a float32 exp is 0 or inf; keeps the exponent bits valid
 
 
@@ -44,7 +62,7 @@ class _Work(threading.local):
     """Per-thread scratch buffers (the run thread and the UI thread may both compute)."""
 
     def __init__(self):
-        self.f = [np.empty(BLOCK) for _ in range(3)]
+        self.f = [np.empty(BLOCK) for _ in range(4)]
         self.i = [np.empty(BLOCK, np.int64) for _ in range(2)]
 
 
@@ -86,19 +104,26 @@ def _blocks(x, out, body):
     return out
 
 
-def _tanh_block(x, out, z, r, q, s_bits, j):
-    np.clip(x, -_TANH_CLIP, _TANH_CLIP, out=z)     # float32 -> float64; NaN stays NaN
-    z *= 2.0
-    _expm1_parts(z, r, q, s_bits, j)
-    s = s_bits.view(np.float64)
-    q *= s
-    np.subtract(1.0, s, out=s)           # exact where it matters: s in [0.5, 2] when |2x| < ln 2 / 2
-    q -= s                               # e = expm1(2x); -0 - 0 stays -0
-    np.add(q, 2.0, out=r)
-    np.divide(q, r, out=out)             # rounded once to float32 here
+def _tanh_block(x, out, z, r, d, t, j, _j):
+    _clip(x, -_TANH_CLIP, _TANH_CLIP, z)     # float32 -> float64; NaN stays NaN
+    np.add(z, _ROUND_M, r)
+    np.subtract(r.view(np.int64), _TANH_OFFSET, j)
+    _take_tanh(j, out=t, mode="clip")   # t = tanh(k/M); a NaN's index is clipped, its d is NaN
+    r -= _ROUND_M                       # k/M
+    np.subtract(z, r, d)                # d = x - k/M, exact
+    np.multiply(d, d, z)
+    np.multiply(z, _C5, r)
+    r += _C3
+    r *= z
+    r += 1.0
+    r *= d                              # u = tanh(d); a product, so -0 stays -0
+    np.multiply(t, r, z)
+    z += 1.0
+    t += r
+    np.divide(t, z, out)                # (t + u) / (1 + t u), rounded once to float32 here
 
 
-def _exp_block(x, out, z, r, q, s_bits, j):
+def _exp_block(x, out, z, r, q, _f, s_bits, j):
     np.clip(x, _EXP_LO, _EXP_HI, out=z)
     _expm1_parts(z, r, q, s_bits, j)
     s = s_bits.view(np.float64)
@@ -107,8 +132,8 @@ def _exp_block(x, out, z, r, q, s_bits, j):
     np.copyto(out, q, casting="same_kind")
 
 
-def _apply(x: np.ndarray, fn, block) -> np.ndarray:
-    if x.size < MIN_ELEMENTS:
+def _apply(x: np.ndarray, fn, block, min_elements: int) -> np.ndarray:
+    if x.size < min_elements:
         return fn(x.astype(np.float64)).astype(np.float32)
     x = np.ascontiguousarray(x)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -117,9 +142,9 @@ def _apply(x: np.ndarray, fn, block) -> np.ndarray:
 
 def tanh_f32(x: np.ndarray) -> np.ndarray:
     """``tanh`` of a float32 array, as ``np.tanh`` in float64 rounded once to float32."""
-    return _apply(x, np.tanh, _tanh_block)
+    return _apply(x, np.tanh, _tanh_block, MIN_ELEMENTS)
 
 
 def exp_f32(x: np.ndarray) -> np.ndarray:
     """``exp`` of a float32 array, as ``np.exp`` in float64 rounded once to float32."""
-    return _apply(x, np.exp, _exp_block)
+    return _apply(x, np.exp, _exp_block, MIN_EXP_ELEMENTS)

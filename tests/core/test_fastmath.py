@@ -2,7 +2,7 @@
 
 The reference is what the core computed before: numpy's float64 function on the float32 input,
 rounded once to float32 (``functions._libm``). The fast path may differ from it only where the
-exact value lies within ~2**-45 of a float32 rounding boundary; none of the ~25 million values
+exact value lies within ~2**-45 of a float32 rounding boundary; none of the ~30 million values
 below does, so the tests ask for equality.
 """
 import threading
@@ -15,6 +15,7 @@ from gradviz import _fastmath
 from gradviz._fastmath import exp_f32, tanh_f32
 
 FUNCTIONS = [("tanh", tanh_f32, np.tanh), ("exp", exp_f32, np.exp)]
+LARGE = max(_fastmath.MIN_ELEMENTS, _fastmath.MIN_EXP_ELEMENTS)     # both take the fast path from here
 
 
 def reference(fn, x):
@@ -45,6 +46,29 @@ def test_equals_where_the_table_step_is_small(name, fast, fn, lo, hi):
     assert np.count_nonzero(~same_bits(fast(x), reference(fn, x))) == 0
 
 
+def test_tanh_at_its_table_steps_and_clip():
+    """tanh reduces x to k/128 + d: the values halfway between two steps (where rounding to a step
+    ties), next to each step, and every float32 from 9 to 10.5 (around where tanh rounds to 1 and
+    where the table ends), each sign."""
+    steps = np.arange(-1280, 1281, dtype=np.float64) / 128
+    halfway = (steps[:-1] + 1 / 256).astype(np.float32)
+    near = np.concatenate([np.nextafter(halfway, np.float32(np.inf)), np.nextafter(halfway, np.float32(-np.inf)),
+                           np.nextafter(steps.astype(np.float32), np.float32(np.inf)),
+                           np.nextafter(steps.astype(np.float32), np.float32(-np.inf))])
+    bits = np.arange(np.float32(9).view(np.int32), np.float32(10.5).view(np.int32), dtype=np.int32)
+    top = bits.view(np.float32)
+    x = np.concatenate([halfway, near, steps.astype(np.float32), top, -top])
+    assert np.count_nonzero(~same_bits(tanh_f32(x), reference(np.tanh, x))) == 0
+
+
+def test_every_float32_exponent_from_tiny_to_ten():
+    """Every 7th float32 from 2**-10 to 10 (4.5 million of them), each sign."""
+    lo, hi = np.float32(2.0 ** -10).view(np.int32), np.float32(10).view(np.int32)
+    x = np.arange(lo, hi, 7, dtype=np.int32).view(np.float32)
+    x = np.concatenate([x, -x])
+    assert np.count_nonzero(~same_bits(tanh_f32(x), reference(np.tanh, x))) == 0
+
+
 @pytest.mark.parametrize("name, fast, fn", FUNCTIONS)
 def test_equals_on_random_bit_patterns(name, fast, fn):
     """Every exponent: subnormals, huge values, infinities and NaNs among them."""
@@ -56,7 +80,7 @@ def test_equals_on_random_bit_patterns(name, fast, fn):
 def test_special_values(name, fast, fn):
     special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-38, 88.72, 88.73,
                         -103.9, -104.0, 9.0, -9.0, 3e38, -3e38], np.float32)
-    x = np.tile(special, _fastmath.MIN_ELEMENTS // special.size + 1)     # large enough for the fast path
+    x = np.tile(special, LARGE // special.size + 1)     # large enough for the fast path
     out = fast(x)[:special.size]
     assert same_bits(out, reference(fn, special)).all(), (out, reference(fn, special))
     if name == "tanh":          # the sign of zero survives
@@ -65,6 +89,7 @@ def test_special_values(name, fast, fn):
 
 @pytest.mark.parametrize("name, fast, fn", FUNCTIONS)
 @pytest.mark.parametrize("shape", [(7,), (_fastmath.MIN_ELEMENTS - 1,), (_fastmath.MIN_ELEMENTS,),
+                                   (_fastmath.MIN_EXP_ELEMENTS - 1,), (_fastmath.MIN_EXP_ELEMENTS,),
                                    (_fastmath.BLOCK + 1,), (3, _fastmath.BLOCK + 5), (2, 300, 70)])
 def test_shapes_block_edges_and_small_arrays(name, fast, fn, shape):
     x = np.random.default_rng(5).uniform(-6, 6, shape).astype(np.float32)
