@@ -33,7 +33,7 @@ The table (one row per size in sizes.py, full batch, float32, one thread everywh
   names the regime, and numpy/torch is the physical floor of GradViz/torch where BLAS dominates;
 - act: the step's activations alone, forward and backward, in GradViz / torch
   (sizes.activation_seconds): a float32 tanh with torch's bits is the float64 tanh rounded once,
-  computed without libm from 12,288 elements on (gradviz/_fastmath.py); floor: torch's step with
+  computed without libm from 8,192 elements on (gradviz/_fastmath.py); floor: torch's step with
   its matmuls and activations taking GradViz's times (sizes.floor_ratio), the limit of
   GradViz/torch while those two kernels stay what they are.
 """

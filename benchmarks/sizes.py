@@ -245,7 +245,7 @@ def activation_seconds(L, sc: Scenario, points: int, repeats: int = 3) -> float:
     Why: a float32 ``tanh`` (or ``sigmoid``) has torch's bits in GradViz only when it is the float64
     function rounded once (gradviz/functions.py ``_libm``). On a CPU without AVX-512, numpy's float64
     ``tanh`` is libm's scalar loop (15-30 ns an element); gradviz/_fastmath.py gives the same bits in
-    numpy's vector ops (7-12 ns), still above torch's SLEEF float32 vector code (2-4 ns): where
+    numpy's vector ops (tanh 5-7 ns, exp 7-12 ns), still above torch's SLEEF float32 code (2-4 ns): where
     activations are a large share of torch's step they set a floor of their own, like the matmuls
     (``floor`` in bench_session)."""
     if sc.model.kind != "layers":

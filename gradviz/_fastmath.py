@@ -23,8 +23,9 @@ Everything runs in numpy's float64 vector ops over blocks that stay in cache, wi
 per block.  After rounding to float32 the result equals ``np.tanh(x.astype(float64)).astype(float32)``
 (``np.exp`` likewise) except when the exact value lies within ~2**-45 of a float32 rounding
 boundary: none of the ~60 million values the tests compare does.  Arrays under ``MIN_ELEMENTS``
-keep the libm path: there the fixed cost of the calls is more than they save.  NaN, infinities,
-signed zeros, subnormal inputs, overflow and underflow give libm's answers.
+keep the libm path: there the fixed cost of the calls (and of a cache the rest of the step has
+cooled) is more than they save.  NaN, infinities, signed zeros, subnormal inputs, overflow and
+underflow give libm's answers.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import threading
 
 import numpy as np
 
-MIN_ELEMENTS = 2048          # tanh: below this the libm path is as fast (fixed cost of 16 numpy calls)
+MIN_ELEMENTS = 8192          # tanh: below this the libm path is as fast in a model step (16 numpy calls, cold cache)
 MIN_EXP_ELEMENTS = 12288     # exp: the same for its 22 calls
 BLOCK = 32768                # elements per block: ~1 us a numpy call is spread over this many
 
