@@ -90,7 +90,7 @@ class Player(QtCore.QObject):
             self.seek(0)
         self._playing = True
         self._due = time.perf_counter() + self._interval
-        self._timer.start(round(self._interval * 1000))
+        self._start_timer(round(self._interval * 1000))
         self.playingChanged.emit(True)
 
     @QtCore.Slot()
@@ -98,6 +98,7 @@ class Player(QtCore.QObject):
         if self.playing:
             self._playing = False
             self._timer.stop()
+            TURN.tick_at = None
             self.playingChanged.emit(False)
 
     @QtCore.Slot()
@@ -164,6 +165,7 @@ class Player(QtCore.QObject):
             self.pause()
             return
         TURN.begin()                          # the slices after the tick get what this turn has left
+        TURN.tick_at = None                   # (this tick is here: its own slices are not cut short)
         interval = self._interval
         behind = min(int(max(0.0, time.perf_counter() - self._due) / interval), MAX_CATCH_UP)
         self.seek(self._position + self._per_tick * (1 + behind))
@@ -173,4 +175,10 @@ class Player(QtCore.QObject):
         elif self._playing:                   # (a slot of positionChanged may have paused it)
             now = time.perf_counter()
             self._due = max(self._due + interval * (1 + behind), now - interval)   # (after a stall: anew)
-            self._timer.start(max(MIN_TURN_MS, round((self._due - now) * 1000)))
+            self._start_timer(max(MIN_TURN_MS, round((self._due - now) * 1000)))
+
+    def _start_timer(self, ms: int) -> None:
+        """The next tick in ``ms``; the turn budget knows when, so that slices due in the same pass of
+        the loop make room for it (``TURN.tick_at``)."""
+        self._timer.start(ms)
+        TURN.tick_at = time.perf_counter() + ms / 1000

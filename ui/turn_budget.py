@@ -12,6 +12,12 @@ at once"). Work that cannot be sliced (the player's tick) calls ``TURN.begin()``
 slices after it in the same turn get what is left. A deadline may be past already: a job then does
 the least it promises (one box, one step) and leaves the rest to the next turns.
 
+Work that cannot be sliced may also be about to come: the player's tick (``tick_at``, when its timer
+fires). A slice ends when the tick is due, or after ``BEFORE_TICK_S`` if it is due already: a 0-ms
+slice timer started in the last pass of the loop fires before the tick, and the tick, due during the
+slice, right after it. Playing the largest expression, a text slice of 3-7 ms came before each tick
+of 11-20 ms that way, and that turn and its paint made the longest gaps (40-55 ms).
+
 A turn ends when the loop comes back: a zero-interval timer started with the turn's first work fires
 in the loop's next pass, after this one's timers and posted events (paints among them). Outside an
 event loop (``QThread.loopLevel() == 0``: a test or a script driving the window with direct calls
@@ -25,6 +31,9 @@ import time
 TURN_S = 0.008           # deferred work per turn, all kinds together (12 ms: playing the most
                          # micro-batches file had 12 gaps over 40 ms in six plays; 8 ms: none)
 STALE_S = 0.5            # a "turn" older than this is a new one (the end-of-turn timer did not fire)
+BEFORE_TICK_S = 0.002    # a slice when the player's tick is due already
+TICK_DUE_S = 0.001       # the tick counts as due in this pass from this long before its time
+TICK_LATE_S = 0.1        # ... and until this long after (then the player is gone or paused: ignored)
 
 
 class TurnBudget:
@@ -32,6 +41,7 @@ class TurnBudget:
         self._clock = clock
         self._in_loop = in_loop or _in_event_loop
         self.start: float | None = None              # when this turn's first work began
+        self.tick_at: float | None = None            # when the player's next tick fires (None: not playing)
         self._timer = None
 
     def begin(self) -> float:
@@ -46,9 +56,23 @@ class TurnBudget:
         return self.start
 
     def deadline(self, slice_s: float) -> float:
-        """The end (``clock`` time) of a slice of at most ``slice_s`` within this turn's budget."""
+        """The end (``clock`` time) of a slice of at most ``slice_s`` within this turn's budget, and of
+        at most ``BEFORE_TICK_S`` when the player's tick is due in this pass of the loop."""
         start = self.begin()
-        return min(self._clock() + slice_s, start + max(TURN_S, slice_s))
+        now = self._clock()
+        end = min(now + slice_s, start + max(TURN_S, slice_s))
+        tick = self.tick_at
+        if self.start is not None and tick is not None and tick >= now - TICK_LATE_S:
+            end = min(end, max(tick, now + BEFORE_TICK_S))      # over by the tick's time
+        return end
+
+    def tick_due(self, now: float | None = None) -> bool:
+        """The player's tick comes in this pass of the loop (it is due, and not long overdue)."""
+        tick = self.tick_at
+        if tick is None:
+            return False
+        now = self._clock() if now is None else now
+        return now - TICK_LATE_S <= tick <= now + TICK_DUE_S
 
     def end_turn(self) -> None:
         self.start = None

@@ -2,6 +2,7 @@
 mouse events on the offscreen platform.  Screenshots land in test-artifacts/ for a human to look at."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -485,3 +486,20 @@ def test_large_tensors_are_heat_maps_without_formatting_every_element(qtbot, mon
     assert any(n in shown for n in big)
     assert formatted, "sizing formats the small values"
     assert max(formatted, default=0) <= sizing.MAX_TEXT_ELEMS
+
+
+def test_the_rest_of_a_frame_waits_for_a_tick_due_in_the_same_pass(qtbot, monkeypatch):
+    """``_more`` (the rest of a frame update a turn later) gives way to the player's tick due in the
+    same pass: the tick's update draws whatever differs. Without a tick due, it updates."""
+    from ui import turn_budget
+    tr, _, _ = tutorial()
+    view, player, replay = make_view(qtbot, tr)
+    calls = []
+    monkeypatch.setattr(view, "_on_position_changed", lambda position: calls.append(position))
+    monkeypatch.setattr(turn_budget.TURN, "tick_at", time.perf_counter())
+    view._on_more()
+    assert calls == [] and view._more.isActive()           # again next pass
+    view._more.stop()
+    monkeypatch.setattr(turn_budget.TURN, "tick_at", None)
+    view._on_more()
+    assert calls == [player.position]

@@ -167,3 +167,57 @@ def test_a_large_graph_built_in_a_spent_turn_is_shown_in_the_next(qtbot, make_wi
     assert _in_a_spent_turn(build_to_the_end) == (True, True, True)
     qtbot.waitUntil(lambda: view._build_job is None, timeout=5000)
     assert len(view.node_items) == len(view.folded.keys) and not view.pending_label.isVisible()
+
+
+def test_a_slice_ends_when_the_players_tick_is_due():
+    """A slice that begins before the player's tick in the same pass of the loop makes room for it:
+    it ends at the tick's time, or after BEFORE_TICK_S when the tick is due already."""
+    clock = FakeClock()
+    turn = TurnBudget(clock, in_loop=lambda: True)
+    turn.tick_at = 100.003                                     # the tick fires in 3 ms
+    assert turn.deadline(0.010) == 100.003
+    turn.end_turn()
+    clock.now = 100.004                                        # due (1 ms ago): the least slice
+    assert turn.deadline(0.010) == clock.now + turn_budget.BEFORE_TICK_S
+    turn.end_turn()
+    turn.tick_at = 100.050                                     # far off: the whole slice
+    assert turn.deadline(0.006) == clock.now + 0.006
+    turn.end_turn()
+    turn.tick_at = clock.now - turn_budget.TICK_LATE_S - 0.001  # long overdue (a player gone): ignored
+    assert turn.deadline(0.006) == clock.now + 0.006
+    turn.end_turn()
+    turn.tick_at = None                                        # not playing
+    assert turn.deadline(0.006) == clock.now + 0.006
+
+
+def test_outside_an_event_loop_the_tick_does_not_cut_slices():
+    clock = FakeClock()
+    turn = TurnBudget(clock, in_loop=lambda: False)
+    turn.tick_at = clock.now
+    assert turn.deadline(0.010) == clock.now + 0.010
+    assert turn.tick_due()
+
+
+def test_the_player_tells_the_turn_when_its_tick_comes(qtbot):
+    """Playing, ``TURN.tick_at`` is when the player's timer fires; within its own tick it is None (its
+    frame update's slices are not cut short); paused, None."""
+    from gradviz.scenario import DEFAULT_SCENARIO, bundled_path
+    from gradviz.scenario.loader import load
+    from gradviz.training.session import Session
+    from gradviz.view.replay import Replay
+    from ui.player import Player
+
+    turn = turn_budget.TURN
+    player = Player()
+    player.set_replay(Replay(Session(load(bundled_path(DEFAULT_SCENARIO))).trace_iteration(0)))
+    player.set_speed(50.0)
+    seen = []
+    player.positionChanged.connect(lambda _: seen.append(turn.tick_at))
+    before = time.perf_counter()
+    player.play()
+    assert turn.tick_at is not None and before < turn.tick_at <= time.perf_counter() + player._interval + 0.001
+    qtbot.waitUntil(lambda: len(seen) >= 3, timeout=5000)
+    assert seen[:3] == [None, None, None]                      # during its ticks
+    assert turn.tick_at is not None and turn.tick_at > time.perf_counter() - 0.05
+    player.pause()
+    assert turn.tick_at is None

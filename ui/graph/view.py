@@ -34,6 +34,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gradviz.view.folding import FoldedGraph, foldable_module, module_label
 
 from .. import theme as T
+from ..turn_budget import TURN
 from . import edge_hover, export, fitting
 from .build_job import BuildJob, finish_relayout, reap, relayout
 from .caption import Caption
@@ -87,7 +88,7 @@ class GraphView(QtWidgets.QGraphicsView):
         self._visible_rect = None                        # per frame: the scene rect on screen
         self.details = Details(self)                     # text drawn when a box shows, a slice at a time
         self._more = QtCore.QTimer(self, singleShot=True, interval=0)   # the rest of a large frame update
-        self._more.timeout.connect(lambda: self._on_position_changed(self.player.position))
+        self._more.timeout.connect(self._on_more)
         self.setMinimumSize(320, 200)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
 
@@ -533,6 +534,14 @@ class GraphView(QtWidgets.QGraphicsView):
         self._after_place()
 
     # -- per frame ----------------------------------------------------------------------------------
+    def _on_more(self) -> None:
+        """The rest of a frame update, a turn later; when the player's tick comes in the same pass its
+        update does that rest (it redraws whatever differs from what shows), so this waits a pass."""
+        if TURN.tick_due():
+            self._more.start()
+            return
+        self._on_position_changed(self.player.position)
+
     def _on_position_changed(self, position: int) -> None:
         replay = self.replay
         if replay is None or not self.node_items:
