@@ -56,11 +56,22 @@ def test_outside_an_event_loop_every_slice_is_whole():
     assert turn.deadline(0.010) == clock.now + 0.010
 
 
+def _fresh(turn) -> None:
+    """The application's ``TURN`` as no earlier test left it: no turn open, its end-of-turn timer
+    stopped, no player's tick coming (a test that ended inside a turn, or while playing, leaves them
+    so until an event loop runs)."""
+    turn.end_turn()
+    turn.tick_at = None
+    if turn._timer is not None:
+        turn._timer.stop()
+
+
 def test_the_loop_coming_back_ends_the_turn(qtbot):
     """In a running event loop, the dashboards' slice that comes after a long tick in the same pass of
     the loop gets what is left of the turn; once the loop came back, a whole one."""
     deadlines = []
     turn = turn_budget.TURN
+    _fresh(turn)
     slices = Slices()
 
     def job(deadline):
@@ -208,6 +219,7 @@ def test_the_player_tells_the_turn_when_its_tick_comes(qtbot):
     from ui.player import Player
 
     turn = turn_budget.TURN
+    _fresh(turn)
     player = Player()
     player.set_replay(Replay(Session(load(bundled_path(DEFAULT_SCENARIO))).trace_iteration(0)))
     player.set_speed(50.0)
@@ -221,3 +233,4 @@ def test_the_player_tells_the_turn_when_its_tick_comes(qtbot):
     assert turn.tick_at is not None and turn.tick_at > time.perf_counter() - 0.05
     player.pause()
     assert turn.tick_at is None
+    _fresh(turn)                                               # (its ticks' turn: closed for the next test)
