@@ -56,8 +56,8 @@ class TurnBudget:
         return self.start
 
     def deadline(self, slice_s: float) -> float:
-        """The end (``clock`` time) of a slice of at most ``slice_s`` within this turn's budget, and of
-        at most ``BEFORE_TICK_S`` when the player's tick is due in this pass of the loop."""
+        """The end (``clock`` time) of a slice of at most ``slice_s`` within this turn's budget, and no
+        later than the player's next tick (``BEFORE_TICK_S`` from now if the tick is due already)."""
         start = self.begin()
         now = self._clock()
         end = min(now + slice_s, start + max(TURN_S, slice_s))
