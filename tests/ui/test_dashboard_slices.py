@@ -150,3 +150,20 @@ def test_a_refresh_of_a_hidden_tab_waits_until_it_is_shown(rig, qtbot):
     dash.tabs.setCurrentWidget(grads)
     qtbot.waitUntil(lambda: grads.refreshes == before + 1 and grads.pending == 0, timeout=10_000)
     assert isinstance(grads, QtWidgets.QWidget) and grads.isVisible()
+
+
+def test_cells_queued_then_taken_away_before_they_are_made_are_forgotten(rig, qtbot):
+    """A selection changed again before the first one's plots were made (the monkey test did it): the
+    queue kept the cells that went away, and making one raised StopIteration in the event loop."""
+    r = rig(mlp(), grid=False)
+    dash, params = r.dash, r.dash.params
+    dash.tabs.setCurrentWidget(params)
+    qtbot.waitUntil(lambda: params.pending == 0, timeout=10_000)
+    labels = element_labels(dash, 14)
+    dash.selection.set_labels(labels)
+    assert params.pending > 4                               # queued, not made yet
+    dash.selection.set_labels(labels[:2])                   # most of them gone before their turn
+    assert params.pending <= 2
+    qtbot.waitUntil(lambda: params.pending == 0, timeout=20_000)
+    assert list(params.cells) == labels[:2]
+    assert all(key in params._plots for key in params.cells)

@@ -474,6 +474,8 @@ class SmallMultiples(TimeSeriesPanel):
         """Lay out one cell per (key, title) of ``cells`` under the runs' legend: the plots already made
         for these keys move to their new places, the others get placeholders (made later)."""
         wanted = {key for key, _title in cells}
+        for key in [k for k in self._todo if k not in wanted]:
+            del self._todo[key]                # queued for a cell that is gone (a run's other optimizer)
         for key in [k for k in self._plots if k not in wanted]:
             self._drop_plot(key)
         for key in [k for k in self._slots if k not in wanted]:
