@@ -17,7 +17,8 @@ instead of shown), in a process of its own, which then, step by step, as a user 
 4. ``iteration``: changes the iteration three times in the toolbar's box (the last, the middle, the
    second), each time until its trace is shown;
 5. ``expand/collapse``: toggles every foldable module of the graph and back
-   (``GraphView.set_collapsed``), one relayout each;
+   (``GraphView.set_collapsed``), one relayout each; then expands all of them and collapses all of
+   them (the graph's context menu: ``set_modules_collapsed``, one fold each), until drawn;
 6. ``edit lr``: types half the learning rate into the Controls' lr field and presses Enter;
    ``re-run``: lets the runs that edit starts finish;
 7. ``save``: File > Save As to a temporary file (the dialog answered by the benchmark), until a
@@ -326,6 +327,14 @@ class Bench:
                 m.begin(f"{'expand' if folded else 'collapse'} module {module}", "expand/collapse")
                 graph.set_collapsed(module, not folded)
                 yield "the relayout", lambda: True
+        if modules:                                # the context menu's "Expand all" / "Collapse all": one fold
+            opened = [m for m in modules if not graph.is_collapsed(m)]
+            for label, collapsed in (("expand all modules", False), ("collapse all modules", True)):
+                m.begin(label, "expand/collapse")
+                graph.set_modules_collapsed(modules, collapsed)
+                yield "the fold drawn", lambda: graph._refold_job is None and graph._build_job is None
+            graph.set_modules_collapsed(opened, False)           # as the file opened
+            yield "the fold drawn", lambda: graph._refold_job is None and graph._build_job is None
         if not modules:
             self.notes.append("no foldable module")
 

@@ -193,6 +193,7 @@ def test_expanding_a_module_lays_out_once_and_keeps_the_other_items(qtbot, large
     # expanding several modules at once: still one relayout
     calls.clear()
     view.set_modules_collapsed(folded, False)
+    view.wait_built()                          # (a large graph: in slices, by a RefoldJob or a BuildJob)
     assert len(calls) == 1 and not any(view.is_collapsed(m) for m in folded)
 
 

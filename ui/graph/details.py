@@ -78,10 +78,13 @@ class Details:
             if time.perf_counter() > until:               # the rest next turn (one set, not a loop)
                 left = {n for n in order[i:] if n in display_of}
                 break
+            gfx = view.node_items.get(key)
+            if gfx is None:                               # not made yet (a refold placing a slice a turn):
+                continue                                  # drawn once made (``place_steps``)
             if key < 0:
                 boxes_dirty.add(key)
             else:
-                self.update_node(view.node_items[key], frame.nodes[nid], nid in active, kind, sel == nid)
+                self.update_node(gfx, frame.nodes[nid], nid in active, kind, sel == nid)
             view._shown_nodes[nid] = frame.nodes[nid]
         folds = view.folded.folds
         for key in boxes_dirty:

@@ -80,12 +80,40 @@ def opening_collapsed(index: ModuleIndex) -> set[str]:
 def refold(view) -> None:
     """The view's modules folded otherwise: boxes that stay keep their items (a module's box takes
     its new key: keys of boxes are numbered in order), new boxes are sized, then one ``place``."""
-    old = view.folded
-    view.folded = folded = folded_graph(view._index, view._collapsed)
-    view._display_of = folded.display_of
+    folded = folded_graph(view._index, view._collapsed)
+    renamed = box_renames(view.folded, folded)
+    kept = kept_specs(view, folded, renamed)
+    new = make_specs(view.replay, folded, view.metrics, keys=[k for k in folded.keys if k not in kept])
+    switch_fold(view, folded, renamed)
+    place(view, {k: kept[k] if k in kept else new[k] for k in folded.keys})
+
+
+def box_renames(old: FoldedGraph | None, folded: FoldedGraph) -> dict:
+    """Box key in ``old`` -> key of the same module's box in ``folded`` (boxes of modules no longer
+    folded are not in it)."""
+    if old is None:
+        return {}
     by_module = {fold.module: key for key, fold in folded.folds.items()}
-    renamed = {key: by_module[fold.module] for key, fold in old.folds.items()
-               if fold.module in by_module} if old is not None else {}
+    return {key: by_module[fold.module] for key, fold in old.folds.items() if fold.module in by_module}
+
+
+def kept_specs(view, folded: FoldedGraph, renamed: dict) -> dict:
+    """Key in ``folded`` -> the spec of the view's item that stays as that box (under its new key)."""
+    shown = set(folded.keys)
+    kept = {}
+    for key, gfx in view.node_items.items():
+        new_key = renamed.get(key) if key < 0 else key
+        if new_key is not None and new_key in shown:
+            kept[new_key] = gfx.spec
+    return kept
+
+
+def switch_fold(view, folded: FoldedGraph, renamed: dict) -> None:
+    """The view draws ``folded`` from now on: the items of boxes that stay take their new keys, those
+    of modules no longer folded go (with their edges); ``place`` then makes, moves and removes the rest."""
+    old = view.folded
+    view.folded = folded
+    view._display_of = folded.display_of
     if any(a != b for a, b in renamed.items()) or len(renamed) < len(old.folds if old is not None else ()):
         scene, items = view.scene(), view.node_items
         boxes = {k: items.pop(k) for k in [k for k in items if k < 0]}
@@ -107,11 +135,14 @@ def refold(view) -> None:
             edge.rekey((renamed.get(a, a), renamed.get(b, b)))
             edges[edge.key] = edge
         view.edge_items = edges
+    # text not drawn yet (boxes off screen) stays pending under the box's new key; a box that goes
+    # takes its own with it (dropping all of it left those boxes showing an older frame's text)
+    shown, pending = set(folded.keys), dict(view._pending)
     view._pending.clear()
-    shown = set(folded.keys)
-    kept = {k: g.spec for k, g in view.node_items.items() if k in shown}
-    new = make_specs(view.replay, folded, view.metrics, keys=[k for k in folded.keys if k not in kept])
-    place(view, {k: kept[k] if k in kept else new[k] for k in folded.keys})
+    for key, value in pending.items():
+        new_key = renamed.get(key) if key < 0 else key
+        if new_key in shown:
+            view._pending[new_key] = value
 
 
 def place(view, specs: dict, layout=None) -> None:
@@ -324,5 +355,8 @@ class SpecJob:
                 return
         if self.grown or getattr(view, "unplaced", False):     # (or a placement was cancelled half way)
             specs = {k: self.grown.get(k, g.spec) for k, g in items.items()}
+            missing = [k for k in folded.keys if k not in specs]     # (a refold's placement cancelled)
+            if missing:
+                specs.update(make_specs(self.replay, folded, metrics, keys=missing))
             specs = {k: specs[k] for k in folded.keys}
             view._apply_grown(specs)

@@ -40,6 +40,7 @@ from .build_job import BuildJob, finish_relayout, reap, relayout
 from .caption import Caption
 from .details import Details
 from .items import NodeGfx, edge_pens
+from .refold_job import RefoldJob
 from .scene_update import ModuleIndex, PlaceJob, SpecJob, folded_graph, opening_collapsed, place, refold
 from .search import SearchBox, find_matches
 from .sizing import Metrics, make_specs
@@ -105,6 +106,7 @@ class GraphView(QtWidgets.QGraphicsView):
         self._spec_job: SpecJob | None = None           # sizing the next iteration's boxes (scene_update)
         self._build_job: BuildJob | None = None         # building a large graph a slice at a time
         self._relayout = None                           # (job, poll): a large graph's layout in a worker
+        self._refold_job: RefoldJob | None = None       # folding a large graph's modules (refold_job)
         self._display_of: dict[int, int] = {}           # node id -> displayed key
         self._shown_nodes: dict[int, object] = {}
         self._shown_edges: dict[tuple, object] = {}
@@ -163,10 +165,12 @@ class GraphView(QtWidgets.QGraphicsView):
         anchor = self.viewportTransform().map(before.center()) if before is not None else None
         (self._collapsed.update if collapsed else self._collapsed.difference_update)(modules)
         self._auto_fit = False                           # keep the zoom ...
-        self._refold()
-        after = self.module_scene_rect(module) if module is not None else None
-        if anchor is not None and after is not None:    # ... and the module where it was on screen
-            self._put_scene_point_at(after.center(), anchor)
+
+        def keep_in_place():
+            after = self.module_scene_rect(module) if module is not None else None
+            if anchor is not None and after is not None:    # ... and the module where it was on screen
+                self._put_scene_point_at(after.center(), anchor)
+        self._refold(keep_in_place)
         self.collapsedChanged.emit()
 
     def module_scene_rect(self, module: str) -> QtCore.QRectF | None:
@@ -273,6 +277,7 @@ class GraphView(QtWidgets.QGraphicsView):
             module = self._module_of_box(key)
             if module is not None:
                 self.set_collapsed(module, False)
+                self.wait_built()                        # (a large graph's refold: now, to go there)
             key = self._display_of.get(node_id)
         if key not in self.node_items:
             return
@@ -312,7 +317,10 @@ class GraphView(QtWidgets.QGraphicsView):
             self._place_overlays()
 
     def wait_built(self) -> None:
-        """Finish building a large graph (or laying out its grown boxes) now (tests, exports)."""
+        """Finish building a large graph (or folding it, or laying out its grown boxes) now (tests,
+        exports)."""
+        if self._refold_job is not None:
+            self._refold_job.finish()
         if self._build_job is not None:
             self._build_job.finish()
         finish_relayout(self)
@@ -437,8 +445,8 @@ class GraphView(QtWidgets.QGraphicsView):
         """The next iteration of the same graph: keep every item (and the zoom) and show the new values
         in them; a ``SpecJob`` then sizes the boxes for them (at once on a small graph, in slices on a
         large one) and grows those that need it, with one relayout (``_apply_grown``)."""
-        if self.folded is None or self.folded.collapsed != frozenset(self._collapsed):
-            return False
+        if self.folded is None or self.folded.collapsed != frozenset(self._collapsed) or self._refold_job is not None:
+            return False                                 # (a fold half placed: drawn again, folded so)
         self._cancel_spec_job()
         self._index = ModuleIndex(replay)
         self._shown_nodes.clear()
@@ -474,18 +482,40 @@ class GraphView(QtWidgets.QGraphicsView):
         self._spec_job = PlaceJob(self, specs, layout, placed)
         self._spec_job.start()
 
-    def _refold(self) -> None:
-        """Other modules folded: the boxes that stay keep their items (scene_update.refold)."""
+    def _refold(self, then=None) -> None:
+        """Other modules folded: the boxes that stay keep their items (scene_update.refold; on a large
+        graph a RefoldJob, or a BuildJob when most boxes are new), then ``then()``."""
         if self._build_job is not None:                  # still being built: build it folded so
             self._rebuild()
             return
-        unsized = self._spec_job is not None and not self._spec_job.done()
+        unsized = (self._spec_job is not None and not self._spec_job.done()) or \
+            (self._refold_job is not None and self._refold_job.unsized)
         self._cancel_spec_job()
-        refold(self)
-        self._after_place()
-        if unsized:                                      # the iteration's values: size the boxes kept
-            self._spec_job = SpecJob(self)
-            self._spec_job.start()
+        self._cancel_refold_job()
+        folded = folded_graph(self._index, self._collapsed)
+        how = RefoldJob.wanted(self, folded)
+        if how == "build":
+            self._rebuild(folded)
+            return
+
+        def placed():
+            if then is not None:
+                then()
+            self._after_place()
+            if unsized:                                  # the iteration's values: size the boxes kept
+                self._spec_job = SpecJob(self)
+                self._spec_job.start()
+        if how == "now":
+            refold(self)
+            return placed()
+        self._refold_job = RefoldJob(self, folded, placed)
+        self._refold_job.unsized = unsized
+        self._refold_job.start()
+
+    def _cancel_refold_job(self) -> None:
+        if self._refold_job is not None:
+            self._refold_job.cancel()
+            self._refold_job = None
 
     def _after_place(self) -> None:
         if self.player.replay is self.replay and self.replay is not None:
@@ -500,6 +530,7 @@ class GraphView(QtWidgets.QGraphicsView):
 
     def _clear_items(self) -> None:
         self._cancel_spec_job()
+        self._cancel_refold_job()
         if self._build_job is not None:
             self._build_job.cancel()
             self._build_job = None
@@ -514,16 +545,19 @@ class GraphView(QtWidgets.QGraphicsView):
         self._visible_rect = None
         self._frame_index = -1
         self.layout = None
+        self.unplaced = False                            # (nothing half placed: nothing is)
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, folded=None) -> None:
+        """Draw the replay again from nothing (``folded``: the fold of ``_collapsed``, when made already)."""
         self._clear_items()
         replay = self.replay
         if replay is None:
             self.folded, self._display_of = None, {}
             return
         if self._index is None or self._index._replay is not replay:
-            self._index = ModuleIndex(replay)
-        folded = folded_graph(self._index, self._collapsed)
+            self._index, folded = ModuleIndex(replay), None
+        if folded is None or folded.collapsed != frozenset(self._collapsed):
+            folded = folded_graph(self._index, self._collapsed)
         if BuildJob.wanted(folded):                      # built a slice at a time, shown when done
             self.folded, self._display_of = None, {}
             self._build_job = BuildJob(self, folded)
@@ -585,7 +619,10 @@ class GraphView(QtWidgets.QGraphicsView):
         key = self._display_of.get(nid) if nid is not None else None
         if key is None:
             return
-        rect = self.node_items[key].root.sceneBoundingRect()
+        gfx = self.node_items.get(key)                  # (None: not made yet, a refold placing it)
+        if gfx is None:
+            return
+        rect = gfx.root.sceneBoundingRect()
         view = self.mapToScene(self.viewport().rect()).boundingRect()
         if not view.contains(rect):
             self.centerOn(rect.center())
@@ -748,8 +785,8 @@ class GraphView(QtWidgets.QGraphicsView):
             menu.addSeparator()
         modules = self.collapsible_modules()
         if modules:
-            menu.addAction("Collapse all modules", lambda: [self.set_collapsed(m, True) for m in modules])
-            menu.addAction("Expand all modules", lambda: [self.set_collapsed(m, False) for m in modules])
+            menu.addAction("Collapse all modules", lambda: self.set_modules_collapsed(modules, True))
+            menu.addAction("Expand all modules", lambda: self.set_modules_collapsed(modules, False))
         menu.addAction("Find node…\tCtrl+F", self.focus_search)
         menu.addAction("Fit whole graph", self.fit)
         menu.exec(event.globalPos())
