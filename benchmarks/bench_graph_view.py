@@ -211,7 +211,7 @@ def _iteration_changes(view, player, app, replays, position) -> tuple[list, list
         longest = clock() - t
         times.append(longest)
         job = getattr(view, "_spec_job", None)
-        while job is not None and not job.done() and view._spec_job is job:
+        while (job is not None and not job.done() and view._spec_job is job) or view._build_job is not None:
             t = clock()
             app.processEvents()
             longest = max(longest, clock() - t)
@@ -272,6 +272,8 @@ def bench_limit(name, traces, frames, size, app) -> None:
     view.resize(*size)
     view.show()
     app.processEvents()
+    while view._build_job is not None:                         # a large graph is built in slices
+        app.processEvents()
     build = clock() - t0
     modules = view.collapsible_modules()
     position = replays[0].phase_range("backward")[0] + 3      # mid-iteration: values and gradients show

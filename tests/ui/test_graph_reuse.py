@@ -161,6 +161,7 @@ def test_expanding_a_module_lays_out_once_and_keeps_the_other_items(qtbot, large
     members = set(first.module_members(module))
     before = by_module()
     view.set_collapsed(module, False)
+    view.wait_built()                          # (many new boxes: a RefoldJob's, laid out in a worker)
     assert len(calls) == 1                                                  # one relayout
     after = by_module()
     assert module not in after and members <= after.keys()
@@ -174,6 +175,7 @@ def test_expanding_a_module_lays_out_once_and_keeps_the_other_items(qtbot, large
         assert view.node_value_text(nid) == expected_value_text(view.node_items[nid], ns)
     calls.clear()
     view.set_collapsed(module, True)
+    view.wait_built()
     assert len(calls) == 1
     again = by_module()
     assert all(again[name] is gfx for name, gfx in before.items() if name != module)

@@ -3,7 +3,8 @@
 ``scene_update.refold`` lays out the whole graph again and moves every box at once. At the
 graph-size limit (about 2,000 boxes) the layout took 135-145 ms and moving the boxes and rerouting
 the edges another 90 ms: collapsing one module held the window for 0.1-0.15 s, and "Expand all
-modules" (1,500 new boxes) for 1.3-1.6 s. On a graph of more than ``REFOLD_AT_ONCE`` boxes:
+modules" (1,500 new boxes) for 1.3-1.6 s. On a graph of more than ``REFOLD_AT_ONCE`` boxes, or a fold
+that makes more than ``NEW_NOW`` new boxes:
 
 - a fold that makes at most ``NEW_AT_ONCE`` new boxes is a :class:`RefoldJob`: the new boxes are
   sized a slice at a time and the layout is made in a worker while the view still shows the old
@@ -27,7 +28,9 @@ from .build_job import POLL_MS, _layout
 from .scene_update import PlaceJob, box_renames, kept_specs, place, switch_fold
 from .sizing import make_specs
 
-REFOLD_AT_ONCE = 300      # boxes: a graph this small is refolded at once (14 ms at 590 boxes)
+REFOLD_AT_ONCE = 300      # boxes: a graph this small is refolded at once (14 ms at 590 boxes) ...
+NEW_NOW = 16              # ... when it makes at most this many new boxes (a Linear over 32 micro-batches:
+                          # 34 new boxes, 74-93 ms at once)
 NEW_AT_ONCE = 240         # new boxes a RefoldJob makes; more, and the graph is built again (BuildJob)
 SLICE_S = 0.008           # a sizing slice runs this long before the event loop turns again
 
@@ -62,11 +65,11 @@ class RefoldJob:
     @staticmethod
     def wanted(view, folded) -> str:
         """How ``view`` shows ``folded``: "now" (a small graph), "job" (a RefoldJob) or "build" (a BuildJob)."""
-        if len(folded.keys) <= REFOLD_AT_ONCE and len(view.node_items) <= REFOLD_AT_ONCE:
-            return "now"
         shown = set(view.node_items)
-        renamed = box_renames(view.folded, folded)
-        new = sum(1 for k in folded.keys if (k < 0 and k not in renamed.values()) or (k >= 0 and k not in shown))
+        kept_boxes = set(box_renames(view.folded, folded).values())
+        new = sum(1 for k in folded.keys if (k < 0 and k not in kept_boxes) or (k >= 0 and k not in shown))
+        if len(folded.keys) <= REFOLD_AT_ONCE and len(shown) <= REFOLD_AT_ONCE and new <= NEW_NOW:
+            return "now"
         return "job" if new <= NEW_AT_ONCE else "build"
 
     def start(self) -> None:
