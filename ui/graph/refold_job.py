@@ -25,7 +25,7 @@ from PySide6 import QtCore
 from ..run_thread import Job
 from ..turn_budget import TURN
 from .build_job import POLL_MS, _layout
-from .scene_update import PlaceJob, box_renames, kept_specs, place, switch_fold
+from .scene_update import PlaceJob, SpecJob, box_renames, folded_graph, kept_specs, place, refold, switch_fold
 from .sizing import make_specs
 
 REFOLD_AT_ONCE = 300      # boxes: a graph this small is refolded at once (14 ms at 590 boxes) ...
@@ -33,6 +33,60 @@ NEW_NOW = 16              # ... when it makes at most this many new boxes (a Lin
                           # 34 new boxes, 74-93 ms at once)
 NEW_AT_ONCE = 240         # new boxes a RefoldJob makes; more, and the graph is built again (BuildJob)
 SLICE_S = 0.008           # a sizing slice runs this long before the event loop turns again
+
+
+def fold_modules(view, modules, collapsed: bool) -> None:
+    """``view.set_modules_collapsed``: ``modules`` folded (or unfolded), one relayout; the zoom stays,
+    and a single module stays where it was on screen."""
+    if view.replay is None:
+        return
+    foldable = view.replay.collapsible_modules()
+    modules = [m for m in modules if m in foldable and collapsed != (m in view._collapsed)]
+    if not modules:
+        return
+    module = modules[0] if len(modules) == 1 else None
+    before = view.module_scene_rect(module) if module is not None else None
+    anchor = view.viewportTransform().map(before.center()) if before is not None else None
+    (view._collapsed.update if collapsed else view._collapsed.difference_update)(modules)
+    view._auto_fit = False                               # keep the zoom ...
+
+    def keep_in_place():
+        after = view.module_scene_rect(module) if module is not None else None
+        if anchor is not None and after is not None:     # ... and the module where it was on screen
+            view._put_scene_point_at(after.center(), anchor)
+    refold_view(view, keep_in_place)
+    view.collapsedChanged.emit()
+
+
+def refold_view(view, then=None) -> None:
+    """``view`` folded as ``view._collapsed`` says, the boxes that stay keeping their items: at once
+    (``scene_update.refold``), by a RefoldJob, or by a BuildJob when most boxes are new; then ``then()``."""
+    if view._build_job is not None:                      # still being built: build it folded so
+        view._rebuild()
+        return
+    unsized = (view._spec_job is not None and not view._spec_job.done()) or \
+        (view._refold_job is not None and view._refold_job.unsized)
+    view._cancel_spec_job()
+    view._cancel_refold_job()
+    folded = folded_graph(view._index, view._collapsed)
+    how = RefoldJob.wanted(view, folded)
+    if how == "build":
+        view._rebuild(folded)
+        return
+
+    def placed():
+        if then is not None:
+            then()
+        view._after_place()
+        if unsized:                                      # the iteration's values: size the boxes kept
+            view._spec_job = SpecJob(view)
+            view._spec_job.start()
+    if how == "now":
+        refold(view)
+        return placed()
+    view._refold_job = RefoldJob(view, folded, placed)
+    view._refold_job.unsized = unsized
+    view._refold_job.start()
 
 
 class RefoldJob:

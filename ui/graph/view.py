@@ -40,8 +40,8 @@ from .build_job import BuildJob, finish_relayout, reap, relayout
 from .caption import Caption
 from .details import Details
 from .items import NodeGfx, edge_pens
-from .refold_job import RefoldJob
-from .scene_update import ModuleIndex, PlaceJob, SpecJob, folded_graph, opening_collapsed, place, refold
+from .refold_job import RefoldJob, fold_modules, refold_view
+from .scene_update import ModuleIndex, PlaceJob, SpecJob, folded_graph, opening_collapsed, place
 from .search import SearchBox, find_matches
 from .sizing import Metrics, make_specs
 
@@ -153,25 +153,8 @@ class GraphView(QtWidgets.QGraphicsView):
     def set_modules_collapsed(self, modules, collapsed: bool) -> None:
         """Collapse (or expand) each of ``modules``, with one relayout: the items of the other boxes
         stay, moved where the layout puts them; the zoom stays, and a single module stays where it was
-        on screen."""
-        if self.replay is None:
-            return
-        foldable = self.replay.collapsible_modules()
-        modules = [m for m in modules if m in foldable and collapsed != (m in self._collapsed)]
-        if not modules:
-            return
-        module = modules[0] if len(modules) == 1 else None
-        before = self.module_scene_rect(module) if module is not None else None
-        anchor = self.viewportTransform().map(before.center()) if before is not None else None
-        (self._collapsed.update if collapsed else self._collapsed.difference_update)(modules)
-        self._auto_fit = False                           # keep the zoom ...
-
-        def keep_in_place():
-            after = self.module_scene_rect(module) if module is not None else None
-            if anchor is not None and after is not None:    # ... and the module where it was on screen
-                self._put_scene_point_at(after.center(), anchor)
-        self._refold(keep_in_place)
-        self.collapsedChanged.emit()
+        on screen (``refold_job.fold_modules``)."""
+        fold_modules(self, modules, collapsed)
 
     def module_scene_rect(self, module: str) -> QtCore.QRectF | None:
         """Where ``module`` is drawn: its box when collapsed, else the extent of its nodes."""
@@ -483,34 +466,8 @@ class GraphView(QtWidgets.QGraphicsView):
         self._spec_job.start()
 
     def _refold(self, then=None) -> None:
-        """Other modules folded: the boxes that stay keep their items (scene_update.refold; on a large
-        graph a RefoldJob, or a BuildJob when most boxes are new), then ``then()``."""
-        if self._build_job is not None:                  # still being built: build it folded so
-            self._rebuild()
-            return
-        unsized = (self._spec_job is not None and not self._spec_job.done()) or \
-            (self._refold_job is not None and self._refold_job.unsized)
-        self._cancel_spec_job()
-        self._cancel_refold_job()
-        folded = folded_graph(self._index, self._collapsed)
-        how = RefoldJob.wanted(self, folded)
-        if how == "build":
-            self._rebuild(folded)
-            return
-
-        def placed():
-            if then is not None:
-                then()
-            self._after_place()
-            if unsized:                                  # the iteration's values: size the boxes kept
-                self._spec_job = SpecJob(self)
-                self._spec_job.start()
-        if how == "now":
-            refold(self)
-            return placed()
-        self._refold_job = RefoldJob(self, folded, placed)
-        self._refold_job.unsized = unsized
-        self._refold_job.start()
+        """Other modules folded: the boxes that stay keep their items (``refold_job.refold_view``)."""
+        refold_view(self, then)
 
     def _cancel_refold_job(self) -> None:
         if self._refold_job is not None:
