@@ -34,6 +34,7 @@ SLICE_S = 0.008             # a sizing slice runs this long before the event loo
 SIZE_AT_ONCE = 300          # graphs of up to this many boxes are sized at once
 PLACE_SLICE = 4             # place_steps yields after this many new boxes (or edges)
 MOVE_SLICE = 32             # ... and after this many boxes moved or edges rerouted
+REMOVE_SLICE = 64           # ... and after this many boxes removed (four times as many items of edges)
 
 
 class ModuleIndex:
@@ -165,9 +166,11 @@ def place_steps(view, specs: dict, layout=None):
     view.layout = layout = layout_of(specs, folded.edges) if layout is None else layout
     view.unplaced = True                             # until the end: a cancelled placement is redone
     items = view.node_items
-    for key in [k for k in items if k not in specs]:
+    for n, key in enumerate([k for k in items if k not in specs], 1):
         scene.removeItem(items.pop(key).root)
         view._pending.pop(key, None)
+        if n % REMOVE_SLICE == 0:                    # (430 boxes went in one slice: 12-20 ms)
+            yield
     changed = set()                                  # keys whose items are new or made again
     moved = 0                                        # items moved (or edges rerouted) so far
     for key, spec in specs.items():
@@ -208,10 +211,15 @@ def place_steps(view, specs: dict, layout=None):
             port_y[(a, b)] = cy + (i - (len(sources) - 1) / 2) * step
     edge_items = view.edge_items
     changed_edges = set()
+    gone = 0
     for key in [k for k in edge_items if k not in layout.routes]:
         for item in edge_items.pop(key).items():
             if item.scene() is not None:
                 scene.removeItem(item)
+                gone += 1
+        if gone >= 4 * REMOVE_SLICE:                 # (3,150 items of edges: 15 ms)
+            gone = 0
+            yield
     routes = {}
     for (a, b), route in layout.routes.items():
         sa, sb = specs[a], specs[b]
