@@ -102,6 +102,9 @@ def test_collapsing_a_module_of_a_large_graph_lays_out_in_a_worker_and_keeps_the
         qtbot, deep_replays, monkeypatch):
     view, player = expanded_view(qtbot, deep_replays[0])
     threads = record_layouts(monkeypatch)
+    gate = threading.Event()                                 # the layout's worker waits for the test
+    real_layout = refold_job._layout
+    monkeypatch.setattr(refold_job, "_layout", lambda *args: gate.wait(30) and real_layout(*args))
     module = view.collapsible_modules()[40]
     members = set(deep_replays[0].module_members(module))
     before = by_module(view)
@@ -111,6 +114,7 @@ def test_collapsing_a_module_of_a_large_graph_lays_out_in_a_worker_and_keeps_the
     assert view.is_collapsed(module)
     assert view._refold_job is not None and not threads     # nothing laid out in the click's turn ...
     assert sorted(view.node_items) == keys                   # ... and the graph shown as it was
+    gate.set()
     positions = iter(range(player.position, len(player.replay)))
     while view._refold_job is not None:                      # the player plays on meanwhile
         player.seek(next(positions))
@@ -133,26 +137,45 @@ def test_collapsing_a_module_of_a_large_graph_lays_out_in_a_worker_and_keeps_the
     assert_consistent(view, player)
 
 
-def test_a_second_fold_or_the_next_iteration_during_a_refold_ends_in_one_whole_placement(qtbot, deep_replays):
+def test_a_second_fold_or_the_next_iteration_during_a_refold_ends_in_one_whole_placement(
+        qtbot, deep_replays, monkeypatch):
+    # the stages held where the test wants them: the layout's worker waits for ``gate``, and a
+    # placement's first slice comes in a later turn, not at once
+    gate = threading.Event()
+    real_layout = refold_job._layout
+    monkeypatch.setattr(refold_job, "_layout", lambda *args: gate.wait(30) and real_layout(*args))
+    monkeypatch.setattr(scene_update.PlaceJob, "start", lambda self: self.timer.start())
+
+    def fold_held_at(module, stage: str):
+        gate.clear()
+        view.set_collapsed(module, True)
+        job = view._refold_job
+        if stage == "place":                       # the layout made, the poll now: placing begins
+            gate.set()
+            job.layout_job.join()
+            job.run()
+        assert job.stage == stage
+        return job
+
     view, player = expanded_view(qtbot, deep_replays[0])
     modules = view.collapsible_modules()
-    for wait_for in ("layout", "place"):
-        view.set_collapsed(modules[10], True)
-        job = view._refold_job
-        qtbot.waitUntil(lambda job=job, stage=wait_for: job.stage == stage, timeout=20000)
+    for stage in ("layout", "place"):
+        job = fold_held_at(modules[10], stage)
         view.set_collapsed(modules[60], True)               # a second fold on top of the first
+        assert job.stage == "cancelled"
+        gate.set()
         settle(qtbot, view)
-        assert job.stage == "cancelled" and view.is_collapsed(modules[10]) and view.is_collapsed(modules[60])
+        assert view.is_collapsed(modules[10]) and view.is_collapsed(modules[60])
         assert {modules[10], modules[60]} <= set(by_module(view))
         assert_consistent(view, player)
         view.set_modules_collapsed([modules[10], modules[60]], False)
         settle(qtbot, view)
         assert_consistent(view, player)
     # the next iteration while a fold is being placed: the view shows that iteration, folded so
-    view.set_collapsed(modules[30], True)
-    job = view._refold_job
-    qtbot.waitUntil(lambda: job.stage == "place", timeout=20000)
+    job = fold_held_at(modules[30], "place")
     player.set_replay(deep_replays[1], player.position)
+    assert job.stage == "cancelled"
+    gate.set()
     view.wait_built()
     qtbot.waitUntil(lambda: view._refold_job is None and view._build_job is None
                     and (view._spec_job is None or view._spec_job.done()), timeout=20000)
