@@ -81,6 +81,8 @@ def click_checkbox(qtbot, box: QtWidgets.QCheckBox) -> None:
 
 def original(curve):
     x, y = curve.getOriginalDataset()
+    if x is None:                  # a curve made but not given its data yet (a live run's first turn)
+        return np.zeros(0), np.zeros(0)
     return np.asarray(x), np.asarray(y)
 
 
