@@ -21,7 +21,8 @@ def _freeze_startup_objects() -> None:
     and the window itself) out of the cyclic garbage collector's sight, once per process: they live
     as long as the process, and a full collection walking them all took 130-150 ms on the UI thread
     (``UiThreadGC``); with them frozen it walks only a scenario's objects (2-14 ms with the two-moons
-    MLP open). Objects made later, every scenario's, are collected as before."""
+    MLP open). Objects made later, every scenario's, are tenured the same way once they survive a
+    full collection (``run_thread.UiThreadGC``)."""
     global _frozen
     if not _frozen:
         _frozen = True

@@ -42,11 +42,13 @@ class TurnBudget:
         self._in_loop = in_loop or _in_event_loop
         self.start: float | None = None              # when this turn's first work began
         self.tick_at: float | None = None            # when the player's next tick fires (None: not playing)
+        self.work = 0                                # calls of ``begin`` so far (UiThreadGC: is the loop idle?)
         self._timer = None
 
     def begin(self) -> float:
         """Mark that this turn's work has begun (no later than now); -> when it began."""
         now = self._clock()
+        self.work += 1
         if not self._in_loop():
             self.start = None
             return now

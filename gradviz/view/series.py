@@ -7,8 +7,10 @@ contour levels and the filled bands drawn between them.
 """
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -69,12 +71,12 @@ def finite(y) -> np.ndarray:
 
 
 # -- series: what "a parameter" means on a 2-D plot ---------------------------------------------
-@dataclass(frozen=True)
-class Series:
+class Series(NamedTuple):
     """One plottable line derived from a per-step array ``(T, *shape)``.
 
     ``kind``: ``"value"`` (a scalar parameter), ``"norm"`` (L2 norm over the tensor's elements)
-    or ``"element"`` (one element, ``index``).
+    or ``"element"`` (one element, ``index``). A named tuple: a model of 499 Linear(4, 4) lists 10,978
+    of them: 11-12 ms to make as frozen dataclasses, 8-9 ms as named tuples.
     """
     label: str
     param: str
@@ -104,10 +106,18 @@ def available_series(history) -> list[Series]:
             out.append(Series(name, name, "value"))
             continue
         out.append(Series(f"‖{name}‖", name, "norm"))
-        for flat in range(min(size, MAX_ELEMENTS_LISTED)):
-            index = tuple(int(i) for i in np.unravel_index(flat, shape))
-            out.append(Series(element_name(name, index), name, "element", index))
+        out.extend(Series(name + suffix, name, "element", index) for index, suffix in _listed_elements(shape))
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _listed_elements(shape: tuple) -> tuple:
+    """The first ``MAX_ELEMENTS_LISTED`` indices of a tensor of ``shape`` in C order, each with its
+    ``[i,j]`` (as ``element_name`` spells it). Made once per shape: with 998 tensors of 4 x 4 and 4
+    (499 Linear(4, 4)), listing the series one by one (``np.unravel_index`` per element) took 29-40 ms
+    of the turn in which a script's History first showed; now 8-9 ms."""
+    indices = itertools.islice(itertools.product(*(range(d) for d in shape)), MAX_ELEMENTS_LISTED)
+    return tuple((index, element_name("", index)) for index in indices)
 
 
 def grad_label(series: Series) -> str:

@@ -2,9 +2,12 @@
 the UI thread is in a turn of its event loop (not while it waits for a worker, nor for a turn longer
 than TURN_S), and pauses after every slice otherwise. Driven with a fake clock and a fake UI turn
 handed to the hook (nothing global is patched: other tests' workers may still be running)."""
+import os
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from PySide6 import QtCore
@@ -239,36 +242,60 @@ class QuietLoop:
         return self.now
 
 
-def fake_collector():
-    """A UiThreadGC without its timer, automatic gc untouched: collections go to a list."""
+class FakeGC:
+    """The collector's view of ``gc``: ``old`` objects in the oldest generation, ``frozen`` tenured;
+    a collection of the oldest generation tenures nothing by itself, ``freeze`` does."""
+
+    def __init__(self, old: int = 0, frozen: int = 1000):
+        self.old, self.frozen_n, self.collected = old, frozen, []
+
+    def collect(self, generation: int) -> None:
+        self.collected.append(generation)
+
+    def freeze(self) -> None:
+        self.frozen_n, self.old = self.frozen_n + self.old, 0
+
+    def unfreeze(self) -> None:
+        self.frozen_n, self.old = 0, self.old + self.frozen_n
+        self.collected.append("unfreeze")
+
+
+def fake_collector(old: int = 0, frozen: int = 1000):
+    """A UiThreadGC without its timer, ``gc`` untouched: collections go to a list (``FakeGC``)."""
     collector = run_thread.UiThreadGC.__new__(run_thread.UiThreadGC)
-    collected, size = [], [1000]
-    collector.threshold, collector.last_full, collector.long_lived = (700, 10, 10), 0.0, 1000
+    fake = FakeGC(old, frozen)
+    collector.threshold, collector.last_full = (700, 10, 10), 0.0
     collector.last_check, collector.on_time, collector.due_since = 1000.0, True, None
-    collector.collect = collected.append
-    collector.oldest = lambda: size[0]
+    collector.collect, collector.freeze, collector.unfreeze = fake.collect, fake.freeze, fake.unfreeze
+    collector.oldest, collector.frozen = lambda: fake.old, lambda: fake.frozen_n
     collector.young_since, collector.turn = None, FakeTurnBudget()
-    return collector, collected, size
+    collector.work, collector.idle_since = 0, 1000.0
+    collector.tenured = collector.major_base = frozen
+    collector.major_since = None
+    return collector, fake
 
 
 class FakeTurnBudget:
-    """``TURN`` as the collector sees it: ``start`` is not None once other work began in the turn."""
+    """``TURN`` as the collector sees it: ``start`` is not None once other work began in the turn;
+    ``work`` counts the work begun."""
 
     def __init__(self):
-        self.start, self.begun = None, 0
+        self.start, self.begun, self.work, self.tick_at = None, 0, 0, None
 
     def begin(self) -> None:
         self.begun += 1
+        self.work += 1
 
 
 def test_a_due_full_collection_waits_for_a_quiet_loop():
     """Two checks in a row on time: the loop is idle, the full collection runs then, in a turn of its
     own. While the loop is late (a turn of other work, workers holding the GIL) it waits, at most
     MAX_DEFER_S; the cheap generations are collected meanwhile."""
-    collector, collected, size = fake_collector()
+    collector, fake = fake_collector()
+    collected = fake.collected
     clock = collector.clock = QuietLoop(late=0.03)      # each check 30 ms late: a busy loop
     collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)
-    size[0] = 1300                                      # grew by 30%: a full collection is due
+    fake.old = 300                                      # grew by 30%: a full collection is due
     for _ in range(5):
         collector.check()
     assert collected == [1] * 5 and collector.due_since is not None
@@ -277,8 +304,8 @@ def test_a_due_full_collection_waits_for_a_quiet_loop():
     collector.check()                                   # on time once: not yet
     assert collected == [1] * 5
     collector.check()                                   # twice in a row: quiet
-    assert collected == [1] * 5 + [2] and collector.due_since is None and collector.long_lived == 1300
-    size[0] = 2000                                      # due again (after FULL_GC_S), the loop stays busy
+    assert collected == [1] * 5 + [2] and collector.due_since is None and fake.frozen_n == 1300
+    fake.old = 700                                      # due again (after FULL_GC_S), the loop stays busy
     collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)
     clock.late = 0.03
     clock.now += run_thread.FULL_GC_S
@@ -294,7 +321,8 @@ def test_a_middle_generation_collection_waits_for_a_turn_with_no_work_yet():
     turn as the player's tick and the graph's text slice: gaps of 44-57 ms. It waits for a check that
     comes first in its turn (at most MAX_YOUNG_DEFER_S; the youngest generation is collected meanwhile),
     and then begins the turn's budget, so that the work after it waits for the next turn."""
-    collector, collected, size = fake_collector()
+    collector, fake = fake_collector()
+    collected = fake.collected
     clock = collector.clock = QuietLoop()
     collector.counts = lambda: (701, 11, 0)             # the middle generation is due
     collector.turn.start = 123.0                        # the player's tick ran in this turn
@@ -314,7 +342,7 @@ def test_a_middle_generation_collection_waits_for_a_turn_with_no_work_yet():
     assert collector.turn.begun == 2
     collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)   # a due full collection waits for a free turn too
     clock.now += run_thread.FULL_GC_S
-    size[0] = 2000
+    fake.old = 1000
     for _ in range(3):
         collector.check()
     assert collected[-3:] == [0, 0, 0] and collector.due_since is not None
@@ -327,22 +355,137 @@ def test_the_ui_threads_collector_collects_the_oldest_generation_once_it_grew_by
     """CPython's own rule for a full collection: the largest expression left 70,000 objects in the
     oldest generation, and a full collection every FULL_GC_S took 23-40 ms of a turn while the user
     played, though almost nothing new had survived. Collections go to a fake (nothing global)."""
-    collector, collected, size = fake_collector()
+    collector, fake = fake_collector()
+    collected = fake.collected
     collector.clock = QuietLoop()                       # every check on time
     collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)            # every generation over its threshold
-    size[0] = 1200                                      # grew by a fifth: the middle generation only
+    fake.old = 200                                      # grew by a fifth: the middle generation only
     collector.check()
     assert collected == [1]
     collector.last_full = 0.0
-    size[0] = 1300                                      # by 30%: the oldest too
+    fake.old = 300                                      # by 30%: the oldest too, and the survivors tenured
     collector.check()
-    assert collected == [1, 2] and collector.long_lived == 1300
-    size[0] = 5000                                      # at most one full collection per FULL_GC_S
+    assert collected == [1, 2] and fake.frozen_n == 1300 and fake.old == 0
+    fake.old = 5000                                     # at most one full collection per FULL_GC_S
     collector.check()
     assert collected == [1, 2, 1]
     collector.counts = lambda: (100, 0, 0)              # under the thresholds: nothing
     collector.check()
     assert collected == [1, 2, 1]
+
+
+def test_survivors_of_a_full_collection_are_tenured_and_a_large_backlog_is_tenured_unwalked():
+    """A full collection walks only what survived since the last one: at the graph-size limit with
+    every module open, walking every object took 65-85 ms (200-330 ms with four iterations' frames).
+    Its survivors are tenured (frozen). More than SCAN_MAX objects to walk, old (a large graph just
+    built) or young (a script's result just unpickled: 198,000), are tenured without the walk."""
+    collector, fake = fake_collector(frozen=100_000)
+    collector.clock = QuietLoop()
+    collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)
+    fake.old = 20_000                                   # a fifth of the tenured: not due
+    collector.check()
+    assert fake.collected == [1] and collector.due_since is None
+    collector.last_full = 0.0
+    fake.old = 30_000                                   # 30 %: due, and run at once (the loop is quiet)
+    collector.check()
+    assert fake.collected == [1, 2] and (fake.old, fake.frozen_n) == (0, 130_000)
+    assert collector.tenured >= 130_000 and collector.turn.begun == 2        # (an estimate)
+    collector.last_full = 0.0
+    fake.old = run_thread.SCAN_MAX + 10_000             # too many to walk: tenured as they are
+    collector.check()
+    assert fake.collected == [1, 2] and fake.old == 0 and fake.frozen_n == 190_000
+    collector.counts = lambda: (run_thread.SCAN_MAX + 1, 0, 0)     # a large batch of young objects
+    fake.old = 5                                        # (the fake counts them with the old ones)
+    collector.check()
+    assert fake.collected == [1, 2] and fake.old == 0 and collector.turn.begun == 4
+    assert collector.major_since is None                # no growth that calls for a walk of everything
+
+
+def test_a_major_collection_waits_for_an_idle_loop_and_collects_the_tenured_objects_too():
+    """A major collection (every object walked: 70-190 ms at the limits) is a safeguard against cycles
+    of tenured objects left as garbage: it comes once the tenured objects doubled since the last one
+    (and grew by MAJOR_MIN_GROWTH), in a loop idle for MAJOR_IDLE_S: no deferred work, no player's
+    tick, every check on time. Whatever the loop does, it comes MAJOR_MAX_DEFER_S after it was due."""
+    collector, fake = fake_collector(frozen=100_000)
+    clock = collector.clock = QuietLoop()
+    collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)
+    fake.old = 150_000                                  # grew by 150 %, not by MAJOR_MIN_GROWTH: no major
+    collector.check()
+    assert fake.frozen_n == 250_000 and collector.major_since is None
+    collector.last_full = 0.0
+    fake.old = run_thread.MAJOR_MIN_GROWTH              # now both
+    collector.check()
+    assert collector.major_since is not None and "unfreeze" not in fake.collected
+    collector.counts = lambda: (0, 0, 0)
+    checks = round(run_thread.MAJOR_IDLE_S * 1000 / run_thread.GC_INTERVAL_MS)
+    for k in range(3 * checks):                         # work in every other turn: never idle
+        if k % 2:
+            collector.turn.work += 1
+        collector.check()
+    collector.turn.tick_at = 5.0                        # playing: never idle either
+    for _ in range(2 * checks):
+        collector.check()
+    assert "unfreeze" not in fake.collected
+    collector.turn.tick_at = None                       # paused; a late check restarts the wait
+    clock.late = 0.03
+    collector.check()
+    clock.late = 0.0
+    for _ in range(checks - 1):
+        collector.check()
+    assert "unfreeze" not in fake.collected
+    collector.check()
+    total = 250_000 + run_thread.MAJOR_MIN_GROWTH
+    assert fake.collected[-2:] == ["unfreeze", 2] and fake.old == 0 and fake.frozen_n == total
+    assert collector.major_since is None and collector.major_base == total
+    collector.counts = lambda: (701, 11, run_thread.FULL_AFTER + 1)
+    collector.last_full, fake.old = 0.0, 2 * total     # tripled: due again, and the loop stays busy
+    collector.check()
+    assert collector.major_since is not None
+    collector.counts = lambda: (0, 0, 0)
+    for _ in range(5):
+        collector.turn.work += 1
+        collector.check()
+    assert fake.collected.count("unfreeze") == 1
+    clock.now += run_thread.MAJOR_MAX_DEFER_S
+    collector.turn.work += 1
+    collector.check()                                   # due too long: it runs anyway
+    assert fake.collected[-2:] == ["unfreeze", 2] and collector.major_since is None
+
+
+TENURE = """
+import gc, sys, weakref
+from PySide6 import QtCore
+app = QtCore.QCoreApplication([])
+from ui import run_thread
+collector = run_thread.UiThreadGC()
+class Node:
+    pass
+def ring():
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return a
+kept = [ring() for _ in range(2000)]
+alive = weakref.ref(kept[0])
+before = gc.get_freeze_count()
+collector._tenure(0.0, gc.get_count()[0])
+assert gc.get_freeze_count() >= before + 4000 and not gc.get_objects(2), gc.get_freeze_count()
+assert abs(collector.tenured - gc.get_freeze_count()) < 0.05 * gc.get_freeze_count()
+del kept                                           # 2,000 cycles of tenured objects become garbage
+gc.collect()
+assert alive() is not None                         # a full collection does not walk them ...
+collector._major(1.0)
+assert alive() is None, "a major collection frees them"
+assert collector.tenured == collector.major_base == gc.get_freeze_count()
+print("ok")
+"""
+
+
+def test_tenured_objects_are_out_of_full_collections_and_their_garbage_is_freed_by_a_major_one():
+    """With the real ``gc``, in a process of its own (it freezes and unfreezes every object)."""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", TENURE], cwd=root, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(root)})
+    assert out.stdout.strip() == "ok", out.stderr
 
 
 def test_workers_reuse_idle_threads_and_never_queue_a_job_behind_another(monkeypatch):

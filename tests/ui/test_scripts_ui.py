@@ -314,6 +314,52 @@ def test_time_limit_is_a_setting(make_window, monkeypatch):
         other.deleteLater()
 
 
+def test_a_large_scripts_trace_is_replayed_off_the_ui_thread(qtbot, make_window, answers, monkeypatch, tmp_path):
+    """A script's kept trace of over 1,500 events is made into its Replay in a worker: at the graph-size
+    limit (498 Linear(4, 4) + Tanh) the Replay and the graph's fold took 25 ms in the turn in which the
+    run's result came, with the plots' refresh, 62-70 ms in all."""
+    import threading
+
+    import ui.trace_jobs
+    from gradviz.training.script import SHOW_S_PER_EVENT
+    from ui.trace_jobs import SYNC_S
+    threads = []
+
+    class Watched(ui.trace_jobs.Replay):
+        def __init__(self, trace):
+            threads.append(threading.current_thread() is threading.main_thread())
+            super().__init__(trace)
+
+    monkeypatch.setattr(ui.trace_jobs, "Replay", Watched)
+    path = tmp_path / "deep.py"
+    path.write_text("import torch\nimport torch.nn as nn\ntorch.manual_seed(0)\n"
+                    "model = nn.Sequential(*[m for _ in range(260) for m in (nn.Linear(4, 4), nn.Tanh())])\n"
+                    "x, y = torch.randn(8, 4), torch.randn(8, 4)\n"
+                    "optimizer = torch.optim.SGD(model.parameters(), lr=0.01)\nfor step in range(3):\n"
+                    "    optimizer.zero_grad()\n    nn.functional.mse_loss(model(x), y).backward()\n"
+                    "    optimizer.step()\n")
+    window = make_window()
+    started = []
+    threads.clear()                                         # (the tutorial's, shown at once)
+    window.traces.started.connect(started.append)
+    window.open_path(str(path), confirm=False)
+    qtbot.waitUntil(lambda: window.replay is not None and window.document.path == path, timeout=60000)
+    events = len(window.replay.events)
+    assert events * SHOW_S_PER_EVENT >= SYNC_S              # (the trace is that large)
+    assert started == [0] and threads == [False]            # replayed in a worker, not in the UI thread
+    assert len(window.session.history.param_names) == 2 * 260
+    window.set_iteration(1)                                 # the next iteration's too, then shown
+    assert window.replay.iteration == 0
+    qtbot.waitUntil(lambda: window.replay.iteration == 1, timeout=20000)
+    assert threads == [False, False] and started == [0, 1]
+    small = tmp_path / "small.py"                           # a small one is shown at once
+    small.write_text(TUTORIAL.read_text())
+    window.open_path(str(small), confirm=False)
+    finish(window)
+    qtbot.waitUntil(lambda: window.replay is not None and window.document.path == small, timeout=60000)
+    assert threads[-1] is True and started == [0, 1]
+
+
 def _run_until_result(qtbot, window) -> None:
     """Ctrl+R, then let the event loop run until the run's result is on screen (not the background)."""
     qtbot.keyClick(window.code, Key.Key_R, CTRL)
