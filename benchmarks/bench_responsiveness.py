@@ -15,7 +15,8 @@ instead of shown), in a process of its own, which then, step by step, as a user 
 3. ``play``: plays one iteration from its start to its end (at the speed that takes about
    ``--play-seconds``);
 4. ``iteration``: changes the iteration three times in the toolbar's box (the last, the middle, the
-   second), each time until its trace is shown;
+   second), each time until its trace is shown; ``jump``: then, each time, sets the event scrubber
+   near the iteration's end, to its middle and to three quarters (as a click on it does);
 5. ``expand/collapse``: toggles every foldable module of the graph and back
    (``GraphView.set_collapsed``), one relayout each (``MAX_TOGGLED`` of them, evenly spread, in a graph
    of more); then expands all of them and collapses all of them (the graph's context menu:
@@ -320,6 +321,10 @@ class Bench:
             m.begin(f"iteration {k}", "iteration")
             w.iteration_box.setValue(k)
             yield f"iteration {k}'s trace", lambda k=k: self._shown(k)
+            m.begin(f"jumps in iteration {k}", "jump")       # the scrubber set as a click on it does
+            for at in (0.98, 0.5, 0.75):
+                w.scrubber.setValue(int(at * (w.player.count - 1)))
+                yield "the jump drawn", lambda: True
         if not targets:
             self.notes.append("one iteration only: no iteration change")
 

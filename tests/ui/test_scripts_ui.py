@@ -348,6 +348,11 @@ def test_a_large_scripts_trace_is_replayed_off_the_ui_thread(qtbot, make_window,
     assert events * SHOW_S_PER_EVENT >= SYNC_S              # (the trace is that large)
     assert started == [0] and threads == [False]            # replayed in a worker, not in the UI thread
     assert len(window.session.history.param_names) == 2 * 260
+    from gradviz.view.replay import Replay
+    walked, advance = [], Replay._advance
+    monkeypatch.setattr(Replay, "_advance", lambda self, f: walked.append(1) or advance(self, f))
+    window.player.seek(len(window.replay) - 2)              # a jump to the end: its keyframes are made
+    assert window.player.position == len(window.replay) - 2 and len(walked) < Replay.KEYFRAME_EVERY
     window.set_iteration(1)                                 # the next iteration's too, then shown
     assert window.replay.iteration == 0
     qtbot.waitUntil(lambda: window.replay.iteration == 1, timeout=20000)
