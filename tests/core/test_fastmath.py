@@ -148,11 +148,14 @@ def test_float64_and_small_arrays_are_untouched():
 
 def test_torch_bits_as_often_as_before():
     """Against torch's SLEEF kernels: as many equal bits as the float64-then-round path (which the
-    fast path equals), that is nearly all; where they differ it is by one ulp: SLEEF's rounding (libm, not a defect)."""
+    fast path equals), that is nearly all; where they differ it is by one ulp: SLEEF's rounding (libm,
+    not a defect). How often SLEEF rounds correctly depends on the kernel torch picks for the CPU:
+    tanh 99.80 % and exp 98.999 % with AVX2 (AMD EPYC), 99.26 % and 98.92 % with AVX-512 (Xeon)."""
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(9).uniform(-5, 5, 1_000_000).astype(np.float32)
-    for fast, op, share in ((tanh_f32, torch.tanh, 0.997), (exp_f32, torch.exp, 0.985)):
+    for fast, op, reference in ((tanh_f32, torch.tanh, np.tanh), (exp_f32, torch.exp, np.exp)):
         ours, theirs = fast(x), op(torch.from_numpy(x)).numpy()
-        assert np.mean(ours == theirs) > share       # measured: 99.80% and 98.999%
+        rounded = reference(x.astype(np.float64)).astype(np.float32)
+        assert np.mean(ours == theirs) == np.mean(rounded == theirs) > 0.985, torch.backends.cpu.get_cpu_capability()
         ulps = np.abs(ours.view(np.int32).astype(np.int64) - theirs.view(np.int32).astype(np.int64))
         assert ulps.max() <= 1
