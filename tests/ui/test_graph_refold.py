@@ -257,3 +257,34 @@ def test_expanding_a_module_of_many_boxes_in_a_small_graph_is_not_done_at_once(q
     settle(qtbot, view)
     assert set(replay.module_members(module)) <= set(view.node_items)
     assert_consistent(view, player)
+
+
+def test_a_frame_that_changes_every_folded_module_is_drawn_a_slice_per_turn(qtbot, deep_replays, monkeypatch):
+    """The optimizer's step changes every parameter: with the modules folded, every module's box.
+    Those boxes were drawn all in one turn whatever the slice (at the graph-size limit, 499 boxes:
+    32-38 ms of a player's tick); now a slice (``details.DETAIL_SLICE_S``), the rest in the next
+    turns, and in the end each box looks as an update of all of them at once makes it. (Every
+    parameter is active in that frame: with more active nodes than a slice draws, each turn drew the
+    same first ones again, never the rest, and the updates never ended.)"""
+    from ui.graph import details
+
+    view, player = make_view(qtbot, deep_replays[0])
+    assert view.visible_node_count() < 300 and len(view.folded.folds) == BLOCKS + 1     # folded
+    player.seek(player.replay.phase_range("step")[0] - 1)
+    settled = lambda: not view._more.isActive() and not view.details.timer.isActive()   # noqa: E731
+    qtbot.waitUntil(settled, timeout=10000)
+    looks = lambda: {k: g._look for k, g in view.node_items.items() if k < 0}            # noqa: E731
+    before = looks()
+    monkeypatch.setattr(details, "DETAIL_SLICE_S", 0.0005)   # a slice far too short for 101 boxes
+    player.seek(player.count - 1)                            # after the step: every module's box changed
+    first = looks()
+    changed = {k for k in first if first[k] != before[k]}
+    assert view._more.isActive() and 0 < len(changed) < len(first) / 2, len(changed)
+    qtbot.waitUntil(settled, timeout=10000)
+    after = looks()
+    assert sum(after[k] != before[k] for k in after) > len(after) / 2
+    monkeypatch.setattr(details, "DETAIL_SLICE_S", 60.0)     # the same frame drawn at once: nothing changes
+    view._shown_nodes.clear()
+    view._prev_active = set(view._display_of)
+    view._on_position_changed(player.position)
+    assert looks() == after and not view._more.isActive()

@@ -111,6 +111,10 @@ class GraphView(QtWidgets.QGraphicsView):
         self._shown_nodes: dict[int, object] = {}
         self._shown_edges: dict[tuple, object] = {}
         self._prev_active: set[int] = set()
+        # (position, the nodes its update drew so far, the _prev_active it left): a frame with more
+        # active nodes than a slice draws (the optimizer's step: every parameter) drew the same first
+        # ones again each turn and never the rest
+        self._frame_drawn: tuple = (-1, set(), None)
         self._prev_active_edges: set = set()
         self._frame_index = -1
         self._signature = None                           # of the graph drawn (kept while a run is pending)
@@ -545,9 +549,12 @@ class GraphView(QtWidgets.QGraphicsView):
             if time.perf_counter() >= until:              # this turn's time is spent: all next turn
                 return self._more.start()                 # (not even the O(boxes) passes below)
             dirty = {n for n, ns in frame.nodes.items() if self._shown_nodes.get(n) is not ns}
-            dirty |= active | self._prev_active
+            at, drawn, mine = self._frame_drawn
+            again = at == position and mine is self._prev_active        # the rest of this frame's update
+            dirty |= (active | self._prev_active) - drawn if again else active | self._prev_active
             left = self.details.update_nodes(frame, dirty, active, kind, self.view_state.selected_node, until)
             self._prev_active = set(active) | left         # (not drawn yet: dirty next time)
+            self._frame_drawn = (position, (drawn if again else set()) | (dirty - left), self._prev_active)
             if left:                                       # boxes first: the edges wait with them
                 return self._more.start()
             edges_dirty = {k for k, es in frame.edges.items() if self._shown_edges.get(k) is not es}
