@@ -52,7 +52,7 @@ Prints one line per file, then the cause::
 longest stall under 50 ms, peak memory within the document budget.
 
 With no scenario it uses the files of ``limit_files.py`` (the largest data, MLP, expression, the
-most micro-batches, the most variants), written to a temporary directory; ``--quick`` writes small
+most micro-batches, the most variants, the most modules), written to a temporary directory; ``--quick`` writes small
 versions (a smoke run of a minute or so). A name of one of them (``limit_mlp``) generates just that
 file. Each file has ``--timeout`` seconds (a step that waits longer is reported, and a window that
 stops turning is stopped and, with py-spy next to the interpreter, its stack shown), and the
@@ -621,7 +621,7 @@ def scenario_paths(args, directory: Path) -> list[Path]:
         return paths
     paths = []
     for arg in args.scenarios:
-        name = arg if arg.endswith(".toml") else arg + ".toml"
+        name = next((n for n in (arg, arg + ".toml", arg + ".py") if n in limit_files.FILES), arg)
         if not Path(arg).exists() and name in limit_files.FILES:
             path = limit_files.generate(directory, args.quick, [name])[0]
             print("  " + limit_files.describe(path), flush=True)

@@ -21,9 +21,12 @@ without edits here:
   ``max_accumulation_steps``);
 - ``limit_variants.toml``: the most variants, the main run and ``max_comparisons`` comparisons (one per
   optimizer setting) of the widest 8-layer MLP on moons, each with as many steps as the loader
-  accepts (``max_recorded_values`` per run; fewer if the loader counts the whole document).
+  accepts (``max_recorded_values`` per run; fewer if the loader counts the whole document);
+- ``limit_modules.py``: the most modules, a PyTorch script of as many Linear(4, 4) + Tanh blocks as
+  ``max_graph_nodes`` allows (498: 1,998 nodes, 499 foldable modules; the one graph that is at the
+  limit folded or not). A TOML model cannot have that many layers (``max_layers``), a script can.
 
-``--quick`` writes small versions of the same five shapes (seconds, not minutes, to run).
+``--quick`` writes small versions of the same six shapes (seconds, not minutes, to run).
 """
 from __future__ import annotations
 
@@ -261,12 +264,30 @@ def limit_variants(quick: bool) -> str:
     return largest(build, 1, LIMITS["max_recorded_values"] // parameters(layers))[1]
 
 
+def modules_blocks() -> int:
+    """Linear(4, 4) + Tanh blocks whose traced graph fits ``max_graph_nodes`` (4 nodes each, 6 more)."""
+    return (LIMITS["max_graph_nodes"] - 6) // 4
+
+
+def limit_modules(quick: bool) -> str:
+    blocks = 40 if quick else modules_blocks()
+    return (f"# The most modules: {blocks} x (Linear(4, 4) + Tanh), each a foldable module\n"
+            "import torch\nimport torch.nn as nn\n\ntorch.manual_seed(0)\n"
+            f"model = nn.Sequential(*[m for _ in range({blocks}) for m in (nn.Linear(4, 4), nn.Tanh())],\n"
+            "                      nn.Linear(4, 1))\n"
+            "x, y = torch.randn(8, 4), torch.randn(8, 1)\n"
+            "optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)\n"
+            "for step in range(6):\n    optimizer.zero_grad()\n"
+            "    loss = nn.functional.mse_loss(model(x), y)\n    loss.backward()\n    optimizer.step()\n")
+
+
 FILES: dict[str, Callable[[bool], str]] = {
     "limit_data.toml": limit_data,
     "limit_mlp.toml": limit_mlp,
     "limit_expression.toml": limit_expression,
     "limit_micro_batches.toml": limit_micro_batches,
     "limit_variants.toml": limit_variants,
+    "limit_modules.py": limit_modules,
 }
 
 
@@ -281,7 +302,10 @@ def generate(directory: str | Path, quick: bool = False, names: list[str] | None
             continue
         path = directory / name
         path.write_text(build(quick), encoding="utf-8")
-        load(path)
+        if path.suffix == ".toml":
+            load(path)
+        else:                             # a script: it compiles (the app runs it; the test traces it)
+            compile(path.read_text(encoding="utf-8"), str(path), "exec")
         paths.append(path)
     return paths
 
@@ -289,6 +313,8 @@ def generate(directory: str | Path, quick: bool = False, names: list[str] | None
 def describe(path: Path) -> str:
     """One line: the file's title, size, variants, steps and graph size (as the loader estimates it)."""
     from gradviz.scenario import estimate_graph_nodes
+    if path.suffix == ".py":
+        return f"{path.name}: {path.read_text(encoding='utf-8').splitlines()[0][2:]} (a script)"
     scenario = load(path)
     variants = scenario.variants()
     steps = sum(v.loop.steps for v in variants)

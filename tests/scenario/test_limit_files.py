@@ -27,6 +27,12 @@ def test_the_limit_files_load_and_are_at_their_limits(tmp_path):
     assert estimate_graph_nodes(micro) > 0.9 * LIMITS["max_graph_nodes"]
     variants = load(paths["limit_variants.toml"])
     assert len(variants.variants()) == LIMITS["max_comparisons"] + 1
+    from gradviz.training.script import ScriptRun, run_script
+    source = paths["limit_modules.py"].read_text()
+    result = run_script(source, paths["limit_modules.py"], trace_iterations=1)
+    assert result.error is None
+    nodes = len(ScriptRun(result).trace_iteration(0).nodes)     # (more than the limit would raise here)
+    assert LIMITS["max_graph_nodes"] - 4 < nodes <= LIMITS["max_graph_nodes"]
 
 
 def test_the_quick_files_load(tmp_path):
