@@ -314,10 +314,12 @@ def bench_limit(name, traces, frames, size, app) -> None:
 
 
 def limit_blocks() -> int:
-    """Linear(4, 4) + Tanh blocks (4 nodes each, plus the loss's) within the graph-size limit."""
-    from gradviz.scenario import LIMITS
+    """Linear(4, 4) + Tanh blocks within the graph-size limit: those of ``limit_files.py``'s
+    limit_modules.py, the same graph as a script for bench_responsiveness."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import limit_files
 
-    return (LIMITS["max_graph_nodes"] - 6) // 4
+    return limit_files.modules_blocks()
 
 
 def main() -> None:
