@@ -245,9 +245,11 @@ def activation_seconds(L, sc: Scenario, points: int, repeats: int = 3) -> float:
     Why: a float32 ``tanh`` (or ``sigmoid``) has torch's bits in GradViz only when it is the float64
     function rounded once (gradviz/functions.py ``_libm``). On a CPU without AVX-512, numpy's float64
     ``tanh`` is libm's scalar loop (15-30 ns an element); gradviz/_fastmath.py gives the same bits in
-    numpy's vector ops (tanh 5-7 ns, exp 7-12 ns), still above torch's SLEEF float32 code (2-4 ns): where
-    activations are a large share of torch's step they set a floor of their own, like the matmuls
-    (``floor`` in bench_session)."""
+    numpy's vector ops (tanh 5-7 ns, exp 7-12 ns); with AVX-512 numpy's own float64 ``tanh`` is
+    vectorized (1.4 ns, 1.8 ns with the conversions) and is taken instead. Both stay above torch's
+    SLEEF float32 code (0.3-4 ns, depending on the CPU): where activations are a large share of torch's
+    step they set a floor of their own, like the matmuls (``floor`` in bench_session). The backward
+    adds torch's fused ``1 - s*s`` (functions._tanh_bw), computed in float64."""
     if sc.model.kind != "layers":
         return 0.0
     rng = np.random.default_rng(1)

@@ -5,7 +5,9 @@ rounded once to float32 (``functions._libm``). The fast path may differ from it 
 exact value lies within ~2**-45 of a float32 rounding boundary; none of the ~30 million values
 below does, so the tests ask for equality.
 """
+import functools
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -13,8 +15,13 @@ import pytest
 import gradviz as gv
 from gradviz import _fastmath
 from gradviz._fastmath import exp_f32, tanh_f32
+from gradviz.random import _TORCH_KERNELS, _fmaf
 
-FUNCTIONS = [("tanh", tanh_f32, np.tanh), ("exp", exp_f32, np.exp)]
+# Both paths, whichever this machine picks: the kernel without libm, and numpy's float64 function in
+# blocks (taken where numpy vectorizes it, e.g. with AVX-512).
+FUNCTIONS = [(f"{name}/{how}", functools.partial(fast, how=how), fn)
+             for name, fast, fn in (("tanh", tanh_f32, np.tanh), ("exp", exp_f32, np.exp))
+             for how in ("kernel", "libm")]
 LARGE = max(_fastmath.MIN_ELEMENTS, _fastmath.MIN_EXP_ELEMENTS)     # both take the fast path from here
 
 
@@ -58,7 +65,7 @@ def test_tanh_at_its_table_steps_and_clip():
     bits = np.arange(np.float32(9).view(np.int32), np.float32(10.5).view(np.int32), dtype=np.int32)
     top = bits.view(np.float32)
     x = np.concatenate([halfway, near, steps.astype(np.float32), top, -top])
-    assert np.count_nonzero(~same_bits(tanh_f32(x), reference(np.tanh, x))) == 0
+    assert np.count_nonzero(~same_bits(tanh_f32(x, "kernel"), reference(np.tanh, x))) == 0
 
 
 def test_every_float32_exponent_from_tiny_to_ten():
@@ -66,7 +73,7 @@ def test_every_float32_exponent_from_tiny_to_ten():
     lo, hi = np.float32(2.0 ** -10).view(np.int32), np.float32(10).view(np.int32)
     x = np.arange(lo, hi, 7, dtype=np.int32).view(np.float32)
     x = np.concatenate([x, -x])
-    assert np.count_nonzero(~same_bits(tanh_f32(x), reference(np.tanh, x))) == 0
+    assert np.count_nonzero(~same_bits(tanh_f32(x, "kernel"), reference(np.tanh, x))) == 0
 
 
 @pytest.mark.parametrize("name, fast, fn", FUNCTIONS)
@@ -113,9 +120,10 @@ def test_threads_have_their_own_scratch_buffers():
 
     def work(x):
         want = reference(np.tanh, x)
-        for _ in range(20):
-            if not same_bits(tanh_f32(x), want).all():
-                wrong.append(True)
+        for _ in range(10):
+            for how in ("kernel", "libm"):
+                if not same_bits(tanh_f32(x, how), want).all():
+                    wrong.append(how)
 
     threads = [threading.Thread(target=work, args=(x,)) for x in inputs]
     for t in threads:
@@ -123,6 +131,38 @@ def test_threads_have_their_own_scratch_buffers():
     for t in threads:
         t.join()
     assert not wrong
+
+
+@pytest.mark.parametrize("name", ["tanh", "exp"])
+def test_the_faster_path_is_picked(name, monkeypatch):
+    """``path`` times both on one block and takes libm only where it is clearly faster; both give the
+    same bits, so the choice is about time alone. GRADVIZ_FASTMATH forces one."""
+    monkeypatch.delenv("GRADVIZ_FASTMATH", raising=False)
+    fn, kernel, minimum = _fastmath._PATHS[name]
+    libm = _fastmath._LIBM_BLOCKS[name]
+
+    def slow(block):
+        def run(*args):
+            time.sleep(0.002)
+            block(*args)
+        return run
+
+    monkeypatch.setitem(_fastmath._LIBM_BLOCKS, name, slow(libm))
+    assert _fastmath._calibrate(name) == "kernel"
+    monkeypatch.setitem(_fastmath._LIBM_BLOCKS, name, libm)
+    monkeypatch.setitem(_fastmath._PATHS, name, (fn, slow(kernel), minimum))
+    assert _fastmath._calibrate(name) == "libm"
+    monkeypatch.setenv("GRADVIZ_FASTMATH", "kernel")
+    assert _fastmath._calibrate(name) == "kernel"
+    assert _fastmath.path(name) in ("kernel", "libm")
+
+
+@pytest.mark.parametrize("how", ["kernel", "libm"])
+def test_either_path_over_the_block_size(how):
+    """The libm path in blocks from LIBM_BLOCKED_FROM elements, across block edges."""
+    x = np.random.default_rng(8).uniform(-6, 6, _fastmath.LIBM_BLOCKED_FROM + _fastmath.BLOCK + 3).astype(np.float32)
+    for fast, fn in ((tanh_f32, np.tanh), (exp_f32, np.exp)):
+        assert same_bits(fast(x, how), reference(fn, x)).all()
 
 
 def test_tensor_ops_use_it_and_keep_the_gradient():
@@ -135,7 +175,9 @@ def test_tensor_ops_use_it_and_keep_the_gradient():
         out = y.detach().numpy()
         assert same_bits(out, reference(fn, x)).all()
         y.sum().backward()
-        want = (1 - out * out) if op == "tanh" else out
+        # tanh: torch's fused 1 - s*s (functions._tanh_bw), where its kernels have FMA
+        fused = _TORCH_KERNELS != "default"
+        want = (_fmaf(-out, out, np.float32(1)) if fused else 1 - out * out) if op == "tanh" else out
         np.testing.assert_array_equal(t.grad.numpy(), want)
     s = gv.tensor(x).sigmoid().numpy()
     np.testing.assert_array_equal(s, (1 / (1 + reference(np.exp, -x))).astype(np.float32))
