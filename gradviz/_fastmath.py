@@ -202,6 +202,59 @@ def _apply(x: np.ndarray, name: str, how: str | None) -> np.ndarray:
         return _blocks(x, np.empty(x.shape, np.float32), _LIBM_BLOCKS[name] if how == "libm" else kernel)
 
 
+def tanh_backward_f32(g: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``g * fma(-s, s, 1)`` for float32 ``g`` and ``s`` of one shape: torch's float32 tanh_backward, whose
+    ``1 - s*s`` is one fused multiply-add (rounded once), then a float32 product.  The square is exact
+    in float64, and so is the difference for ``|s| >= 0.18``; below, the float64 difference is rounded
+    once more, which changes the float32 result only when it lands on a float32 tie (about once in
+    2**29 such elements).  In blocks through the scratch buffers: 130 us on 131,072 values, against
+    215 us for numpy's casting loops on whole arrays and 60 us for two float32 roundings."""
+    out = np.empty(s.shape, np.float32)
+    flat_s, flat_g, flat_out = np.ascontiguousarray(s).reshape(-1), np.ascontiguousarray(g).reshape(-1), out.reshape(-1)
+    z_all = _work.f[0]
+    for lo in range(0, flat_s.size, BLOCK):
+        hi = min(lo + BLOCK, flat_s.size)
+        z, o = z_all[:hi - lo], flat_out[lo:hi]
+        np.copyto(z, flat_s[lo:hi])
+        np.multiply(z, z, out=z)
+        np.subtract(1.0, z, out=z)
+        np.copyto(o, z, casting="same_kind")
+        np.multiply(o, flat_g[lo:hi], out=o)
+    return out
+
+
+FMA_MIN_ELEMENTS = 16384     # below, whole-array float64 temporaries are as fast (no page faults)
+
+
+def fma_f32(a, b: np.ndarray, c: np.ndarray, out: np.ndarray) -> bool:
+    """``out = a * b + c`` computed in float64 and rounded once to float32, a block at a time in the
+    scratch buffers; ``a`` a float or an array, all arrays float32, contiguous and of ``out``'s shape
+    (``out`` may be ``b`` or ``c``).  False, with nothing written, when they are not: the caller then
+    takes its whole-array route.  The optimizers' multiply-adds on a 65,536-element parameter: 210 us
+    in float64 temporaries of the whole array (their page faults), against about 70 us."""
+    arrays = (b, c) if isinstance(a, float) else (a, b, c)
+    if out.size < FMA_MIN_ELEMENTS or out.dtype != np.float32 or not out.flags.c_contiguous or any(
+            type(x) is not np.ndarray or x.dtype != np.float32 or x.shape != out.shape or not x.flags.c_contiguous
+            for x in arrays):
+        return False
+    flat_b, flat_c, flat_out = b.reshape(-1), c.reshape(-1), out.reshape(-1)
+    flat_a = None if isinstance(a, float) else a.reshape(-1)
+    z_all, w_all = _work.f[0], _work.f[1]
+    for lo in range(0, flat_out.size, BLOCK):
+        hi = min(lo + BLOCK, flat_out.size)
+        z, w = z_all[:hi - lo], w_all[:hi - lo]
+        np.copyto(z, flat_b[lo:hi])
+        if flat_a is None:
+            z *= a
+        else:
+            np.copyto(w, flat_a[lo:hi])
+            z *= w
+        np.copyto(w, flat_c[lo:hi])
+        z += w
+        np.copyto(flat_out[lo:hi], z, casting="same_kind")
+    return True
+
+
 def tanh_f32(x: np.ndarray, how: str | None = None) -> np.ndarray:
     """``tanh`` of a float32 array, as ``np.tanh`` in float64 rounded once to float32.  ``how``:
     ``"libm"`` or ``"kernel"`` (the tests); by default the faster on this machine (``path``)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._dtypes import sum_to
-from ._fastmath import exp_f32, tanh_f32
+from ._fastmath import exp_f32, tanh_backward_f32, tanh_f32
 from ._reductions import var as _var
 from ._reductions import var_backward as _var_backward
 from ._reductions import vector_norm, vector_norm_backward
@@ -228,18 +228,14 @@ def _in_place_ok(a, g):
 
 
 def _tanh_bw(g, s):
-    """``g * (1 - s * s)``, PyTorch's tanh_backward.  Its float32 kernel is built with FMA
-    contraction (``random._TORCH_KERNELS``): ``1 - s * s`` is one ``fma(-s, s, 1)``, rounded once.
-    Here the square is exact in float64 and so, for ``|s| >= 0.18``, is the difference; below, the
-    float64 difference is rounded once more, which changes the float32 result only when it lands on
-    a float32 tie (about once in 2**29 such elements).  Rounding twice, as before, differed from torch
-    in a third of the elements.  float64 keeps two roundings (an exact float64 fma costs 25 times
-    more): 1 ulp of float64 where torch fuses."""
+    """``g * (1 - s * s)``, PyTorch's tanh_backward.  Its float32 kernel is built with FMA contraction
+    (``random._TORCH_KERNELS``): ``1 - s * s`` is one ``fma(-s, s, 1)``, rounded once
+    (``_fastmath.tanh_backward_f32``); rounding twice, as before, differed from torch in a third of the
+    elements.  float64 keeps two roundings (an exact float64 fma in numpy costs 25 times more): 1 ulp
+    of float64 where torch fuses."""
     if (_TORCH_KERNELS != "default" and type(s) is np.ndarray and type(g) is np.ndarray
-            and s.dtype == g.dtype == np.float32):
-        d = np.multiply(s, s, dtype=np.float64)
-        np.subtract(1.0, d, out=d)
-        return np.multiply(d, g, dtype=np.float32, casting="same_kind")   # rounded, then times g in float32
+            and s.dtype == g.dtype == np.float32 and s.shape == g.shape):
+        return tanh_backward_f32(g, s)
     d = s * s
     if not _in_place_ok(d, g):
         return g * (1 - d)

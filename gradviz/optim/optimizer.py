@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import trace
+from .._fastmath import fma_f32
 from .._tensor import Tensor, enable_grad
 
 
@@ -452,6 +453,8 @@ def _fma(a, b: np.ndarray, c: np.ndarray, out: np.ndarray) -> np.ndarray:
     if out.size == 1:       # Python floats are float64: the same rounding, without numpy's per-call cost
         value = (a if isinstance(a, float) else a.item()) * b.item() + c.item()
         out[...] = value if out.dtype.char == "f" else np.float32(value)
+        return out
+    if fma_f32(a, b, c, out):    # large float32: in blocks, without float64 temporaries of the whole array
         return out
     # astype, then same-dtype in-place ops: numpy's fastest route (a dtype= or mixed-dtype ufunc casts slowly)
     value = b.astype(np.float64)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gradviz as gv
-from gradviz import functions
+from gradviz import _fastmath, functions
 from gradviz.random import _fmaf
 
 SPECIAL = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-45, -1e-45, 3.0e38, -2.5], dtype=np.float64)
@@ -108,3 +108,32 @@ def test_large_backward_matches_torch(op, dtype):
         assert same_values(ours[1], want)
     else:
         assert same_values(ours[0], theirs[0]) and same_values(ours[1], theirs[1])
+
+
+@pytest.mark.parametrize("shape", [(3,), (_fastmath.BLOCK + 7,), (2, _fastmath.BLOCK + 1)])
+def test_fused_tanh_backward_over_block_edges_and_strides(shape):
+    """``tanh_backward_f32`` is ``g * fma(-s, s, 1)`` (torch's float32 tanh_backward) in blocks: every
+    block, the last partial one, and strided inputs."""
+    n = int(np.prod(shape))
+    s = np.tanh(values(n, np.float32, 13)).reshape(shape)
+    g = values(n, np.float32, 14).reshape(shape)
+    wide = np.tanh(values(2 * n, np.float32, 15)).reshape(*shape[:-1], 2 * shape[-1])[..., ::2]
+    with np.errstate(all="ignore"):                       # the NaN and inf among the values
+        assert same_values(_fastmath.tanh_backward_f32(g, s), g * _fmaf(-s, s, np.float32(1)))
+        assert same_values(_fastmath.tanh_backward_f32(g, wide), g * _fmaf(-wide, wide, np.float32(1)))
+
+
+@pytest.mark.parametrize("n", [_fastmath.FMA_MIN_ELEMENTS - 1, _fastmath.FMA_MIN_ELEMENTS, 2 * _fastmath.BLOCK + 5])
+@pytest.mark.parametrize("scalar", [True, False])
+def test_optimizer_fma_in_blocks_is_the_whole_array_route(n, scalar):
+    """The optimizers' ``a * b + c`` rounded once (optim/optimizer.py ``_fma``): the blocked float32
+    route equals float64 arithmetic on whole arrays, also when ``out`` is ``c`` (an in-place update)."""
+    from gradviz.optim.optimizer import _fma
+    rng = np.random.default_rng(16)
+    b, c = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    a = 0.1 if scalar else rng.standard_normal(n).astype(np.float32)
+    want = (np.float64(a) * b.astype(np.float64) + c).astype(np.float32) if scalar else \
+        (a.astype(np.float64) * b + c.astype(np.float64)).astype(np.float32)
+    assert same_bits(_fma(a, b, c, np.empty_like(c)), want)
+    assert same_bits(_fma(a, b, c, c), want)                    # in place: c is overwritten block by block
+    assert same_bits(c, want)
