@@ -29,6 +29,15 @@ def _freeze_startup_objects() -> None:
         gc.freeze()
 
 
+def _preload_script_modules() -> None:
+    """Import what runs a PyTorch script (its recorder, ``torch`` namespace and worker) while the window
+    is built, not when the first script is opened: compiling them took 23 ms of that open's turn
+    where no ``.pyc`` is written (2-5 ms with one), with the window up (issue 12: limit_modules.py's
+    open stall, 41-57 ms)."""
+    import gradviz.training.script  # noqa: F401
+    import gradviz.training.worker  # noqa: F401
+
+
 _blas_capped = False
 
 
@@ -45,6 +54,7 @@ def make_window(path: str | None = None):
         _blas_capped = True
         leave_a_core()
     window = MainWindow()
+    _preload_script_modules()
     _freeze_startup_objects()
     window.open_default()
     if path:

@@ -512,3 +512,45 @@ def test_workers_reuse_idle_threads_and_never_queue_a_job_behind_another(monkeyp
     assert finished.wait(10) and starts == []
     monkeypatch.undo()
     release.set()
+
+
+PRELOAD = """
+import sys, time
+from PySide6 import QtCore, QtWidgets
+app = QtWidgets.QApplication([])
+QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)
+QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, sys.argv[2])
+from ui.dialogs import settings
+from ui.welcome import SEEN_KEY
+settings().setValue(SEEN_KEY, True)
+B = QtWidgets.QMessageBox.StandardButton
+QtWidgets.QMessageBox.question = staticmethod(lambda *a, **k: B.Yes)     # "Run this script?"
+from ui.app import make_window
+assert "gradviz.training.script" not in sys.modules
+window = make_window()
+window.show()
+before = set(sys.modules)
+window.open_path(sys.argv[1], confirm=False)
+end = time.monotonic() + 60
+def ran():
+    sessions = window.document.sessions
+    return type(sessions[0]).__name__ if sessions else None
+while time.monotonic() < end and ran() != "ScriptRun":
+    app.processEvents()
+    time.sleep(0.01)
+late = sorted(m for m in set(sys.modules) - before if m.startswith(("gradviz", "ui")))
+print("ran:", ran(), "late:", late)
+window.document.modified = False
+"""
+
+
+def test_opening_a_script_imports_nothing_with_the_window_up(tmp_path):
+    """The modules that run a script are imported while the window is built: compiling them on the
+    first script's open (23 ms where no .pyc is written) stalled the window (issue 12)."""
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / "lesson.py"
+    script.write_text("import torch\nw = torch.tensor(1.0, requires_grad=True)\nprint(w * 2)\n")
+    out = subprocess.run([sys.executable, "-c", PRELOAD, str(script), str(tmp_path)], cwd=root, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen",
+                                                      "PYTHONPATH": str(root), "HOME": str(tmp_path)})
+    assert out.stdout.strip().endswith("ran: ScriptRun late: []"), out.stdout + out.stderr
