@@ -69,13 +69,16 @@ def use_colours(dark: bool) -> None:
 use_colours(T.is_dark())
 
 
-LINE_LIMIT = 10_000        # characters: a longer line is shown uncoloured (lexing it would block)
+LINE_LIMIT = 4_000         # characters: a longer line is shown uncoloured (lexing one line is a single call
+                           # of about 3.6 us a character: 29 ms at 8,000, with Qt's layout of the line on top)
 SYNC_CHARS = 60_000        # a longer text is recoloured in time slices
 PUT_SYNC_CHARS = 16_000    # a longer text goes into the editor in time slices (highlighting 30k chars of
                            # long lines in one go blocked the window 130 ms); every bundled lesson is shorter
 PATCH_CHARS = 2_000        # a new program differing from the shown one by at most this much is patched in
 SLICE_MS = 5               # the budget of one slice; the event loop turns between slices
-FEED_PIECE = (500, 50_000)  # characters put in at once by a slice of a long text: the first piece, the most
+FEED_PIECE = (500, 4_000)  # characters put in at once by a slice of a long text: the first piece, the most
+                           # (a size learnt on lines of numbers, 0.3 us a character, was 30 ms on the
+                           # lines of code after them, 3-10 us a character with their colours)
 FEED_PIECE_S = 0.003       # ... and what a piece should cost (its size follows)
 ASYNC_VALUES = 20_000      # a scenario embedding more numbers has its program written in a thread ...
 ASYNC_PARAMS = 20_000      # ... and one whose layers model has more parameter elements (its check)
@@ -477,8 +480,10 @@ class CodeView(QtWidgets.QPlainTextEdit):
         cursor.movePosition(QtGui.QTextCursor.MoveOperation.End)
         while True:
             began = time.perf_counter()
+            # a piece ends after a newline: one that began with the newline would change the last
+            # line put in, which Qt lays out and highlights again (10 ms for a line of 2,000 characters)
             end = text.find("\n", pos + size)
-            end = len(text) if end < 0 else end
+            end = len(text) if end < 0 else end + 1
             cursor.insertText(text[pos:end])
             pos = end
             took = max(time.perf_counter() - began, 1e-5)

@@ -282,6 +282,27 @@ def test_a_long_text_goes_in_by_slices(qtbot):
     assert view.toPlainText() == text
 
 
+def test_a_long_line_is_highlighted_once_as_the_text_goes_in(qtbot, monkeypatch):
+    """A slice's piece ends after a newline: a piece that began with the newline changed the last line
+    put in, which Qt highlighted and laid out again (10 ms a time for limit_expression's line of 2,182
+    characters: the 40 ms stall of its open)."""
+    from ui import code_view as C
+    lexed = []
+    highlight = C.PythonHighlighter.highlightBlock
+    monkeypatch.setattr(C.PythonHighlighter, "highlightBlock",       # before the editor exists: PySide
+                        lambda self, line: (lexed.append(len(line)), highlight(self, line))[1])   # binds it then
+    document, view = _panel(qtbot)
+    document.set_scenario(load(bundled_path(DEFAULT_SCENARIO)))
+    long_line = "pred = " + " + ".join(f"a{i} * torch.tanh(b{i} * x + c{i})" for i in range(90))
+    assert 2_000 < len(long_line) < C.LINE_LIMIT
+    text = "\n".join(f"{long_line}\ny{i} = {i}" for i in range(12))
+    assert len(text) > C.PUT_SYNC_CHARS
+    view._put(text, {})
+    qtbot.waitUntil(lambda: not view.busy, timeout=60_000)
+    assert view.toPlainText() == text
+    assert lexed.count(len(long_line)) == 12, sorted(set(lexed))[-5:]
+
+
 def test_the_panel_thread_leaves_the_global_generator_alone():
     """The runs' thread builds a layers model from the global generator (torch.manual_seed): the
     panel's thread writes the same program without drawing from it."""
