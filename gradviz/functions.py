@@ -227,15 +227,44 @@ def _in_place_ok(a, g):
     return type(a) is np.ndarray and type(g) is np.ndarray and a.shape == g.shape and a.dtype == g.dtype
 
 
+def _one_minus_square_f64(s: np.ndarray) -> np.ndarray:
+    """``fma(-s, s, 1)`` for float64 ``|s| <= 1`` (a tanh's output): Dekker's exact square
+    ``s*s = p + e`` (Veltkamp's split), ``h = 1 - p`` with its exact error ``t`` (Fast2Sum: ``1 >= p``),
+    then ``h + (t - e)``.  ``|t - e| <= ulp(h)``, so rounding it errs by at most 2**-53 ulp(h): the
+    result is the fused one unless the exact value lies that close to a rounding boundary (about
+    once in 2**52).  Eleven numpy operations where two roundings take two."""
+    c = s * 134217729.0                  # 2**27 + 1
+    hi = c - (c - s)
+    lo = s - hi
+    p = s * s
+    e = hi * hi
+    e -= p
+    c = hi * lo
+    c *= 2.0
+    e += c
+    lo *= lo
+    e += lo                              # s*s - p, exactly
+    h = 1.0 - p
+    t = 1.0 - h
+    t -= p                               # 1 - p - h, exactly
+    t -= e
+    h += t
+    return h
+
+
 def _tanh_bw(g, s):
-    """``g * (1 - s * s)``, PyTorch's tanh_backward.  Its float32 kernel is built with FMA contraction
+    """``g * (1 - s * s)``, PyTorch's tanh_backward.  Its kernels are built with FMA contraction
     (``random._TORCH_KERNELS``): ``1 - s * s`` is one ``fma(-s, s, 1)``, rounded once
-    (``_fastmath.tanh_backward_f32``); rounding twice, as before, differed from torch in a third of the
-    elements.  float64 keeps two roundings (an exact float64 fma in numpy costs 25 times more): 1 ulp
-    of float64 where torch fuses."""
+    (float32: ``_fastmath.tanh_backward_f32``; float64: ``_one_minus_square_f64``).  Rounding twice,
+    as before, differed from torch in a third of the float32 elements and a few float64 ones."""
     if (_TORCH_KERNELS != "default" and type(s) is np.ndarray and type(g) is np.ndarray
-            and s.dtype == g.dtype == np.float32 and s.shape == g.shape):
-        return tanh_backward_f32(g, s)
+            and s.dtype == g.dtype and s.shape == g.shape):
+        if s.dtype == np.float32:
+            return tanh_backward_f32(g, s)
+        if s.dtype == np.float64:
+            d = _one_minus_square_f64(s)
+            d *= g
+            return d
     d = s * s
     if not _in_place_ok(d, g):
         return g * (1 - d)

@@ -8,7 +8,7 @@ import pytest
 
 import gradviz as gv
 from gradviz import _fastmath, functions
-from gradviz.random import _fmaf
+from gradviz.random import _fma, _fmaf
 
 SPECIAL = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-45, -1e-45, 3.0e38, -2.5], dtype=np.float64)
 
@@ -51,8 +51,8 @@ def test_select_on_strided_and_broadcast_gradients():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tanh_and_sigmoid_backward_in_one_temporary(dtype):
     g, s = values(50_000, dtype, 6), np.tanh(values(50_000, dtype, 7))
-    # float32: torch's fused 1 - s*s; float64: two roundings (see functions._tanh_bw)
-    fused = (1 - s * s) if dtype == np.float64 else _fmaf(-s, s, np.float32(1))
+    # torch's fused 1 - s*s (functions._tanh_bw)
+    fused = _fma(-s, s, 1.0) if dtype == np.float64 else _fmaf(-s, s, np.float32(1))
     with np.errstate(all="ignore"):
         assert same_values(functions._tanh_bw(g, s), g * fused)
         assert same_values(functions._sigmoid_bw(g, s), g * (1 - s) * s)
@@ -99,12 +99,6 @@ def test_large_backward_matches_torch(op, dtype):
         # so the backward is checked as torch's own formula on our forward values
         formula = torch.ops.aten.tanh_backward if op == "tanh" else torch.ops.aten.sigmoid_backward
         want = formula(torch.from_numpy(g), torch.from_numpy(ours[0])).numpy()
-        if op == "tanh" and dtype == np.float64:
-            # torch fuses 1 - s*s into one fma; GradViz rounds twice in float64 (an exact float64 fma
-            # in numpy costs 25 times the formula): a rounding difference, at most 1 ulp of 1 - s*s (2**-52 times g)
-            with np.errstate(invalid="ignore"):
-                assert (np.abs(ours[1] - want) <= np.abs(g) * 2.0 ** -52)[np.isfinite(want)].all()
-            return
         assert same_values(ours[1], want)
     else:
         assert same_values(ours[0], theirs[0]) and same_values(ours[1], theirs[1])
@@ -137,3 +131,13 @@ def test_optimizer_fma_in_blocks_is_the_whole_array_route(n, scalar):
     assert same_bits(_fma(a, b, c, np.empty_like(c)), want)
     assert same_bits(_fma(a, b, c, c), want)                    # in place: c is overwritten block by block
     assert same_bits(c, want)
+
+
+def test_float64_fused_one_minus_square_on_hard_cases():
+    """``fma(-s, s, 1)`` in float64 (functions._one_minus_square_f64) equals the exact fma (random._fma,
+    Boldo-Melquiond) on tanh outputs near 0, near +-1 (cancellation), exact squares and random ones."""
+    rng = np.random.default_rng(17)
+    s = np.concatenate([np.tanh(rng.standard_normal(200_000) * 4), rng.uniform(-1, 1, 200_000),
+                        1 - rng.uniform(0, 1e-8, 10_000), -(1 - 2.0 ** -rng.integers(1, 53, 10_000)),
+                        rng.standard_normal(10_000) * 1e-9, np.array([0.0, -0.0, 1.0, -1.0, 0.5, 2.0 ** -27])])
+    assert same_bits(functions._one_minus_square_f64(s), _fma(-s, s, 1.0))
