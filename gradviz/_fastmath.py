@@ -163,7 +163,7 @@ LIBM_IF_FASTER_BY = 0.75      # libm is taken when it takes under this share of 
 def _calibrate(name: str) -> str:
     """``"libm"`` where numpy's float64 ``fn`` is vectorized (AVX-512: ``tanh`` 1.4 ns an element against
     the kernel's 5), else ``"kernel"`` (libm's scalar loop: 15-30 ns).  Both give the same bits; this
-    only picks the faster, timing each on the same block, best of 5 (about 0.2 ms, once a process)."""
+    only picks the faster, timing each on the same block, best of 5 (about 1 ms, once a process)."""
     forced = os.environ.get("GRADVIZ_FASTMATH", "")
     if forced in ("libm", "kernel"):
         return forced

@@ -40,6 +40,14 @@ def test_select_is_where_bit_for_bit(dtype, n, drop):
     assert same_bits(functions._select(keep, g, drop=drop), want)
 
 
+def test_select_of_a_non_bool_condition_is_where():
+    """A condition that is not a bool array (ints, a list) takes numpy's where: nonzero is true."""
+    g = values(4096, np.float32, 18)
+    keep = np.arange(4096) % 3
+    assert same_bits(functions._select(keep, g), np.where(keep, g, 0))
+    assert same_bits(functions._select(list(keep > 0), g, drop=True), np.where(keep > 0, 0, g))
+
+
 def test_select_on_strided_and_broadcast_gradients():
     g = values(4000, np.float32, 3).reshape(40, 100)
     keep = values(4000, np.float32, 4).reshape(40, 100)[:, ::2] > 0
