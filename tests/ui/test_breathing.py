@@ -488,6 +488,21 @@ def test_tenured_objects_are_out_of_full_collections_and_their_garbage_is_freed_
     assert out.stdout.strip() == "ok", out.stderr
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own niceness is Linux's")
+def test_workers_compute_at_a_lower_priority_than_the_ui_thread():
+    """A worker thread (runs, traces, loads) has a higher niceness than the UI thread, which keeps
+    its own: on two cores the UI thread otherwise waited on the run queue behind the run thread."""
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    workers = run_thread.Workers(max_idle=1)
+    seen = []
+    done = threading.Event()
+    workers.submit(lambda: (seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())), done.set()),
+                   "probe")
+    assert done.wait(10)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before      # the UI thread's own
+    assert seen == [max(before, run_thread.WORKER_NICE)]
+
+
 def test_workers_reuse_idle_threads_and_never_queue_a_job_behind_another(monkeypatch):
     """Starting a thread waits until it runs (it needs the GIL): 28 ms of the UI thread's turn while
     a worker computed. Finished threads wait for the next target instead; a job that comes while
