@@ -102,14 +102,16 @@ def _expm1_parts(z, r, q, s_bits, j):
     q *= r                               # exp(r) - 1, sign of zero kept: r = -0 gives -0
 
 
-def _blocks(x, out, body):
-    flat_in = x.reshape(-1)
+def _blocks(inputs: tuple, out: np.ndarray, body) -> np.ndarray:
+    """``body(*input blocks, out block, *scratch)`` over blocks of ``BLOCK`` elements of C-contiguous
+    ``inputs`` and ``out`` (all of one size), with this thread's scratch buffers cut to the block."""
+    flats = [a.reshape(-1) for a in inputs]
     flat_out = out.reshape(-1)
     w = _work
-    for lo in range(0, flat_in.size, BLOCK):
-        hi = min(lo + BLOCK, flat_in.size)
+    for lo in range(0, flat_out.size, BLOCK):
+        hi = min(lo + BLOCK, flat_out.size)
         n = hi - lo
-        body(flat_in[lo:hi], flat_out[lo:hi], *(b[:n] for b in w.f), *(b[:n] for b in w.i))
+        body(*(f[lo:hi] for f in flats), flat_out[lo:hi], *(b[:n] for b in w.f), *(b[:n] for b in w.i))
     return out
 
 
@@ -199,7 +201,7 @@ def _apply(x: np.ndarray, name: str, how: str | None) -> np.ndarray:
         return fn(x.astype(np.float64)).astype(np.float32)
     x = np.ascontiguousarray(x)
     with np.errstate(invalid="ignore", over="ignore"):
-        return _blocks(x, np.empty(x.shape, np.float32), _LIBM_BLOCKS[name] if how == "libm" else kernel)
+        return _blocks((x,), np.empty(x.shape, np.float32), _LIBM_BLOCKS[name] if how == "libm" else kernel)
 
 
 def tanh_backward_f32(g: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -216,18 +218,16 @@ def tanh_backward_f32(g: np.ndarray, s: np.ndarray) -> np.ndarray:
         out = d.astype(np.float32)
         out *= g
         return out
-    out = np.empty(s.shape, np.float32)
-    flat_s, flat_g, flat_out = np.ascontiguousarray(s).reshape(-1), np.ascontiguousarray(g).reshape(-1), out.reshape(-1)
-    z_all = _work.f[0]
-    for lo in range(0, flat_s.size, BLOCK):
-        hi = min(lo + BLOCK, flat_s.size)
-        z, o = z_all[:hi - lo], flat_out[lo:hi]
-        np.copyto(z, flat_s[lo:hi])
-        np.multiply(z, z, out=z)
-        np.subtract(1.0, z, out=z)
-        np.copyto(o, z, casting="same_kind")
-        np.multiply(o, flat_g[lo:hi], out=o)
-    return out
+    return _blocks((np.ascontiguousarray(s), np.ascontiguousarray(g)), np.empty(s.shape, np.float32),
+                   _tanh_backward_block)
+
+
+def _tanh_backward_block(s, g, out, z, *_):
+    np.copyto(z, s)
+    np.multiply(z, z, out=z)
+    np.subtract(1.0, z, out=z)
+    np.copyto(out, z, casting="same_kind")
+    np.multiply(out, g, out=out)
 
 
 FMA_MIN_ELEMENTS = 16384     # below, whole-array float64 temporaries are as fast (no page faults)
@@ -244,22 +244,27 @@ def fma_f32(a, b: np.ndarray, c: np.ndarray, out: np.ndarray) -> bool:
             type(x) is not np.ndarray or x.dtype != np.float32 or x.shape != out.shape or not x.flags.c_contiguous
             for x in arrays):
         return False
-    flat_b, flat_c, flat_out = b.reshape(-1), c.reshape(-1), out.reshape(-1)
-    flat_a = None if isinstance(a, float) else a.reshape(-1)
-    z_all, w_all = _work.f[0], _work.f[1]
-    for lo in range(0, flat_out.size, BLOCK):
-        hi = min(lo + BLOCK, flat_out.size)
-        z, w = z_all[:hi - lo], w_all[:hi - lo]
-        np.copyto(z, flat_b[lo:hi])
-        if flat_a is None:
-            z *= a
-        else:
-            np.copyto(w, flat_a[lo:hi])
-            z *= w
-        np.copyto(w, flat_c[lo:hi])
-        z += w
-        np.copyto(flat_out[lo:hi], z, casting="same_kind")
+    _blocks(arrays, out, _fma_scalar_block(a) if isinstance(a, float) else _fma_block)
     return True
+
+
+def _fma_block(a, b, c, out, z, w, *_):
+    np.copyto(z, b)
+    np.copyto(w, a)
+    z *= w
+    np.copyto(w, c)
+    z += w
+    np.copyto(out, z, casting="same_kind")
+
+
+def _fma_scalar_block(a: float):
+    def block(b, c, out, z, w, *_):
+        np.copyto(z, b)
+        z *= a
+        np.copyto(w, c)
+        z += w
+        np.copyto(out, z, casting="same_kind")
+    return block
 
 
 def tanh_f32(x: np.ndarray, how: str | None = None) -> np.ndarray:
