@@ -24,7 +24,7 @@ from ._fastmath import exp_f32, tanh_backward_f32, tanh_f32
 from ._reductions import var as _var
 from ._reductions import var_backward as _var_backward
 from ._reductions import vector_norm, vector_norm_backward
-from .random import _TORCH_KERNELS
+from .random import _TORCH_KERNELS, _two_product
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,22 +229,12 @@ def _in_place_ok(a, g):
 
 
 def _one_minus_square_f64(s: np.ndarray) -> np.ndarray:
-    """``fma(-s, s, 1)`` for float64 ``|s| <= 1`` (a tanh's output): Dekker's exact square
-    ``s*s = p + e`` (Veltkamp's split), ``h = 1 - p`` with its exact error ``t`` (Fast2Sum: ``1 >= p``),
-    then ``h + (t - e)``.  ``|t - e| <= ulp(h)``, so rounding it errs by at most 2**-53 ulp(h): the
-    result is the fused one unless the exact value lies that close to a rounding boundary (about
-    once in 2**52).  Eleven numpy operations where two roundings take two."""
-    c = s * 134217729.0                  # 2**27 + 1
-    hi = c - (c - s)
-    lo = s - hi
-    p = s * s
-    e = hi * hi
-    e -= p
-    c = hi * lo
-    c *= 2.0
-    e += c
-    lo *= lo
-    e += lo                              # s*s - p, exactly
+    """``fma(-s, s, 1)`` for float64 ``|s| <= 1`` (a tanh's output): the exact square ``s*s = p + e``
+    (``random._two_product``), ``h = 1 - p`` with its exact error ``t`` (Fast2Sum: ``1 >= p``), then
+    ``h + (t - e)``.  ``|t - e| <= ulp(h)``, so rounding it errs by at most 2**-53 ulp(h): the result
+    is the fused one unless the exact value lies that close to a rounding boundary (about once in
+    2**52)."""
+    p, e = _two_product(s, s)
     h = 1.0 - p
     t = 1.0 - h
     t -= p                               # 1 - p - h, exactly
